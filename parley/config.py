@@ -1,0 +1,68 @@
+"""Settings from environment variables. Every variable, its default and its meaning
+is listed here once; docs/configuration.md is written from the same table."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# name -> (default, meaning). Defaults are strings, as the environment gives them.
+VARIABLES: dict[str, tuple[str, str]] = {
+    "DATABASE_URL": ("", "PostgreSQL URL. Empty: `make run`/`make test` start an embedded PostgreSQL 16 (pgserver) under PARLEY_RUN_DIR; a service started by hand needs it set."),
+    "KAFKA_BOOTSTRAP_SERVERS": ("", "Kafka bootstrap servers (host:port,...). Empty: `make run`/`make test` start a local single-node KRaft broker under PARLEY_RUN_DIR."),
+    "PARLEY_HTTP_PORT": ("", "Port of this service's HTTP server. Defaults: gateway 8080, conversation 8081, operator-registry 8082, crm-bridge 8083, scheduler 8084."),
+    "PARLEY_PORT_BASE": ("8080", "`make run` only: the gateway gets this port and the other services the next four."),
+    "PARLEY_LOG_LEVEL": ("INFO", "Log level: DEBUG, INFO, WARNING, ERROR."),
+    "PARLEY_RUN_DIR": (".run", "Where `make run` keeps Kafka's and PostgreSQL's data and the services' logs."),
+    "PARLEY_SCHEMAS_DIR": ("schemas", "Folder with the event JSON Schemas and asyncapi.yaml (relative to the repository)."),
+    "PARLEY_SHUTDOWN_TIMEOUT": ("10", "Seconds a service waits for in-flight work on SIGTERM before giving up."),
+    "PARLEY_OWNER_EMAIL": ("owner@parley.local", "The demo project's owner login (printed by `make run`)."),
+    "PARLEY_OWNER_PASSWORD": ("parley-demo-owner", "The demo project's owner password."),
+}
+
+
+def env(name: str) -> str:
+    default, _ = VARIABLES[name]
+    return os.environ.get(name, default)
+
+
+def resolve_path(value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    http_port: int
+    database_url: str
+    kafka_bootstrap: str
+    log_level: str
+    schemas_dir: Path
+    shutdown_timeout: float
+
+    @classmethod
+    def from_env(cls, service: str, default_port: int) -> "Settings":
+        missing = [n for n in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS") if not env(n)]
+        if missing:
+            raise SystemExit(
+                f"{service}: {', '.join(missing)} not set. Start everything with `make run`, "
+                "or point the service at your PostgreSQL and Kafka with these variables."
+            )
+        return cls(
+            service=service,
+            http_port=int(env("PARLEY_HTTP_PORT") or default_port),
+            database_url=env("DATABASE_URL"),
+            kafka_bootstrap=env("KAFKA_BOOTSTRAP_SERVERS"),
+            log_level=env("PARLEY_LOG_LEVEL").upper(),
+            schemas_dir=resolve_path(env("PARLEY_SCHEMAS_DIR")),
+            shutdown_timeout=float(env("PARLEY_SHUTDOWN_TIMEOUT")),
+        )
+
+
+def configuration_table() -> str:
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{n}` | `{d}` | {m} |" for n, (d, m) in VARIABLES.items()]
+    return "\n".join(rows)

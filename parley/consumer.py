@@ -1,0 +1,165 @@
+"""Consumer runner: at-least-once delivery from Kafka, exactly-once effect in PostgreSQL.
+
+For each batch of one partition, one transaction holds: the handler's effects, the
+last applied version of each stream (an event at or below it is a duplicate - e.g. a
+relay republishing after a crash - and is skipped), and the Kafka offset to resume
+from. On partition assignment the runner seeks to the offsets stored with the state
+(the pattern of aiokafka's local_state_consumer example), so a crash anywhere replays
+only what was not committed, and the replay is absorbed.
+
+A projection is rebuilt by `rebuild()`: its reset and the tracking rows are cleared in
+one transaction, and the next `run()` reads its topics from the beginning."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable, Sequence
+
+import asyncpg
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from prometheus_client import Counter, Gauge
+
+from parley import kafka, logs
+from parley.envelope import Event
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
+Reset = Callable[[asyncpg.Connection], Awaitable[None]]
+
+APPLIED = Counter("parley_consumer_applied_total", "Events applied by a consumer", ["consumer"])
+DUPLICATES = Counter("parley_consumer_duplicates_total", "Redelivered events skipped", ["consumer"])
+GAPS = Counter("parley_consumer_gaps_total", "Events that skipped stream versions (should stay 0)", ["consumer"])
+INVALID = Counter("parley_consumer_invalid_total", "Messages that are not Parley events, skipped", ["consumer"])
+FAILURES = Counter("parley_consumer_failures_total", "Batches rolled back by a handler error and retried", ["consumer"])
+LAG = Gauge("parley_consumer_lag", "Messages in the partition not yet applied", ["consumer", "topic", "partition"])
+
+_CLAIM = """
+with previous as (select stream_version from consumer_streams where consumer = $1 and stream_id = $2)
+insert into consumer_streams (consumer, stream_id, stream_version) values ($1, $2, $3)
+on conflict (consumer, stream_id) do update set stream_version = excluded.stream_version
+    where consumer_streams.stream_version < excluded.stream_version
+returning (select stream_version from previous)
+"""
+
+
+class ConsumerRunner:
+    def __init__(self, pool: asyncpg.Pool, bootstrap: str, *, name: str, topics: Sequence[str],
+                 handle: Handler, reset: Reset | None = None, retry_delay: float = 1.0):
+        self.pool = pool
+        self.bootstrap = bootstrap
+        self.name = name  # also the Kafka consumer group
+        self.topics = list(topics)
+        self.handle = handle
+        self.reset = reset
+        self.retry_delay = retry_delay
+        self._consumer = None
+        self.positions: dict[TopicPartition, int] = {}  # next offset to apply, per assigned partition
+
+    async def rebuild(self) -> None:
+        """Forget everything applied; the next run() rebuilds from the first event.
+        Run it while this consumer's group is stopped."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if self.reset is not None:
+                await self.reset(conn)
+            await conn.execute("delete from consumer_streams where consumer = $1", self.name)
+            await conn.execute("delete from consumer_offsets where consumer = $1", self.name)
+        log.info("consumer reset for rebuild", extra={"consumer": self.name})
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = kafka.consumer(self.bootstrap, self.name)
+        consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self))
+        self._consumer = consumer
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=300, max_records=500)
+                for tp, messages in batches.items():
+                    if messages:
+                        await self._apply_with_retry(consumer, tp, messages, stop)
+                self._report_lag(consumer)
+        finally:
+            self._consumer = None
+            await consumer.stop()  # leaves the group at once; offsets live in PostgreSQL
+
+    async def _apply_with_retry(self, consumer, tp: TopicPartition, messages, stop: asyncio.Event) -> None:
+        while True:
+            try:
+                await self._apply(tp, messages)
+                break
+            except Exception:
+                FAILURES.labels(self.name).inc()
+                log.exception("consumer batch failed; rolled back, will retry",
+                              extra={"consumer": self.name, "topic": tp.topic, "partition": tp.partition,
+                                     "offset": messages[0].offset})
+                if stop.is_set():
+                    consumer.seek(tp, messages[0].offset)
+                    return
+                await asyncio.sleep(self.retry_delay)
+        self.positions[tp] = messages[-1].offset + 1
+        try:
+            await consumer.commit({tp: messages[-1].offset + 1})  # for lag tooling; PostgreSQL is the truth
+        except Exception as e:
+            log.info("kafka offset commit skipped", extra={"consumer": self.name, "error": repr(e)})
+
+    async def _apply(self, tp: TopicPartition, messages) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            for message in messages:
+                try:
+                    event = Event.from_bytes(message.value)
+                except Exception:
+                    INVALID.labels(self.name).inc()
+                    log.error("skipping a message that is not a Parley event",
+                              extra={"consumer": self.name, "topic": tp.topic, "partition": tp.partition,
+                                     "offset": message.offset})
+                    continue
+                await self._apply_event(conn, event)
+            await conn.execute(
+                """insert into consumer_offsets (consumer, topic, partition, next_offset) values ($1, $2, $3, $4)
+                   on conflict (consumer, topic, partition) do update set next_offset = excluded.next_offset""",
+                self.name, tp.topic, tp.partition, messages[-1].offset + 1)
+
+    async def _apply_event(self, conn: asyncpg.Connection, event: Event) -> None:
+        # The claim is the dedupe and the lock: a concurrent duplicate waits on this row
+        # and then finds the version already taken.
+        claimed = await conn.fetch(_CLAIM, self.name, event.stream_id, event.stream_version)
+        if not claimed:
+            DUPLICATES.labels(self.name).inc()
+            return
+        previous = claimed[0][0] or 0
+        if event.stream_version != previous + 1 and previous:
+            GAPS.labels(self.name).inc()
+            log.warning("stream version gap", extra={"consumer": self.name, "stream_id": event.stream_id,
+                                                     "previous": previous, "got": event.stream_version})
+        token = logs.correlation_id.set(event.correlation_id)
+        try:
+            await self.handle(conn, event)
+        finally:
+            logs.correlation_id.reset(token)
+        APPLIED.labels(self.name).inc()
+
+    def _report_lag(self, consumer) -> None:
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None and tp in self.positions:
+                LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(0, highwater - self.positions[tp]))
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):
+    def __init__(self, runner: ConsumerRunner):
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        pass  # every applied batch already stored its offset with its effect
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        consumer = self.runner._consumer
+        rows = await self.runner.pool.fetch(
+            "select topic, partition, next_offset from consumer_offsets where consumer = $1", self.runner.name)
+        stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        for tp in assigned:
+            if tp in stored:
+                consumer.seek(tp, stored[tp])
+            else:
+                await consumer.seek_to_beginning(tp)
+            self.runner.positions[tp] = stored.get(tp, 0)

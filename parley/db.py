@@ -1,0 +1,75 @@
+"""asyncpg pools and the one migration runner.
+
+Each service owns one PostgreSQL schema. Its pool sets `search_path` to that schema,
+so SQL in services and in the backbone is written unqualified. Migrations are plain
+SQL files applied in name order: first the backbone's own (event store, outbox
+progress, consumer tracking), then the service's."""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import asyncpg
+import orjson
+
+log = logging.getLogger(__name__)
+
+BACKBONE_MIGRATIONS = Path(__file__).parent / "migrations"
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_schema_name(schema: str) -> str:
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}: use lower-case letters, digits and _")
+    return schema
+
+
+def _server_settings(schema: str) -> dict[str, str]:
+    return {"search_path": check_schema_name(schema), "application_name": f"parley-{schema}"}
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("jsonb", "json"):
+        await conn.set_type_codec(typ, schema="pg_catalog", format="text",
+                                  encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads)
+
+
+async def create_pool(database_url: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size,
+                                     init=_init_connection, server_settings=_server_settings(schema))
+
+
+async def connect(database_url: str, schema: str) -> asyncpg.Connection:
+    """A single connection, set up like the pool's (for LISTEN and session locks)."""
+    conn = await asyncpg.connect(database_url, server_settings=_server_settings(schema))
+    await _init_connection(conn)
+    return conn
+
+
+async def migrate(pool: asyncpg.Pool, schema: str, *dirs: Path) -> list[str]:
+    """Apply every not-yet-applied .sql file from the backbone and `dirs`, each in its
+    own transaction. Safe to run from many replicas at once (advisory lock)."""
+    check_schema_name(schema)
+    files = sorted(BACKBONE_MIGRATIONS.glob("*.sql")) + [f for d in dirs for f in sorted(Path(d).glob("*.sql"))]
+    applied_now = []
+    async with pool.acquire() as conn:
+        await conn.execute(f"create schema if not exists {schema}")
+        await conn.execute("select pg_advisory_lock(hashtext('parley_migrate:' || $1))", schema)
+        try:
+            await conn.execute(f"""create table if not exists {schema}.schema_migrations (
+                name text primary key, applied_at timestamptz not null default now())""")
+            done = {r["name"] for r in await conn.fetch(f"select name from {schema}.schema_migrations")}
+            for path in files:
+                name = f"{'backbone' if path.parent == BACKBONE_MIGRATIONS else 'service'}/{path.name}"
+                if name in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(f"set local search_path to {schema}")
+                    await conn.execute(path.read_text())
+                    await conn.execute(f"insert into {schema}.schema_migrations(name) values ($1)", name)
+                applied_now.append(name)
+                log.info("migration applied", extra={"schema": schema, "migration": name})
+        finally:
+            await conn.execute("select pg_advisory_unlock(hashtext('parley_migrate:' || $1))", schema)
+    return applied_now

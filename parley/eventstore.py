@@ -1,0 +1,148 @@
+"""Event store on PostgreSQL: append with expected version, load a stream, read all
+in commit order, and idempotent command execution. The events table is also the
+outbox: the relay publishes from it (see relay.py)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable, Sequence
+
+import asyncpg
+
+from parley.envelope import Event
+from parley.schemas import Catalog
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = "position, id::text, stream_id, stream_version, type, version, topic, occurred_at, correlation_id, causation_id, project_id, data"
+
+
+class ConcurrencyConflict(Exception):
+    """The stream moved on since the caller loaded it."""
+
+    def __init__(self, stream_id: str, expected: int, actual: int):
+        super().__init__(f"stream {stream_id!r} is at version {actual}, expected {expected}: "
+                         "reload it and decide again")
+        self.stream_id, self.expected, self.actual = stream_id, expected, actual
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    position: int
+    topic: str
+    event: Event
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a command decided: events to append, and the result to return (and to
+    return again, unchanged, to a retry of the same command id)."""
+    events: Sequence[Event]
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: dict[str, Any]
+    events: Sequence[Event]
+    replayed: bool  # True: a retry; the result is the first attempt's and nothing was appended
+
+
+def _row_to_stored(row: asyncpg.Record) -> StoredEvent:
+    return StoredEvent(row["position"], row["topic"], Event(
+        id=row["id"], type=row["type"], version=row["version"], stream_id=row["stream_id"],
+        stream_version=row["stream_version"], occurred_at=row["occurred_at"].isoformat(),
+        correlation_id=row["correlation_id"], causation_id=row["causation_id"],
+        project_id=row["project_id"], data=row["data"]))
+
+
+async def read_all(db: asyncpg.Pool | asyncpg.Connection, after: int = 0, limit: int = 1000) -> list[StoredEvent]:
+    """Events in commit order with position > after."""
+    query = f"select {_COLUMNS} from events where position > $1 order by position limit $2"
+    return [_row_to_stored(r) for r in await db.fetch(query, after, limit)]
+
+
+class EventStore:
+    def __init__(self, pool: asyncpg.Pool, catalog: Catalog, *,
+                 topic_for: Callable[[str], str] | None = None):
+        self.pool = pool
+        self.catalog = catalog
+        self.topic_for = topic_for or catalog.topic_for
+
+    async def append(self, events: Iterable[Event], expected_version: int, *,
+                     command_id: str | None = None, result: dict[str, Any] | None = None,
+                     conn: asyncpg.Connection | None = None) -> list[Event]:
+        """Append events to one stream after `expected_version` (0: the stream must not
+        exist). Raises ConcurrencyConflict if the stream is elsewhere, SchemaViolation if
+        an event breaks its schema. Returns the events with their stream versions."""
+        events = list(events)
+        if not events:
+            return []
+        stream_id = events[0].stream_id
+        if any(e.stream_id != stream_id for e in events):
+            raise ValueError("one append writes one stream")
+        numbered = [e.with_version(expected_version + i + 1) for i, e in enumerate(events)]
+        for e in numbered:
+            self.catalog.validate(e)
+        topic = self.topic_for(stream_id)
+        if conn is None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._append_locked(conn, stream_id, topic, numbered, expected_version, command_id, result)
+        else:
+            await self._append_locked(conn, stream_id, topic, numbered, expected_version, command_id, result)
+        return numbered
+
+    async def _append_locked(self, conn, stream_id, topic, events, expected_version, command_id, result):
+        # Held until commit: positions are handed out in commit order (see the migration).
+        await conn.execute("select pg_advisory_xact_lock(hashtext('parley_append:' || current_schema()))")
+        actual = await conn.fetchval(
+            "select coalesce(max(stream_version), 0) from events where stream_id = $1", stream_id)
+        if actual != expected_version:
+            raise ConcurrencyConflict(stream_id, expected_version, actual)
+        await conn.executemany(
+            """insert into events (id, stream_id, stream_version, type, version, topic, occurred_at,
+                                   correlation_id, causation_id, project_id, data)
+               values ($1, $2, $3, $4, $5, $6, $7::text::timestamptz, $8, $9, $10, $11)""",
+            [(e.id, e.stream_id, e.stream_version, e.type, e.version, topic, e.occurred_at,
+              e.correlation_id, e.causation_id, e.project_id, e.data) for e in events])
+        if command_id is not None:
+            await conn.execute("insert into commands (command_id, stream_id, result) values ($1, $2, $3)",
+                               command_id, stream_id, result or {})
+
+    async def load(self, stream_id: str, *, conn: asyncpg.Connection | None = None) -> list[Event]:
+        query = f"select {_COLUMNS} from events where stream_id = $1 order by stream_version"
+        rows = await (conn or self.pool).fetch(query, stream_id)
+        return [_row_to_stored(r).event for r in rows]
+
+    async def read_all(self, after: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        return await read_all(self.pool, after, limit)
+
+    async def execute(self, command_id: str, stream_id: str,
+                      decide: Callable[[list[Event]], Decision | Awaitable[Decision]],
+                      *, attempts: int = 5) -> Outcome:
+        """Run a command exactly once per command id: load the stream, decide, append.
+        A concurrent writer makes it reload and decide again; a retry of a command id
+        that already succeeded returns the first result and appends nothing."""
+        for attempt in range(1, attempts + 1):
+            first = await self._recorded(command_id)
+            if first is not None:
+                return Outcome(first, [], replayed=True)
+            history = await self.load(stream_id)
+            decision = decide(history)
+            if hasattr(decision, "__await__"):
+                decision = await decision
+            try:
+                appended = await self.append(decision.events, len(history), command_id=command_id,
+                                             result=decision.result)
+                return Outcome(decision.result, appended, replayed=False)
+            except ConcurrencyConflict:
+                if attempt == attempts:
+                    raise
+            except asyncpg.UniqueViolationError as e:
+                if e.constraint_name != "commands_pkey":
+                    raise
+                # The same command id is being run concurrently and won: loop to return its result.
+        raise AssertionError("unreachable")
+
+    async def _recorded(self, command_id: str) -> dict[str, Any] | None:
+        return await self.pool.fetchval("select result from commands where command_id = $1", command_id)

@@ -1,0 +1,102 @@
+"""Start the real components Parley needs - Kafka and PostgreSQL - the same way for
+`make run` and the test suite:
+
+1. KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL, when set, name existing ones;
+2. else, where a Docker engine answers, testcontainers starts official images;
+3. else Kafka runs from Apache's jars (kafka_local.py) and PostgreSQL is embedded
+   (pgserver), both under the run folder.
+
+There is no fallback to "no broker": if none can be had, starting fails loudly."""
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from parley import kafka
+from parley.config import env, resolve_path
+from parley.platform.kafka_local import LocalKafka
+from parley.platform.procs import say
+from parley.schemas import load_topics
+
+
+def kafka_answers(bootstrap: str) -> bool:
+    try:
+        asyncio.run(kafka.ping(bootstrap, timeout=2))
+        return True
+    except Exception:
+        return False
+
+
+def docker_available() -> bool:
+    try:
+        import docker
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+@dataclass
+class Components:
+    bootstrap: str
+    database_url: str
+    kind: str
+    _stops: list[Callable[[], None]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for stop in reversed(self._stops):
+            stop()
+        self._stops.clear()
+
+
+def _start_kafka(run_dir: Path, use_docker: bool, stops: list) -> tuple[str, str]:
+    if env("KAFKA_BOOTSTRAP_SERVERS"):
+        return env("KAFKA_BOOTSTRAP_SERVERS"), "external"
+    if use_docker:
+        from testcontainers.kafka import KafkaContainer
+        say("starting Kafka in Docker (testcontainers)...")
+        container = KafkaContainer("confluentinc/cp-kafka:7.7.1").with_kraft().start()
+        stops.append(container.stop)
+        return container.get_bootstrap_server(), "testcontainers"
+    broker = LocalKafka(run_dir)
+    stops.append(broker.stop)
+    return broker.start(), "local jars"
+
+
+def _start_postgres(run_dir: Path, use_docker: bool, stops: list) -> tuple[str, str]:
+    if env("DATABASE_URL"):
+        return env("DATABASE_URL"), "external"
+    if use_docker:
+        from testcontainers.postgres import PostgresContainer
+        say("starting PostgreSQL in Docker (testcontainers)...")
+        container = PostgresContainer("postgres:16", driver=None).start()
+        stops.append(container.stop)
+        return container.get_connection_url(), "testcontainers"
+    import pgserver
+    pgdata = run_dir / "postgres"
+    say(f"starting embedded PostgreSQL 16 in {pgdata}...")
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    stops.append(server.cleanup)
+    return server.get_uri(), "embedded pgserver"
+
+
+def start(run_dir: Path | None = None, *, use_docker: bool | None = None) -> Components:
+    run_dir = Path(run_dir or resolve_path(env("PARLEY_RUN_DIR"))).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if use_docker is None:
+        use_docker = not (env("KAFKA_BOOTSTRAP_SERVERS") and env("DATABASE_URL")) and docker_available()
+    stops: list[Callable[[], None]] = []
+    try:
+        database_url, pg_kind = _start_postgres(run_dir, use_docker, stops)
+        bootstrap, kafka_kind = _start_kafka(run_dir, use_docker, stops)
+        created = asyncio.run(kafka.create_topics(bootstrap, load_topics(resolve_path(env("PARLEY_SCHEMAS_DIR")) / "asyncapi.yaml")))
+        if created:
+            say(f"created topics: {', '.join(created)}")
+    except BaseException:
+        for stop in reversed(stops):
+            stop()
+        raise
+    return Components(bootstrap, database_url, f"Kafka: {kafka_kind}, PostgreSQL: {pg_kind}", stops)

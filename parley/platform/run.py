@@ -1,0 +1,123 @@
+"""`make run`: Kafka, PostgreSQL and the five services, until Ctrl-C.
+
+Prints where everything is once every service's /readyz answers 200. Ctrl-C (or
+SIGTERM) stops the services gracefully, then the broker and the database; children
+are tied to this process, so even a killed run leaves no stray process behind."""
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from parley.config import env, resolve_path
+from parley.platform import components
+from parley.platform.procs import say, spawn, stop, wait_until
+
+# (service, python module) in start order; ports are PARLEY_PORT_BASE + index.
+SERVICES = [
+    ("gateway", "gateway"),
+    ("conversation", "conversation"),
+    ("operator-registry", "operator_registry"),
+    ("crm-bridge", "crm_bridge"),
+    ("scheduler", "scheduler"),
+]
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except Exception:
+        return False
+
+
+def _lock_run_dir(run_dir: Path):
+    lock = open(run_dir / "run.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"another `make run` is using {run_dir}; stop it, or set PARLEY_RUN_DIR "
+                         "and PARLEY_PORT_BASE to run a second one beside it.")
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
+def main() -> int:
+    started = time.monotonic()
+    run_dir = resolve_path(env("PARLEY_RUN_DIR")).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_run_dir(run_dir)
+    logs_dir = run_dir / "logs"
+    logs_dir.mkdir(exist_ok=True)
+    base = int(env("PARLEY_PORT_BASE"))
+
+    stopping = False
+
+    def on_signal(signum, _frame):
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    comps = None
+    procs: dict[str, object] = {}
+    try:
+        comps = components.start(run_dir)
+        child_env = {**os.environ, "DATABASE_URL": comps.database_url,
+                     "KAFKA_BOOTSTRAP_SERVERS": comps.bootstrap, "PYTHONUNBUFFERED": "1"}
+        for i, (name, module) in enumerate(SERVICES):
+            say(f"starting {name} on :{base + i} (log: {logs_dir / (name + '.log')})")
+            procs[name] = spawn([sys.executable, "-m", module], log_path=logs_dir / f"{name}.log",
+                                env={**child_env, "PARLEY_HTTP_PORT": str(base + i)})
+        for i, (name, _) in enumerate(SERVICES):
+            proc = procs[name]
+            wait_until(f"{name} /readyz", lambda: _ready(f"http://127.0.0.1:{base + i}/readyz"),
+                       timeout=120, alive=lambda: proc.poll() is None)
+        gateway = f"http://localhost:{base}"
+        print(f"""
+Parley is ready in {time.monotonic() - started:.1f} s ({comps.kind}).
+
+  Gateway:                         {gateway}  (health: {gateway}/readyz, metrics: {gateway}/metrics)
+  Owner login:                     {env('PARLEY_OWNER_EMAIL')} / {env('PARLEY_OWNER_PASSWORD')}
+  Services:                        {', '.join(f'{n} :{base + i}' for i, (n, _) in enumerate(SERVICES))}
+  Kafka:                           {comps.bootstrap}
+  Logs:                            {logs_dir}
+
+Press Ctrl-C to stop everything.
+""", flush=True)
+        while True:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    say(f"{name} exited with code {proc.returncode}; see {logs_dir / (name + '.log')}. Stopping.")
+                    return 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        return 0
+    except (RuntimeError, TimeoutError) as e:
+        say(f"could not start: {e}. Logs are in {logs_dir}.")
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if procs:
+            say("stopping services...")
+        for name, proc in reversed(list(procs.items())):
+            stop(proc)
+        if comps:
+            say("stopping Kafka and PostgreSQL...")
+            comps.stop()
+        say("stopped.")
+        lock.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Outbox relay: publishes a schema's appended events to Kafka in commit order,
+keyed by stream id, and records how far it got.
+
+- Order: events are read by `position`, which appends hand out in commit order
+  (see migrations/001_event_store.sql), so an event that committed late is never
+  skipped. Sends go out one after another into an idempotent producer (acks=all),
+  which keeps them in order within a partition across retries.
+- Crash safety: progress is recorded only after Kafka acknowledged the batch. A crash
+  in between republishes that batch; consumers skip the duplicates by stream version.
+- One active relay per schema: replicas wait on a PostgreSQL advisory lock.
+
+Run standalone with `python -m parley.relay --schema NAME` (services run it in-process)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+
+import asyncpg
+from prometheus_client import Counter, Gauge
+
+from parley import db, kafka
+from parley.eventstore import StoredEvent, read_all
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = Counter("parley_relay_published_total", "Events published to Kafka by the relay", ["schema"])
+LAG = Gauge("parley_relay_lag_events", "Events appended but not yet published", ["schema"])
+ERRORS = Counter("parley_relay_errors_total", "Relay passes that failed and will be retried", ["schema"])
+
+
+class Relay:
+    def __init__(self, database_url: str, schema: str, bootstrap: str, *,
+                 batch_size: int = 500, poll_interval: float = 1.0, name: str = "relay"):
+        self.database_url = database_url
+        self.schema = db.check_schema_name(schema)
+        self.bootstrap = bootstrap
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.name = name
+        self._wake = asyncio.Event()
+        self.is_leader = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop` is set; survive database and broker outages by retrying."""
+        while not stop.is_set():
+            try:
+                await self._run_as_leader(stop)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                log.warning("relay connection lost, retrying", extra={"schema": self.schema, "error": str(e)})
+                ERRORS.labels(self.schema).inc()
+                await _sleep_unless(stop, 2)
+
+    async def _run_as_leader(self, stop: asyncio.Event) -> None:
+        conn = await db.connect(self.database_url, self.schema)
+        try:
+            while not await conn.fetchval("select pg_try_advisory_lock(hashtext('parley_relay:' || $1))",
+                                          self.schema):
+                if await _sleep_unless(stop, self.poll_interval):
+                    return
+            self.is_leader = True
+            await conn.add_listener(f"parley_events_{self.schema}", lambda *_: self._wake.set())
+            producer = kafka.producer(self.bootstrap)
+            try:
+                await producer.start()
+                await self._publish_until(stop, conn, producer)
+            finally:
+                await producer.stop()
+        finally:
+            self.is_leader = False
+            await conn.close()
+
+    async def _publish_until(self, stop, conn, producer) -> None:
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                published = await self._publish_batch(conn, producer)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                raise  # the database is gone: reconnect (and re-elect) in run()
+            except Exception as e:  # broker trouble: keep the batch, try again shortly
+                log.warning("relay could not publish, retrying", extra={"schema": self.schema, "error": repr(e)})
+                ERRORS.labels(self.schema).inc()
+                await _sleep_unless(stop, 1)
+                continue
+            if published < self.batch_size:
+                await _wait_either(stop, self._wake, self.poll_interval)
+
+    async def _publish_batch(self, conn: asyncpg.Connection, producer) -> int:
+        last = await conn.fetchval("select position from relay_progress where relay = $1", self.name) or 0
+        batch: list[StoredEvent] = await read_all(conn, after=last, limit=self.batch_size)
+        if not batch:
+            LAG.labels(self.schema).set(0)
+            return 0
+        acks = [await producer.send(s.topic, s.event.to_bytes(), key=s.event.stream_id.encode(),
+                                    headers=[("type", s.event.type.encode())]) for s in batch]
+        await asyncio.gather(*acks)
+        position = batch[-1].position
+        await conn.execute("""insert into relay_progress (relay, position) values ($1, $2)
+                              on conflict (relay) do update set position = excluded.position""",
+                           self.name, position)
+        PUBLISHED.labels(self.schema).inc(len(batch))
+        newest = await conn.fetchval("select coalesce(max(position), 0) from events")
+        LAG.labels(self.schema).set(max(0, newest - position))
+        return len(batch)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep, waking early if `stop` is set; returns whether it was."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+        return True
+    except asyncio.TimeoutError:
+        return False
+
+
+async def _wait_either(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+def main() -> None:
+    from parley.logs import setup_logging
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--schema", required=True, help="the service schema whose events to publish")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    args = parser.parse_args()
+    if not args.database_url or not args.bootstrap:
+        parser.error("set DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (or --database-url/--bootstrap)")
+    setup_logging("relay", os.environ.get("PARLEY_LOG_LEVEL", "INFO"))
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Relay(args.database_url, args.schema, args.bootstrap).run(stop)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

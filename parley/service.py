@@ -1,0 +1,178 @@
+"""The service skeleton every Parley service is built from: an aiohttp app with
+/healthz, /readyz (really checks PostgreSQL and Kafka), /metrics, JSON logs carrying
+correlation ids, migrations at start-up, the outbox relay and consumers as supervised
+background tasks, and a graceful shutdown that lets them finish their batch."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable, Sequence
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from parley import db, kafka, logs
+from parley.config import Settings
+from parley.consumer import ConsumerRunner, Handler, Reset
+from parley.eventstore import EventStore
+from parley.relay import Relay
+from parley.schemas import Catalog
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+STORE = web.AppKey("store", EventStore)
+TASKS = web.AppKey("tasks", dict)
+
+REQUESTS = Counter("parley_http_requests_total", "HTTP requests served", ["route", "status"])
+LATENCY = Histogram("parley_http_request_seconds", "HTTP request latency", ["route"])
+
+_CORRELATION_HEADER = "X-Correlation-Id"
+_VALID_CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+_PROBES = {"/healthz", "/readyz", "/metrics"}
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    name: str
+    topics: Sequence[str]
+    handle: Handler
+    reset: Reset | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str                      # "operator-registry": logs, metrics, process name
+    schema: str                    # its PostgreSQL schema: "operator_registry"
+    default_port: int
+    migrations: Path | None = None
+    owns_streams: bool = True      # runs the outbox relay for its schema
+    consumers: Sequence[ConsumerSpec] = ()
+    routes: Callable[[web.Application], None] | None = None
+    extra_schema_dirs: Sequence[Path] = field(default=())
+
+
+@web.middleware
+async def _correlation_and_metrics(request: web.Request, handler):
+    incoming = request.headers.get(_CORRELATION_HEADER, "")
+    cid = incoming if _VALID_CORRELATION.match(incoming) else logs.new_correlation_id()
+    token = logs.correlation_id.set(cid)
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers[_CORRELATION_HEADER] = cid
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        e.headers[_CORRELATION_HEADER] = cid
+        raise
+    finally:
+        REQUESTS.labels(route, str(status)).inc()
+        LATENCY.labels(route).observe(time.perf_counter() - started)
+        if request.path not in _PROBES:
+            log.info("http request", extra={"method": request.method, "path": request.path, "status": status,
+                                            "ms": round((time.perf_counter() - started) * 1000, 1)})
+        logs.correlation_id.reset(token)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "service": request.app[SETTINGS].service})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    checks: dict[str, str] = {}
+
+    async def check(name: str, probe: Awaitable) -> None:
+        try:
+            await asyncio.wait_for(probe, 3)
+            checks[name] = "ok"
+        except Exception as e:
+            checks[name] = f"failing: {e!r}"
+
+    await asyncio.gather(check("postgres", request.app[POOL].fetchval("select 1")),
+                         check("kafka", kafka.ping(settings.kafka_bootstrap)))
+    for name, task in request.app[TASKS].items():
+        checks[name] = "ok" if not task.done() else "stopped"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks},
+                             status=200 if ready else 503)
+
+
+async def metrics(_: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _supervise(name: str, run: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Keep a background loop alive: an unexpected crash is logged and restarted."""
+    while not stop.is_set():
+        try:
+            await run(stop)
+        except Exception:
+            log.exception("background task crashed; restarting in 2 s", extra={"task": name})
+            try:
+                await asyncio.wait_for(stop.wait(), 2)
+            except asyncio.TimeoutError:
+                pass
+
+
+def create_app(spec: ServiceSpec, settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[_correlation_and_metrics], client_max_size=1024 * 1024)
+    app[SETTINGS] = settings
+    app[TASKS] = {}
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+    async def database(app: web.Application):
+        pool = await db.create_pool(settings.database_url, spec.schema)
+        await db.migrate(pool, spec.schema, *([spec.migrations] if spec.migrations else []))
+        app[POOL] = pool
+        app[STORE] = EventStore(pool, Catalog(settings.schemas_dir, *spec.extra_schema_dirs))
+        yield
+        await pool.close()
+
+    async def background(app: web.Application):
+        stop = asyncio.Event()
+        loops: dict[str, Callable[[asyncio.Event], Awaitable[None]]] = {}
+        if spec.owns_streams:
+            loops["relay"] = Relay(settings.database_url, spec.schema, settings.kafka_bootstrap).run
+        for c in spec.consumers:
+            runner = ConsumerRunner(app[POOL], settings.kafka_bootstrap, name=c.name, topics=c.topics,
+                                    handle=c.handle, reset=c.reset)
+            loops[f"consumer:{c.name}"] = runner.run
+        for name, run in loops.items():
+            app[TASKS][name] = asyncio.create_task(_supervise(name, run, stop), name=name)
+        yield
+        stop.set()  # loops finish their current batch, store progress and return
+        tasks = list(app[TASKS].values())
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=settings.shutdown_timeout)
+            for task in late:
+                log.warning("background task did not stop in time; cancelling", extra={"task": task.get_name()})
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(background)
+    if spec.routes:
+        spec.routes(app)
+    return app
+
+
+def main(spec: ServiceSpec) -> None:
+    settings = Settings.from_env(spec.name, spec.default_port)
+    logs.setup_logging(spec.name, settings.log_level)
+    log.info("starting", extra={"port": settings.http_port})
+    web.run_app(create_app(spec, settings), port=settings.http_port, print=None,
+                shutdown_timeout=settings.shutdown_timeout, access_log=None)
+    log.info("stopped")
