@@ -1,0 +1,50 @@
+"""Real components for the whole suite: one Kafka broker and one PostgreSQL per test
+session (see parley/platform/components.py for how they are found or started). Each
+test gets its own PostgreSQL schema and its own Kafka topic, so tests never see each
+other's data. If no broker or database can be started, the session fails: there is
+no skip."""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from parley import db, kafka
+from parley.config import REPO_ROOT
+from parley.platform import components
+from parley.schemas import Catalog, Topic
+
+TEST_SCHEMAS = Path(__file__).parent / "schemas"
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory):
+    comps = components.start(tmp_path_factory.mktemp("platform"))
+    yield comps
+    comps.stop()
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return Catalog(REPO_ROOT / "schemas", TEST_SCHEMAS)
+
+
+@pytest.fixture
+def schema_name() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def pool(platform, schema_name):
+    pool = await db.create_pool(platform.database_url, schema_name, max_size=25)
+    await db.migrate(pool, schema_name)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def topic(platform) -> str:
+    name = f"test.{uuid.uuid4().hex[:12]}"
+    await kafka.create_topics(platform.bootstrap, [Topic(name, "tests", ("item",), 4, 1, {})])
+    return name
