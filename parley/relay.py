@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--schema", required=True, help="the service schema whose events to publish")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    parser.add_argument("--batch-size", type=int, default=500, help="events per Kafka round trip")
     args = parser.parse_args()
     if not args.database_url or not args.bootstrap:
         parser.error("set DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (or --database-url/--bootstrap)")
@@ -140,7 +141,7 @@ def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await Relay(args.database_url, args.schema, args.bootstrap).run(stop)
+        await Relay(args.database_url, args.schema, args.bootstrap, batch_size=args.batch_size).run(stop)
 
     asyncio.run(run())
 

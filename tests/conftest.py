@@ -16,6 +16,7 @@ from parley.platform import components
 from parley.schemas import Catalog, Topic
 
 TEST_SCHEMAS = Path(__file__).parent / "schemas"
+TEST_PARTITIONS = 4
 
 
 @pytest.fixture(scope="session")
@@ -46,5 +47,5 @@ async def pool(platform, schema_name):
 @pytest.fixture
 async def topic(platform) -> str:
     name = f"test.{uuid.uuid4().hex[:12]}"
-    await kafka.create_topics(platform.bootstrap, [Topic(name, "tests", ("item",), 4, 1, {})])
+    await kafka.create_topics(platform.bootstrap, [Topic(name, "tests", ("item",), TEST_PARTITIONS, 1, {})])
     return name
