@@ -22,8 +22,10 @@ def _die_with_parent() -> None:
 def spawn(args: list[str], *, log_path, env: dict[str, str] | None = None, cwd=None) -> subprocess.Popen:
     log = open(log_path, "ab")
     try:
+        # A session of its own: Ctrl-C reaches only the parent, which then stops its
+        # children in order (services, then the broker, then the database).
         return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, cwd=cwd, preexec_fn=_die_with_parent)
+                                env=env, cwd=cwd, preexec_fn=_die_with_parent, start_new_session=True)
     finally:
         log.close()
 
@@ -47,7 +49,9 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Free for a server to listen on (servers set SO_REUSEADDR, so TIME_WAIT does not count)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
