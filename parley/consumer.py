@@ -54,6 +54,9 @@ class ConsumerRunner:
         self.reset = reset
         self.retry_delay = retry_delay
         self._consumer = None
+        # Held while a batch is applied and while a rebalance seeks: a seek must read the
+        # offsets stored by every batch that was in hand, or it would replay them.
+        self._applying = asyncio.Lock()
         self.positions: dict[TopicPartition, int] = {}  # next offset to apply, per assigned partition
 
     async def rebuild(self) -> None:
@@ -74,9 +77,13 @@ class ConsumerRunner:
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=300, max_records=500)
-                for tp, messages in batches.items():
-                    if messages:
-                        await self._apply_with_retry(consumer, tp, messages, stop)
+                async with self._applying:
+                    for tp, messages in batches.items():
+                        # A seek to the position a fetch was already at can make the client
+                        # hand out the same records twice; what is behind our position is old.
+                        messages = [m for m in messages if m.offset >= self.positions.get(tp, 0)]
+                        if messages and tp in consumer.assignment():
+                            await self._apply_with_retry(consumer, tp, messages, stop)
                 self._report_lag(consumer)
         finally:
             self._consumer = None
@@ -153,13 +160,14 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         pass  # every applied batch already stored its offset with its effect
 
     async def on_partitions_assigned(self, assigned) -> None:
-        consumer = self.runner._consumer
-        rows = await self.runner.pool.fetch(
-            "select topic, partition, next_offset from consumer_offsets where consumer = $1", self.runner.name)
-        stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
-        for tp in assigned:
-            if tp in stored:
-                consumer.seek(tp, stored[tp])
-            else:
-                await consumer.seek_to_beginning(tp)
-            self.runner.positions[tp] = stored.get(tp, 0)
+        async with self.runner._applying:
+            consumer = self.runner._consumer
+            rows = await self.runner.pool.fetch(
+                "select topic, partition, next_offset from consumer_offsets where consumer = $1", self.runner.name)
+            stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+            for tp in assigned:
+                if tp in stored:
+                    consumer.seek(tp, stored[tp])
+                else:
+                    await consumer.seek_to_beginning(tp)
+                self.runner.positions[tp] = stored.get(tp, 0)
