@@ -66,3 +66,18 @@ def configuration_table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     rows += [f"| `{n}` | `{d}` | {m} |" for n, (d, m) in VARIABLES.items()]
     return "\n".join(rows)
+
+
+def configuration_doc() -> str:
+    return f"""# Configuration
+
+Every Parley process reads these environment variables. The table is generated from
+`parley/config.py` (`VARIABLES`), and a test keeps the two identical: change the code,
+then run `.venv/bin/python -m parley.config > docs/configuration.md`.
+
+{configuration_table()}
+"""
+
+
+if __name__ == "__main__":
+    print(configuration_doc(), end="")

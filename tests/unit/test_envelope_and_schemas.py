@@ -66,3 +66,8 @@ def test_streams_route_to_their_topic(catalog):
     assert catalog.topic_for("project-abc") == "project.events"
     with pytest.raises(SchemaViolation, match="no topic in asyncapi.yaml declares stream category 'nope'"):
         catalog.topic_for("nope-1")
+
+
+def test_configuration_doc_matches_the_code():
+    from parley.config import configuration_doc
+    assert (REPO_ROOT / "docs" / "configuration.md").read_text() == configuration_doc()
