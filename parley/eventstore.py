@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 _COLUMNS = "position, id::text, stream_id, stream_version, type, version, topic, occurred_at, correlation_id, causation_id, project_id, data"
 
 
+Effects = Callable[[asyncpg.Connection, list[Event]], Awaitable[None]]
+
+
 class ConcurrencyConflict(Exception):
     """The stream moved on since the caller loaded it."""
 
@@ -119,10 +122,12 @@ class EventStore:
 
     async def execute(self, command_id: str, stream_id: str,
                       decide: Callable[[list[Event]], Decision | Awaitable[Decision]],
-                      *, attempts: int = 5) -> Outcome:
+                      *, attempts: int = 5, effects: Effects | None = None) -> Outcome:
         """Run a command exactly once per command id: load the stream, decide, append.
         A concurrent writer makes it reload and decide again; a retry of a command id
-        that already succeeded returns the first result and appends nothing."""
+        that already succeeded returns the first result and appends nothing.
+        `effects(conn, events)` runs in the append's transaction: the owning service's
+        own tables (and secrets, which never go into events) change atomically with it."""
         for attempt in range(1, attempts + 1):
             first = await self._recorded(command_id)
             if first is not None:
@@ -132,8 +137,11 @@ class EventStore:
             if hasattr(decision, "__await__"):
                 decision = await decision
             try:
-                appended = await self.append(decision.events, len(history), command_id=command_id,
-                                             result=decision.result)
+                async with self.pool.acquire() as conn, conn.transaction():
+                    appended = await self.append(decision.events, len(history), command_id=command_id,
+                                                 result=decision.result, conn=conn)
+                    if effects is not None:
+                        await effects(conn, appended)
                 return Outcome(decision.result, appended, replayed=False)
             except ConcurrencyConflict:
                 if attempt == attempts:

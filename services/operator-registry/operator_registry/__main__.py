@@ -1,13 +1,30 @@
 from pathlib import Path
 
-from parley.service import ServiceSpec, main
+from aiohttp import web
+
+from parley.config import env
+from parley.service import STORE, ServiceSpec, main
+
+from operator_registry import api, commands
+
+DEMO_PROJECT = "demo"
+
+
+def routes(app: web.Application) -> None:
+    api.add_routes(app)
+
+    async def seed(app: web.Application) -> None:
+        await commands.seed_demo_project(app[STORE], DEMO_PROJECT, env("PARLEY_OWNER_EMAIL"),
+                                         env("PARLEY_OWNER_PASSWORD"))
+    app.on_startup.append(seed)
+
 
 SPEC = ServiceSpec(
     name="operator-registry",
     schema="operator_registry",
     default_port=8082,
     migrations=Path(__file__).parent / "migrations",
-    owns_streams=True,
+    routes=routes,
 )
 
 if __name__ == "__main__":

@@ -1,0 +1,368 @@
+"""Projects, operators and quick-reply templates: pure state, evolve and decide.
+
+No I/O here. `evolve(state, event)` folds one event into an aggregate's state;
+the `decide_*` functions check a command against the state and the acting operator
+and return the events to append, or raise Rejected with a code and a message."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from parley.envelope import Event, new_event
+
+from operator_registry.widget_texts import LANGUAGES, TextsRejected, validate_overrides
+
+NAME_MAX = 80
+EMAIL_MAX = 254
+PASSWORD_MIN = 10
+PASSWORD_MAX = 200
+SITES_MAX = 50
+TEMPLATE_TITLE_MAX = 100
+TEMPLATE_TEXT_MAX = 2000
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Rejected(Exception):
+    """A command refused: HTTP status, machine-readable code, human message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def forbidden(message: str) -> Rejected:
+    return Rejected(403, "forbidden", message)
+
+
+def invalid(code: str, message: str) -> Rejected:
+    return Rejected(422, code, message)
+
+
+def not_found(what: str) -> Rejected:
+    return Rejected(404, "not_found", f"{what} not found")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The operator a request acts for (from their session)."""
+    operator_id: str
+    project_id: str
+    is_admin: bool
+    is_owner: bool
+
+
+@dataclass(frozen=True)
+class Project:
+    id: str
+    name: str = ""
+    owner_name: str = ""
+    owner_email: str = ""
+    chat_enabled: bool = False
+    owner_operator_id: str = ""
+    language: str = "ru"
+    texts: dict[str, str] = field(default_factory=dict)
+    sites: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Operator:
+    id: str
+    project_id: str = ""
+    name: str = ""
+    email: str = ""
+    is_admin: bool = False
+    is_owner: bool = False
+    active: bool = True
+    removed: bool = False
+    avatar_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Template:
+    id: str
+    project_id: str = ""
+    title: str = ""
+    text: str = ""
+    deleted: bool = False
+
+
+# ---- evolve -------------------------------------------------------------------
+
+def evolve_project(state: Project | None, event: Event) -> Project:
+    d = event.data
+    match event.type:
+        case "project.created":
+            return Project(id=event.project_id, name=d["name"], owner_name=d["owner_name"],
+                           owner_email=d["owner_email"], owner_operator_id=d["owner_operator_id"],
+                           language=d["language"])
+        case "project.chat_enabled":
+            return replace(state, chat_enabled=True)
+        case "project.chat_disabled":
+            return replace(state, chat_enabled=False)
+        case "project.widget_settings_changed":
+            return replace(state, language=d["language"], texts=d["texts"])
+        case "project.sites_changed":
+            return replace(state, sites=tuple(d["sites"]))
+    return state
+
+
+def evolve_operator(state: Operator | None, event: Event) -> Operator:
+    d = event.data
+    match event.type:
+        case "operator.added":
+            return Operator(id=d["operator_id"], project_id=event.project_id, name=d["name"], email=d["email"],
+                            is_admin=d["is_admin"], is_owner=d["is_owner"])
+        case "operator.profile_changed":
+            return replace(state, name=d.get("name", state.name), email=d.get("email", state.email))
+        case "operator.role_changed":
+            return replace(state, is_admin=d["is_admin"])
+        case "operator.avatar_changed":
+            return replace(state, avatar_id=d["avatar_id"])
+        case "operator.deactivated":
+            return replace(state, active=False)
+        case "operator.reactivated":
+            return replace(state, active=True)
+        case "operator.removed":
+            return replace(state, active=False, removed=True)
+    return state
+
+
+def evolve_template(state: Template | None, event: Event) -> Template:
+    d = event.data
+    match event.type:
+        case "template.created":
+            return Template(id=d["template_id"], project_id=event.project_id, title=d["title"], text=d["text"])
+        case "template.updated":
+            return replace(state, title=d["title"], text=d["text"])
+        case "template.deleted":
+            return replace(state, deleted=True)
+    return state
+
+
+def fold(evolve, events: list[Event]):
+    state = None
+    for event in events:
+        state = evolve(state, event)
+    return state
+
+
+# ---- validation ---------------------------------------------------------------
+
+def clean_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise invalid("name_required", "Display name is required.")
+    name = " ".join(name.split())
+    if len(name) > NAME_MAX:
+        raise invalid("name_too_long", f"Display name is {len(name)} characters; at most {NAME_MAX}.")
+    return name
+
+
+def clean_email(email: Any) -> str:
+    if not isinstance(email, str) or not _EMAIL.match(email.strip()) or len(email.strip()) > EMAIL_MAX:
+        raise invalid("email_invalid", "Enter a valid email address, like name@example.com.")
+    return email.strip()
+
+
+def check_password(password: Any) -> str:
+    if not isinstance(password, str) or len(password) < PASSWORD_MIN:
+        raise invalid("password_too_short", f"The password must be at least {PASSWORD_MIN} characters.")
+    if len(password) > PASSWORD_MAX:
+        raise invalid("password_too_long", f"The password must be at most {PASSWORD_MAX} characters.")
+    return password
+
+
+def clean_sites(sites: Any) -> list[str]:
+    if not isinstance(sites, list) or len(sites) > SITES_MAX:
+        raise invalid("sites_invalid", f"Sites must be a list of at most {SITES_MAX} origins.")
+    cleaned = []
+    for site in sites:
+        parts = urlsplit(site.strip().rstrip("/")) if isinstance(site, str) else None
+        if (not parts or parts.scheme not in ("http", "https") or not parts.hostname
+                or parts.path or parts.query or parts.fragment or parts.username):
+            raise invalid("site_invalid", f"{site!r} is not an origin like https://example.com")
+        origin = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        if origin not in cleaned:
+            cleaned.append(origin)
+    return cleaned
+
+
+def clean_template(title: Any, text: Any) -> tuple[str, str]:
+    if not isinstance(title, str) or not title.strip():
+        raise invalid("title_required", "Template title is required.")
+    if not isinstance(text, str) or not text.strip():
+        raise invalid("text_required", "Template text is required.")
+    title, text = title.strip(), text.strip()
+    if len(title) > TEMPLATE_TITLE_MAX:
+        raise invalid("title_too_long", f"Title is {len(title)} characters; at most {TEMPLATE_TITLE_MAX}.")
+    if len(text) > TEMPLATE_TEXT_MAX:
+        raise invalid("text_too_long", f"Text is {len(text)} characters; at most {TEMPLATE_TEXT_MAX}.")
+    return title, text
+
+
+# ---- permissions --------------------------------------------------------------
+
+def require_admin(actor: Actor) -> None:
+    if not (actor.is_admin or actor.is_owner):
+        raise forbidden("Only an admin can do this.")
+
+
+def require_owner(actor: Actor) -> None:
+    if not actor.is_owner:
+        raise forbidden("Only the project owner can do this.")
+
+
+def require_manage(actor: Actor, target: Operator) -> None:
+    """Owner: everyone. Admin: non-admin operators. Others: nobody."""
+    if actor.project_id != target.project_id:
+        raise not_found("Operator")
+    if actor.is_owner:
+        return
+    if actor.is_admin and not target.is_admin and not target.is_owner:
+        return
+    raise forbidden("Only the owner can manage admins; admins manage operators.")
+
+
+# ---- decide -------------------------------------------------------------------
+
+def decide_create_project(state: Project | None, project_id: str, name: str, owner_name: str,
+                          owner_email: str, language: str, owner_operator_id: str) -> list[Event]:
+    if state is not None:
+        raise Rejected(409, "project_exists", f"Project {project_id!r} already exists.")
+    if language not in LANGUAGES:
+        raise invalid("language_invalid", f"Language must be one of {', '.join(LANGUAGES)}.")
+    return [new_event("project.created", f"project-{project_id}",
+                      {"name": clean_name(name), "owner_name": clean_name(owner_name),
+                       "owner_email": clean_email(owner_email), "language": language,
+                       "owner_operator_id": owner_operator_id}, project_id=project_id)]
+
+
+def decide_enable_chat(project: Project, actor: Actor) -> list[Event]:
+    """Enabling the first time also makes the owner an operator (and admin) with their
+    own credentials; that event goes to the operator's stream (see the handler)."""
+    require_owner(actor)
+    if project.chat_enabled:
+        return []
+    return [new_event("project.chat_enabled", f"project-{project.id}",
+                      {"owner_operator_id": project.owner_operator_id}, project_id=project.id)]
+
+
+def decide_disable_chat(project: Project, actor: Actor) -> list[Event]:
+    require_owner(actor)
+    if not project.chat_enabled:
+        return []
+    return [new_event("project.chat_disabled", f"project-{project.id}", {}, project_id=project.id)]
+
+
+def decide_widget_settings(project: Project, actor: Actor, language: Any, texts: Any) -> list[Event]:
+    require_admin(actor)
+    if language not in LANGUAGES:
+        raise invalid("language_invalid", f"Language must be one of {', '.join(LANGUAGES)}.")
+    if not isinstance(texts, dict):
+        raise invalid("texts_invalid", "Texts must be an object of text key to text.")
+    try:
+        cleaned = validate_overrides(texts)
+    except TextsRejected as e:
+        raise invalid("texts_invalid", str(e))
+    return [new_event("project.widget_settings_changed", f"project-{project.id}",
+                      {"language": language, "texts": cleaned}, project_id=project.id)]
+
+
+def decide_sites(project: Project, actor: Actor, sites: Any) -> list[Event]:
+    require_admin(actor)
+    return [new_event("project.sites_changed", f"project-{project.id}", {"sites": clean_sites(sites)},
+                      project_id=project.id)]
+
+
+def decide_add_operator(actor: Actor, operator_id: str, name: Any, email: Any, is_admin: Any,
+                        *, is_owner: bool = False) -> list[Event]:
+    if not is_owner:
+        require_admin(actor)
+        if is_admin:
+            require_owner(actor)
+    return [new_event("operator.added", f"operator-{operator_id}",
+                      {"operator_id": operator_id, "name": clean_name(name), "email": clean_email(email),
+                       "is_admin": bool(is_admin) or is_owner, "is_owner": is_owner},
+                      project_id=actor.project_id)]
+
+
+def decide_update_operator(actor: Actor, target: Operator, changes: dict[str, Any],
+                           password_given: bool) -> list[Event]:
+    """Self-service: name and password. Managers: name, email, password; the owner: admin flag."""
+    if target.removed:
+        raise not_found("Operator")
+    is_self = actor.operator_id == target.id
+    if not is_self or "email" in changes:
+        require_manage(actor, target)
+    stream, pid = f"operator-{target.id}", target.project_id
+    events = []
+    profile = {}
+    if "name" in changes:
+        profile["name"] = clean_name(changes["name"])
+    if "email" in changes:
+        profile["email"] = clean_email(changes["email"])
+    if profile:
+        events.append(new_event("operator.profile_changed", stream, profile, project_id=pid))
+    if password_given:
+        events.append(new_event("operator.password_changed", stream, {"by": actor.operator_id}, project_id=pid))
+    if "is_admin" in changes and bool(changes["is_admin"]) != target.is_admin:
+        require_owner(actor)
+        if target.is_owner:
+            raise forbidden("The owner is always an admin.")
+        events.append(new_event("operator.role_changed", stream, {"is_admin": bool(changes["is_admin"])},
+                                project_id=pid))
+    return events
+
+
+def _lifecycle(actor: Actor, target: Operator, type: str, verb: str) -> list[Event]:
+    if target.removed:
+        raise not_found("Operator")
+    require_manage(actor, target)
+    if target.is_owner:
+        raise forbidden(f"The owner cannot be {verb}.")
+    return [new_event(type, f"operator-{target.id}", {"by": actor.operator_id}, project_id=target.project_id)]
+
+
+def decide_deactivate(actor: Actor, target: Operator) -> list[Event]:
+    return [] if not target.active and not target.removed else _lifecycle(actor, target, "operator.deactivated", "deactivated")
+
+
+def decide_reactivate(actor: Actor, target: Operator) -> list[Event]:
+    return [] if target.active else _lifecycle(actor, target, "operator.reactivated", "reactivated")
+
+
+def decide_remove(actor: Actor, target: Operator) -> list[Event]:
+    return _lifecycle(actor, target, "operator.removed", "removed")
+
+
+def decide_avatar(actor: Actor, target: Operator, avatar_id: str) -> list[Event]:
+    if target.removed:
+        raise not_found("Operator")
+    if actor.operator_id != target.id:
+        require_manage(actor, target)
+    return [new_event("operator.avatar_changed", f"operator-{target.id}", {"avatar_id": avatar_id},
+                      project_id=target.project_id)]
+
+
+def decide_create_template(actor: Actor, template_id: str, title: Any, text: Any) -> list[Event]:
+    require_admin(actor)
+    title, text = clean_template(title, text)
+    return [new_event("template.created", f"template-{template_id}",
+                      {"template_id": template_id, "title": title, "text": text}, project_id=actor.project_id)]
+
+
+def decide_update_template(actor: Actor, template: Template | None, title: Any, text: Any) -> list[Event]:
+    require_admin(actor)
+    if template is None or template.deleted or template.project_id != actor.project_id:
+        raise not_found("Template")
+    title, text = clean_template(title, text)
+    return [new_event("template.updated", f"template-{template.id}", {"title": title, "text": text},
+                      project_id=template.project_id)]
+
+
+def decide_delete_template(actor: Actor, template: Template | None) -> list[Event]:
+    require_admin(actor)
+    if template is None or template.deleted or template.project_id != actor.project_id:
+        raise not_found("Template")
+    return [new_event("template.deleted", f"template-{template.id}", {}, project_id=template.project_id)]
