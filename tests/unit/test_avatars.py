@@ -89,7 +89,7 @@ def test_png_signature_without_a_header_is_unreadable():
 
 @pytest.mark.parametrize("side", [
     20000,  # beyond Pillow's own limit too
-    3001,  # just over our limit of 4 x 1500 x 1500 pixels; 3000 is plain too_large
+    8001,  # just over our limit of 64 megapixels; 8000 is plain too_large
 ])
 def test_declared_size_far_beyond_the_limits_is_a_bomb(side):
     limit = Image.MAX_IMAGE_PIXELS
@@ -138,3 +138,9 @@ def test_widget_of_16_bit_grey_png_keeps_its_tone():
 
     red, green, blue, alpha = widget.getpixel((48, 48))
     assert 120 <= red <= 136 and red == green == blue and alpha == 255
+
+
+def test_an_ordinary_camera_photo_is_refused_as_not_square_not_as_a_bomb():
+    rejected = rejection(encode(Image.new("RGB", (4000, 3000)), "JPEG"))
+    assert rejected.code == "avatar_not_square"
+    assert "4000x3000" in rejected.message

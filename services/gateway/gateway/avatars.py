@@ -22,8 +22,8 @@ Rules 5-8 use only the declared header size, so pixels are decoded only for imag
 that could be accepted: a bomb or an oversized image is never decompressed. The bomb
 check comes before the size rules so a hostile header gets its own code; not-square
 comes before the side limits because cropping is the fix the user needs first.
-A consequence of the bomb limit (4 x 1500 x 1500 pixels): an ordinary 12 MP camera
-photo is reported as `avatar_decompression_bomb`; its message still states the size.
+The bomb limit (64 megapixels declared) is far above any camera photo, which gets the
+size rule it breaks, and far below what would exhaust memory when decoded.
 
 Dimensions are judged as stored in the file: the EXIF orientation tag is ignored
 (a rotation by 90 degrees keeps a square square, so it cannot change the outcome).
@@ -45,7 +45,9 @@ MAX_AVATAR_BYTES = 10 * 1024 * 1024
 WIDGET_SIZE = 96  # px, the size served to the widget
 MIN_SIDE = 200
 MAX_SIDE = 1500
-MAX_DECLARED_PIXELS = 4 * MAX_SIDE * MAX_SIDE
+# Far beyond any camera photo (a 12 MP photo is just "not square"), far below what
+# would exhaust memory when decoded.
+MAX_DECLARED_PIXELS = 64_000_000
 JPEG_QUALITY = 90
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
