@@ -18,6 +18,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "PARLEY_RUN_DIR": (".run", "Where `make run` keeps Kafka's and PostgreSQL's data and the services' logs."),
     "PARLEY_SCHEMAS_DIR": ("schemas", "Folder with the event JSON Schemas and asyncapi.yaml (relative to the repository)."),
     "PARLEY_SHUTDOWN_TIMEOUT": ("10", "Seconds a service waits for in-flight work on SIGTERM before giving up."),
+    "PARLEY_OPERATOR_REGISTRY_URL": ("http://127.0.0.1:8082", "Gateway: where operator-registry answers (`make run` sets it)."),
+    "PARLEY_FILES_DIR": (".run/files", "Gateway: folder for uploaded files (avatars, attachments), stored under generated names."),
+    "PARLEY_SESSION_ROTATE_SECONDS": ("86400", "operator-registry: a session token older than this is replaced on its next use."),
     "PARLEY_OWNER_EMAIL": ("owner@parley.local", "The demo project's owner login (printed by `make run`)."),
     "PARLEY_OWNER_PASSWORD": ("parley-demo-owner", "The demo project's owner password."),
 }

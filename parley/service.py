@@ -55,6 +55,8 @@ class ServiceSpec:
     owns_streams: bool = True      # runs the outbox relay for its schema
     consumers: Sequence[ConsumerSpec] = ()
     routes: Callable[[web.Application], None] | None = None
+    # Other supervised loops: (name, factory) where factory(app) returns run(stop).
+    loops: Sequence[tuple[str, Callable[[web.Application], Callable[[asyncio.Event], Awaitable[None]]]]] = ()
     extra_schema_dirs: Sequence[Path] = field(default=())
 
 
@@ -150,6 +152,8 @@ def create_app(spec: ServiceSpec, settings: Settings) -> web.Application:
             runner = ConsumerRunner(app[POOL], settings.kafka_bootstrap, name=c.name, topics=c.topics,
                                     handle=c.handle, reset=c.reset)
             loops[f"consumer:{c.name}"] = runner.run
+        for name, factory in spec.loops:
+            loops[name] = factory(app)
         for name, run in loops.items():
             app[TASKS][name] = asyncio.create_task(_supervise(name, run, stop), name=name)
         yield

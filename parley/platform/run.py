@@ -73,7 +73,9 @@ def main() -> int:
     try:
         comps = components.start(run_dir)
         child_env = {**os.environ, "DATABASE_URL": comps.database_url,
-                     "KAFKA_BOOTSTRAP_SERVERS": comps.bootstrap, "PYTHONUNBUFFERED": "1"}
+                     "KAFKA_BOOTSTRAP_SERVERS": comps.bootstrap, "PYTHONUNBUFFERED": "1",
+                     "PARLEY_OPERATOR_REGISTRY_URL": f"http://127.0.0.1:{base + 2}",
+                     "PARLEY_FILES_DIR": str(run_dir / "files")}
         for i, (name, module) in enumerate(SERVICES):
             say(f"starting {name} on :{base + i} (log: {logs_dir / (name + '.log')})")
             procs[name] = spawn([sys.executable, "-m", module], log_path=logs_dir / f"{name}.log",

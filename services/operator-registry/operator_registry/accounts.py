@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import os
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -19,9 +18,11 @@ import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from parley.config import env
+
 from operator_registry.domain import Actor
 
-SESSION_ROTATE_SECONDS = int(os.environ.get("PARLEY_SESSION_ROTATE_SECONDS", str(24 * 3600)))
+SESSION_ROTATE_SECONDS = int(env("PARLEY_SESSION_ROTATE_SECONDS"))
 ROTATION_GRACE_SECONDS = 60
 SESSION_IDLE_DAYS = 90
 FAILURES_PER_EMAIL = 5       # in THROTTLE_WINDOW

@@ -22,7 +22,7 @@ from operator_registry.widget_texts import effective_texts
 SESSION_COOKIE = "parley_session"
 ROTATED_TOKEN_HEADER = "X-Parley-Session"
 MAX_JSON_BYTES = 64 * 1024
-SESSION = web.AppKey("session", object)
+SESSION = web.RequestKey("session", object)
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:

@@ -1,0 +1,77 @@
+"""operator-registry and the gateway, both running in-process on real PostgreSQL and
+Kafka, each test on fresh schemas. The registry seeds the demo project (chat enabled,
+owner from PARLEY_OWNER_EMAIL / PARLEY_OWNER_PASSWORD)."""
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from parley.config import REPO_ROOT, Settings, env
+from parley.service import STORE, create_app
+
+import gateway.__main__ as gateway_main
+import operator_registry.__main__ as registry_main
+from operator_registry import commands
+from operator_registry.domain import Actor
+
+OWNER_EMAIL, OWNER_PASSWORD = env("PARLEY_OWNER_EMAIL"), env("PARLEY_OWNER_PASSWORD")
+
+
+def settings(platform, service: str) -> Settings:
+    return Settings(service=service, http_port=0, database_url=platform.database_url,
+                    kafka_bootstrap=platform.bootstrap, log_level="INFO",
+                    schemas_dir=REPO_ROOT / "schemas", shutdown_timeout=5)
+
+
+@dataclass
+class Stack:
+    registry: TestClient
+    gateway: TestClient
+
+    async def login(self, email: str, password: str, project: str = "demo") -> str:
+        r = await self.gateway.post("/api/session", json={"project": project, "email": email, "password": password})
+        assert r.status == 201, await r.text()
+        return (await r.json())["token"]
+
+    async def call(self, method: str, path: str, token: str | None = None, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return await self.gateway.request(method, path, headers=headers, **kwargs)
+
+    async def add_operator(self, token: str, name: str, *, admin: bool = False, password: str = "operator-pass-1"):
+        email = f"{name.lower().replace(' ', '.')}.{uuid.uuid4().hex[:6]}@example.com"
+        r = await self.call("POST", "/api/operators", token,
+                            json={"name": name, "email": email, "password": password, "is_admin": admin})
+        assert r.status == 201, await r.text()
+        body = await r.json()
+        return body["id"], await self.login(email, password), email
+
+    async def create_project(self, project_id: str, owner_email: str, owner_password: str) -> str:
+        store = self.registry.app[STORE]
+        owner_id = str(uuid.uuid4())
+        await commands.create_project(store, str(uuid.uuid4()), project_id, name=project_id.title(),
+                                      owner_name="Other Owner", owner_email=owner_email,
+                                      owner_password=owner_password, language="ru", owner_operator_id=owner_id)
+        await commands.enable_chat(store, str(uuid.uuid4()), Actor(owner_id, project_id, True, True))
+        return owner_id
+
+
+@pytest.fixture
+async def stack(platform, tmp_path, monkeypatch):
+    suffix = uuid.uuid4().hex[:8]
+    registry_spec = dataclasses.replace(registry_main.SPEC, schema=f"reg_{suffix}")
+    registry = TestClient(TestServer(create_app(registry_spec, settings(platform, "operator-registry"))))
+    await registry.start_server()
+    monkeypatch.setenv("PARLEY_OPERATOR_REGISTRY_URL", str(registry.make_url("")).rstrip("/"))
+    monkeypatch.setenv("PARLEY_FILES_DIR", str(tmp_path / "files"))
+    gateway_spec = dataclasses.replace(gateway_main.SPEC, schema=f"gw_{suffix}")
+    gateway = TestClient(TestServer(create_app(gateway_spec, settings(platform, "gateway"))))
+    await gateway.start_server()
+    yield Stack(registry, gateway)
+    await gateway.close()
+    await registry.close()
