@@ -38,6 +38,8 @@ class Stack:
         return (await r.json())["token"]
 
     async def call(self, method: str, path: str, token: str | None = None, **kwargs):
+        """A request authenticated by `token` alone (the client's cookie jar is emptied)."""
+        self.gateway.session.cookie_jar.clear()
         headers = kwargs.pop("headers", {})
         if token:
             headers["Authorization"] = f"Bearer {token}"

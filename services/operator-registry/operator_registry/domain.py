@@ -315,21 +315,23 @@ def decide_update_operator(actor: Actor, target: Operator, changes: dict[str, An
     return events
 
 
-def _lifecycle(actor: Actor, target: Operator, type: str, verb: str) -> list[Event]:
+def _lifecycle(actor: Actor, target: Operator, type: str, verb: str, *, needed: bool = True) -> list[Event]:
     if target.removed:
         raise not_found("Operator")
     require_manage(actor, target)
     if target.is_owner:
         raise forbidden(f"The owner cannot be {verb}.")
+    if not needed:
+        return []
     return [new_event(type, f"operator-{target.id}", {"by": actor.operator_id}, project_id=target.project_id)]
 
 
 def decide_deactivate(actor: Actor, target: Operator) -> list[Event]:
-    return [] if not target.active and not target.removed else _lifecycle(actor, target, "operator.deactivated", "deactivated")
+    return _lifecycle(actor, target, "operator.deactivated", "deactivated", needed=target.active)
 
 
 def decide_reactivate(actor: Actor, target: Operator) -> list[Event]:
-    return [] if target.active else _lifecycle(actor, target, "operator.reactivated", "reactivated")
+    return _lifecycle(actor, target, "operator.reactivated", "reactivated", needed=not target.active)
 
 
 def decide_remove(actor: Actor, target: Operator) -> list[Event]:
