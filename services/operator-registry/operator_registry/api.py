@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 
 from parley.envelope import Event, new_event
+from parley.eventstore import Outcome
 from parley.service import POOL, STORE
 
 from operator_registry import accounts, commands, domain
@@ -100,7 +101,7 @@ def command_id(request: web.Request) -> str:
 
 async def run(request: web.Request, stream_id: str, evolve, decide: Callable[[Any], list[Event]],
               *, password_hash: str | None = None, command: str | None = None,
-              extra: Callable[[asyncpg.Connection, list[Event]], Awaitable[None]] | None = None) -> list[Event]:
+              extra: Callable[[asyncpg.Connection, list[Event]], Awaitable[None]] | None = None) -> Outcome:
     return await commands.run(request.app[STORE], command or command_id(request), stream_id, evolve, decide,
                               password_hash=password_hash, extra=extra)
 
@@ -309,11 +310,11 @@ async def add_operator(request: web.Request) -> web.Response:
     operator_id = str(uuid.uuid4())
     # Checked before hashing: argon2 is slow on purpose, and a refused request should not pay for it.
     domain.decide_add_operator(me, operator_id, body.get("name"), body.get("email"), body.get("is_admin", False))
-    events = await run(request, f"operator-{operator_id}", domain.evolve_operator,
-                       lambda _: domain.decide_add_operator(me, operator_id, body.get("name"), body.get("email"),
-                                                            body.get("is_admin", False)),
-                       password_hash=await accounts.hash_password(password))
-    created = events[0].data["operator_id"] if events else operator_id
+    outcome = await run(request, f"operator-{operator_id}", domain.evolve_operator,
+                        lambda _: domain.decide_add_operator(me, operator_id, body.get("name"), body.get("email"),
+                                                             body.get("is_admin", False)),
+                        password_hash=await accounts.hash_password(password))
+    created = outcome.result["stream_id"].removeprefix("operator-")
     return ok(operator_view(await operator_row(request, created), private=True), status=201)
 
 
@@ -422,10 +423,11 @@ async def create_template(request: web.Request) -> web.Response:
     me = actor(request)
     body = await read_json(request)
     template_id = str(uuid.uuid4())
-    events = await run(request, f"template-{template_id}", domain.evolve_template,
-                       lambda _: domain.decide_create_template(me, template_id, body.get("title"), body.get("text")))
-    created = events[0].data if events else {"template_id": template_id, "title": body.get("title"), "text": body.get("text")}
-    return ok({"id": created["template_id"], "title": created["title"], "text": created["text"]}, status=201)
+    outcome = await run(request, f"template-{template_id}", domain.evolve_template,
+                        lambda _: domain.decide_create_template(me, template_id, body.get("title"), body.get("text")))
+    row = await request.app[POOL].fetchrow("select id::text, title, text from templates where id = $1",
+                                           outcome.result["stream_id"].removeprefix("template-"))
+    return ok(template_view(row), status=201)
 
 
 async def update_template(request: web.Request) -> web.Response:

@@ -8,7 +8,7 @@ from typing import Any, Awaitable, Callable
 import asyncpg
 
 from parley.envelope import Event
-from parley.eventstore import Decision, EventStore
+from parley.eventstore import Decision, EventStore, Outcome
 
 from operator_registry import accounts, domain, projection
 from operator_registry.domain import Actor
@@ -17,7 +17,8 @@ Extra = Callable[[asyncpg.Connection, list[Event]], Awaitable[None]]
 
 
 async def run(store: EventStore, command_id: str, stream_id: str, evolve, decide: Callable[[Any], list[Event]],
-              *, password_hash: str | None = None, extra: Extra | None = None) -> list[Event]:
+              *, password_hash: str | None = None, extra: Extra | None = None) -> Outcome:
+    """A retried command id returns the first outcome, whose result names the stream it wrote."""
     def decide_on(history: list[Event]) -> Decision:
         return Decision(decide(domain.fold(evolve, history)), {"stream_id": stream_id})
 
@@ -27,12 +28,11 @@ async def run(store: EventStore, command_id: str, stream_id: str, evolve, decide
         if extra is not None:
             await extra(conn, events)
 
-    outcome = await store.execute(command_id, stream_id, decide_on, effects=effects)
-    return list(outcome.events)
+    return await store.execute(command_id, stream_id, decide_on, effects=effects)
 
 
 async def create_project(store: EventStore, command_id: str, project_id: str, *, name: str, owner_name: str,
-                         owner_email: str, owner_password: str, language: str, owner_operator_id: str) -> list[Event]:
+                         owner_email: str, owner_password: str, language: str, owner_operator_id: str) -> Outcome:
     password_hash = await accounts.hash_password(domain.check_password(owner_password))
     return await run(store, command_id, f"project-{project_id}", domain.evolve_project,
                      lambda p: domain.decide_create_project(p, project_id, name, owner_name, owner_email, language,
@@ -40,7 +40,7 @@ async def create_project(store: EventStore, command_id: str, project_id: str, *,
                      password_hash=password_hash)
 
 
-async def enable_chat(store: EventStore, command_id: str, owner: Actor) -> list[Event]:
+async def enable_chat(store: EventStore, command_id: str, owner: Actor) -> Outcome:
     """The first enabling makes the owner an operator and admin, with the owner's own credentials."""
     async def add_owner_operator(conn: asyncpg.Connection, events: list[Event]) -> None:
         if not events or await conn.fetchval("select 1 from operators where id = $1", owner.operator_id):
