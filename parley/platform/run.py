@@ -89,7 +89,8 @@ def main() -> int:
 Parley is ready in {time.monotonic() - started:.1f} s ({comps.kind}).
 
   Gateway:                         {gateway}  (health: {gateway}/readyz, metrics: {gateway}/metrics)
-  Owner login:                     {env('PARLEY_OWNER_EMAIL')} / {env('PARLEY_OWNER_PASSWORD')}
+  Owner login:                     project demo, {env('PARLEY_OWNER_EMAIL')} / {env('PARLEY_OWNER_PASSWORD')}
+  REST API:                        {gateway}/api/openapi.json
   Services:                        {', '.join(f'{n} :{base + i}' for i, (n, _) in enumerate(SERVICES))}
   Kafka:                           {comps.bootstrap}
   Logs:                            {logs_dir}

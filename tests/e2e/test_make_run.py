@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from parley.config import REPO_ROOT
+from parley.config import REPO_ROOT, env
 from parley.platform.procs import port_is_free
 from parley.platform.run import SERVICES
 
@@ -47,6 +47,17 @@ def processes_of(run_dir: Path) -> list[str]:
 def status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def login(base: int, email: str, password: str) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{base}/api/session", method="POST", headers={"Content-Type": "application/json"},
+        data=orjson.dumps({"project": "demo", "email": email, "password": password}))
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
@@ -89,6 +100,8 @@ def test_make_run_becomes_ready_and_ctrl_c_leaves_nothing_behind(tmp_path):
             for i, (name, _) in enumerate(SERVICES):
                 assert status(f"http://127.0.0.1:{base + i}/readyz") == 200, name
                 assert status(f"http://127.0.0.1:{base + i}/healthz") == 200, name
+            # the demo project is seeded: the printed owner login works through the gateway
+            assert login(base, env("PARLEY_OWNER_EMAIL"), env("PARLEY_OWNER_PASSWORD")) == 201
         finally:
             rest = ctrl_c(proc)
         assert "stopped." in rest, rest
