@@ -86,6 +86,11 @@ async def _correlation_and_metrics(request: web.Request, handler):
         logs.correlation_id.reset(token)
 
 
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    """Every refusal in Parley: an HTTP status, a machine-readable code, a human message."""
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "service": request.app[SETTINGS].service})
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import ClientError, web
 
 from parley.config import env, resolve_path
+from parley.service import error_response
 
 from gateway.avatars import MAX_AVATAR_BYTES, AvatarRejected, validate_avatar
 from gateway.upstream import HTTP, forwarded_headers, registry_url, unavailable
@@ -20,10 +21,6 @@ def avatars_dir() -> Path:
     path = resolve_path(env("PARLEY_FILES_DIR")) / "avatars"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -43,7 +40,7 @@ async def upload(request: web.Request) -> web.Response:
     try:
         avatar = validate_avatar(data)
     except AvatarRejected as e:
-        return _error(422, e.code, e.message)
+        return error_response(422, e.code, e.message)
     avatar_id = secrets.token_hex(16)
     folder = avatars_dir()
     (folder / f"{avatar_id}.png").write_bytes(avatar.widget)

@@ -14,7 +14,9 @@ from aiohttp import ClientError, WSCloseCode, web
 
 from parley.envelope import Event
 
-from gateway.upstream import HTTP, registry_url
+from parley.service import error_response
+
+from gateway.upstream import HTTP, registry_url, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +68,14 @@ def same_origin(request: web.Request) -> bool:
 
 async def operator_socket(request: web.Request) -> web.StreamResponse:
     if not same_origin(request):
-        return web.json_response({"error": {"code": "origin_forbidden",
-                                            "message": "The operator app connects from its own origin only."}},
-                                 status=403)
+        return error_response(403, "origin_forbidden", "The operator app connects from its own origin only.")
     token = request.cookies.get(SESSION_COOKIE) or request.query.get("token", "")
     try:
         operator = await verify_token(request.app, token) if token else None
     except (ClientError, TimeoutError):
-        return web.json_response({"error": {"code": "service_unavailable",
-                                            "message": "operator-registry is not answering; reconnect shortly."}},
-                                 status=503)
+        return unavailable("operator-registry")
     if operator is None:
-        return web.json_response({"error": {"code": "unauthenticated", "message": "Log in first."}}, status=401)
+        return error_response(401, "unauthenticated", "Log in first.")
     ws = web.WebSocketResponse(heartbeat=25)
     await ws.prepare(request)
     socket = OperatorSocket(ws, token, operator)

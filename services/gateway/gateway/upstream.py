@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from parley.config import env
+from parley.service import error_response
 
 HTTP = web.AppKey("http", ClientSession)
 
@@ -25,9 +26,8 @@ async def http_client(app: web.Application):
 
 
 def unavailable(service: str) -> web.Response:
-    return web.json_response({"error": {"code": "service_unavailable",
-                                        "message": f"{service} is not answering; try again in a moment."}},
-                             status=503, headers={"Retry-After": "2"})
+    return error_response(503, "service_unavailable", f"{service} is not answering; try again in a moment.",
+                          headers={"Retry-After": "2"})
 
 
 def forwarded_headers(request: web.Request) -> dict[str, str]:

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from parley.envelope import Event, new_event
 from parley.eventstore import Outcome
-from parley.service import POOL, STORE
+from parley.service import POOL, STORE, error_response as error
 
 from operator_registry import accounts, commands, domain
 from operator_registry.domain import Actor, Rejected
@@ -24,11 +24,6 @@ SESSION_COOKIE = "parley_session"
 ROTATED_TOKEN_HEADER = "X-Parley-Session"
 MAX_JSON_BYTES = 64 * 1024
 SESSION = web.RequestKey("session", object)
-
-
-def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers,
-                             dumps=lambda o: orjson.dumps(o).decode())
 
 
 def ok(body: Any, status: int = 200) -> web.Response:
