@@ -7,9 +7,23 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA_LIBS := deploy/kafka/target/libs/.fetched
 
-.PHONY: install run test bench clean
+.PHONY: install chromium run test bench clean
 
-install: $(STAMP) $(KAFKA_LIBS)
+install: $(STAMP) $(KAFKA_LIBS) chromium
+
+# The browser tests drive Debian's chromium through Playwright (executable_path, no
+# `playwright install`). Installed only when missing; needs root (apt-get).
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "[parley] installing Debian's chromium for the browser tests..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "[parley] error: /usr/bin/chromium is missing and installing it needs root." >&2; \
+		echo "[parley]        Install Debian's chromium package, then run make again:" >&2; \
+		echo "[parley]          sudo apt-get update && sudo apt-get install -y chromium" >&2; \
+		exit 1; \
+	fi
 
 $(STAMP): requirements.lock pyproject.toml
 	@echo "[parley] installing Python packages into $(VENV)..."

@@ -20,6 +20,7 @@ from parley import db, kafka, logs
 from parley.config import Settings
 from parley.consumer import ConsumerRunner, Handler, Reset
 from parley.eventstore import EventStore
+from parley.http import errors_middleware
 from parley.relay import Relay
 from parley.schemas import Catalog
 
@@ -86,11 +87,6 @@ async def _correlation_and_metrics(request: web.Request, handler):
         logs.correlation_id.reset(token)
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    """Every refusal in Parley: an HTTP status, a machine-readable code, a human message."""
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
-
-
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "service": request.app[SETTINGS].service})
 
@@ -133,7 +129,7 @@ async def _supervise(name: str, run: Callable[[asyncio.Event], Awaitable[None]],
 
 
 def create_app(spec: ServiceSpec, settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[_correlation_and_metrics], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[_correlation_and_metrics, errors_middleware], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[TASKS] = {}
     app.router.add_get("/healthz", healthz)

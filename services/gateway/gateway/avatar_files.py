@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import ClientError, web
 
 from parley.config import env, resolve_path
-from parley.service import error_response
+from parley.http import error_response
 
 from gateway.avatars import MAX_AVATAR_BYTES, AvatarRejected, validate_avatar
 from gateway.upstream import HTTP, forwarded_headers, registry_url, unavailable

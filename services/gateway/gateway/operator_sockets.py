@@ -14,7 +14,7 @@ from aiohttp import ClientError, WSCloseCode, web
 
 from parley.envelope import Event
 
-from parley.service import error_response
+from parley.http import error_response
 
 from gateway.upstream import HTTP, registry_url, unavailable
 

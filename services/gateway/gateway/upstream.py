@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from parley.config import env
-from parley.service import error_response
+from parley.http import error_response
 
 HTTP = web.AppKey("http", ClientSession)
 

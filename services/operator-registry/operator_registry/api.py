@@ -9,52 +9,30 @@ import uuid
 from typing import Any, Awaitable, Callable
 
 import asyncpg
-import orjson
 from aiohttp import web
 
 from parley.envelope import Event, new_event
 from parley.eventstore import Outcome
-from parley.service import POOL, STORE, error_response as error
+from parley.http import Rejected, error_response as error, ok, read_json
+from parley.service import POOL, STORE
 
 from operator_registry import accounts, commands, domain
-from operator_registry.domain import Actor, Rejected
+from operator_registry.domain import Actor
 from operator_registry.widget_texts import effective_texts
 
 SESSION_COOKIE = "parley_session"
 ROTATED_TOKEN_HEADER = "X-Parley-Session"
-MAX_JSON_BYTES = 64 * 1024
 SESSION = web.RequestKey("session", object)
 
 
-def ok(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=lambda o: orjson.dumps(o).decode())
-
-
 @web.middleware
-async def errors_middleware(request: web.Request, handler):
+async def email_taken_middleware(request: web.Request, handler):
     try:
         return await handler(request)
-    except Rejected as e:
-        return error(e.status, e.code, e.message)
     except asyncpg.UniqueViolationError as e:
         if e.constraint_name == "operators_email":
-            return error(409, "email_taken", "Another operator of this project already uses this email.")
+            raise Rejected(409, "email_taken", "Another operator of this project already uses this email.")
         raise
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise Rejected(413, "body_too_large", f"Request body is larger than {MAX_JSON_BYTES} bytes.")
-    raw = await request.content.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
-        raise Rejected(413, "body_too_large", f"Request body is larger than {MAX_JSON_BYTES} bytes.")
-    try:
-        body = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError:
-        raise Rejected(400, "invalid_json", "The request body is not valid JSON.")
-    if not isinstance(body, dict):
-        raise Rejected(400, "invalid_json", "The request body must be a JSON object.")
-    return body
 
 
 def token_of(request: web.Request) -> str | None:
@@ -473,7 +451,7 @@ ROUTES = [
 
 
 def add_routes(app: web.Application) -> None:
-    app.middlewares.append(errors_middleware)
+    app.middlewares.append(email_taken_middleware)
     app.middlewares.append(session_middleware)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)

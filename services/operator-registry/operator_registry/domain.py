@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from parley.envelope import Event, new_event
+from parley.http import Rejected
 
 from operator_registry.widget_texts import LANGUAGES, TextsRejected, validate_overrides
 
@@ -22,14 +23,6 @@ SITES_MAX = 50
 TEMPLATE_TITLE_MAX = 100
 TEMPLATE_TEXT_MAX = 2000
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-class Rejected(Exception):
-    """A command refused: HTTP status, machine-readable code, human message."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def forbidden(message: str) -> Rejected:

@@ -1,0 +1,63 @@
+"""The inbox follows the conversation events, in the transaction that appends them."""
+from __future__ import annotations
+
+import asyncpg
+
+from parley.envelope import Event
+
+PREVIEW = 140
+
+
+def _id(event: Event) -> str:
+    return event.stream_id.removeprefix("conversation-")
+
+
+async def apply(conn: asyncpg.Connection, event: Event) -> None:
+    d, cid, at = event.data, _id(event), event.occurred_at
+    match event.type:
+        case "chat.conversation_started":
+            await conn.execute(
+                """insert into conversations (id, project_id, visitor_id, page_url, started_at, version)
+                   values ($1, $2, $3, $4, $5::text::timestamptz, $6)""",
+                cid, event.project_id, d["visitor_id"], d.get("page_url"), at, event.stream_version)
+            await conn.execute(
+                """insert into visitor_conversations (project_id, visitor_id, conversation_id) values ($1, $2, $3)
+                   on conflict (project_id, visitor_id) do update set conversation_id = excluded.conversation_id""",
+                event.project_id, d["visitor_id"], cid)
+        case "chat.visitor_message_posted":
+            await conn.execute(
+                """update conversations set last_message_text = $2, last_message_from = 'visitor',
+                          last_message_at = $3::text::timestamptz, unread = unread + 1,
+                          waiting_since = coalesce(waiting_since, $3::text::timestamptz) where id = $1""",
+                cid, _preview(d["text"], d.get("attachment")), at)
+        case "chat.operator_replied":
+            await conn.execute(
+                """update conversations set last_message_text = $2, last_message_from = 'operator',
+                          last_message_at = $3::text::timestamptz, unread = 0, waiting_since = null where id = $1""",
+                cid, _preview(d["text"], d.get("attachment")), at)
+        case "chat.custom_params_set":
+            await conn.execute("update conversations set custom_params = custom_params || $2::jsonb where id = $1",
+                               cid, d["params"])
+        case "chat.contacts_given":
+            given = {k: v for k, v in d.items() if v}
+            await conn.execute(
+                """update conversations set contacts = contacts || $2::jsonb,
+                          visitor_name = coalesce($3, visitor_name) where id = $1""", cid, given, d.get("name"))
+        case "chat.page_visited":
+            await conn.execute("update conversations set page_url = $2 where id = $1", cid, d["page_url"])
+        case "assignment.taken" | "assignment.assigned":
+            await conn.execute("update conversations set assignee_id = $2, assignee_name = $3 where id = $1",
+                               cid, d["operator_id"], d["operator_name"])
+        case "status.changed":
+            await conn.execute("update conversations set status = $2 where id = $1", cid, d["status"])
+        case "lead.requested":
+            await conn.execute("update conversations set lead_requested_at = $2::text::timestamptz where id = $1",
+                               cid, at)
+    await conn.execute("update conversations set version = $2 where id = $1 and version < $2", cid,
+                       event.stream_version)
+
+
+def _preview(text: str, attachment: dict | None) -> str:
+    if not text and attachment:
+        return f"📎 {attachment['name']}"
+    return text if len(text) <= PREVIEW else text[:PREVIEW - 1] + "…"
