@@ -19,6 +19,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "PARLEY_SCHEMAS_DIR": ("schemas", "Folder with the event JSON Schemas and asyncapi.yaml (relative to the repository)."),
     "PARLEY_SHUTDOWN_TIMEOUT": ("10", "Seconds a service waits for in-flight work on SIGTERM before giving up."),
     "PARLEY_OPERATOR_REGISTRY_URL": ("http://127.0.0.1:8082", "Gateway: where operator-registry answers (`make run` sets it)."),
+    "PARLEY_CONVERSATION_URL": ("http://127.0.0.1:8081", "Gateway: where the conversation service answers (`make run` sets it)."),
+    "PARLEY_VISITOR_SECRET": ("", "Gateway: the key that signs visitor tokens, 32+ random characters, the same on every gateway. `make run` generates one in PARLEY_RUN_DIR."),
     "PARLEY_FILES_DIR": (".run/files", "Gateway: folder for uploaded files (avatars, attachments), stored under generated names."),
     "PARLEY_SESSION_ROTATE_SECONDS": ("86400", "operator-registry: a session token older than this is replaced on its next use."),
     "PARLEY_OWNER_EMAIL": ("owner@parley.local", "The demo project's owner login (printed by `make run`)."),

@@ -49,3 +49,6 @@ async def topic(platform) -> str:
     name = f"test.{uuid.uuid4().hex[:12]}"
     await kafka.create_topics(platform.bootstrap, [Topic(name, "tests", ("item",), TEST_PARTITIONS, 1, {})])
     return name
+
+
+from tests.stack import stack  # noqa: E402,F401  (the in-process services, for any test that asks)

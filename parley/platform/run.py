@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import signal
 import sys
 import time
@@ -33,6 +34,15 @@ def _ready(url: str) -> bool:
             return response.status == 200
     except Exception:
         return False
+
+
+def _visitor_secret(run_dir: Path) -> str:
+    """One per run folder, kept, so visitors stay who they are across restarts."""
+    path = run_dir / "visitor-secret"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _lock_run_dir(run_dir: Path):
@@ -75,6 +85,8 @@ def main() -> int:
         child_env = {**os.environ, "DATABASE_URL": comps.database_url,
                      "KAFKA_BOOTSTRAP_SERVERS": comps.bootstrap, "PYTHONUNBUFFERED": "1",
                      "PARLEY_OPERATOR_REGISTRY_URL": f"http://127.0.0.1:{base + 2}",
+                     "PARLEY_CONVERSATION_URL": f"http://127.0.0.1:{base + 1}",
+                     "PARLEY_VISITOR_SECRET": env("PARLEY_VISITOR_SECRET") or _visitor_secret(run_dir),
                      "PARLEY_FILES_DIR": str(run_dir / "files")}
         for i, (name, module) in enumerate(SERVICES):
             say(f"starting {name} on :{base + i} (log: {logs_dir / (name + '.log')})")

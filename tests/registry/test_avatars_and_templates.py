@@ -4,7 +4,7 @@ import io
 import pytest
 from PIL import Image
 
-from tests.registry.conftest import OWNER_EMAIL, OWNER_PASSWORD
+from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.registry import images
 
 

@@ -10,7 +10,7 @@ from parley.service import POOL, create_app
 
 import operator_registry.__main__ as registry_main
 from operator_registry import accounts
-from tests.registry.conftest import OWNER_EMAIL, OWNER_PASSWORD, settings
+from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, settings
 
 
 async def test_owner_logs_in_and_sees_who_they_are(stack):

@@ -5,7 +5,7 @@ import uuid
 
 import orjson
 
-from tests.registry.conftest import OWNER_EMAIL, OWNER_PASSWORD
+from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.registry.images import png
 
 ROLES = ("anonymous", "operator", "admin", "owner", "other_owner")

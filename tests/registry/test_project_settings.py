@@ -8,7 +8,7 @@ from parley.config import REPO_ROOT
 
 from operator_registry.api import ROUTES
 from operator_registry.widget_texts import DEFAULT_TEXTS
-from tests.registry.conftest import OWNER_EMAIL, OWNER_PASSWORD
+from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 
 async def widget_config(stack, project="demo"):

@@ -2,12 +2,14 @@ from pathlib import Path
 
 from parley.service import ServiceSpec, main
 
+from conversation import api
+
 SPEC = ServiceSpec(
     name="conversation",
     schema="conversation",
     default_port=8081,
     migrations=Path(__file__).parent / "migrations",
-    owns_streams=True,
+    routes=api.add_routes,
 )
 
 if __name__ == "__main__":

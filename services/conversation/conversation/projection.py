@@ -20,10 +20,9 @@ async def apply(conn: asyncpg.Connection, event: Event) -> None:
                 """insert into conversations (id, project_id, visitor_id, page_url, started_at, version)
                    values ($1, $2, $3, $4, $5::text::timestamptz, $6)""",
                 cid, event.project_id, d["visitor_id"], d.get("page_url"), at, event.stream_version)
-            await conn.execute(
-                """insert into visitor_conversations (project_id, visitor_id, conversation_id) values ($1, $2, $3)
-                   on conflict (project_id, visitor_id) do update set conversation_id = excluded.conversation_id""",
-                event.project_id, d["visitor_id"], cid)
+            # No upsert: a second conversation for the same visitor must fail here (see api.visitor_message).
+            await conn.execute("insert into visitor_conversations (project_id, visitor_id, conversation_id) values ($1, $2, $3)",
+                               event.project_id, d["visitor_id"], cid)
         case "chat.visitor_message_posted":
             await conn.execute(
                 """update conversations set last_message_text = $2, last_message_from = 'visitor',

@@ -1,3 +1,4 @@
+from collections import OrderedDict
 from pathlib import Path
 
 import orjson
@@ -7,9 +8,11 @@ from aiohttp import web
 from parley.live import LiveSubscriber
 from parley.service import SETTINGS, ServiceSpec, main
 
-from gateway import avatar_files, operator_sockets, upstream
+from gateway import avatar_files, conversations, operator_sockets, push, upstream, visitor_socket
 
-OPENAPI = yaml.safe_load((Path(__file__).parent / "openapi.yaml").read_text())
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+OPENAPI = yaml.safe_load((HERE / "openapi.yaml").read_text())
 
 # Public REST routes that operator-registry owns; the gateway forwards them.
 REGISTRY_ROUTES = ["/api/session", "/api/project", "/api/project/{tail:.+}", "/api/widget/config",
@@ -20,32 +23,56 @@ async def openapi(_: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(OPENAPI), content_type="application/json")
 
 
+async def widget_js(_: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "widget.js", headers={
+        "Content-Type": "application/javascript; charset=utf-8", "Cache-Control": "public, max-age=300",
+        "Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"})
+
+
+async def demo(_: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "demo.html", headers={"Content-Type": "text/html; charset=utf-8"})
+
+
 def routes(app: web.Application) -> None:
     app.cleanup_ctx.append(upstream.http_client)
     app[operator_sockets.SOCKETS] = operator_sockets.OperatorSockets()
+    app[visitor_socket.VISITOR_SOCKETS] = visitor_socket.VisitorSockets()
+    app[visitor_socket.RATES] = {}
+    app[visitor_socket.CONFIGS] = {}
+    app[push.SUMMARIES] = OrderedDict()
     app.on_shutdown.append(operator_sockets.close_all)
+    app.on_shutdown.append(visitor_socket.close_all)
     app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_get("/widget.js", widget_js)
+    app.router.add_get("/demo", demo)
     app.router.add_put("/api/operators/{id}/avatar", avatar_files.upload)
     app.router.add_get("/avatars/{name}.png", avatar_files.serve)
     app.router.add_get("/ws/operator", operator_sockets.operator_socket)
+    app.router.add_post("/api/visitor/session", visitor_socket.visitor_session)
+    app.router.add_post("/api/visitor/attachments", visitor_socket.visitor_attachment)
+    app.router.add_get("/ws/visitor", visitor_socket.visitor_socket)
+    conversations.add_routes(app)
     for path in REGISTRY_ROUTES:
         app.router.add_route("*", path, upstream.to_registry)
 
 
-def operator_events(app: web.Application):
-    async def handle(event):
-        await operator_sockets.on_operator_event(app, event)
-    return LiveSubscriber(app[SETTINGS].kafka_bootstrap, ["operator.events"], handle).run
+def live(topic: str, on_event):
+    def factory(app: web.Application):
+        async def handle(event):
+            await on_event(app, event)
+        return LiveSubscriber(app[SETTINGS].kafka_bootstrap, [topic], handle).run
+    return factory
 
 
 SPEC = ServiceSpec(
     name="gateway",
     schema="gateway",
     default_port=8080,
-    migrations=Path(__file__).parent / "migrations",
+    migrations=HERE / "migrations",
     owns_streams=False,
     routes=routes,
-    loops=[("live:operator.events", operator_events)],
+    loops=[("live:operator.events", live("operator.events", operator_sockets.on_operator_event)),
+           ("live:conversation.events", live("conversation.events", push.on_conversation_event))],
 )
 
 if __name__ == "__main__":

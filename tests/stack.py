@@ -1,6 +1,6 @@
-"""operator-registry and the gateway, both running in-process on real PostgreSQL and
-Kafka, each test on fresh schemas. The registry seeds the demo project (chat enabled,
-owner from PARLEY_OWNER_EMAIL / PARLEY_OWNER_PASSWORD)."""
+"""The services running in-process - operator-registry, conversation and the gateway -
+on real PostgreSQL and Kafka, each test on fresh schemas. The registry seeds the demo
+project (chat enabled, owner from PARLEY_OWNER_EMAIL / PARLEY_OWNER_PASSWORD)."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from parley.config import REPO_ROOT, Settings, env
 from parley.service import STORE, create_app
 
+import conversation.__main__ as conversation_main
 import gateway.__main__ as gateway_main
 import operator_registry.__main__ as registry_main
 from operator_registry import commands
@@ -30,6 +31,7 @@ def settings(platform, service: str) -> Settings:
 @dataclass
 class Stack:
     registry: TestClient
+    conversation: TestClient
     gateway: TestClient
 
     async def login(self, email: str, password: str, project: str = "demo") -> str:
@@ -69,11 +71,17 @@ async def stack(platform, tmp_path, monkeypatch):
     registry_spec = dataclasses.replace(registry_main.SPEC, schema=f"reg_{suffix}")
     registry = TestClient(TestServer(create_app(registry_spec, settings(platform, "operator-registry"))))
     await registry.start_server()
+    conversation = TestClient(TestServer(create_app(
+        dataclasses.replace(conversation_main.SPEC, schema=f"conv_{suffix}"), settings(platform, "conversation"))))
+    await conversation.start_server()
     monkeypatch.setenv("PARLEY_OPERATOR_REGISTRY_URL", str(registry.make_url("")).rstrip("/"))
+    monkeypatch.setenv("PARLEY_CONVERSATION_URL", str(conversation.make_url("")).rstrip("/"))
+    monkeypatch.setenv("PARLEY_VISITOR_SECRET", "test-visitor-secret-" + "x" * 32)
     monkeypatch.setenv("PARLEY_FILES_DIR", str(tmp_path / "files"))
     gateway_spec = dataclasses.replace(gateway_main.SPEC, schema=f"gw_{suffix}")
     gateway = TestClient(TestServer(create_app(gateway_spec, settings(platform, "gateway"))))
     await gateway.start_server()
-    yield Stack(registry, gateway)
+    yield Stack(registry, conversation, gateway)
     await gateway.close()
+    await conversation.close()
     await registry.close()

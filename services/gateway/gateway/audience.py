@@ -1,0 +1,48 @@
+"""Who sees which conversation event - the one place that decides it.
+
+Visitors see messages (theirs and operators'), who joined, and the closing; never
+internal notes, assignments by name of the admin, params, contacts or lead requests.
+Operators see everything of the conversations they may see: the unclaimed ones and
+their own, and an admin every conversation of the project."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def _attachment(a: dict | None) -> dict | None:
+    if not a:
+        return None
+    return {"url": f"/files/{a['file_id']}", "name": a["name"], "size": a["size"], "content_type": a["content_type"]}
+
+
+def _operator(d: dict) -> dict:
+    return {"name": d["operator_name"], "avatar_url": d.get("operator_avatar_url")}
+
+
+def for_visitor(event: dict[str, Any]) -> dict[str, Any] | None:
+    d, kind = event["data"], event["type"]
+    base = {"type": "event", "seq": event["stream_version"], "at": event["occurred_at"]}
+    if kind == "chat.visitor_message_posted":
+        return {**base, "kind": "visitor_message", "id": d["message_id"], "text": d["text"],
+                "attachment": _attachment(d.get("attachment"))}
+    if kind == "chat.operator_replied":
+        return {**base, "kind": "operator_message", "id": d["message_id"], "text": d["text"],
+                "attachment": _attachment(d.get("attachment")), "operator": _operator(d)}
+    if kind in ("assignment.taken", "assignment.assigned"):
+        return {**base, "kind": "operator_joined", "operator": _operator(d)}
+    if kind == "status.changed" and d["status"] == "closed":
+        return {**base, "kind": "closed"}
+    return None
+
+
+def for_operator(event: dict[str, Any]) -> dict[str, Any]:
+    data = dict(event["data"])
+    if "attachment" in data:
+        data["attachment"] = _attachment(data["attachment"])
+    return {"type": "conversation_event", "conversation_id": event["stream_id"].removeprefix("conversation-"),
+            "seq": event["stream_version"], "event": event["type"], "at": event["occurred_at"], "data": data}
+
+
+def operator_may_see(project_id: str, assignee_id: str | None, operator: dict[str, Any]) -> bool:
+    return operator["project"] == project_id and (
+        operator["is_admin"] or assignee_id is None or assignee_id == operator["id"])

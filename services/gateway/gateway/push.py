@@ -1,0 +1,54 @@
+"""Live pushes: every conversation event, as it reaches Kafka, to the visitor sockets of
+that conversation and the operator sockets allowed to see it (audience.py decides)."""
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+from aiohttp import web
+
+from parley.envelope import Event
+
+from gateway import audience
+from gateway.conversation_upstream import call
+from gateway.operator_sockets import SOCKETS as OPERATOR_SOCKETS
+from gateway.visitor_socket import VISITOR_SOCKETS
+
+log = logging.getLogger(__name__)
+SUMMARIES = web.AppKey("conversation_summaries", OrderedDict)
+SUMMARY_CACHE = 10_000
+
+
+async def _summary(app: web.Application, event: Event) -> tuple[str, str | None]:
+    """(project, assignee) of the event's conversation, kept current from the events."""
+    cache = app[SUMMARIES]
+    cid = event.stream_id.removeprefix("conversation-")
+    if event.type in ("assignment.taken", "assignment.assigned"):
+        cache[cid] = (event.project_id, event.data["operator_id"])
+    elif event.type == "chat.conversation_started":
+        cache[cid] = (event.project_id, None)
+    elif cid not in cache:
+        status, body = await call(app, "GET", f"/internal/conversations/{cid}/summary")
+        cache[cid] = (event.project_id, body.get("assignee_id") if status == 200 else None)
+    cache.move_to_end(cid)
+    while len(cache) > SUMMARY_CACHE:
+        cache.popitem(last=False)
+    return cache[cid]
+
+
+async def on_conversation_event(app: web.Application, event: Event) -> None:
+    envelope = event.to_dict()
+    cid = event.stream_id.removeprefix("conversation-")
+    for socket in list(app[VISITOR_SOCKETS].by_conversation.get(cid, ())):
+        await socket.deliver(envelope)
+    project_id, assignee = await _summary(app, event)
+    message = audience.for_operator(envelope)
+    for socket in app[OPERATOR_SOCKETS].all():
+        if audience.operator_may_see(project_id, assignee, socket.operator) and not socket.ws.closed:
+            await socket.ws.send_json(message)
+    if event.type == "assignment.assigned":
+        notification = {"type": "notification", "kind": "assigned", "conversation_id": cid,
+                        "by": event.data["by_name"], "requires_acknowledgement": True}
+        for socket in app[OPERATOR_SOCKETS].by_operator.get(event.data["operator_id"], ()):
+            if not socket.ws.closed:
+                await socket.ws.send_json(notification)

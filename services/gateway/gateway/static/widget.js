@@ -1,0 +1,527 @@
+/* Parley visitor widget. Plain ES2020, no build step; contract: docs/visitor-protocol.md.
+ * Snippet: <script async src="https://GATEWAY/widget.js" data-project="demo"></script>
+ * Every text from the server or the visitor goes into the DOM as text (textContent,
+ * Text nodes, append(string)), never as HTML. */
+(() => {
+  'use strict';
+  const W = window, D = document;
+  if (W.Parley && W.Parley._v) return; // the snippet was pasted twice
+
+  const me = D.currentScript
+    || D.querySelector('script[data-project][src*="widget.js"]')
+    || D.querySelector('script[data-project]');
+  const PROJECT = me && me.getAttribute('data-project');
+  if (!PROJECT) { console.warn('[parley] widget.js needs data-project on its <script>'); return; }
+  const ORIGIN = new URL(me.getAttribute('src') || '/', location.href).origin;
+  const MAX_FILE = 10 * 1024 * 1024, MAX_TEXT = 4000, MAX_PARAMS = 20;
+  const warn = (...a) => console.warn('[parley]', ...a);
+
+  // ---- storage (localStorage may be missing or throw: private modes, sandboxed frames)
+  const KEY = `parley:${PROJECT}:`, mem = {};
+  const store = {
+    get(k) { try { return localStorage.getItem(KEY + k); } catch { return k in mem ? mem[k] : null; } },
+    set(k, v) { mem[k] = v; try { localStorage.setItem(KEY + k, v); } catch { /* kept in memory */ } },
+  };
+  const readOutbox = () => {
+    try {
+      const a = JSON.parse(store.get('outbox') || '[]');
+      return Array.isArray(a) ? a.filter(e => e && typeof e.id === 'string') : [];
+    } catch { return []; }
+  };
+  const writeOutbox = a => store.set('outbox', JSON.stringify(a));
+  const unqueue = id => { const a = readOutbox(), b = a.filter(e => e.id !== id); if (b.length !== a.length) writeOutbox(b); };
+
+  const uuid = () => {
+    const c = W.crypto;
+    if (c && c.randomUUID) { try { return c.randomUUID(); } catch { /* insecure context */ } }
+    const b = new Uint8Array(16);
+    if (c && c.getRandomValues) c.getRandomValues(b); else for (let i = 0; i < 16; i++) b[i] = Math.random() * 256;
+    b[6] = (b[6] & 15) | 64; b[8] = (b[8] & 63) | 128;
+    const x = [...b].map(v => v.toString(16).padStart(2, '0')).join('');
+    return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+  };
+
+  // ---- public API: Parley.setCustomParams, the Roistat alias, and the pre-load queue
+  const params = Object.create(null);
+  let paramsSet = false;
+  function setCustomParams(obj) {
+    if (!obj || typeof obj !== 'object' || Array.isArray(obj)) { warn('setCustomParams expects an object'); return; }
+    for (const [k, v0] of Object.entries(obj)) {
+      let v = v0;
+      if ((typeof v === 'number' && Number.isFinite(v)) || typeof v === 'boolean') v = String(v);
+      if (typeof v !== 'string') warn(`param "${k}" dropped: the value must be a string, number or boolean`);
+      else if (!k || k.length > 64) warn(`param "${k.slice(0, 64)}…" dropped: the key must be 1 to 64 characters`);
+      else if (v.length > 256) warn(`param "${k}" dropped: the value is longer than 256 characters`);
+      else if (!(k in params) && Object.keys(params).length >= MAX_PARAMS) warn(`param "${k}" dropped: at most ${MAX_PARAMS} params`);
+      else params[k] = v;
+    }
+    paramsSet = true;
+    if (connected) send({ type: 'params', params: { ...params } });
+  }
+  const api = { setCustomParams, _v: 1 };
+  const run = c => {
+    if (Array.isArray(c) && typeof c[0] === 'string' && c[0][0] !== '_' && typeof api[c[0]] === 'function') api[c[0]](...c.slice(1));
+    else warn('unknown command', c);
+  };
+  const early = [].concat(W.ParleyQueue || [], (W.Parley && Array.isArray(W.Parley.q) && W.Parley.q) || []);
+  api.q = { push: run };
+  W.Parley = api;
+  W.ParleyQueue = { push: run };
+  W.setRoistatOnlineChatCustomParams = setCustomParams;
+  early.forEach(run);
+
+  // ---- small DOM helpers (text only; attributes set one by one)
+  const h = (tag, props, ...kids) => {
+    const e = D.createElement(tag);
+    for (const k in props || {}) {
+      const v = props[k];
+      if (k === 'class') e.className = v;
+      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+      else if (v != null && v !== false) e.setAttribute(k, v === true ? '' : v);
+    }
+    for (const c of kids) if (c != null) e.append(c);
+    return e;
+  };
+  const icon = d => {
+    const NS = 'http://www.w3.org/2000/svg', s = D.createElementNS(NS, 'svg'), p = D.createElementNS(NS, 'path');
+    s.setAttribute('viewBox', '0 0 24 24'); s.setAttribute('aria-hidden', 'true'); s.setAttribute('focusable', 'false');
+    p.setAttribute('d', d); s.append(p);
+    return s;
+  };
+  const I_CHAT = 'M21 11.5a8.4 8.4 0 0 1-.9 3.8 8.5 8.5 0 0 1-7.6 4.7 8.4 8.4 0 0 1-3.8-.9L3 21l1.9-5.7a8.4 8.4 0 0 1-.9-3.8 8.5 8.5 0 0 1 4.7-7.6 8.4 8.4 0 0 1 3.8-.9h.5a8.5 8.5 0 0 1 8 8z';
+  const I_X = 'M18 6 6 18M6 6l12 12';
+  const I_CLIP = 'm21.4 11-9.2 9.2a6 6 0 0 1-8.5-8.5l9.2-9.2a4 4 0 0 1 5.7 5.7l-9.2 9.2a2 2 0 0 1-2.8-2.8l8.5-8.5';
+  const I_SEND = 'M22 2 11 13M22 2l-7 20-4-9-9-4z';
+  const I_FILE = 'M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zM14 2v6h6';
+  const httpUrl = s => { try { const u = new URL(s, ORIGIN + '/'); return /^https?:$/.test(u.protocol) ? u.href : null; } catch { return null; } };
+
+  const CSS = `
+:host{all:initial!important;display:block!important;position:fixed!important;right:0!important;bottom:0!important;width:0!important;height:0!important;z-index:2147483000!important}
+*{box-sizing:border-box}[hidden]{display:none!important}
+.w{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#111827;-webkit-font-smoothing:antialiased}
+button{font:inherit;color:inherit;cursor:pointer;border:0;background:none;padding:0;margin:0}
+svg{width:22px;height:22px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}
+:focus-visible{outline:3px solid #4f46e5;outline-offset:2px}
+a{color:#4338ca}
+.la{position:fixed;right:20px;bottom:20px;width:60px;height:60px;border-radius:50%;background:#4f46e5;color:#fff;display:grid;place-items:center;box-shadow:0 6px 20px rgba(17,24,39,.28);transition:transform .15s,background .15s}
+.la:hover{background:#4338ca;transform:scale(1.06)}
+.la:focus-visible{outline:none;box-shadow:0 0 0 3px #fff,0 0 0 6px #4f46e5}
+.la svg{width:28px;height:28px}
+.dot{position:absolute;top:3px;right:3px;width:14px;height:14px;border-radius:50%;background:#ef4444;border:2px solid #fff}
+.p{position:fixed;right:20px;bottom:92px;width:360px;height:600px;max-height:calc(100vh - 112px);max-height:calc(100dvh - 112px);background:#fff;border-radius:16px;box-shadow:0 12px 40px rgba(17,24,39,.3);display:flex;flex-direction:column;overflow:hidden;animation:pop .18s ease-out}
+@keyframes pop{from{opacity:0;transform:translateY(12px) scale(.98)}}
+.hd{background:#4f46e5;color:#fff;padding:14px 10px 14px 18px;display:flex;align-items:center;gap:8px}
+.hd :focus-visible{outline-color:#fff}
+h2{margin:0;font-size:16px;font-weight:600;line-height:1.3}
+.hd p{margin:2px 0 0;font-size:13px;opacity:.88}
+.x{margin-left:auto;width:36px;height:36px;border-radius:8px;display:grid;place-items:center;flex:none}
+.x:hover{background:rgba(255,255,255,.16)}
+.cn{padding:6px 16px;font-size:13px;background:#fef3c7;color:#92400e}
+.cn.ok{background:#dcfce7;color:#166534}
+.sc{flex:1;overflow-y:auto;padding:16px 14px;background:#f9fafb;overscroll-behavior:contain}
+.ls{display:flex;flex-direction:column;gap:10px}
+.m{display:flex;gap:8px;max-width:86%;align-items:flex-end}
+.me{align-self:flex-end;flex-direction:row-reverse}
+.b{padding:8px 12px;border-radius:16px;background:#fff;border:1px solid #e5e7eb;white-space:pre-wrap;overflow-wrap:anywhere;min-width:0}
+.op .b{border-bottom-left-radius:4px}
+.me .b{background:#4f46e5;border-color:#4f46e5;color:#fff;border-bottom-right-radius:4px}
+.me a{color:#fff}
+.who{font-size:12px;font-weight:600;color:#4b5563;margin-bottom:2px}
+.mt{font-size:11px;opacity:.72;margin-top:3px;text-align:right;white-space:nowrap}
+.mt span+span::before{content:" · "}
+.m[data-status=pending] .b{opacity:.72}
+.m[data-status=failed] .b{background:#fee2e2;border-color:#fecaca;color:#7f1d1d}
+.av{width:30px;height:30px;border-radius:50%;flex:none;object-fit:cover;background:#e0e7ff;color:#3730a3;display:grid;place-items:center;font-size:13px;font-weight:600}
+.f{display:flex;align-items:center;gap:6px;text-decoration:none;color:inherit}
+.f svg{width:18px;height:18px;flex:none}
+.fn{text-decoration:underline;overflow-wrap:anywhere}.fs{opacity:.75;font-size:12px;white-space:nowrap}
+progress{display:block;width:100%;height:4px;margin-top:6px;accent-color:#a5b4fc}
+.n{align-self:center;text-align:center;font-size:13px;color:#6b7280;max-width:90%;white-space:pre-wrap}
+.n.er{color:#b91c1c}
+.wt{margin-top:10px}
+.fm{display:flex;align-items:flex-end;gap:4px;padding:10px;border-top:1px solid #e5e7eb;background:#fff}
+textarea{flex:1;min-width:0;resize:none;border:1px solid #d1d5db;border-radius:12px;padding:9px 12px;font:inherit;line-height:1.4;color:inherit;background:#fff;min-height:40px;max-height:120px;margin:0}
+textarea::placeholder{color:#9ca3af}
+textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shadow:0 0 0 3px rgba(79,70,229,.25)}
+.ib{width:40px;height:40px;border-radius:10px;display:grid;place-items:center;color:#4f46e5;flex:none}
+.ib:hover{background:#eef2ff}
+.sd{background:#4f46e5;color:#fff}.sd:hover{background:#4338ca}
+.sd svg{width:20px;height:20px}
+@media (max-width:480px){.p{inset:0;width:auto;height:auto;max-height:none;border-radius:0}.open .la{display:none}textarea{font-size:16px}}
+@media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}`;
+
+  // ---- state
+  let T = {}, lang = '', host, ui = {}, isOpen = false;
+  let token = store.get('token'), needSession = true;
+  let ws = null, connected = false, opening = false, timer = 0, attempt = 0, helloAt = 0, lastSeq = 0, want = false;
+  let connTimer = 0, waitTimer = 0, hasVisitor = false, joined = false;
+  const byId = new Map();
+  const t = (k, name) => String(T[k] || '').split('{name}').join(name || '');
+  const sleep = ms => new Promise(r => setTimeout(r, ms));
+
+  // ---- building the widget
+  function build() {
+    host = h('parley-widget', { id: 'parley-widget', 'data-state': 'closed', lang });
+    const root = host.attachShadow({ mode: 'open' });
+    root.append(h('style', null, CSS));
+    ui.la = h('button', { class: 'la', type: 'button', 'aria-label': t('launcher_label'), title: t('launcher_label'),
+      'aria-expanded': 'false', 'aria-controls': 'parley-panel', onclick: () => setOpen(!isOpen) }, icon(I_CHAT));
+    ui.dot = h('span', { class: 'dot', hidden: true });
+    ui.la.append(ui.dot);
+    ui.ls = h('div', { class: 'ls' });
+    ui.wait = h('div', { class: 'n wt', hidden: true }, t('waiting_for_operator'));
+    ui.sc = h('div', { class: 'sc', role: 'log', 'aria-live': 'polite', 'aria-label': t('window_title') }, ui.ls, ui.wait);
+    ui.cn = h('div', { class: 'cn', role: 'status', hidden: true });
+    ui.ta = h('textarea', { rows: 1, maxlength: MAX_TEXT, placeholder: t('input_placeholder'), 'aria-label': t('input_placeholder'),
+      oninput: grow, onkeydown: e => {
+        if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) { e.preventDefault(); submit(); }
+      } });
+    ui.file = h('input', { type: 'file', hidden: true, tabindex: -1, 'aria-hidden': 'true', onchange: () => {
+      const f = ui.file.files && ui.file.files[0]; ui.file.value = ''; if (f) attach(f);
+    } });
+    const title = h('h2', { id: 'parley-title' }, t('window_title'));
+    ui.p = h('div', { class: 'p', id: 'parley-panel', role: 'dialog', 'aria-labelledby': 'parley-title', hidden: true,
+      onkeydown: e => { if (e.key === 'Escape') { e.stopPropagation(); setOpen(false); } } },
+    h('div', { class: 'hd' }, h('div', null, title, h('p', null, t('online_subtitle'))),
+      h('button', { class: 'x', type: 'button', 'aria-label': t('close_label'), title: t('close_label'), onclick: () => setOpen(false) }, icon(I_X))),
+    ui.cn, ui.sc,
+    h('form', { class: 'fm', onsubmit: e => { e.preventDefault(); submit(); } },
+      h('button', { class: 'ib', type: 'button', 'aria-label': t('attach_label'), title: t('attach_label'), onclick: () => ui.file.click() }, icon(I_CLIP)),
+      ui.file, ui.ta,
+      h('button', { class: 'ib sd', type: 'submit', 'aria-label': t('send_label'), title: t('send_label') }, icon(I_SEND))));
+    ui.w = h('div', { class: 'w', lang }, ui.p, ui.la);
+    root.append(ui.w);
+    const g = t('greeting');
+    if (g) ui.ls.append(h('div', { class: 'm op', 'data-kind': 'greeting' }, h('div', { class: 'b' }, g)));
+    D.body.append(host);
+  }
+
+  function setOpen(o) {
+    isOpen = o;
+    host.setAttribute('data-state', o ? 'open' : 'closed');
+    ui.w.classList.toggle('open', o);
+    ui.p.hidden = !o;
+    ui.la.setAttribute('aria-expanded', String(o));
+    if (o) {
+      ui.dot.hidden = true;
+      connect();
+      ui.sc.scrollTop = ui.sc.scrollHeight;
+      ui.ta.focus({ preventScroll: true });
+    } else if (host.shadowRoot.activeElement) ui.la.focus();
+  }
+
+  function grow() { const a = ui.ta; a.style.height = 'auto'; a.style.height = Math.min(a.scrollHeight + 2, 120) + 'px'; }
+
+  // Keeps the list scrolled to the bottom when it was there (or for the visitor's own message).
+  function mutate(fn, force) {
+    const s = ui.sc, near = s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+    fn();
+    if (near || force) s.scrollTop = s.scrollHeight;
+  }
+
+  // Messages with a seq are kept in seq order; pending ones (no seq yet) stay at the end;
+  // local notices are fixed points in time.
+  function place(el, seq) {
+    mutate(() => {
+      el.remove();
+      let c = ui.ls.lastElementChild;
+      while (c) {
+        const s = c.getAttribute('data-seq');
+        if (s ? +s > seq : c.getAttribute('data-status') === 'pending') c = c.previousElementSibling;
+        else break;
+      }
+      c ? c.after(el) : ui.ls.prepend(el);
+    });
+  }
+
+  function notice(text, kind, cls) {
+    const el = h('div', { class: 'n' + (cls ? ' ' + cls : ''), 'data-kind': kind }, text);
+    return el;
+  }
+  const localNotice = (text, cls) => mutate(() => ui.ls.append(notice(text, 'notice', cls)), true);
+
+  // Text with http(s) links made clickable; everything else stays plain text.
+  function rich(text) {
+    const f = D.createDocumentFragment();
+    let i = 0;
+    for (const m of text.matchAll(/\bhttps?:\/\/[^\s<>"']*[^\s<>"'.,;:!?)\]]/g)) {
+      f.append(text.slice(i, m.index), h('a', { href: m[0], target: '_blank', rel: 'noopener noreferrer nofollow' }, m[0]));
+      i = m.index + m[0].length;
+    }
+    f.append(text.slice(i));
+    return f;
+  }
+
+  function size(n) {
+    if (!(n >= 0)) return '';
+    const [v, u] = n < 1024 ? [n, 'byte'] : n < 1048576 ? [n / 1024, 'kilobyte'] : [n / 1048576, 'megabyte'];
+    try { return new Intl.NumberFormat(lang || undefined, { style: 'unit', unit: u, unitDisplay: 'short', maximumFractionDigits: 1 }).format(v); } catch { return String(n); }
+  }
+
+  function fileEl(a) {
+    if (!a || typeof a !== 'object') return null;
+    const href = a.url ? httpUrl(a.url) : null;
+    return h(href ? 'a' : 'span', { class: 'f', href, target: href && '_blank', rel: href && 'noopener noreferrer', download: href && (a.name || '') },
+      icon(I_FILE), h('span', { class: 'fn' }, String(a.name || '')), h('span', { class: 'fs' }, size(a.size)));
+  }
+
+  function avatar(op) {
+    const name = String((op && op.name) || '').trim();
+    const ini = h('span', { class: 'av', 'aria-hidden': 'true' }, name.charAt(0).toUpperCase());
+    const url = op && op.avatar_url ? httpUrl(op.avatar_url) : null;
+    if (!url) return ini;
+    const img = h('img', { class: 'av', src: url, alt: '' });
+    img.onerror = () => img.replaceWith(ini);
+    return img;
+  }
+
+  function clock(at) {
+    const d = at ? new Date(at) : null;
+    return d && !isNaN(d) ? d.toLocaleTimeString(lang || undefined, { hour: '2-digit', minute: '2-digit' }) : '';
+  }
+
+  // One message element: .m[data-kind][data-id][data-seq][data-status] > (avatar) .b > who, .tx, file, progress, .mt
+  function bubble(kind, id, op) {
+    const mine = kind === 'visitor_message';
+    const b = h('div', { class: 'b' }, op ? h('div', { class: 'who' }, String(op.name || '')) : null,
+      h('div', { class: 'tx' }), h('div', { class: 'at' }), h('div', { class: 'mt' }, h('span', { class: 'tm' }), mine ? h('span', { class: 'st' }) : null));
+    const el = h('div', { class: 'm ' + (mine ? 'me' : 'op'), 'data-kind': kind, 'data-id': id || '' }, mine ? null : avatar(op), b);
+    return el;
+  }
+  function fill(el, m) {
+    const tx = el.querySelector('.tx'), at = el.querySelector('.at');
+    if (typeof m.text === 'string') { tx.replaceChildren(rich(m.text)); tx.hidden = !m.text; }
+    if (m.attachment !== undefined) { const f = fileEl(m.attachment); at.replaceChildren(...(f ? [f] : [])); at.hidden = !f; }
+    if (m.at) el.querySelector('.tm').textContent = clock(m.at);
+  }
+  function status(el, s, text) {
+    if (s) el.setAttribute('data-status', s);
+    const st = el.querySelector('.st');
+    if (st) st.textContent = text;
+  }
+
+  function pending(e, file) {
+    const el = bubble('visitor_message', e.id);
+    fill(el, { text: e.text || '', attachment: file || null });
+    status(el, 'pending', '…');
+    byId.set(e.id, el);
+    mutate(() => ui.ls.append(el), true);
+    setTimeout(() => { if (el.getAttribute('data-status') === 'pending') status(el, '', t('send_failed_retrying')); }, 6000);
+    hasVisitor = true; waiting();
+    return el;
+  }
+
+  // "Waiting for an operator" under the conversation until one joins (debounced: history arrives in a burst).
+  function waiting() {
+    clearTimeout(waitTimer);
+    waitTimer = setTimeout(() => mutate(() => { ui.wait.hidden = !(hasVisitor && !joined) || !ui.wait.textContent; }), 400);
+  }
+
+  // ---- sending
+  function submit() {
+    const text = ui.ta.value.trim().slice(0, MAX_TEXT);
+    if (!text) return;
+    ui.ta.value = ''; grow();
+    enqueue({ id: uuid(), text, page_url: location.href, attachment: null });
+  }
+
+  function enqueue(e, el) {
+    el = el || pending(e);
+    const ob = readOutbox(); ob.push(e); writeOutbox(ob); // stored before it is sent
+    if (connected) sendMessage(e); else connect();
+  }
+
+  function sendMessage(e) {
+    const m = { type: 'message', id: e.id, text: e.text || '', page_url: e.page_url || location.href };
+    if (e.attachment) m.attachment = e.attachment;
+    send(m);
+  }
+  function send(m) { if (connected && ws && ws.readyState === 1) ws.send(JSON.stringify(m)); }
+
+  async function attach(file) {
+    if (file.size > MAX_FILE) { localNotice(t('file_too_large'), 'er'); return; }
+    const id = uuid();
+    const el = pending({ id, text: '' }, { name: file.name, size: file.size });
+    const bar = h('progress', { max: 1, value: 0, 'aria-label': t('attach_label') });
+    el.querySelector('.at').append(bar);
+    for (let n = 0; ; n++) {
+      try {
+        if (!token || needSession) await session();
+        const r = await upload(file, bar);
+        bar.remove();
+        enqueue({ id, text: '', page_url: location.href, attachment: r.file_id }, el);
+        return;
+      } catch (err) {
+        const st = err.status || 0, code = String((err.body && err.body.error && err.body.error.code) || '');
+        const msg = st === 413 || /too_large|too_big/.test(code) ? t('file_too_large')
+          : st === 415 || /type/.test(code) ? t('file_type_not_allowed')
+          : st >= 400 && st < 500 && ![401, 408, 429].includes(st) ? String((err.body && err.body.error && err.body.error.message) || st) : null;
+        if (st === 401) needSession = true;
+        if (msg || n >= 4) { bar.remove(); byId.delete(id); status(el, 'failed', msg || t('send_failed_retrying').replace(/[.…]+$/, '')); return; }
+        status(el, '', t('send_failed_retrying'));
+        await sleep(1000 * 2 ** n);
+      }
+    }
+  }
+
+  function upload(file, bar) {
+    return new Promise((ok, no) => {
+      const x = new XMLHttpRequest();
+      x.open('POST', `${ORIGIN}/api/visitor/attachments?token=${encodeURIComponent(token)}`);
+      x.setRequestHeader('X-File-Name', encodeURIComponent(file.name));
+      x.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+      x.upload.onprogress = e => { if (e.lengthComputable) bar.value = e.loaded / e.total; };
+      x.onload = () => {
+        let j = null; try { j = JSON.parse(x.responseText); } catch { /* not JSON */ }
+        if (x.status >= 200 && x.status < 300 && j && j.file_id) ok(j);
+        else no(Object.assign(new Error('upload failed'), { status: x.status, body: j }));
+      };
+      x.onerror = x.ontimeout = () => no(new Error('network'));
+      x.send(file);
+    });
+  }
+
+  // ---- identity and the socket
+  async function session() {
+    const r = await fetch(`${ORIGIN}/api/visitor/session`, {
+      method: 'POST', credentials: 'omit', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(token ? { project: PROJECT, visitor_token: token } : { project: PROJECT }),
+    });
+    if (!r.ok) throw new Error('session ' + r.status);
+    const j = await r.json();
+    if (!j || typeof j.visitor_token !== 'string') throw new Error('session: no token');
+    if (token && j.visitor_token !== token) { // a new visitor: the old transcript is not theirs
+      lastSeq = 0;
+      ui.ls.querySelectorAll('[data-seq]').forEach(e => e.remove());
+    }
+    token = j.visitor_token;
+    store.set('token', token);
+    needSession = false;
+  }
+
+  function connect() { want = true; if (!ws && !timer && !opening) open(); }
+
+  async function open() {
+    opening = true;
+    try { if (needSession || !token) await session(); } catch (e) { opening = false; lost(); retry(); return; }
+    opening = false;
+    const u = new URL('/ws/visitor', ORIGIN);
+    u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    u.searchParams.set('token', token);
+    u.searchParams.set('after', String(lastSeq));
+    let s;
+    try { s = new WebSocket(u.href); } catch { lost(); retry(); return; }
+    ws = s;
+    let greeted = false;
+    s.onmessage = e => {
+      if (ws !== s) return;
+      let m; try { m = JSON.parse(e.data); } catch { return; }
+      if (!m || typeof m !== 'object') return;
+      if (m.type === 'hello') greeted = true;
+      receive(m);
+    };
+    s.onclose = () => {
+      if (ws !== s) return;
+      ws = null; connected = false;
+      if (!greeted) needSession = true; // refused (bad token?): ask for the session again first
+      lost(); retry();
+    };
+  }
+
+  function retry() {
+    if (timer || !want) return;
+    const base = Math.min(10000, 500 * 2 ** attempt++);
+    timer = setTimeout(() => { timer = 0; open(); }, base / 2 + Math.random() * base / 2);
+  }
+  W.addEventListener('online', () => {
+    if (timer && !ws) { clearTimeout(timer); timer = 0; attempt = 0; open(); }
+  });
+
+  function lost() {
+    conn('reconnecting');
+    ui.ls.querySelectorAll('[data-status=pending]').forEach(el => status(el, '', t('send_failed_retrying')));
+  }
+  function conn(kind) {
+    clearTimeout(connTimer);
+    const c = ui.cn;
+    if (!kind) { c.hidden = true; c.removeAttribute('data-notice'); return; }
+    c.hidden = false; c.setAttribute('data-notice', kind); c.className = 'cn' + (kind === 'reconnected' ? ' ok' : '');
+    c.textContent = t(kind);
+    if (kind === 'reconnected') connTimer = setTimeout(() => conn(null), 3000);
+  }
+
+  function receive(m) {
+    if (m.type === 'hello') {
+      connected = true; attempt = 0; helloAt = Date.now();
+      if (ui.cn.getAttribute('data-notice') === 'reconnecting') conn('reconnected');
+      if (paramsSet) send({ type: 'params', params: { ...params } });
+      for (const e of readOutbox()) { // in order, same ids
+        if (!byId.has(e.id)) pending(e);
+        else { const el = byId.get(e.id); if (el.getAttribute('data-status') === 'pending') status(el, '', '…'); }
+        sendMessage(e);
+      }
+    } else if (m.type === 'event') event(m);
+    else if (m.type === 'ack') {
+      if (typeof m.id !== 'string') return;
+      unqueue(m.id);
+      const el = byId.get(m.id);
+      if (el && el.getAttribute('data-status') !== 'sent') {
+        status(el, 'sent', t('status_sent'));
+        if (m.seq != null && !el.hasAttribute('data-seq')) { el.setAttribute('data-seq', m.seq); place(el, +m.seq); }
+      }
+    } else if (m.type === 'error') {
+      const el = m.id && byId.get(m.id);
+      const text = String(m.message || m.code || '');
+      if (m.id) unqueue(m.id); // refused: not resent
+      if (el && el.getAttribute('data-status') === 'pending') status(el, 'failed', text);
+      else localNotice(text, 'er');
+    }
+  }
+
+  function event(m) {
+    const seq = Number(m.seq);
+    if (!(seq > lastSeq)) return; // already shown
+    lastSeq = seq;
+    const k = m.kind, op = m.operator && typeof m.operator === 'object' ? m.operator : null;
+    let el;
+    if (k === 'visitor_message') {
+      el = typeof m.id === 'string' && byId.get(m.id);
+      if (!el) { el = bubble(k, m.id); status(el, 'sent', t('status_sent')); if (m.id) byId.set(m.id, el); }
+      hasVisitor = true;
+    } else if (k === 'operator_message') {
+      el = bubble(k, m.id, op || {});
+      el.setAttribute('data-status', 'sent');
+      joined = true;
+    } else if (k === 'operator_joined') {
+      el = notice(t('operator_joined', op && op.name), k);
+      joined = true;
+    } else if (k === 'closed') {
+      el = notice(t('chat_closed'), k);
+      hasVisitor = joined = false;
+    } else return; // a kind this widget does not know yet
+    if (el.classList.contains('m')) fill(el, m);
+    el.setAttribute('data-seq', seq);
+    place(el, seq);
+    waiting();
+    if (!isOpen && (k === 'operator_message' || k === 'operator_joined') && Date.now() - helloAt > 1500) ui.dot.hidden = false;
+  }
+
+  // ---- start: after DOMContentLoaded, when the browser is idle
+  async function init() {
+    let cfg;
+    try {
+      const r = await fetch(`${ORIGIN}/api/widget/config?project=${encodeURIComponent(PROJECT)}`, { credentials: 'omit' });
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      cfg = await r.json();
+    } catch (e) { warn('widget config unavailable:', e.message || e); return; }
+    if (!cfg || !cfg.enabled) return;
+    T = cfg.texts && typeof cfg.texts === 'object' ? cfg.texts : {};
+    lang = typeof cfg.language === 'string' ? cfg.language : '';
+    build();
+    const ob = readOutbox();
+    ob.forEach(e => pending(e));
+    if (token || ob.length) connect(); // a returning visitor: history and live replies; a new one connects on open
+  }
+  const boot = () => (W.requestIdleCallback ? W.requestIdleCallback(init, { timeout: 2000 }) : setTimeout(init, 1));
+  if (D.readyState === 'loading') D.addEventListener('DOMContentLoaded', boot, { once: true }); else boot();
+})();

@@ -1,0 +1,52 @@
+"""Signed visitor tokens: a visitor reaches only their own conversation.
+
+`<payload>.<signature>`, both base64url; the payload is {"p": project, "v": visitor id},
+the signature HMAC-SHA256 with PARLEY_VISITOR_SECRET, which every gateway of one
+installation shares (make run generates one and keeps it in the run folder)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+import orjson
+
+from parley.config import env
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _secret() -> bytes:
+    secret = env("PARLEY_VISITOR_SECRET")
+    if len(secret) < 32:
+        raise SystemExit("PARLEY_VISITOR_SECRET must be set to at least 32 random characters, the same on every "
+                         "gateway (e.g. `openssl rand -hex 32`). `make run` sets one for you.")
+    return secret.encode()
+
+
+def issue(project_id: str) -> tuple[str, str]:
+    visitor_id = secrets.token_hex(16)
+    payload = _b64(orjson.dumps({"p": project_id, "v": visitor_id}))
+    return f"{payload}.{_b64(hmac.new(_secret(), payload.encode(), hashlib.sha256).digest())}", visitor_id
+
+
+def verify(token: str | None) -> tuple[str, str] | None:
+    """(project id, visitor id), or None for anything not signed by us."""
+    payload, _, signature = (token or "").partition(".")
+    if not payload or not signature:
+        return None
+    expected = _b64(hmac.new(_secret(), payload.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(expected, signature):
+        return None
+    try:
+        data = orjson.loads(_unb64(payload))
+        return data["p"], data["v"]
+    except (ValueError, KeyError, TypeError):
+        return None
