@@ -41,6 +41,13 @@
     return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
   };
 
+  // ---- state (declared before the API: queued calls run at once)
+  let T = {}, lang = '', host, ui = {}, isOpen = false;
+  let token = store.get('token'), needSession = true;
+  let ws = null, connected = false, opening = false, timer = 0, attempt = 0, helloAt = 0, lastSeq = 0, want = false;
+  let connTimer = 0, waitTimer = 0, hasVisitor = false, joined = false;
+  const byId = new Map();
+
   // ---- public API: Parley.setCustomParams, the Roistat alias, and the pre-load queue
   const params = Object.create(null);
   let paramsSet = false;
@@ -129,7 +136,9 @@ h2{margin:0;font-size:16px;font-weight:600;line-height:1.3}
 .who{font-size:12px;font-weight:600;color:#4b5563;margin-bottom:2px}
 .mt{font-size:11px;opacity:.72;margin-top:3px;text-align:right;white-space:nowrap}
 .mt span+span::before{content:" · "}
+.tm:empty{display:none}.tm:empty+span::before{content:none}
 .m[data-status=pending] .b{opacity:.72}
+.me[data-status=sent]:has(~.me) .st{display:none}
 .m[data-status=failed] .b{background:#fee2e2;border-color:#fecaca;color:#7f1d1d}
 .av{width:30px;height:30px;border-radius:50%;flex:none;object-fit:cover;background:#e0e7ff;color:#3730a3;display:grid;place-items:center;font-size:13px;font-weight:600}
 .f{display:flex;align-items:center;gap:6px;text-decoration:none;color:inherit}
@@ -150,18 +159,12 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
 @media (max-width:480px){.p{inset:0;width:auto;height:auto;max-height:none;border-radius:0}.open .la{display:none}textarea{font-size:16px}}
 @media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}`;
 
-  // ---- state
-  let T = {}, lang = '', host, ui = {}, isOpen = false;
-  let token = store.get('token'), needSession = true;
-  let ws = null, connected = false, opening = false, timer = 0, attempt = 0, helloAt = 0, lastSeq = 0, want = false;
-  let connTimer = 0, waitTimer = 0, hasVisitor = false, joined = false;
-  const byId = new Map();
   const t = (k, name) => String(T[k] || '').split('{name}').join(name || '');
   const sleep = ms => new Promise(r => setTimeout(r, ms));
 
   // ---- building the widget
   function build() {
-    host = h('parley-widget', { id: 'parley-widget', 'data-state': 'closed', lang });
+    host = h('parley-widget', { id: 'parley-widget', 'data-state': 'closed', lang: lang || null });
     const root = host.attachShadow({ mode: 'open' });
     root.append(h('style', null, CSS));
     ui.la = h('button', { class: 'la', type: 'button', 'aria-label': t('launcher_label'), title: t('launcher_label'),
@@ -189,7 +192,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       h('button', { class: 'ib', type: 'button', 'aria-label': t('attach_label'), title: t('attach_label'), onclick: () => ui.file.click() }, icon(I_CLIP)),
       ui.file, ui.ta,
       h('button', { class: 'ib sd', type: 'submit', 'aria-label': t('send_label'), title: t('send_label') }, icon(I_SEND))));
-    ui.w = h('div', { class: 'w', lang }, ui.p, ui.la);
+    ui.w = h('div', { class: 'w', lang: lang || null }, ui.p, ui.la);
     root.append(ui.w);
     const g = t('greeting');
     if (g) ui.ls.append(h('div', { class: 'm op', 'data-kind': 'greeting' }, h('div', { class: 'b' }, g)));
@@ -306,10 +309,11 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     status(el, 'pending', '…');
     byId.set(e.id, el);
     mutate(() => ui.ls.append(el), true);
-    setTimeout(() => { if (el.getAttribute('data-status') === 'pending') status(el, '', t('send_failed_retrying')); }, 6000);
     hasVisitor = true; waiting();
     return el;
   }
+  // A message still not acknowledged after a while says so (it keeps being resent).
+  const watch = el => setTimeout(() => { if (el.getAttribute('data-status') === 'pending') status(el, '', t('send_failed_retrying')); }, 6000);
 
   // "Waiting for an operator" under the conversation until one joins (debounced: history arrives in a burst).
   function waiting() {
@@ -327,6 +331,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
 
   function enqueue(e, el) {
     el = el || pending(e);
+    watch(el);
     const ob = readOutbox(); ob.push(e); writeOutbox(ob); // stored before it is sent
     if (connected) sendMessage(e); else connect();
   }
@@ -357,9 +362,9 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
           : st === 415 || /type/.test(code) ? t('file_type_not_allowed')
           : st >= 400 && st < 500 && ![401, 408, 429].includes(st) ? String((err.body && err.body.error && err.body.error.message) || st) : null;
         if (st === 401) needSession = true;
-        if (msg || n >= 4) { bar.remove(); byId.delete(id); status(el, 'failed', msg || t('send_failed_retrying').replace(/[.…]+$/, '')); return; }
-        status(el, '', t('send_failed_retrying'));
-        await sleep(1000 * 2 ** n);
+        if (msg) { bar.remove(); byId.delete(id); status(el, 'failed', msg); return; }
+        status(el, '', t('send_failed_retrying')); // network or server trouble: try again
+        await sleep(Math.min(10000, 1000 * 2 ** n));
       }
     }
   }
@@ -519,7 +524,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     lang = typeof cfg.language === 'string' ? cfg.language : '';
     build();
     const ob = readOutbox();
-    ob.forEach(e => pending(e));
+    ob.forEach(e => watch(pending(e)));
     if (token || ob.length) connect(); // a returning visitor: history and live replies; a new one connects on open
   }
   const boot = () => (W.requestIdleCallback ? W.requestIdleCallback(init, { timeout: 2000 }) : setTimeout(init, 1));

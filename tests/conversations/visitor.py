@@ -1,0 +1,80 @@
+"""A scripted visitor speaking the widget's protocol (docs/visitor-protocol.md)."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+import aiohttp
+
+
+@dataclass
+class ScriptedVisitor:
+    client: object                 # the gateway's aiohttp TestClient (or anything with .post/.ws_connect)
+    project: str = "demo"
+    token: str | None = None
+    visitor_id: str | None = None
+    ws: aiohttp.ClientWebSocketResponse | None = None
+    last_seq: int = 0
+    events: list[dict] = field(default_factory=list)
+    acks: dict[str, int] = field(default_factory=dict)
+    errors: list[dict] = field(default_factory=list)
+    conversation_id: str | None = None
+    _reader: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        r = await self.client.post("/api/visitor/session", json={"project": self.project, "visitor_token": self.token})
+        assert r.status == 201, await r.text()
+        body = await r.json()
+        self.token, self.visitor_id = body["visitor_token"], body["visitor_id"]
+        await self.connect()
+
+    async def connect(self) -> None:
+        self.ws = await self.client.ws_connect(f"/ws/visitor?token={self.token}&after={self.last_seq}")
+        hello = await self.ws.receive_json(timeout=10)
+        assert hello["type"] == "hello"
+        self.conversation_id = hello["conversation_id"] or self.conversation_id
+        self._reader = asyncio.create_task(self._read(self.ws))
+
+    async def _read(self, ws) -> None:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data = msg.json()
+            if data["type"] == "event":
+                assert data["seq"] > self.last_seq, f"seq {data['seq']} after {self.last_seq}: a duplicate or reorder"
+                self.last_seq = data["seq"]
+                self.events.append(data)
+            elif data["type"] == "ack":
+                self.acks[data["id"]] = data["seq"]
+            elif data["type"] == "error":
+                self.errors.append(data)
+
+    async def drop(self) -> None:
+        """The network goes away: no goodbye."""
+        await self.ws.close()
+        if self._reader:
+            await self._reader
+
+    async def send(self, text: str, message_id: str | None = None, **extra) -> str:
+        message_id = message_id or str(uuid.uuid4())
+        await self.ws.send_json({"type": "message", "id": message_id, "text": text, "page_url": "https://shop.example/p/1", **extra})
+        return message_id
+
+    async def send_and_wait(self, text: str, **extra) -> str:
+        message_id = await self.send(text, **extra)
+        await self.wait_for(lambda: message_id in self.acks, f"ack of {text!r}")
+        return message_id
+
+    async def wait_for(self, condition, what: str, timeout: float = 15) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not condition():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"visitor timed out waiting for {what}; events: {self.events[-5:]}, errors: {self.errors}")
+            await asyncio.sleep(0.02)
+
+    def kinds(self) -> list[str]:
+        return [e["kind"] for e in self.events]
+
+    def texts(self, kind: str) -> list[str]:
+        return [e["text"] for e in self.events if e["kind"] == kind]
