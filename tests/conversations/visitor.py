@@ -78,3 +78,36 @@ class ScriptedVisitor:
 
     def texts(self, kind: str) -> list[str]:
         return [e["text"] for e in self.events if e["kind"] == kind]
+
+
+RETRYABLE = {"service_unavailable", "busy"}
+
+
+async def send_reliably(visitor: ScriptedVisitor, text: str, message_id: str, *, timeout: float = 60) -> int:
+    """What the widget does: resend with the same id until acknowledged, reconnecting when the
+    socket is gone. Returns the ack's seq."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if visitor.ws is None or visitor.ws.closed:
+            try:
+                await visitor.connect()
+            except Exception:
+                await asyncio.sleep(0.2)
+                continue
+        errors_before = len(visitor.errors)
+        try:
+            await visitor.send(text, message_id=message_id)
+        except Exception:
+            await asyncio.sleep(0.2)
+            continue
+        for _ in range(100):
+            if message_id in visitor.acks:
+                return visitor.acks[message_id]
+            fresh = [e for e in visitor.errors[errors_before:] if e.get("id") == message_id]
+            if fresh:
+                assert fresh[0]["code"] in RETRYABLE, fresh[0]
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{text!r} was never acknowledged")

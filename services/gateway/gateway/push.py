@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -19,21 +20,30 @@ SUMMARIES = web.AppKey("conversation_summaries", OrderedDict)
 SUMMARY_CACHE = 10_000
 
 
-async def _summary(app: web.Application, event: Event) -> tuple[str, str | None]:
-    """(project, assignee) of the event's conversation, kept current from the events."""
+@dataclass
+class Summary:
+    project_id: str
+    assignee_id: str | None
+    pushed_seq: int = 0   # the last seq pushed to operators: a redelivered event is not pushed twice
+
+
+async def _summary(app: web.Application, event: Event) -> Summary:
+    """Who may see the event's conversation, kept current from the events."""
     cache = app[SUMMARIES]
     cid = event.stream_id.removeprefix("conversation-")
+    if cid not in cache:
+        if event.type == "chat.conversation_started":
+            cache[cid] = Summary(event.project_id, None)
+        else:
+            status, body = await call(app, "GET", f"/internal/conversations/{cid}/summary")
+            cache[cid] = Summary(event.project_id, body.get("assignee_id") if status == 200 else None)
+    summary = cache[cid]
     if event.type in ("assignment.taken", "assignment.assigned"):
-        cache[cid] = (event.project_id, event.data["operator_id"])
-    elif event.type == "chat.conversation_started":
-        cache[cid] = (event.project_id, None)
-    elif cid not in cache:
-        status, body = await call(app, "GET", f"/internal/conversations/{cid}/summary")
-        cache[cid] = (event.project_id, body.get("assignee_id") if status == 200 else None)
+        summary.assignee_id = event.data["operator_id"]
     cache.move_to_end(cid)
     while len(cache) > SUMMARY_CACHE:
         cache.popitem(last=False)
-    return cache[cid]
+    return summary
 
 
 async def on_conversation_event(app: web.Application, event: Event) -> None:
@@ -41,10 +51,13 @@ async def on_conversation_event(app: web.Application, event: Event) -> None:
     cid = event.stream_id.removeprefix("conversation-")
     for socket in list(app[VISITOR_SOCKETS].by_conversation.get(cid, ())):
         await socket.deliver(envelope)
-    project_id, assignee = await _summary(app, event)
+    summary = await _summary(app, event)
+    if event.stream_version <= summary.pushed_seq:
+        return  # a duplicate on the wire (a relay retry); visitors dedupe by seq themselves
+    summary.pushed_seq = event.stream_version
     message = audience.for_operator(envelope)
     for socket in app[OPERATOR_SOCKETS].all():
-        if audience.operator_may_see(project_id, assignee, socket.operator) and not socket.ws.closed:
+        if audience.operator_may_see(summary.project_id, summary.assignee_id, socket.operator) and not socket.ws.closed:
             await socket.ws.send_json(message)
     if event.type == "assignment.assigned":
         notification = {"type": "notification", "kind": "assigned", "conversation_id": cid,
