@@ -148,3 +148,29 @@ async def test_admin_assigns_and_the_assignee_is_notified_at_once(stack):
     await visitor.wait_for(lambda: "operator_joined" in visitor.kinds(), "operator joined")
     assert visitor.events[-1]["operator"]["name"] == "Assignee Ivan"
     await ws.close()
+
+
+async def test_a_lead_request_carries_the_transcript_without_notes(stack):
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    _, operator, email = await stack.add_operator(owner, "Leah Lead")
+    visitor = ScriptedVisitor(stack.gateway)
+    await visitor.start()
+    await visitor.ws.send_json({"type": "params", "params": {"product": "Windows"}})
+    await visitor.send_and_wait("I want to buy 10 licenses")
+    cid = (await (await stack.call("GET", "/api/inbox?view=new", operator)).json())["conversations"][0]["id"]
+    await stack.call("POST", f"/api/conversations/{cid}/take", operator)
+    await stack.call("POST", f"/api/conversations/{cid}/messages", operator, json={"text": "Great, your phone?"})
+    await stack.call("POST", f"/api/conversations/{cid}/notes", operator, json={"text": "internal: big deal"})
+    await visitor.ws.send_json({"type": "contacts", "name": "Ivan", "phone": "+7 999 123-45-67"})
+    await visitor.send_and_wait("+7 999 123-45-67")
+    r = await stack.call("POST", f"/api/conversations/{cid}/lead", operator)
+    assert r.status == 200, await r.text()
+    lead = next(e for e in (await r.json())["events"] if e["event"] == "lead.requested")["data"]
+    assert [m["text"] for m in lead["transcript"]] == ["I want to buy 10 licenses", "Great, your phone?", "+7 999 123-45-67"]
+    assert "internal: big deal" not in str(lead)
+    assert lead["contacts"] == {"name": "Ivan", "phone": "+7 999 123-45-67"}
+    assert lead["custom_params"] == {"product": "Windows"}
+    assert lead["page_url"] == "https://shop.example/p/1"
+    assert lead["operator_email"] == email
+    inbox_row = (await (await stack.call("GET", "/api/inbox?view=mine", operator)).json())["conversations"][0]
+    assert inbox_row["lead_requested_at"] is not None

@@ -101,11 +101,22 @@ async def test_a_retried_command_with_the_same_idempotency_key_adds_one_operator
     assert [o["name"] for o in operators].count("Once") == 1
 
 
-def test_openapi_documents_every_public_route():
+def test_openapi_documents_every_public_route(platform):
+    from parley.service import create_app
+    import gateway.__main__ as gateway_main
+    from tests.stack import settings
     spec = yaml.safe_load((REPO_ROOT / "services/gateway/gateway/openapi.yaml").read_text())
     documented = {(m.upper(), p) for p, item in spec["paths"].items() for m in item if m != "parameters"}
+    # the registry's public routes, forwarded by the gateway, and the gateway's own
     public = {(m, p) for m, p, _ in ROUTES if p.startswith("/api/")}
-    public |= {("PUT", "/api/operators/{id}/avatar"), ("GET", "/ws/operator"), ("GET", "/avatars/{name}.png")}
+    app = create_app(gateway_main.SPEC, settings(platform, "gateway"))
+    for route in app.router.routes():
+        path = route.resource.canonical
+        if route.method in ("HEAD", "*") or path in ("/healthz", "/readyz", "/metrics", "/api/openapi.json"):
+            continue
+        public.add((route.method, path.replace("{action:take|messages|notes|status|lead}", "{action}")))
+    actions = {("POST", f"/api/conversations/{{id}}/{a}") for a in ("take", "messages", "notes", "status", "lead")}
+    public = (public - {("POST", "/api/conversations/{id}/{action}")}) | actions
     assert public == documented
 
 
