@@ -237,10 +237,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     });
   }
 
-  function notice(text, kind, cls) {
-    const el = h('div', { class: 'n' + (cls ? ' ' + cls : ''), 'data-kind': kind }, text);
-    return el;
-  }
+  const notice = (text, kind, cls) => h('div', { class: 'n' + (cls ? ' ' + cls : ''), 'data-kind': kind }, text);
   const localNotice = (text, cls) => mutate(() => ui.ls.append(notice(text, 'notice', cls)), true);
 
   // Text with http(s) links made clickable; everything else stays plain text.
@@ -288,8 +285,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     const mine = kind === 'visitor_message';
     const b = h('div', { class: 'b' }, op ? h('div', { class: 'who' }, String(op.name || '')) : null,
       h('div', { class: 'tx' }), h('div', { class: 'at' }), h('div', { class: 'mt' }, h('span', { class: 'tm' }), mine ? h('span', { class: 'st' }) : null));
-    const el = h('div', { class: 'm ' + (mine ? 'me' : 'op'), 'data-kind': kind, 'data-id': id || '' }, mine ? null : avatar(op), b);
-    return el;
+    return h('div', { class: 'm ' + (mine ? 'me' : 'op'), 'data-kind': kind, 'data-id': id || '' }, mine ? null : avatar(op), b);
   }
   function fill(el, m) {
     const tx = el.querySelector('.tx'), at = el.querySelector('.at');
@@ -446,12 +442,14 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     conn('reconnecting');
     ui.ls.querySelectorAll('[data-status=pending]').forEach(el => status(el, '', t('send_failed_retrying')));
   }
-  function conn(kind) {
+  function conn(kind) { // the bar above the conversation: reconnecting / reconnected
     clearTimeout(connTimer);
     const c = ui.cn;
-    if (!kind) { c.hidden = true; c.removeAttribute('data-notice'); return; }
-    c.hidden = false; c.setAttribute('data-notice', kind); c.className = 'cn' + (kind === 'reconnected' ? ' ok' : '');
-    c.textContent = t(kind);
+    mutate(() => {
+      c.hidden = !kind;
+      if (kind) { c.setAttribute('data-notice', kind); c.className = 'cn' + (kind === 'reconnected' ? ' ok' : ''); c.textContent = t(kind); }
+      else c.removeAttribute('data-notice');
+    });
     if (kind === 'reconnected') connTimer = setTimeout(() => conn(null), 3000);
   }
 
