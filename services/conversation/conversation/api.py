@@ -6,6 +6,7 @@ operator calls the operator in the `X-Parley-Actor` header (JSON). This port mus
 on the internal network. Permissions are decided here, in domain.py."""
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, Callable
 
@@ -20,6 +21,8 @@ from parley.service import POOL, STORE
 
 from conversation import domain, projection
 from conversation.domain import Operator
+
+log = logging.getLogger(__name__)
 
 ACTOR_HEADER = "X-Parley-Actor"
 INBOX_LIMIT = 200
@@ -87,7 +90,11 @@ async def visitor_message(request: web.Request) -> web.Response:
     if not isinstance(message_id, str) or not 1 <= len(message_id) <= 64:
         raise Rejected(422, "message_id_required", "Every message carries the widget's id for it.")
     pool, store = request.app[POOL], request.app[STORE]
-    params = domain.clean_params(body.get("custom_params") or {})
+    try:
+        params = domain.clean_params(body.get("custom_params") or {})
+    except Rejected as e:  # a site's bad params must not cost the visitor their message
+        log.warning("custom params dropped", extra={"reason": e.message})
+        params = {}
     for _ in range(3):
         conversation_id = await _visitor_conversation(pool, project_id, visitor_id) or str(uuid.uuid4())
 

@@ -208,10 +208,14 @@ async def _on_visitor_message(request: web.Request, socket: VisitorSocket, data:
         if kind == "message":
             await _post_message(request, socket, data)
         elif kind == "params":
-            socket.params = {**socket.params, **data.get("params", {})} if isinstance(data.get("params"), dict) else socket.params
+            params = data.get("params")
+            if not isinstance(params, dict):
+                raise Rejected(422, "params_invalid", "params must be an object of names to values.")
             if socket.conversation_id:
                 await checked(app, "POST", "/internal/visitor/params", json={
-                    "project_id": socket.project_id, "visitor_id": socket.visitor_id, "params": data.get("params")})
+                    "project_id": socket.project_id, "visitor_id": socket.visitor_id, "params": params})
+            else:  # no conversation yet: they travel with the first message
+                socket.params = {**socket.params, **params}
         elif kind == "contacts":
             await checked(app, "POST", "/internal/visitor/contacts", json={
                 "project_id": socket.project_id, "visitor_id": socket.visitor_id,

@@ -260,7 +260,10 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
 
   function fileEl(a) {
     if (!a || typeof a !== 'object') return null;
-    const href = a.url ? httpUrl(a.url) : null;
+    let href = a.url ? httpUrl(a.url) : null;
+    if (href && token && new URL(href).origin === ORIGIN) { // the gateway lets a visitor download by token
+      const u = new URL(href); u.searchParams.set('token', token); href = u.href;
+    }
     return h(href ? 'a' : 'span', { class: 'f', href, target: href && '_blank', rel: href && 'noopener noreferrer', download: href && (a.name || '') },
       icon(I_FILE), h('span', { class: 'fn' }, String(a.name || '')), h('span', { class: 'fs' }, size(a.size)));
   }
