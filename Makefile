@@ -9,7 +9,7 @@ KAFKA_LIBS := deploy/kafka/target/libs/.fetched
 
 .PHONY: install chromium run test bench clean
 
-install: $(STAMP) $(KAFKA_LIBS) chromium
+install: $(STAMP) $(KAFKA_LIBS)
 
 # The browser tests drive Debian's chromium through Playwright (executable_path, no
 # `playwright install`). Installed only when missing; needs root (apt-get).
@@ -40,7 +40,7 @@ $(KAFKA_LIBS): deploy/kafka/pom.xml
 run: install
 	@$(BIN)/python -m parley.platform.run
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install

@@ -480,7 +480,8 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       const text = String(m.message || m.code || '');
       if (m.id) unqueue(m.id); // refused: not resent
       if (el && el.getAttribute('data-status') === 'pending') status(el, 'failed', text);
-      else localNotice(text, 'er');
+      else if (m.id) localNotice(text, 'er');
+      else warn('refused:', m.code, text); // params, contacts: the site's business, not the visitor's
     }
   }
 
