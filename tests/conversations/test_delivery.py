@@ -146,3 +146,21 @@ async def test_disabled_chat_refuses_new_visitors_with_a_clear_code(stack):
     await asyncio.sleep(5.1)  # the gateway caches project settings for 5 s
     r = await stack.gateway.post("/api/visitor/session", json={"project": "demo"})
     assert r.status == 409 and (await r.json())["error"]["code"] == "chat_disabled"
+
+
+async def test_the_widget_routes_answer_cross_origin_requests_from_the_site(stack):
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    await stack.call("PUT", "/api/project/sites", owner, json={"sites": ["https://shop.example"]})
+    site = {"Origin": "https://shop.example"}
+    preflight = await stack.gateway.options("/api/visitor/session", headers={
+        **site, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert "Content-Type" in preflight.headers["Access-Control-Allow-Headers"]
+    config = await stack.gateway.get("/api/widget/config?project=demo", headers=site)
+    assert config.status == 200 and config.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    session = await stack.gateway.post("/api/visitor/session", json={"project": "demo"}, headers=site)
+    assert session.status == 201 and session.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    # an operator route is not opened to other origins
+    inbox = await stack.gateway.get("/api/inbox", headers=site)
+    assert "Access-Control-Allow-Origin" not in inbox.headers

@@ -8,7 +8,7 @@ from aiohttp import web
 from parley.live import LiveSubscriber
 from parley.service import SETTINGS, ServiceSpec, main
 
-from gateway import avatar_files, conversations, operator_sockets, push, upstream, visitor_socket
+from gateway import avatar_files, conversations, cors, operator_sockets, push, upstream, visitor_socket
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -34,6 +34,7 @@ async def demo(_: web.Request) -> web.StreamResponse:
 
 
 def routes(app: web.Application) -> None:
+    app.middlewares.append(cors.widget_cors)
     app.cleanup_ctx.append(upstream.http_client)
     app[operator_sockets.SOCKETS] = operator_sockets.OperatorSockets()
     app[visitor_socket.VISITOR_SOCKETS] = visitor_socket.VisitorSockets()
