@@ -30,6 +30,14 @@ log4j.logger.state.change.logger=WARN
 """
 
 
+def _cluster_id() -> str:
+    """A random id as Kafka writes them; never starting with '-', which would read as an option."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def ensure_jars() -> None:
     if LIBS.is_dir() and any(LIBS.glob("kafka_2.13-*.jar")):
         return
@@ -87,9 +95,10 @@ class LocalKafka:
         java = ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
                 f"-Dlog4j.configuration=file:{self.dir / 'log4j.properties'}", "-cp", f"{LIBS}/*"]
         if not (data / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            subprocess.run(java + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
-                           check=True, capture_output=True)
+            formatted = subprocess.run(java + ["kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)],
+                                       capture_output=True, text=True)
+            if formatted.returncode != 0:
+                raise RuntimeError(f"formatting Kafka's storage in {data} failed:\n{formatted.stdout}{formatted.stderr}")
         say(f"starting Kafka on {self.bootstrap} (log: {self.dir / 'server.log'})")
         self.proc = spawn(java + ["kafka.Kafka", str(config)], log_path=self.dir / "stdout.log")
         wait_until(f"Kafka broker on {self.bootstrap}", self._answers, timeout=timeout,

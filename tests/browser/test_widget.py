@@ -53,3 +53,48 @@ def test_the_demo_page_pastes_the_snippet_as_a_site_owner_would():
     from parley.config import REPO_ROOT
     page = (REPO_ROOT / "services/gateway/gateway/static/demo.html").read_text()
     assert '<script async src="/widget.js" data-project="demo"></script>' in page
+
+
+async def test_a_message_typed_while_the_server_is_down_survives_a_reload_and_is_stored_once(stack, browser, platform):
+    import asyncio
+    import dataclasses
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    import conversation.__main__ as conversation_main
+    from parley.service import POOL, create_app
+    from tests.stack import settings
+
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    page = await browser.new_page()
+    await page.goto(str(stack.gateway.make_url("/demo")))
+    await page.click("#parley-widget button.la")
+    await page.fill("#parley-widget textarea", "first, while all is well")
+    await page.press("#parley-widget textarea", "Enter")
+    await page.wait_for_selector('#parley-widget .m[data-kind=visitor_message][data-status=sent]', timeout=15000)
+
+    schema = await stack.conversation.app[POOL].fetchval("select current_schema()")
+    port = stack.conversation.port
+    await stack.conversation.close()  # the conversation service goes down
+    await page.fill("#parley-widget textarea", "typed during the outage")
+    await page.press("#parley-widget textarea", "Enter")
+    pending = page.locator('#parley-widget .m[data-kind=visitor_message][data-status=pending]')
+    await pending.wait_for(state="attached", timeout=10000)
+    await asyncio.sleep(1)
+    await page.reload()  # the visitor reloads: the outbox is in localStorage
+    await page.wait_for_selector("#parley-widget", state="attached")
+
+    stack.conversation = TestClient(TestServer(create_app(
+        dataclasses.replace(conversation_main.SPEC, schema=schema), settings(platform, "conversation")), port=port))
+    await stack.conversation.start_server()
+    sent = page.locator('#parley-widget .m[data-kind=visitor_message][data-status=sent]')
+    for _ in range(300):
+        if await sent.count() == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert await sent.count() == 2, await page.locator("#parley-widget [data-kind]").all_inner_texts()
+    inbox = await (await stack.call("GET", "/api/inbox?view=all", owner)).json()
+    cid = inbox["conversations"][0]["id"]
+    transcript = await (await stack.call("GET", f"/api/conversations/{cid}", owner)).json()
+    texts = [e["data"]["text"] for e in transcript["events"] if e["event"] == "chat.visitor_message_posted"]
+    assert texts == ["first, while all is well", "typed during the outage"]

@@ -332,7 +332,19 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     el = el || pending(e);
     watch(el);
     const ob = readOutbox(); ob.push(e); writeOutbox(ob); // stored before it is sent
-    if (connected) sendMessage(e); else connect();
+    if (connected) pump(); else connect();
+  }
+
+  // One message in flight at a time, in outbox order: a retried send never overtakes.
+  let inFlight = null, pumpTimer = 0, retryDelay = 1000;
+  const RETRYABLE = ['rate_limited', 'service_unavailable', 'busy'];
+  function pump() {
+    clearTimeout(pumpTimer); pumpTimer = 0;
+    if (!connected || inFlight) return;
+    const next = readOutbox()[0];
+    if (!next) return;
+    inFlight = next.id;
+    sendMessage(next);
   }
 
   function sendMessage(e) {
@@ -426,7 +438,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     };
     s.onclose = () => {
       if (ws !== s) return;
-      ws = null; connected = false;
+      ws = null; connected = false; inFlight = null;
       if (!greeted) needSession = true; // refused (bad token?): ask for the session again first
       lost(); retry();
     };
@@ -461,15 +473,16 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       connected = true; attempt = 0; helloAt = Date.now();
       if (ui.cn.getAttribute('data-notice') === 'reconnecting') conn('reconnected');
       if (paramsSet) send({ type: 'params', params: { ...params } });
-      for (const e of readOutbox()) { // in order, same ids
+      for (const e of readOutbox()) { // resent in order, same ids, by pump()
         if (!byId.has(e.id)) pending(e);
         else { const el = byId.get(e.id); if (el.getAttribute('data-status') === 'pending') status(el, '', '…'); }
-        sendMessage(e);
       }
+      inFlight = null; pump();
     } else if (m.type === 'event') event(m);
     else if (m.type === 'ack') {
       if (typeof m.id !== 'string') return;
       unqueue(m.id);
+      if (m.id === inFlight) { inFlight = null; retryDelay = 1000; pump(); }
       const el = byId.get(m.id);
       if (el && el.getAttribute('data-status') !== 'sent') {
         status(el, 'sent', t('status_sent'));
@@ -478,7 +491,14 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     } else if (m.type === 'error') {
       const el = m.id && byId.get(m.id);
       const text = String(m.message || m.code || '');
-      if (m.id) unqueue(m.id); // refused: not resent
+      if (m.id && RETRYABLE.includes(m.code)) { // temporary: stays pending, resent after a pause
+        if (el) status(el, '', t('send_failed_retrying'));
+        if (m.id === inFlight) inFlight = null;
+        pumpTimer = setTimeout(pump, retryDelay); retryDelay = Math.min(retryDelay * 2, 15000);
+        return;
+      }
+      if (m.id) unqueue(m.id); // refused for good: not resent
+      if (m.id === inFlight) { inFlight = null; setTimeout(pump, 0); }
       if (el && el.getAttribute('data-status') === 'pending') status(el, 'failed', text);
       else if (m.id) localNotice(text, 'er');
       else warn('refused:', m.code, text); // params, contacts: the site's business, not the visitor's
