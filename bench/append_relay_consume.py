@@ -134,7 +134,8 @@ async def parley_pipeline(comps, topic: str) -> dict[str, float]:
             "throughput": THROUGHPUT_EVENTS / elapsed}
 
 
-async def run(comps) -> None:
+async def run(comps) -> dict[str, float]:
+    """Prints the backbone's figures; returns the floor for the other benchmarks."""
     payload_size = len(sample_event("item-0", 0).with_version(1).to_bytes())
     raw_topic, our_topic = f"bench.raw.{uuid.uuid4().hex[:8]}", f"bench.parley.{uuid.uuid4().hex[:8]}"
     await kafka.create_topics(comps.bootstrap, [Topic(t, "bench", ("item",), PARTITIONS, 1, {})
@@ -150,3 +151,4 @@ append -> relay -> consume   ({LATENCY_SAMPLES} sequential events for latency; {
   latency p99         {floor['p99'] * 1000:8.2f} ms       {ours['p99'] * 1000:8.2f} ms   {ours['p99'] / floor['p99']:6.1f}x
   throughput          {floor['throughput']:8.0f} /s       {ours['throughput']:8.0f} /s   {ours['throughput'] / floor['throughput']:6.2f}x
 """, flush=True)
+    return floor
