@@ -174,3 +174,21 @@ async def test_a_lead_request_carries_the_transcript_without_notes(stack):
     assert lead["operator_email"] == email
     inbox_row = (await (await stack.call("GET", "/api/inbox?view=mine", operator)).json())["conversations"][0]
     assert inbox_row["lead_requested_at"] is not None
+
+
+async def test_when_one_operator_takes_a_conversation_the_others_hear_it_leave_new(stack):
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    _, taker, _ = await stack.add_operator(owner, "Taker Tom")
+    _, other, _ = await stack.add_operator(owner, "Other Otto")
+    ws, pushes, _ = await operator_socket(stack, other)
+    await asyncio.sleep(0.3)
+    visitor = ScriptedVisitor(stack.gateway)
+    await visitor.start()
+    await visitor.send_and_wait("anyone?")
+    cid = (await (await stack.call("GET", "/api/inbox?view=new", taker)).json())["conversations"][0]["id"]
+    assert (await stack.call("POST", f"/api/conversations/{cid}/take", taker)).status == 200
+    await eventually(lambda: any(p.get("event") == "assignment.taken" for p in pushes), "the take, for Otto")
+    await stack.call("POST", f"/api/conversations/{cid}/messages", taker, json={"text": "mine now"})
+    await asyncio.sleep(1)
+    assert not any(p.get("event") == "chat.operator_replied" for p in pushes)  # no longer Otto's to see
+    await ws.close()

@@ -33,6 +33,20 @@ async def demo(_: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "demo.html", headers={"Content-Type": "text/html; charset=utf-8"})
 
 
+async def operator_app(_: web.Request) -> web.StreamResponse:
+    """The operator app's shell; its modules and assets are under /app/static/."""
+    return web.FileResponse(STATIC / "app" / "index.html", headers={
+        "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache",
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' data:; "
+                                   "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'"})
+
+
+async def service_worker(_: web.Request) -> web.StreamResponse:
+    # Served from /app/ so that its scope is the whole app.
+    return web.FileResponse(STATIC / "app" / "sw.js", headers={
+        "Content-Type": "application/javascript; charset=utf-8", "Cache-Control": "no-cache"})
+
+
 def routes(app: web.Application) -> None:
     app.middlewares.append(cors.widget_cors)
     app.cleanup_ctx.append(upstream.http_client)
@@ -46,6 +60,10 @@ def routes(app: web.Application) -> None:
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_get("/widget.js", widget_js)
     app.router.add_get("/demo", demo)
+    app.router.add_get("/app", operator_app)
+    app.router.add_get("/app/", operator_app)
+    app.router.add_get("/app/sw.js", service_worker)
+    app.router.add_static("/app/static", STATIC / "app")
     app.router.add_put("/api/operators/{id}/avatar", avatar_files.upload)
     app.router.add_get("/avatars/{name}.png", avatar_files.serve)
     app.router.add_get("/ws/operator", operator_sockets.operator_socket)

@@ -38,12 +38,16 @@ async def _summary(app: web.Application, event: Event) -> Summary:
             status, body = await call(app, "GET", f"/internal/conversations/{cid}/summary")
             cache[cid] = Summary(event.project_id, body.get("assignee_id") if status == 200 else None)
     summary = cache[cid]
-    if event.type in ("assignment.taken", "assignment.assigned"):
-        summary.assignee_id = event.data["operator_id"]
     cache.move_to_end(cid)
     while len(cache) > SUMMARY_CACHE:
         cache.popitem(last=False)
     return summary
+
+
+def _assignee_after(event: Event, assignee: str | None) -> str | None:
+    if event.type in ("assignment.taken", "assignment.assigned"):
+        return event.data["operator_id"]
+    return assignee
 
 
 async def on_conversation_event(app: web.Application, event: Event) -> None:
@@ -55,9 +59,12 @@ async def on_conversation_event(app: web.Application, event: Event) -> None:
     if event.stream_version <= summary.pushed_seq:
         return  # a duplicate on the wire (a relay retry); visitors dedupe by seq themselves
     summary.pushed_seq = event.stream_version
+    before, summary.assignee_id = summary.assignee_id, _assignee_after(event, summary.assignee_id)
     message = audience.for_operator(envelope)
     for socket in app[OPERATOR_SOCKETS].all():
-        if audience.operator_may_see(summary.project_id, summary.assignee_id, socket.operator) and not socket.ws.closed:
+        # Whoever could see it before an assignment hears of it too: it leaves their "New".
+        if not socket.ws.closed and (audience.operator_may_see(summary.project_id, summary.assignee_id, socket.operator)
+                                     or audience.operator_may_see(summary.project_id, before, socket.operator)):
             await socket.ws.send_json(message)
     if event.type == "assignment.assigned":
         notification = {"type": "notification", "kind": "assigned", "conversation_id": cid,

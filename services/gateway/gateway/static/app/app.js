@@ -1,0 +1,257 @@
+// Parley operator app: boot, login, the shell (header, routes) and the live wiring.
+import { api, setUnauthenticatedHandler } from './api.js';
+import { h, clear, avatar } from './dom.js';
+import { t, getLang, setLang, LANGUAGES, waitingFor } from './i18n.js';
+import { store, applyToRow, inView } from './store.js';
+import { startLive } from './live.js';
+import { createInbox } from './inbox.js';
+import { createConversationView } from './conversation.js';
+import * as notify from './notify.js';
+
+const root = document.getElementById('app');
+let ui = null;          // the mounted shell: {inbox, conversation, settings, ...}
+let stopLive = null;
+let refreshTimer = null;
+
+// ---- boot ------------------------------------------------------------------------------------
+async function boot() {
+  document.documentElement.lang = getLang();
+  document.title = 'Parley';
+  if ('serviceWorker' in navigator) {
+    window.addEventListener('load', () => navigator.serviceWorker.register('/app/sw.js', { scope: '/app/' }).catch(() => {}));
+  }
+  setUnauthenticatedHandler(() => { if (store.me) showLogin(t('session_ended')); });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const me = await api('GET', '/api/session', undefined, { quiet401: true });
+      startApp(me);
+      return;
+    } catch (e) {
+      if (e.status === 401) { showLogin(); return; }
+      // Offline start (the shell came from the service worker) or the server is restarting.
+      showStarting(e.status === 0 ? t('offline_start') : (e.message || t('network_error')));
+      await new Promise((r) => setTimeout(r, Math.min(15000, 1000 * 2 ** attempt)));
+    }
+  }
+}
+
+function showStarting(text) {
+  clear(root).append(h('main', { class: 'center-screen' }, h('div', { class: 'card login-card' },
+    brand(), h('p', { role: 'status' }, text))));
+}
+
+function brand() {
+  return h('span', { class: 'brand' }, h('img', { src: '/app/static/icons/icon-192.png', alt: '', width: 28, height: 28 }), 'Parley');
+}
+
+function languageSwitch() {
+  const select = h('select', { id: 'lang-select', 'data-testid': 'lang-select', class: 'lang-select', onchange: (e) => {
+    setLang(e.currentTarget.value);
+    if (store.me) mountShell(); else showLogin();
+  } });
+  for (const [code, name] of LANGUAGES) select.append(h('option', { value: code, selected: code === getLang() }, name));
+  return h('span', { class: 'lang' }, h('label', { for: 'lang-select', class: 'visually-hidden' }, t('language')), select);
+}
+
+// ---- login -----------------------------------------------------------------------------------
+function showLogin(message) {
+  teardown();
+  store.me = null;
+  store.rows.clear();
+  document.title = `${t('login_title')} · Parley`;
+  const project = h('input', { type: 'text', id: 'login-project', name: 'project', required: true, autocomplete: 'organization',
+    'data-testid': 'login-project', autocapitalize: 'off', spellcheck: 'false', value: localStorage.getItem('parley.project') || '' });
+  const email = h('input', { type: 'email', id: 'login-email', name: 'email', required: true, autocomplete: 'username',
+    'data-testid': 'login-email', value: localStorage.getItem('parley.email') || '' });
+  const password = h('input', { type: 'password', id: 'login-password', name: 'password', required: true,
+    autocomplete: 'current-password', 'data-testid': 'login-password' });
+  const error = h('p', { class: 'form-message error', role: 'alert', 'data-testid': 'login-error' }, message || '');
+  const submit = h('button', { class: 'btn btn-primary btn-block', type: 'submit', 'data-testid': 'login-submit' }, t('log_in'));
+  const form = h('form', { class: 'card login-card', 'aria-labelledby': 'login-heading', onsubmit: async (e) => {
+    e.preventDefault();
+    submit.disabled = true; error.textContent = '';
+    try {
+      const result = await api('POST', '/api/session', { project: project.value.trim(), email: email.value.trim(), password: password.value }, { quiet401: true });
+      localStorage.setItem('parley.project', project.value.trim());
+      localStorage.setItem('parley.email', email.value.trim());
+      startApp(result.operator);
+    } catch (err) {
+      error.textContent = err.message || t('network_error');
+      submit.disabled = false;
+      password.select();
+    }
+  } },
+  h('div', { class: 'login-head' }, brand(), languageSwitch()),
+  h('h1', { id: 'login-heading' }, t('login_title')),
+  h('div', { class: 'field' }, h('label', { for: 'login-project' }, t('project')), project),
+  h('div', { class: 'field' }, h('label', { for: 'login-email' }, t('email')), email),
+  h('div', { class: 'field' }, h('label', { for: 'login-password' }, t('password')), password),
+  error, submit);
+  clear(root).append(h('main', { class: 'center-screen' }, form));
+  notify.clearToasts();
+  (project.value ? (email.value ? password : email) : project).focus();
+}
+
+// ---- the app ------------------------------------------------------------------------------------
+function startApp(me) {
+  store.me = me;
+  mountShell();
+  notify.initNotify({ me, onOpen: openConversation });
+  stopLive = startLive({
+    onMessage,
+    onResync: async () => { await Promise.all([ui.inbox.refresh(), ui.conversation.reload()]); },
+    onState: connectionState,
+    onRevoked: () => showLogin(t('session_ended')),
+  });
+  if (me.is_owner) {
+    // Before the chat is enabled the owner is not an operator yet: start where it can be enabled.
+    api('GET', '/api/project').then((p) => { if (!p.chat_enabled) location.hash = '#/settings/chat'; }).catch(() => {});
+  }
+  clearInterval(refreshTimer);
+  // Safety net: a conversation another operator takes is not pushed to us; refresh now and then.
+  refreshTimer = setInterval(() => { if (ui && document.visibilityState === 'visible') ui.inbox.refresh(); }, 60000);
+}
+
+function teardown() {
+  if (stopLive) { stopLive(); stopLive = null; }
+  clearInterval(refreshTimer);
+  if (ui) { ui.inbox.destroy(); ui.conversation.destroy(); ui = null; }
+}
+
+function mountShell() {
+  const me = store.me;
+  const hadUi = !!ui;
+  if (ui) { ui.inbox.destroy(); ui.conversation.destroy(); }
+  document.documentElement.lang = getLang();
+  const route = parseRoute();
+  const ctx = {
+    route,
+    closeConversation: () => { location.hash = `#/inbox/${ui.inbox.view}`; },
+    refreshInbox: () => scheduleRefresh(0),
+    toastError: notify.toastError,
+  };
+  const inbox = createInbox(ctx);
+  const conversation = createConversationView(ctx);
+  const connection = h('span', { class: 'connection', role: 'status', 'data-testid': 'connection' });
+  const notifButton = h('button', { class: 'btn btn-small', type: 'button', 'data-testid': 'enable-notifications',
+    hidden: notify.desktopPermission() !== 'default', onclick: async () => {
+      const result = await notify.requestDesktopPermission();
+      notifButton.hidden = result !== 'default';
+      if (result === 'denied') notify.toast({ kind: 'info', body: t('notifications_denied') });
+      if (result === 'granted') notify.toast({ kind: 'info', body: t('notifications_enabled') });
+    } }, t('enable_notifications'));
+  const canSettings = me.is_admin || me.is_owner;
+  const nav = h('nav', { class: 'main-nav', 'aria-label': t('main_nav') },
+    h('a', { href: '#/inbox/new', 'data-testid': 'inbox-link', class: 'nav-link' }, t('inbox')),
+    canSettings ? h('a', { href: '#/settings/operators', 'data-testid': 'settings-link', class: 'nav-link' }, t('settings')) : null);
+  const header = h('header', { class: 'topbar' },
+    h('a', { href: '#/inbox/new', class: 'brand-link', 'aria-label': t('home') }, brand()), nav,
+    h('span', { class: 'spacer' }), connection, notifButton, languageSwitch(),
+    h('span', { class: 'me' }, avatar(me.name, me.avatar_url, 'sm'), h('span', { class: 'me-name' }, me.name || me.email)),
+    h('button', { class: 'btn btn-small btn-ghost', type: 'button', 'data-testid': 'logout', onclick: logout }, t('log_out')));
+  const offline = h('div', { class: 'offline-banner', role: 'status', hidden: true }, t('reconnecting'));
+  const workspace = h('div', { class: 'workspace' }, inbox.el, conversation.el);
+  const settingsHost = h('div', { class: 'settings-host', hidden: true });
+  const main = h('main', { id: 'main', class: 'main', tabindex: '-1' }, workspace, settingsHost);
+  const skip = h('a', { class: 'skip-link', href: '#main', onclick: (e) => { e.preventDefault(); main.focus(); } }, t('skip_to_content'));
+  clear(root).append(skip, header, offline, main);
+  const previous = ui;
+  ui = { inbox, conversation, connection, offline, workspace, settingsHost, nav, settings: null, canSettings };
+  if (previous && previous.lastState) connectionState(previous.lastState === 'resynced' ? 'online' : previous.lastState);
+  route_();
+  if (!hadUi || !previous) inbox.refresh(); else inbox.setView(inbox.view);
+}
+
+function parseRoute() {
+  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
+  if (parts[0] === 'settings') return { screen: 'settings', section: parts[1] };
+  return { screen: 'inbox', view: parts[1] || 'new', id: parts[2] || null };
+}
+
+async function route_() {
+  if (!ui) return;
+  const route = parseRoute();
+  for (const a of ui.nav.querySelectorAll('a')) {
+    const isSettings = a.dataset.testid === 'settings-link';
+    a.setAttribute('aria-current', (route.screen === 'settings') === isSettings ? 'page' : 'false');
+  }
+  if (route.screen === 'settings' && ui.canSettings) {
+    ui.workspace.hidden = true;
+    ui.settingsHost.hidden = false;
+    document.title = `${t('settings')} · Parley`;
+    const { createSettings } = await import('./settings.js');
+    if (!ui.settings) {
+      ui.settings = createSettings({ route });
+      clear(ui.settingsHost).append(ui.settings.el);
+    } else if (ui.settings.section !== route.section) ui.settings.show(route.section);
+    return;
+  }
+  ui.workspace.hidden = false;
+  ui.settingsHost.hidden = true;
+  if (route.screen !== 'inbox' || !['new', 'mine', 'all'].includes(route.view)) { location.replace('#/inbox/new'); return; }
+  ui.inbox.setView(route.view);
+  ui.inbox.setActive(route.id);
+  ui.workspace.classList.toggle('has-open', !!route.id);
+  if (route.id) ui.conversation.open(route.id);
+  else ui.conversation.close();
+  updateTitle();
+}
+window.addEventListener('hashchange', () => route_());
+
+function openConversation(id) {
+  const row = store.rows.get(id);
+  let view = 'mine';
+  if (row && inView(row, 'new')) view = 'new';
+  else if (row && !inView(row, 'mine') && store.me.is_admin) view = 'all';
+  if (location.hash.replace(/^#/, '') !== `/inbox/${view}/${id}`) location.hash = `#/inbox/${view}/${id}`;
+  else route_();
+}
+
+async function logout() {
+  try { await api('DELETE', '/api/session', undefined, { quiet401: true }); } catch { /* gone anyway */ }
+  showLogin();
+}
+
+// ---- live --------------------------------------------------------------------------------------
+function onMessage(msg) {
+  if (!ui) return;
+  if (msg.type === 'conversation_event') {
+    const result = applyToRow(msg);
+    if (result === 'unknown' || result === 'gap') scheduleRefresh(400);
+    ui.conversation.applyEvent(msg);
+    if (msg.event === 'chat.conversation_started' && result === true) notify.notifyNewConversation(msg);
+    updateTitle();
+  } else if (msg.type === 'notification' && msg.kind === 'assigned') {
+    notify.notifyAssigned(msg);
+    scheduleRefresh(300);
+  }
+}
+
+function scheduleRefresh(delay) {
+  clearTimeout(scheduleRefresh.timer);
+  scheduleRefresh.timer = setTimeout(() => { if (ui) ui.inbox.refresh(); }, delay);
+}
+
+function connectionState(state) {
+  if (!ui) return;
+  ui.lastState = state;
+  const online = state === 'online' || state === 'resynced';
+  ui.connection.className = `connection ${online ? 'is-online' : state === 'connecting' ? 'is-connecting' : 'is-offline'}`;
+  ui.connection.textContent = online ? t('live') : state === 'connecting' ? t('connecting') : t('offline');
+  ui.offline.hidden = state !== 'offline';
+  if (state === 'resynced') notify.toast({ kind: 'info', body: t('reconnected'), timeout: 4000 });
+}
+
+function updateTitle() {
+  if (!store.me) return;
+  let waiting = 0;
+  for (const row of store.rows.values()) if (inView(row, 'new') || inView(row, 'mine')) waiting += row.unread > 0 ? 1 : 0;
+  document.title = `${waiting ? `(${waiting}) ` : ''}${t('inbox')} · Parley`;
+}
+
+// Waiting times tick.
+setInterval(() => {
+  for (const el of document.querySelectorAll('[data-since]')) el.textContent = waitingFor(el.dataset.since);
+}, 1000);
+
+boot();

@@ -1,0 +1,510 @@
+// The conversation view: transcript, composer (reply / internal note, attachment, quick
+// replies), actions (take, status, assign, send to CRM) and the side panel.
+import { api, upload, fileNameHeader, ApiError } from './api.js';
+import { h, clear, safeLink, avatar, uuid, formatSize, trapFocus, icon } from './dom.js';
+import { t, statusLabel, formatTime, formatDateTime, waitingFor } from './i18n.js';
+import { store, subscribe, putRow, applyToRow } from './store.js';
+
+export function createConversationView(ctx) {
+  const me = store.me;
+  let id = null;
+  let conversation = null;   // the row from the last fetch / command (store row preferred)
+  let seen = new Set();      // seqs shown in the transcript
+  let maxSeq = 0;
+  let noteMode = false;
+  let pendingAttachment = null; // {file_id, name, size}
+  let sendKey = null;           // Idempotency-Key of the message being sent (kept for retries)
+  let sending = false;
+  let loadToken = 0;
+  let operators = null;
+  let closePopover = null;
+
+  // ---- layout -------------------------------------------------------------------------
+  const backButton = h('button', { class: 'btn btn-ghost back', type: 'button', onclick: () => ctx.closeConversation() },
+    icon('back'), t('back_to_inbox'));
+  const title = h('h2', { class: 'conv-title', id: 'conv-title', tabindex: '-1' });
+  const subtitle = h('p', { class: 'conv-sub' });
+  const actions = h('div', { class: 'conv-actions', role: 'group', 'aria-label': t('conversation_actions') });
+  const detailsToggle = h('button', { class: 'btn btn-ghost details-toggle', type: 'button', 'aria-expanded': 'false',
+    'aria-controls': 'side-panel', onclick: () => toggleDetails() }, t('details'));
+  const head = h('header', { class: 'conv-head' }, backButton,
+    h('div', { class: 'conv-heading' }, title, subtitle), actions, detailsToggle);
+
+  const transcript = h('div', { class: 'transcript', 'data-testid': 'transcript', role: 'log', 'aria-live': 'polite',
+    'aria-labelledby': 'conv-title', tabindex: '0' });
+  const side = h('aside', { class: 'side-panel', id: 'side-panel', 'aria-label': t('details') });
+  const banner = h('div', { class: 'conv-banner', hidden: true });
+
+  // composer
+  const input = h('textarea', { class: 'reply-input', id: 'reply-input', 'data-testid': 'reply-input', rows: '3',
+    maxlength: '4000', 'aria-describedby': 'composer-hint' });
+  const inputLabel = h('label', { for: 'reply-input', class: 'visually-hidden' }, t('reply_label'));
+  const noteToggle = h('button', { class: 'btn toggle note-toggle', type: 'button', 'data-testid': 'note-toggle',
+    'aria-pressed': 'false', onclick: () => setNoteMode(!noteMode) }, t('internal_note'));
+  const fileInput = h('input', { type: 'file', id: 'attach-input', class: 'visually-hidden', 'data-testid': 'attach-input',
+    onchange: () => { if (fileInput.files[0]) attach(fileInput.files[0]); fileInput.value = ''; } });
+  const attachLabel = h('label', { for: 'attach-input', class: 'btn btn-ghost attach-label', title: t('attach_file') },
+    icon('clip'), t('attach_file'));
+  const templateButton = h('button', { class: 'btn btn-ghost', type: 'button', 'data-testid': 'template-button',
+    'aria-haspopup': 'dialog', 'aria-keyshortcuts': 'Control+/', title: `${t('quick_replies')} (Ctrl+/)`,
+    onclick: () => openTemplates() }, t('quick_replies'));
+  const sendButton = h('button', { class: 'btn btn-primary send', type: 'submit', 'data-testid': 'send-button' }, t('send'));
+  const attachment = h('div', { class: 'attachment-chip', hidden: true, 'aria-live': 'polite' });
+  const composerError = h('p', { class: 'composer-error', role: 'alert' });
+  const hint = h('p', { class: 'composer-hint', id: 'composer-hint' }, t('composer_hint'));
+  const composer = h('form', { class: 'composer', 'aria-label': t('reply_label'), onsubmit: (e) => { e.preventDefault(); send(); } },
+    h('div', { class: 'composer-modes' }, noteToggle, h('span', { class: 'note-badge', hidden: true }, t('note_not_visible'))),
+    attachment, inputLabel, input,
+    h('div', { class: 'composer-bar' }, attachLabel, fileInput, templateButton, h('span', { class: 'spacer' }), sendButton),
+    composerError, hint);
+  const picker = h('div', { class: 'popover-host' });
+
+  const body = h('div', { class: 'conv-body' }, h('div', { class: 'conv-main' }, banner, transcript, composer, picker), side);
+  const empty = h('div', { class: 'conv-empty' }, h('p', null, t('pick_conversation')));
+  const view = h('div', { class: 'conv-view', hidden: true }, head, body);
+  const el = h('section', { class: 'conv-pane', 'aria-label': t('conversation') }, empty, view);
+
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
+    if ((e.ctrlKey || e.metaKey) && e.key === '/') { e.preventDefault(); openTemplates(); }
+  });
+  input.addEventListener('input', () => { if (id) store.drafts.set(id, input.value); sendKey = null; composerError.textContent = ''; });
+  el.addEventListener('keydown', (e) => {
+    if ((e.ctrlKey || e.metaKey) && e.key === '/' && id && !input.disabled) { e.preventDefault(); openTemplates(); }
+  });
+
+  const unsubscribe = subscribe((ids) => { if (id && ids.includes(id)) renderHead(); });
+
+  function row() { return store.rows.get(id) || conversation; }
+  function canAct() { const r = row(); return !!r && (r.assignee_id === me.id || me.is_admin); }
+
+  // ---- open / fetch ---------------------------------------------------------------------
+  async function open(conversationId) {
+    if (id === conversationId) return;
+    closePopoverIfAny();
+    id = conversationId; conversation = null; seen = new Set(); maxSeq = 0;
+    pendingAttachment = null; sendKey = null; renderAttachment();
+    empty.hidden = true; view.hidden = false;
+    clear(transcript); clear(side); clear(actions);
+    title.textContent = t('loading'); subtitle.textContent = '';
+    input.value = store.drafts.get(id) || '';
+    composerError.textContent = '';
+    setNoteMode(false);
+    await load();
+    title.focus({ preventScroll: true });
+  }
+
+  async function load() {
+    const token = ++loadToken;
+    const forId = id;
+    try {
+      const result = await api('GET', `/api/conversations/${forId}`);
+      if (token !== loadToken || forId !== id) return;
+      conversation = result.conversation;
+      putRow(result.conversation);
+      seen = new Set(); maxSeq = 0; clear(transcript);
+      for (const ev of result.events) addEvent(ev, false);
+      scrollToEnd();
+      renderHead();
+    } catch (e) {
+      if (token !== loadToken) return;
+      title.textContent = t('conversation');
+      clear(transcript).append(h('p', { class: 'error', role: 'alert' },
+        e.status === 404 ? t('conversation_not_found') : (e.message || t('network_error'))));
+      clear(actions);
+      composer.hidden = true;
+    }
+  }
+
+  function close() {
+    closePopoverIfAny();
+    id = null; conversation = null;
+    empty.hidden = false; view.hidden = true;
+  }
+
+  // ---- events -----------------------------------------------------------------------------
+  /** A live push or a command result for the open conversation. */
+  function applyEvent(ev) {
+    if (!id || ev.conversation_id !== id || seen.has(ev.seq)) return;
+    if (maxSeq && ev.seq > maxSeq + 1) { load(); return; }  // we missed something: fetch it whole
+    const nearBottom = transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight < 80;
+    addEvent(ev, true);
+    if (nearBottom) scrollToEnd();
+  }
+
+  function addEvent(ev, live) {
+    if (seen.has(ev.seq)) return;
+    seen.add(ev.seq);
+    maxSeq = Math.max(maxSeq, ev.seq);
+    const node = eventEl(ev);
+    if (!node) return;
+    node.dataset.seq = String(ev.seq);
+    if (live) node.classList.add('fresh');
+    // keep seq order even if events come out of order
+    const after = [...transcript.children].find((c) => Number(c.dataset.seq) > ev.seq);
+    transcript.insertBefore(node, after || null);
+  }
+
+  function eventEl(ev) {
+    const d = ev.data || {};
+    const time = h('time', { datetime: ev.at, title: formatDateTime(ev.at) }, formatTime(ev.at));
+    switch (ev.event) {
+      case 'chat.visitor_message_posted':
+        return h('div', { class: 'msg msg-visitor', 'data-testid': 'message', 'data-kind': 'visitor' },
+          h('div', { class: 'msg-meta' }, h('span', { class: 'msg-author' }, row()?.visitor_name || t('visitor')), time),
+          bubble(d));
+      case 'chat.operator_replied':
+        return h('div', { class: 'msg msg-operator', 'data-testid': 'message', 'data-kind': 'operator' },
+          avatar(d.operator_name, d.operator_avatar_url, 'sm'),
+          h('div', { class: 'msg-col' },
+            h('div', { class: 'msg-meta' }, h('span', { class: 'msg-author' }, d.operator_name), time),
+            bubble(d)));
+      case 'chat.note_added':
+        return h('div', { class: 'msg msg-note', 'data-testid': 'message', 'data-kind': 'note' },
+          h('div', { class: 'msg-meta' }, h('strong', { class: 'note-label' }, icon('lock'), t('internal_note')),
+            h('span', { class: 'msg-author' }, d.operator_name), time),
+          h('div', { class: 'bubble' }, h('p', { class: 'text' }, d.text)));
+      case 'chat.conversation_started':
+        return system(t('sys_started'), time);
+      case 'assignment.taken':
+        return system(t('sys_taken', { name: d.operator_name }), time);
+      case 'assignment.assigned':
+        return system(t('sys_assigned', { by: d.by_name, name: d.operator_name }), time);
+      case 'status.changed':
+        return system(t('sys_status', { status: statusLabel(d.status) }), time);
+      case 'lead.requested':
+        return system(t('sys_lead'), time);
+      case 'chat.contacts_given': {
+        const given = ['name', 'phone', 'email'].map((k) => d[k]).filter(Boolean).join(', ');
+        return system(t('sys_contacts', { contacts: given }), time);
+      }
+      case 'chat.page_visited':
+        return system(t('sys_page', { url: d.page_url }), time);
+      default:
+        return null;
+    }
+  }
+
+  function system(text, time) {
+    return h('div', { class: 'msg msg-system', 'data-testid': 'message', 'data-kind': 'system' },
+      h('span', null, text), ' ', time);
+  }
+
+  function bubble(d) {
+    const b = h('div', { class: 'bubble' });
+    if (d.text) b.append(h('p', { class: 'text' }, d.text));
+    if (d.attachment) b.append(attachmentEl(d.attachment));
+    return b;
+  }
+
+  function attachmentEl(a) {
+    const link = h('a', { class: 'file', href: a.url, download: a.name, rel: 'noopener' },
+      icon('clip'), h('span', { class: 'file-label' }, a.name), h('span', { class: 'muted' }, ` · ${formatSize(a.size)}`));
+    if (/^image\/(png|jpeg|gif|webp)$/.test(a.content_type)) {
+      return h('div', { class: 'file-image' }, h('img', { src: a.url, alt: a.name, loading: 'lazy' }), link);
+    }
+    return link;
+  }
+
+  function scrollToEnd() { transcript.scrollTop = transcript.scrollHeight; }
+
+  // ---- header, actions, side panel ----------------------------------------------------------
+  function renderHead() {
+    const r = row();
+    if (!r) return;
+    title.textContent = r.visitor_name || t('visitor');
+    clear(subtitle).append(h('span', { class: `status status-${r.status}` }, statusLabel(r.status)),
+      h('span', null, r.assignee_name ? t('assigned_to', { name: r.assignee_name }) : t('unassigned')));
+    if (r.waiting_since) {
+      subtitle.append(h('span', { class: 'waiting', title: t('waiting') }, icon('clock'),
+        h('span', { 'data-since': r.waiting_since }, waitingFor(r.waiting_since))));
+    }
+
+    clear(actions);
+    const unclaimed = !r.assignee_id;
+    if (unclaimed) {
+      actions.append(h('button', { class: 'btn btn-primary', type: 'button', 'data-testid': 'take-button',
+        onclick: (e) => command(e.currentTarget, 'take') }, icon('bolt'), t('take')));
+    }
+    if (canAct()) {
+      const select = h('select', { class: 'status-select', id: 'status-select', 'data-testid': 'status-select',
+        onchange: (e) => command(e.currentTarget, 'status', { status: e.currentTarget.value }) },
+      r.status === 'new' ? h('option', { value: 'new', disabled: true, selected: true }, statusLabel('new')) : null,
+      h('option', { value: 'in_work', selected: r.status === 'in_work' }, statusLabel('in_work')),
+      h('option', { value: 'closed', selected: r.status === 'closed' }, statusLabel('closed')));
+      actions.append(h('label', { class: 'inline-label' }, h('span', { class: 'visually-hidden' }, t('status')), select));
+    }
+    if (me.is_admin) {
+      actions.append(h('button', { class: 'btn', type: 'button', 'data-testid': 'assign-button', 'aria-haspopup': 'dialog',
+        onclick: (e) => openAssign(e.currentTarget) }, t('assign_to')));
+    }
+    if (canAct()) {
+      actions.append(h('button', { class: 'btn', type: 'button', 'data-testid': 'lead-button',
+        onclick: (e) => command(e.currentTarget, 'lead', undefined, uuid()) }, t('send_to_crm')));
+      if (r.lead_requested_at) {
+        actions.append(h('span', { class: 'chip chip-ok', 'data-testid': 'lead-status', role: 'status' },
+          t('lead_requested'), ' ', h('time', { datetime: r.lead_requested_at }, formatTime(r.lead_requested_at))));
+      }
+    }
+
+    // composer availability
+    const allowed = canAct();
+    composer.hidden = false;
+    for (const c of [input, noteToggle, templateButton, sendButton]) c.disabled = !allowed;
+    fileInput.disabled = !allowed || noteMode;
+    attachLabel.classList.toggle('disabled', !allowed || noteMode);
+    banner.hidden = allowed && !unclaimed;
+    clear(banner);
+    if (unclaimed) banner.append(h('p', null, allowed ? t('banner_unclaimed_admin') : t('banner_unclaimed')));
+    else if (!allowed) banner.append(h('p', null, t('banner_not_yours', { name: r.assignee_name || '' })));
+
+    renderSide(r);
+  }
+
+  function renderSide(r) {
+    clear(side);
+    const contacts = r.contacts || {};
+    const dl = h('dl', { class: 'facts' });
+    const fact = (label, value) => { if (value) dl.append(h('dt', null, label), h('dd', null, value)); };
+    fact(t('contact_name'), contacts.name || r.visitor_name);
+    fact(t('contact_phone'), contacts.phone);
+    fact(t('contact_email'), contacts.email);
+    side.append(h('h3', null, t('visitor')),
+      dl.children.length ? dl : h('p', { class: 'muted' }, t('no_contacts')));
+    side.append(h('h3', null, t('page')), r.page_url ? h('p', { class: 'page-url' }, safeLink(r.page_url)) : h('p', { class: 'muted' }, '—'));
+    const params = Object.entries(r.custom_params || {});
+    const pdl = h('dl', { class: 'facts params', 'data-testid': 'custom-params' });
+    for (const [k, v] of params) pdl.append(h('dt', null, k), h('dd', null, v));
+    side.append(h('h3', null, t('custom_params')), params.length ? pdl : h('p', { class: 'muted' }, t('no_params')));
+    const info = h('dl', { class: 'facts' });
+    info.append(h('dt', null, t('started')), h('dd', null, formatDateTime(r.started_at)));
+    info.append(h('dt', null, t('crm')), h('dd', null, r.lead_requested_at
+      ? `${t('lead_requested')} · ${formatDateTime(r.lead_requested_at)}` : t('lead_not_sent')));
+    side.append(h('h3', null, t('conversation')), info);
+  }
+
+  function toggleDetails(force) {
+    const open = force ?? detailsToggle.getAttribute('aria-expanded') !== 'true';
+    detailsToggle.setAttribute('aria-expanded', String(open));
+    body.classList.toggle('details-open', open);
+  }
+
+  // ---- commands -------------------------------------------------------------------------
+  async function command(button, action, payload, key) {
+    const forId = id;
+    if (button) button.disabled = true;
+    try {
+      const result = await api('POST', `/api/conversations/${forId}/${action}`, payload ?? {}, { idempotencyKey: key });
+      applyResult(forId, result);
+      return result;
+    } catch (e) {
+      ctx.toastError(e.message || t('network_error'));
+      if (e.code === 'already_taken' || e.status === 404) { ctx.refreshInbox(); }
+      renderHead();
+      return null;
+    } finally {
+      if (button && button.isConnected) button.disabled = false;
+    }
+  }
+
+  function applyResult(forId, result) {
+    for (const ev of result.events || []) { applyToRow(ev); if (forId === id) applyEvent(ev); }
+    putRow(result.conversation);
+    if (forId === id) { conversation = result.conversation; renderHead(); scrollToEnd(); }
+  }
+
+  function setNoteMode(on) {
+    noteMode = on;
+    noteToggle.setAttribute('aria-pressed', String(on));
+    composer.classList.toggle('note-mode', on);
+    composer.querySelector('.note-badge').hidden = !on;
+    input.placeholder = on ? t('note_placeholder') : t('reply_placeholder');
+    inputLabel.textContent = on ? t('note_label') : t('reply_label');
+    sendButton.textContent = on ? t('add_note') : t('send');
+    fileInput.disabled = on || !canAct();
+    attachLabel.classList.toggle('disabled', on || !canAct());
+    if (on && pendingAttachment) composerError.textContent = t('note_no_attachment');
+  }
+
+  async function send() {
+    if (sending || !id || !canAct()) return;
+    const text = input.value.trim();
+    if (!text && !(pendingAttachment && !noteMode)) return;
+    if (pendingAttachment && pendingAttachment.uploading) { composerError.textContent = t('wait_upload'); return; }
+    if (!sendKey) sendKey = uuid();
+    const forId = id, key = sendKey, wasNote = noteMode;
+    const payload = wasNote ? { text } : { text, ...(pendingAttachment ? { attachment: pendingAttachment.file_id } : {}) };
+    sending = true; sendButton.disabled = true; composerError.textContent = '';
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const result = await api('POST', `/api/conversations/${forId}/${wasNote ? 'notes' : 'messages'}`, payload, { idempotencyKey: key });
+        if (forId === id) {
+          input.value = ''; store.drafts.delete(forId); sendKey = null;
+          if (!wasNote) { pendingAttachment = null; renderAttachment(); }
+          if (wasNote) setNoteMode(false);
+        }
+        applyResult(forId, result);
+        break;
+      } catch (e) {
+        // Network trouble: retry with the same key (the server keeps one copy). Refusals: say why.
+        if (e.status === 0 && attempt < 4) { await new Promise((r) => setTimeout(r, 800 * 2 ** attempt)); continue; }
+        if (forId === id) composerError.textContent = e.message || t('send_failed');
+        break;
+      }
+    }
+    sending = false; sendButton.disabled = !canAct();
+    if (forId === id) input.focus();
+  }
+
+  // ---- attachments ------------------------------------------------------------------------
+  async function attach(file) {
+    if (!id) return;
+    const forId = id;
+    const progress = h('progress', { max: '1', value: '0', 'aria-label': t('uploading', { name: file.name }) });
+    pendingAttachment = { uploading: true, name: file.name, size: file.size, progress };
+    renderAttachment();
+    try {
+      const result = await upload(`/api/conversations/${forId}/attachments`, file, {
+        headers: { 'X-File-Name': fileNameHeader(file.name) },
+        onProgress: (p) => { progress.value = p; },
+      });
+      if (forId !== id) return;
+      pendingAttachment = { file_id: result.file_id, name: result.name, size: result.size };
+      renderAttachment();
+      input.focus();
+    } catch (e) {
+      if (forId !== id) return;
+      pendingAttachment = null;
+      renderAttachment();
+      composerError.textContent = e.message || t('upload_failed');
+    }
+  }
+
+  function renderAttachment() {
+    clear(attachment);
+    attachment.hidden = !pendingAttachment;
+    if (!pendingAttachment) return;
+    const a = pendingAttachment;
+    attachment.append(icon('clip'), h('span', { class: 'file-name' }, a.name),
+      h('span', { class: 'muted' }, ` · ${formatSize(a.size)}`));
+    if (a.uploading) attachment.append(' ', a.progress, h('span', { class: 'muted' }, ` ${t('uploading_short')}`));
+    else {
+      attachment.append(h('span', { class: 'chip chip-ok', 'data-testid': 'attachment-ready' }, t('attached')),
+        h('button', { class: 'btn btn-ghost btn-small', type: 'button', 'aria-label': t('remove_attachment', { name: a.name }),
+          onclick: () => { pendingAttachment = null; renderAttachment(); input.focus(); } }, '✕'));
+    }
+  }
+
+  // ---- popovers: templates, assign ------------------------------------------------------------
+  function closePopoverIfAny() { if (closePopover) closePopover(); }
+
+  function popover(node, anchor, onClose) {
+    closePopoverIfAny();
+    clear(picker).append(node);
+    let release = null;
+    const outside = (e) => { if (!node.contains(e.target) && e.target !== anchor) done(); };
+    function done(returnFocus = true) {
+      document.removeEventListener('mousedown', outside, true);
+      if (release) release();
+      clear(picker);
+      closePopover = null;
+      if (onClose) onClose();
+      if (returnFocus && anchor && anchor.isConnected) anchor.focus();
+    }
+    setTimeout(() => document.addEventListener('mousedown', outside, true));
+    release = trapFocus(node, () => done());
+    closePopover = done;
+    return done;
+  }
+
+  function openTemplates() {
+    if (!id || input.disabled) return;
+    const search = h('input', { type: 'search', class: 'template-search', 'data-testid': 'template-search', id: 'template-search',
+      role: 'combobox', 'aria-expanded': 'true', 'aria-controls': 'template-list', 'aria-autocomplete': 'list',
+      autocomplete: 'off', placeholder: t('search_templates') });
+    const listbox = h('ul', { class: 'template-list', id: 'template-list', role: 'listbox', 'aria-label': t('quick_replies') });
+    const status = h('p', { class: 'muted small', role: 'status' });
+    const node = h('div', { class: 'popover templates-popover', role: 'dialog', 'aria-label': t('quick_replies') },
+      h('label', { for: 'template-search', class: 'popover-title' }, t('quick_replies')), search, status, listbox,
+      h('p', { class: 'muted small' }, t('templates_hint')));
+    let items = [], active = 0, token = 0, timer = null;
+    const done = popover(node, input);
+
+    function draw() {
+      clear(listbox);
+      items.forEach((tpl, i) => {
+        const opt = h('li', { role: 'option', id: `tpl-${i}`, class: `template-option${i === active ? ' active' : ''}`,
+          'data-testid': 'template-option', 'aria-selected': String(i === active),
+          onmousedown: (e) => { e.preventDefault(); choose(i); } },
+        h('strong', null, tpl.title), h('span', { class: 'tpl-text' }, tpl.text));
+        listbox.append(opt);
+      });
+      if (items.length) search.setAttribute('aria-activedescendant', `tpl-${active}`);
+      else search.removeAttribute('aria-activedescendant');
+      const activeEl = listbox.children[active];
+      if (activeEl) activeEl.scrollIntoView({ block: 'nearest' });
+    }
+    async function find() {
+      const mine = ++token;
+      try {
+        const q = search.value.trim();
+        const result = await api('GET', `/api/templates${q ? `?q=${encodeURIComponent(q)}` : ''}`);
+        if (mine !== token) return;
+        items = result.templates; active = 0;
+        status.textContent = items.length ? '' : t('no_templates');
+        draw();
+      } catch (e) { if (mine === token) status.textContent = e.message || t('network_error'); }
+    }
+    function choose(i) {
+      const tpl = items[i];
+      if (!tpl) return;
+      done(false);
+      const start = input.selectionStart ?? input.value.length, end = input.selectionEnd ?? input.value.length;
+      input.setRangeText(tpl.text, start, end, 'end');
+      input.dispatchEvent(new Event('input'));
+      input.focus();
+    }
+    search.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(find, 150); });
+    search.addEventListener('keydown', (e) => {
+      if (e.key === 'ArrowDown') { e.preventDefault(); if (items.length) { active = (active + 1) % items.length; draw(); } }
+      else if (e.key === 'ArrowUp') { e.preventDefault(); if (items.length) { active = (active - 1 + items.length) % items.length; draw(); } }
+      else if (e.key === 'Enter') { e.preventDefault(); choose(active); }
+    });
+    find();
+    search.focus();
+  }
+
+  async function openAssign(anchor) {
+    const list = h('ul', { class: 'menu-list', role: 'list' });
+    const status = h('p', { class: 'muted small', role: 'status' }, t('loading'));
+    const node = h('div', { class: 'popover assign-popover', role: 'dialog', 'aria-label': t('assign_to') },
+      h('p', { class: 'popover-title' }, t('assign_to')), status, list);
+    const done = popover(node, anchor);
+    try {
+      if (!operators) operators = (await api('GET', '/api/operators')).operators;
+      const r = row();
+      const active = operators.filter((o) => o.active);
+      status.textContent = active.length ? '' : t('no_operators');
+      for (const o of active) {
+        const current = r && r.assignee_id === o.id;
+        list.append(h('li', null, h('button', { class: 'menu-item', type: 'button', 'data-testid': 'assign-option',
+          'data-operator-id': o.id, 'aria-current': current ? 'true' : null,
+          onclick: async () => { done(); await command(null, 'assign', { operator_id: o.id }); } },
+        avatar(o.name, o.avatar_url, 'sm'), h('span', null, o.name), current ? h('span', { class: 'muted' }, ` · ${t('current')}`) : null)));
+      }
+      const first = list.querySelector('button');
+      if (first) first.focus();
+    } catch (e) { status.textContent = e.message || t('network_error'); }
+  }
+
+  return {
+    el,
+    open,
+    close,
+    applyEvent,
+    reload() { if (id) return load(); return Promise.resolve(); },
+    forgetOperators() { operators = null; },
+    get id() { return id; },
+    destroy() { unsubscribe(); closePopoverIfAny(); },
+  };
+}

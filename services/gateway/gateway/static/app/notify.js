@@ -1,0 +1,145 @@
+// Notifications: a short sound, the browser's desktop notification and an in-app toast.
+// Assignment notifications stay until acknowledged (and survive a reload via localStorage).
+import { h } from './dom.js';
+import { t } from './i18n.js';
+
+let region = null;
+let operatorId = null;
+let openConversation = () => {};
+let audio = null;
+
+const storageKey = () => `parley.assignments.${operatorId}`;
+
+export function initNotify({ me, onOpen }) {
+  operatorId = me.id;
+  openConversation = onOpen;
+  region = document.getElementById('toasts');
+  // Browsers start audio only after a user gesture: unlock on the first one.
+  const unlock = () => {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      if (audio.state === 'suspended') audio.resume();
+    } catch { /* no audio */ }
+  };
+  document.addEventListener('pointerdown', unlock, { once: true, capture: true });
+  document.addEventListener('keydown', unlock, { once: true, capture: true });
+  for (const item of pendingAssignments()) showAssignedToast(item, false);
+}
+
+export function clearToasts() {
+  if (region) region.replaceChildren();
+}
+
+// ---- sound ------------------------------------------------------------------------------
+export function ding() {
+  try {
+    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+    if (audio.state === 'suspended') audio.resume();
+    const now = audio.currentTime;
+    for (const [freq, start] of [[880, 0], [1320, 0.12]]) {
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.type = 'sine';
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.0001, now + start);
+      gain.gain.exponentialRampToValueAtTime(0.25, now + start + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, now + start + 0.25);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(now + start);
+      osc.stop(now + start + 0.3);
+    }
+  } catch { /* sound is a nicety */ }
+}
+
+// ---- desktop notifications ------------------------------------------------------------------
+export function desktopSupported() { return 'Notification' in window; }
+export function desktopPermission() { return desktopSupported() ? Notification.permission : 'unsupported'; }
+export async function requestDesktopPermission() {
+  if (!desktopSupported()) return 'unsupported';
+  try { return await Notification.requestPermission(); } catch { return Notification.permission; }
+}
+
+function desktop(title, body, { tag, requireInteraction = false, conversationId } = {}) {
+  if (desktopPermission() !== 'granted') return;
+  try {
+    const n = new Notification(title, { body, tag, requireInteraction, icon: '/app/static/icons/icon-192.png', lang: document.documentElement.lang });
+    n.onclick = () => { window.focus(); if (conversationId) openConversation(conversationId); n.close(); };
+  } catch { /* e.g. Android requires the service worker to show them */ }
+}
+
+// ---- toasts ---------------------------------------------------------------------------------
+/**
+ * toast({kind, title, body, actions:[{label, primary, onClick}], persistent, timeout})
+ * Returns a function that removes the toast.
+ */
+export function toast({ kind = 'info', title, body, actions = [], persistent = false, timeout = 6000, role }) {
+  if (!region) region = document.getElementById('toasts');
+  const urgent = kind === 'assigned' || kind === 'error';
+  const node = h('div', { class: `toast toast-${kind}`, 'data-testid': 'toast', 'data-kind': kind,
+    role: role || (urgent ? 'alert' : 'status'), 'aria-live': urgent ? 'assertive' : 'polite' });
+  const remove = () => { clearTimeout(timer); node.remove(); };
+  node.append(h('div', { class: 'toast-text' }, title ? h('strong', null, title) : null, body ? h('p', null, body) : null));
+  const bar = h('div', { class: 'toast-actions' });
+  for (const a of actions) {
+    bar.append(h('button', { class: `btn btn-small${a.primary ? ' btn-primary' : ''}`, type: 'button',
+      'data-testid': a.testid || null, onclick: () => { a.onClick?.(); remove(); } }, a.label));
+  }
+  if (!actions.some((a) => a.dismiss)) {
+    bar.append(h('button', { class: 'btn btn-small btn-ghost', type: 'button', 'data-testid': 'toast-dismiss',
+      'aria-label': t('dismiss'), onclick: remove }, '✕'));
+  }
+  node.append(bar);
+  region.append(node);
+  const timer = persistent ? null : setTimeout(remove, timeout);
+  return remove;
+}
+
+export function toastError(message) { return toast({ kind: 'error', title: t('error'), body: message, timeout: 8000 }); }
+
+// ---- the two notifications the brief asks for ----------------------------------------------
+export function notifyNewConversation(ev) {
+  ding();
+  const body = ev.data && ev.data.page_url ? t('from_page', { url: ev.data.page_url }) : '';
+  desktop(t('new_conversation'), body, { tag: `new-${ev.conversation_id}`, conversationId: ev.conversation_id });
+  toast({ kind: 'new', title: t('new_conversation'), body,
+    actions: [{ label: t('open'), primary: true, testid: 'toast-open', onClick: () => openConversation(ev.conversation_id) }],
+    timeout: 10000 });
+}
+
+function pendingAssignments() {
+  try { return JSON.parse(localStorage.getItem(storageKey()) || '[]'); } catch { return []; }
+}
+function savePending(items) {
+  try { localStorage.setItem(storageKey(), JSON.stringify(items.slice(-20))); } catch { /* private mode */ }
+}
+function acknowledge(conversationId) {
+  savePending(pendingAssignments().filter((x) => x.conversation_id !== conversationId));
+}
+
+export function notifyAssigned(msg) {
+  const item = { conversation_id: msg.conversation_id, by: msg.by, at: new Date().toISOString() };
+  const items = pendingAssignments().filter((x) => x.conversation_id !== item.conversation_id);
+  items.push(item);
+  savePending(items);
+  ding();
+  desktop(t('assigned_title'), t('assigned_body', { by: msg.by }),
+    { tag: `assigned-${msg.conversation_id}`, requireInteraction: true, conversationId: msg.conversation_id });
+  showAssignedToast(item, true);
+}
+
+function showAssignedToast(item) {
+  if (!region) region = document.getElementById('toasts');
+  const existing = region.querySelector(`[data-kind="assigned"][data-conversation-id="${CSS.escape(item.conversation_id)}"]`);
+  if (existing) existing.remove();
+  const remove = toast({
+    kind: 'assigned', persistent: true, title: t('assigned_title'), body: t('assigned_body', { by: item.by }),
+    actions: [
+      { label: t('open'), primary: true, testid: 'toast-open', dismiss: true,
+        onClick: () => { acknowledge(item.conversation_id); openConversation(item.conversation_id); } },
+      { label: t('ok'), testid: 'toast-dismiss', dismiss: true, onClick: () => acknowledge(item.conversation_id) },
+    ],
+  });
+  const node = region.lastElementChild;
+  if (node) node.dataset.conversationId = item.conversation_id;
+  return remove;
+}
