@@ -1,0 +1,168 @@
+"""The operator app in a real Chromium against the real services: the operator's
+journey, the admin's journey with a second operator notified in another browser
+context, and visitor text that tries to be HTML. Screenshots go to
+test-artifacts/screenshots/ for a person to look at."""
+import asyncio
+
+from PIL import Image
+
+from tests.browser.conftest import screenshot_path
+from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
+
+
+async def open_app(browser, base: str, email: str, password: str, size=(1366, 860)):
+    context = await browser.new_context(viewport={"width": size[0], "height": size[1]})
+    await context.grant_permissions(["notifications"], origin=base)
+    page = await context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: page.dialogs.append(d.message))
+    await page.goto(f"{base}/app/")
+    await page.get_by_test_id("login-project").fill("demo")
+    await page.get_by_test_id("login-email").fill(email)
+    await page.get_by_test_id("login-password").fill(password)
+    await page.get_by_test_id("login-password").press("Enter")
+    await page.get_by_test_id("tab-new").wait_for()
+    return page
+
+
+async def open_demo(browser, base: str):
+    page = await (await browser.new_context()).new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: page.dialogs.append(d.message))
+    await page.goto(f"{base}/demo")
+    await page.click("#parley-widget button.la")
+    return page
+
+
+async def visitor_says(page, text: str) -> None:
+    await page.fill("#parley-widget textarea", text)
+    await page.press("#parley-widget textarea", "Enter")
+    await page.locator("#parley-widget .m[data-kind=visitor_message][data-status=sent]",
+                       has_text=text[:20]).wait_for(timeout=15000)
+
+
+async def test_operator_journey(stack, browser, tmp_path):
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    await stack.call("POST", "/api/templates", owner,
+                     json={"title": "Delivery times", "text": "We deliver within 2-3 business days."})
+    app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
+    visitor = await open_demo(browser, base)
+
+    await visitor_says(visitor, "Hello! Do you ship to Kazan?")
+    row = app.get_by_test_id("inbox-row").first
+    await row.wait_for(timeout=15000)  # arrived live, no reload
+    assert "Do you ship to Kazan?" in await row.inner_text()
+    cid = await row.get_attribute("data-conversation-id")
+    await app.locator("[data-testid=toast][data-kind=new]").first.wait_for(timeout=5000)
+    await app.screenshot(path=screenshot_path("app-inbox"))
+
+    await row.click()
+    await app.get_by_test_id("take-button").click()
+    reply = app.get_by_test_id("reply-input")
+    await reply.fill("Hi! Yes, we ship everywhere.")
+    await reply.press("Enter")
+    await app.locator("[data-testid=message][data-kind=operator]").first.wait_for()
+
+    await app.get_by_test_id("note-toggle").click()
+    await reply.fill("VIP customer, be nice")
+    await reply.press("Enter")
+    await app.locator("[data-testid=message][data-kind=note]").first.wait_for()
+    assert await app.get_by_test_id("note-toggle").get_attribute("aria-pressed") == "false"  # back to replies
+
+    await reply.focus()
+    await app.keyboard.press("Control+/")
+    await app.get_by_test_id("template-search").fill("deliv")
+    await app.get_by_test_id("template-option").first.wait_for()
+    await app.keyboard.press("Enter")
+    assert await reply.input_value() == "We deliver within 2-3 business days."
+    await reply.press("Enter")
+    await app.locator("[data-testid=message][data-kind=operator]").nth(1).wait_for()
+
+    price_list = tmp_path / "prices.txt"
+    price_list.write_text("Price list\n" * 100)
+    await app.get_by_test_id("attach-input").set_input_files(str(price_list))
+    await app.get_by_test_id("attachment-ready").wait_for()
+    await app.get_by_test_id("send-button").click()
+    await app.locator("[data-testid=message][data-kind=operator] a", has_text="prices.txt").wait_for()
+
+    await app.get_by_test_id("status-select").select_option("closed")
+    await visitor.locator("#parley-widget [data-kind=closed]").wait_for(timeout=15000)
+    await app.screenshot(path=screenshot_path("app-conversation"))
+
+    widget_text = " ".join(await visitor.locator("#parley-widget [data-kind]").all_inner_texts())
+    assert "we ship everywhere" in widget_text and "2-3 business days" in widget_text
+    assert "VIP customer" not in widget_text  # the note stays inside
+    transcript = await (await stack.call("GET", f"/api/conversations/{cid}", owner)).json()
+    events = [e["event"] for e in transcript["events"]]
+    assert events.count("chat.operator_replied") == 3 and "chat.note_added" in events
+    assert transcript["conversation"]["status"] == "closed"
+    assert app.dialogs == [] and visitor.dialogs == []
+
+
+async def test_admin_journey_and_the_assignee_is_notified_in_another_browser(stack, browser, tmp_path):
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    bad, good = tmp_path / "wide.png", tmp_path / "square.png"
+    Image.new("RGB", (640, 480), (200, 80, 80)).save(bad)
+    Image.new("RGB", (300, 300), (40, 160, 120)).save(good)
+    admin = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
+
+    await admin.get_by_test_id("settings-link").click()
+    await admin.get_by_test_id("settings-operators").wait_for()
+    await admin.get_by_test_id("operator-add-name").fill("Anna Assignee")
+    await admin.get_by_test_id("operator-add-email").fill("anna@example.com")
+    await admin.get_by_test_id("operator-add-password").fill("anna-password-1")
+    await admin.get_by_test_id("avatar-input").set_input_files(str(bad))
+    await admin.get_by_test_id("operator-add-submit").click()
+    refused = admin.locator("[data-testid=avatar-error]:not(:empty)")
+    await refused.wait_for(timeout=10000)
+    assert "640x480" in await refused.text_content()  # the server's reason, shown next to the avatar
+    await admin.get_by_test_id("avatar-input").set_input_files(str(good))
+    await admin.get_by_text("Avatar saved.").wait_for(timeout=10000)
+    await admin.screenshot(path=screenshot_path("app-settings-operators"))
+    for section in ("widget", "templates", "sites", "chat"):
+        await admin.get_by_test_id(f"settings-nav-{section}").click()
+        await admin.get_by_test_id(f"settings-{section}").wait_for()
+        await admin.screenshot(path=screenshot_path(f"app-settings-{section}"))
+
+    anna = await open_app(browser, base, "anna@example.com", "anna-password-1", size=(1024, 768))
+    visitor = await open_demo(browser, base)
+    await visitor_says(visitor, "I need Anna")
+    await admin.get_by_test_id("inbox-link").click()
+    row = admin.get_by_test_id("inbox-row").filter(has_text="I need Anna")
+    await row.wait_for(timeout=15000)
+    await row.click()
+    await admin.get_by_test_id("assign-button").click()
+    await admin.locator("[data-testid=assign-option]", has_text="Anna Assignee").click()
+
+    toast = anna.locator("[data-testid=toast][data-kind=assigned]")
+    await toast.wait_for(timeout=10000)
+    assert await toast.get_attribute("role") == "alert"
+    await asyncio.sleep(6)
+    assert await toast.count() == 1  # stays until acknowledged
+    await anna.screenshot(path=screenshot_path("app-assignment-toast"))
+    await toast.get_by_test_id("toast-open").click()
+    await anna.locator("[data-testid=message][data-kind=visitor]", has_text="I need Anna").wait_for()
+    assert await anna.locator("[data-testid=toast][data-kind=assigned]").count() == 0
+    widget_text = " ".join(await visitor.locator("#parley-widget [data-kind]").all_inner_texts())
+    assert "Anna Assignee" in widget_text
+
+
+async def test_visitor_html_is_shown_as_text_in_the_operator_app(stack, browser):
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
+    visitor = await open_demo(browser, base)
+    attacks = ["<img src=x onerror=alert(1)>", "<script>alert('xss')</script>"]
+    for text in attacks:
+        await visitor_says(visitor, text)
+    row = app.get_by_test_id("inbox-row").first
+    await row.wait_for(timeout=15000)
+    await row.click()
+    messages = app.locator("[data-testid=message][data-kind=visitor]")
+    await messages.nth(1).wait_for()
+    texts = await messages.all_inner_texts()
+    assert all(any(attack in t for t in texts) for attack in attacks)
+    assert await app.locator("img[src=x]").count() == 0
+    assert await app.locator("[data-testid=transcript] script").count() == 0
+    await asyncio.sleep(1)
+    assert app.dialogs == [] and visitor.dialogs == []
