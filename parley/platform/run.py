@@ -101,6 +101,7 @@ def main() -> int:
 Parley is ready in {time.monotonic() - started:.1f} s ({comps.kind}).
 
   Demo site with the chat widget:  {gateway}/demo
+  Operator app:                    {gateway}/app
   Gateway:                         {gateway}  (health: {gateway}/readyz, metrics: {gateway}/metrics)
   Owner login:                     project demo, {env('PARLEY_OWNER_EMAIL')} / {env('PARLEY_OWNER_PASSWORD')}
   REST API:                        {gateway}/api/openapi.json
