@@ -166,3 +166,50 @@ async def test_visitor_html_is_shown_as_text_in_the_operator_app(stack, browser)
     assert await app.locator("[data-testid=transcript] script").count() == 0
     await asyncio.sleep(1)
     assert app.dialogs == [] and visitor.dialogs == []
+
+
+async def test_after_a_network_drop_the_app_resyncs_by_itself_and_says_so(stack, browser, platform):
+    """The app's gateway goes away (a dropped network, a restart) while a visitor writes
+    through another gateway; when it is back the app catches up on its own."""
+    import dataclasses
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    import gateway.__main__ as gateway_main
+    from parley.service import create_app
+    from tests.conversations.visitor import ScriptedVisitor
+    from tests.stack import settings
+
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
+    other = TestClient(TestServer(create_app(dataclasses.replace(gateway_main.SPEC, schema="gw_other"),
+                                             settings(platform, "gateway"))))
+    await other.start_server()
+    try:
+        port = stack.gateway.port
+        await stack.gateway.close()
+        await app.get_by_text("Connection lost").first.wait_for(timeout=10000)
+        visitor = ScriptedVisitor(other)
+        await visitor.start()
+        await visitor.send_and_wait("written while the operator was cut off")
+        stack.gateway = TestClient(TestServer(create_app(gateway_main.SPEC, settings(platform, "gateway")), port=port))
+        await stack.gateway.start_server()
+        await app.get_by_text("Reconnected — up to date").first.wait_for(timeout=40000)
+        row = app.get_by_test_id("inbox-row").filter(has_text="written while the operator was cut off")
+        await row.wait_for(timeout=10000)  # no reload asked for, none done
+    finally:
+        await other.close()
+
+
+async def test_the_app_is_installable(stack, browser):
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
+    manifest_href = await app.locator("link[rel=manifest]").get_attribute("href")
+    manifest = await (await app.request.get(base + manifest_href if manifest_href.startswith("/") else f"{base}/app/{manifest_href}")).json()
+    assert manifest["display"] == "standalone" and manifest["start_url"] == "/app/"
+    assert {icon["sizes"] for icon in manifest["icons"]} >= {"192x192", "512x512"}
+    for _ in range(50):
+        if await app.evaluate("navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready.then(() => true)"):
+            break
+    registration = await app.evaluate("navigator.serviceWorker.ready.then(r => r.scope)")
+    assert registration == f"{base}/app/"
