@@ -109,6 +109,7 @@ async def test_admin_journey_and_the_assignee_is_notified_in_another_browser(sta
 
     await admin.get_by_test_id("settings-link").click()
     await admin.get_by_test_id("settings-operators").wait_for()
+    assert await admin.get_by_test_id("operator-add-admin").count() == 1  # the owner may make admins
     await admin.get_by_test_id("operator-add-name").fill("Anna Assignee")
     await admin.get_by_test_id("operator-add-email").fill("anna@example.com")
     await admin.get_by_test_id("operator-add-password").fill("anna-password-1")
@@ -213,3 +214,20 @@ async def test_the_app_is_installable(stack, browser):
             break
     registration = await app.evaluate("navigator.serviceWorker.ready.then(r => r.scope)")
     assert registration == f"{base}/app/"
+
+
+async def test_owner_only_controls_are_hidden_from_an_admin(stack, browser):
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    _, _, email = await stack.add_operator(owner, "Adam Admin", admin=True)
+    admin = await open_app(browser, base, email, "operator-pass-1")
+    await admin.get_by_test_id("settings-link").click()
+    await admin.get_by_test_id("settings-nav-chat").click()
+    await admin.get_by_test_id("settings-chat").wait_for()
+    assert await admin.get_by_test_id("chat-toggle").count() == 0
+    await admin.get_by_test_id("settings-nav-operators").click()
+    await admin.get_by_test_id("operator-add-name").wait_for()
+    assert await admin.get_by_test_id("operator-add-admin").count() == 0
+    # and the server refuses them anyway
+    r = await stack.call("POST", "/api/project/chat/disable", await stack.login(email, "operator-pass-1"))
+    assert r.status == 403
