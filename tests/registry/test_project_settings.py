@@ -125,3 +125,11 @@ def test_openapi_documents_every_public_route(platform):
 async def test_the_gateway_serves_its_openapi_document(stack):
     r = await stack.call("GET", "/api/openapi.json")
     assert r.status == 200 and (await r.json())["openapi"].startswith("3.")
+
+
+async def test_the_widgets_standard_texts_are_public_for_the_settings_editor(stack):
+    from operator_registry.widget_texts import MULTILINE_KEYS, TEXT_LIMITS
+    r = await stack.call("GET", "/api/widget/texts")
+    body = await r.json()
+    assert r.status == 200 and body["defaults"] == DEFAULT_TEXTS and body["limits"] == TEXT_LIMITS
+    assert set(body["multiline"]) == MULTILINE_KEYS and body["languages"] == ["ru", "en"]

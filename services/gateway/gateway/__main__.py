@@ -15,7 +15,7 @@ STATIC = HERE / "static"
 OPENAPI = yaml.safe_load((HERE / "openapi.yaml").read_text())
 
 # Public REST routes that operator-registry owns; the gateway forwards them.
-REGISTRY_ROUTES = ["/api/session", "/api/project", "/api/project/{tail:.+}", "/api/widget/config",
+REGISTRY_ROUTES = ["/api/session", "/api/project", "/api/project/{tail:.+}", "/api/widget/config", "/api/widget/texts",
                    "/api/operators", "/api/operators/{tail:.+}", "/api/templates", "/api/templates/{tail:.+}"]
 
 

@@ -18,7 +18,7 @@ from parley.service import POOL, STORE
 
 from operator_registry import accounts, commands, domain
 from operator_registry.domain import Actor
-from operator_registry.widget_texts import effective_texts
+from operator_registry.widget_texts import DEFAULT_TEXTS, LANGUAGES, MULTILINE_KEYS, TEXT_LIMITS, effective_texts
 
 SESSION_COOKIE = "parley_session"
 ROTATED_TOKEN_HEADER = "X-Parley-Session"
@@ -259,6 +259,12 @@ async def widget_config(request: web.Request) -> web.Response:
                "texts": effective_texts(row["language"], row["texts"]), "sites": row["sites"]})
 
 
+async def widget_texts(_: web.Request) -> web.Response:
+    """Public: the widget's standard texts in every language, their limits, which span lines."""
+    return ok({"languages": list(LANGUAGES), "defaults": DEFAULT_TEXTS, "limits": TEXT_LIMITS,
+               "multiline": sorted(MULTILINE_KEYS)})
+
+
 # ---- operators ----------------------------------------------------------------
 
 async def list_operators(request: web.Request) -> web.Response:
@@ -433,6 +439,7 @@ ROUTES = [
     ("PUT", "/api/project/widget", put_widget),
     ("PUT", "/api/project/sites", put_sites),
     ("GET", "/api/widget/config", widget_config),
+    ("GET", "/api/widget/texts", widget_texts),
     ("GET", "/api/operators", list_operators),
     ("POST", "/api/operators", add_operator),
     ("GET", "/api/operators/{id}", get_operator),

@@ -5,7 +5,6 @@ import { api, upload, uuid } from './api.js';
 import { h, clear, avatar, icon } from './dom.js';
 import { t } from './i18n.js';
 import { store } from './store.js';
-import { DEFAULT_TEXTS, TEXT_LIMITS, MULTILINE_KEYS } from './widget-texts.js';
 
 export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites'];
 
@@ -347,6 +346,9 @@ const TEXT_GROUPS = [
 async function widgetSection(node) {
   const project = await api('GET', '/api/project');
   const config = await api('GET', `/api/widget/config?project=${encodeURIComponent(project.id)}`);
+  // The standard texts of both languages and their limits, from the registry that owns them.
+  const standard = await api('GET', '/api/widget/texts');
+  const DEFAULT_TEXTS = standard.defaults, TEXT_LIMITS = standard.limits, MULTILINE_KEYS = new Set(standard.multiline);
   let language = config.language;
   const inputs = {};
   const language_ = h('select', { 'data-testid': 'widget-language' },
