@@ -54,7 +54,7 @@ async def test_operator_journey(stack, browser, tmp_path):
     await row.wait_for(timeout=15000)  # arrived live, no reload
     assert "Do you ship to Kazan?" in await row.inner_text()
     cid = await row.get_attribute("data-conversation-id")
-    await app.locator("[data-testid=toast][data-kind=new]").first.wait_for(timeout=5000)
+    await app.locator("[data-testid=toast][data-kind=new]").first.wait_for(timeout=15000)
     await app.screenshot(path=screenshot_path("app-inbox"))
 
     await row.click()
