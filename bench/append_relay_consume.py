@@ -7,7 +7,6 @@ the consumer has applied everything."""
 from __future__ import annotations
 
 import asyncio
-import statistics
 import sys
 import time
 import uuid

@@ -10,7 +10,6 @@ There is no fallback to "no broker": if none can be had, starting fails loudly."
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable

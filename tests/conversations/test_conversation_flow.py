@@ -1,7 +1,6 @@
 """A visitor and an operator talk, live, through the gateway, Kafka and the
 conversation service (real PostgreSQL and Kafka)."""
 import asyncio
-import uuid
 
 import aiohttp
 

@@ -95,7 +95,7 @@ def test_make_run_becomes_ready_and_ctrl_c_leaves_nothing_behind(tmp_path):
         proc, seconds, output = make_run_until_ready(run_dir, base)
         try:
             timings.append(f"{attempt} run ready in {seconds:.1f} s")
-            assert f"Gateway:" in output and f"http://localhost:{base}" in output
+            assert "Gateway:" in output and f"http://localhost:{base}" in output
             assert "Owner login:" in output
             for i, (name, _) in enumerate(SERVICES):
                 assert status(f"http://127.0.0.1:{base + i}/readyz") == 200, name
