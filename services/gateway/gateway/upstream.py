@@ -8,6 +8,8 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from parley.config import env
 from parley.http import error_response
 
+from gateway.client_ip import client_ip
+
 HTTP = web.AppKey("http", ClientSession)
 
 _FORWARDED_REQUEST_HEADERS = ("Authorization", "Cookie", "Content-Type", "Idempotency-Key", "X-Correlation-Id",
@@ -32,7 +34,7 @@ def unavailable(service: str) -> web.Response:
 
 def forwarded_headers(request: web.Request) -> dict[str, str]:
     headers = {h: request.headers[h] for h in _FORWARDED_REQUEST_HEADERS if h in request.headers}
-    headers["X-Forwarded-For"] = request.remote or ""
+    headers["X-Forwarded-For"] = client_ip(request)  # what the registry throttles logins by
     return headers
 
 

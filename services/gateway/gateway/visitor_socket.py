@@ -17,6 +17,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from parley.http import Rejected, error_response, ok, read_json
 
 from gateway import audience, files, visitor_tokens
+from gateway.client_ip import client_ip
 from gateway.conversation_upstream import call, checked
 from gateway.upstream import HTTP, registry_url
 
@@ -229,7 +230,7 @@ async def _on_visitor_message(request: web.Request, socket: VisitorSocket, data:
 async def _post_message(request: web.Request, socket: VisitorSocket, data: dict) -> None:
     app = request.app
     if not (_allow(app, f"visitor:{socket.visitor_id}", MESSAGES_PER_MINUTE_PER_VISITOR)
-            and _allow(app, f"ip:{request.remote}", MESSAGES_PER_MINUTE_PER_IP)):
+            and _allow(app, f"ip:{client_ip(request)}", MESSAGES_PER_MINUTE_PER_IP)):
         raise Rejected(429, "rate_limited", "You are sending messages too fast; wait a moment.")
     uploader = f"visitor:{socket.visitor_id}"
     attachment = await files.attachment_for(request, data.get("attachment"), socket.project_id, uploader)
