@@ -3,6 +3,7 @@ in commit order, and idempotent command execution. The events table is also the
 outbox: the relay publishes from it (see relay.py)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, Sequence
@@ -14,6 +15,7 @@ from parley.schemas import Catalog
 
 log = logging.getLogger(__name__)
 
+_APPEND_LOCK = "select pg_advisory_xact_lock(hashtext('parley_append:' || current_schema()))"
 _COLUMNS = "position, id::text, stream_id, stream_version, type, version, topic, occurred_at, correlation_id, causation_id, project_id, data"
 
 
@@ -65,12 +67,70 @@ async def read_all(db: asyncpg.Pool | asyncpg.Connection, after: int = 0, limit:
     return [_row_to_stored(r) for r in await db.fetch(query, after, limit)]
 
 
+class _GroupCommit:
+    """Appends that arrive while a transaction commits share the next transaction.
+
+    Commit order needs appends serialized (the advisory lock is held until commit), which
+    would cap a service at one append per disk flush. Instead, appends wait in a queue and
+    one transaction writes them all, each in its own savepoint - one append's conflict
+    fails only that append - and commits once. A single append still goes at once."""
+    MAX_BATCH = 100
+
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+        self.queue: list[tuple[Callable[[asyncpg.Connection], Awaitable[Any]], asyncio.Future]] = []
+        self.draining = False
+
+    async def run(self, write: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        """Run `write(conn)` in a shared transaction; returns its result once committed."""
+        future = asyncio.get_running_loop().create_future()
+        self.queue.append((write, future))
+        if not self.draining:
+            self.draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.queue:
+                batch, self.queue = self.queue[:self.MAX_BATCH], self.queue[self.MAX_BATCH:]
+                await self._commit(batch)
+        finally:
+            self.draining = False
+
+    async def _commit(self, batch) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(_APPEND_LOCK)
+                for write, future in batch:
+                    if future.cancelled():  # its caller is gone: write nothing for it
+                        outcomes.append((False, None))
+                        continue
+                    try:
+                        async with conn.transaction():  # a savepoint
+                            outcomes.append((True, await write(conn)))
+                    except Exception as e:
+                        outcomes.append((False, e))
+        except BaseException as e:  # the transaction itself failed: nothing of the batch was written
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(e if isinstance(e, Exception) else asyncio.CancelledError())
+            if not isinstance(e, Exception):
+                raise
+            return
+        for (written, value), (_, future) in zip(outcomes, batch):
+            if not future.done():
+                future.set_result(value) if written else future.set_exception(value)
+
+
 class EventStore:
     def __init__(self, pool: asyncpg.Pool, catalog: Catalog, *,
                  topic_for: Callable[[str], str] | None = None):
         self.pool = pool
         self.catalog = catalog
         self.topic_for = topic_for or catalog.topic_for
+        self._group = _GroupCommit(pool)
 
     async def append(self, events: Iterable[Event], expected_version: int, *,
                      command_id: str | None = None, result: dict[str, Any] | None = None,
@@ -89,15 +149,16 @@ class EventStore:
             self.catalog.validate(e)
         topic = self.topic_for(stream_id)
         if conn is None:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await self._append_locked(conn, stream_id, topic, numbered, expected_version, command_id, result)
+            await self._group.run(lambda c: self._append_locked(c, stream_id, topic, numbered, expected_version,
+                                                                command_id, result))
         else:
             await self._append_locked(conn, stream_id, topic, numbered, expected_version, command_id, result)
         return numbered
 
     async def _append_locked(self, conn, stream_id, topic, events, expected_version, command_id, result):
         # Held until commit: positions are handed out in commit order (see the migration).
-        await conn.execute("select pg_advisory_xact_lock(hashtext('parley_append:' || current_schema()))")
+        # Taking it again within one transaction (a group commit) returns at once.
+        await conn.execute(_APPEND_LOCK)
         actual = await conn.fetchval(
             "select coalesce(max(stream_version), 0) from events where stream_id = $1", stream_id)
         if actual != expected_version:
@@ -136,12 +197,14 @@ class EventStore:
             decision = decide(history)
             if hasattr(decision, "__await__"):
                 decision = await decision
+            async def write(conn: asyncpg.Connection) -> list[Event]:
+                appended = await self.append(decision.events, len(history), command_id=command_id,
+                                             result=decision.result, conn=conn)
+                if effects is not None:
+                    await effects(conn, appended)
+                return appended
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    appended = await self.append(decision.events, len(history), command_id=command_id,
-                                                 result=decision.result, conn=conn)
-                    if effects is not None:
-                        await effects(conn, appended)
+                appended = await self._group.run(write)
                 return Outcome(decision.result, appended, replayed=False)
             except ConcurrencyConflict:
                 if attempt == attempts:

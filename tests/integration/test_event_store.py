@@ -100,3 +100,19 @@ async def test_different_commands_on_one_stream_all_apply_by_deciding_again(stor
                                       for _ in range(5)])
     assert sorted(o.result["n"] for o in outcomes) == [1, 2, 3, 4, 5]
     assert [e.stream_version for e in await store.load("item-cmd")] == [1, 2, 3, 4, 5]
+
+
+async def test_appends_sharing_a_transaction_fail_alone(store):
+    """Concurrent appends are written in one transaction (group commit); a conflicting one
+    must fail by itself and take nothing else with it."""
+    await store.append([item_added("item-g0", 0)], expected_version=0)
+    results = await asyncio.gather(
+        *[store.append([item_added(f"item-g{i}", i)], expected_version=0) for i in range(1, 10)],
+        store.append([item_added("item-g0", 99)], expected_version=0),  # stale: g0 is at 1
+        return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["list"] * 9 + ["ConcurrencyConflict"]
+    for i in range(1, 10):
+        assert [e.data["n"] for e in await store.load(f"item-g{i}")] == [i]
+    assert [e.data["n"] for e in await store.load("item-g0")] == [0]
+    positions = [s.position for s in await store.read_all(after=0)]
+    assert positions == sorted(positions) and len(positions) == 10
