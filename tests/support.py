@@ -12,10 +12,11 @@ def item_added(stream_id: str, n: int, note: str | None = None):
     return new_event("test.item_added", stream_id, {"n": n} if note is None else {"n": n, "note": note})
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 60, what: str = "condition") -> None:
-    """Wait until `check()` is true; fail with `what` after `timeout` seconds."""
+async def eventually(check: Callable[[], Awaitable[bool] | bool], *, timeout: float = 60,
+                     what: str = "condition") -> None:
+    """Wait until `check()` (plain or async) is true; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while not await check():
+    while not (await result if asyncio.iscoroutine(result := check()) else result):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.1)

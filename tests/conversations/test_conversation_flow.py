@@ -6,6 +6,7 @@ import aiohttp
 
 from tests.conversations.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
+from tests.support import eventually
 
 
 async def operator_socket(stack, token):
@@ -18,14 +19,6 @@ async def operator_socket(stack, token):
             if msg.type == aiohttp.WSMsgType.TEXT:
                 pushes.append(msg.json())
     return ws, pushes, asyncio.create_task(read())
-
-
-async def eventually(check, what, timeout=15):
-    for _ in range(int(timeout / 0.05)):
-        if await check() if asyncio.iscoroutinefunction(check) else check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_a_full_conversation(stack):
@@ -41,7 +34,7 @@ async def test_a_full_conversation(stack):
     conversation_id = (await (await stack.call("GET", "/api/inbox?view=new", operator)).json())["conversations"][0]["id"]
 
     # the operator saw the new conversation live, and in the inbox
-    await eventually(lambda: any(p.get("event") == "chat.visitor_message_posted" for p in pushes), "the live push")
+    await eventually(lambda: any(p.get("event") == "chat.visitor_message_posted" for p in pushes), what="the live push", timeout=15)
     inbox = (await (await stack.call("GET", "/api/inbox?view=new", operator)).json())["conversations"]
     assert [(c["id"], c["last_message_text"], c["unread"], c["status"]) for c in inbox] == [
         (conversation_id, "Hello, is anyone there?", 1, "new")]
@@ -140,7 +133,7 @@ async def test_admin_assigns_and_the_assignee_is_notified_at_once(stack):
     cid = (await (await stack.call("GET", "/api/inbox?view=new", owner)).json())["conversations"][0]["id"]
     r = await stack.call("POST", f"/api/conversations/{cid}/assign", owner, json={"operator_id": assignee_id})
     assert r.status == 200, await r.text()
-    await eventually(lambda: any(p["type"] == "notification" for p in pushes), "the notification")
+    await eventually(lambda: any(p["type"] == "notification" for p in pushes), what="the notification", timeout=15)
     note = next(p for p in pushes if p["type"] == "notification")
     assert note == {"type": "notification", "kind": "assigned", "conversation_id": cid, "by": "Owner",
                     "requires_acknowledgement": True}
@@ -186,7 +179,7 @@ async def test_when_one_operator_takes_a_conversation_the_others_hear_it_leave_n
     await visitor.send_and_wait("anyone?")
     cid = (await (await stack.call("GET", "/api/inbox?view=new", taker)).json())["conversations"][0]["id"]
     assert (await stack.call("POST", f"/api/conversations/{cid}/take", taker)).status == 200
-    await eventually(lambda: any(p.get("event") == "assignment.taken" for p in pushes), "the take, for Otto")
+    await eventually(lambda: any(p.get("event") == "assignment.taken" for p in pushes), what="the take, for Otto", timeout=15)
     await stack.call("POST", f"/api/conversations/{cid}/messages", taker, json={"text": "mine now"})
     await asyncio.sleep(1)
     assert not any(p.get("event") == "chat.operator_replied" for p in pushes)  # no longer Otto's to see
