@@ -14,6 +14,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "KAFKA_BOOTSTRAP_SERVERS": ("", "Kafka bootstrap servers (host:port,...). Empty: `make run`/`make test` start a local single-node KRaft broker under PARLEY_RUN_DIR."),
     "PARLEY_HTTP_PORT": ("", "Port of this service's HTTP server. Defaults: gateway 8080, conversation 8081, operator-registry 8082, crm-bridge 8083, scheduler 8084."),
     "PARLEY_PORT_BASE": ("8080", "`make run` only: the gateway gets this port and the other services the next four."),
+    "PARLEY_BIND_HOST": ("127.0.0.1", "Address every service's own port listens on (the gateway's internal port too). Loopback by default; compose and k8s set 0.0.0.0, where signatures and NetworkPolicies guard the ports."),
+    "PARLEY_PUBLIC_BIND_HOST": ("0.0.0.0", "Gateway: address its public port listens on."),
+    "PARLEY_INTERNAL_PORT": ("8085", "Gateway: its internal port, with /metrics (never served on the public port), /healthz and /readyz."),
+    "PARLEY_INTERNAL_SECRET": ("", "The key that signs every call between Parley services, 32+ random characters, the same for all of them. Unsigned calls get 401. `make run` generates one in PARLEY_RUN_DIR; compose and k8s require it."),
+    "PARLEY_PUBLIC_URL": ("", "Gateway: the public URL users reach it at (https://chat.example.com). Session cookies are Secure when it is https, or when a trusted proxy says the request came over https."),
     "PARLEY_LOG_LEVEL": ("INFO", "Log level: DEBUG, INFO, WARNING, ERROR."),
     "PARLEY_RUN_DIR": (".run", "Where `make run` keeps Kafka's and PostgreSQL's data and the services' logs."),
     "PARLEY_SCHEMAS_DIR": ("schemas", "Folder with the event JSON Schemas and asyncapi.yaml (relative to the repository)."),
@@ -24,6 +29,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "PARLEY_TRUSTED_PROXY_HOPS": ("0", "Gateway: how many reverse proxies of yours stand in front of it (an ingress: 1). Their X-Forwarded-For entries give the client's address for throttling and rate limits; 0 trusts none."),
     "PARLEY_FILES_DIR": (".run/files", "Gateway: folder for uploaded files (avatars, attachments), stored under generated names."),
     "PARLEY_SESSION_ROTATE_SECONDS": ("86400", "operator-registry: a session token older than this is replaced on its next use."),
+    "PARLEY_SESSION_ROTATION_GRACE_SECONDS": ("60", "operator-registry: how long a rotated-out token still works, for requests already in flight with it."),
     "PARLEY_OWNER_EMAIL": ("owner@parley.local", "The demo project's owner login (printed by `make run`)."),
     "PARLEY_OWNER_PASSWORD": ("parley-demo-owner", "The demo project's owner password."),
 }
@@ -48,6 +54,7 @@ class Settings:
     log_level: str
     schemas_dir: Path
     shutdown_timeout: float
+    bind_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, service: str, default_port: int) -> "Settings":
@@ -60,6 +67,7 @@ class Settings:
         return cls(
             service=service,
             http_port=int(env("PARLEY_HTTP_PORT") or default_port),
+            bind_host=env("PARLEY_BIND_HOST"),
             database_url=env("DATABASE_URL"),
             kafka_bootstrap=env("KAFKA_BOOTSTRAP_SERVERS"),
             log_level=env("PARLEY_LOG_LEVEL").upper(),

@@ -1,23 +1,40 @@
 """HTTP conventions shared by every service: one error shape, JSON in and out.
 
 A refusal is `Rejected(status, code, message)`, raised anywhere below a handler and
-turned by `errors_middleware` into `{"error": {"code": ..., "message": ...}}`."""
+turned by `errors_middleware` into `{"error": {"code": ..., "message": ...}}`. The same
+middleware gives every other failure its final answer: bad input that only the
+database or the event schema noticed is a 422, an outage of PostgreSQL is a 503 with
+Retry-After (the only answer that asks the client to try again), and aiohttp's own
+refusals (404, 405, 413) take the same JSON shape."""
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
+import asyncpg
 import orjson
 from aiohttp import web
 
+from parley.schemas import SchemaViolation
+
+log = logging.getLogger(__name__)
+
 MAX_JSON_BYTES = 64 * 1024
+RETRY_AFTER_SECONDS = "2"
 
 
 class Rejected(Exception):
     """A request refused: HTTP status, machine-readable code, human message."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+def unavailable(what: str) -> Rejected:
+    return Rejected(503, "service_unavailable", f"{what} is not answering; try again in a moment.",
+                    headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -28,24 +45,79 @@ def ok(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
+# The database is down, restarting or out of connections: a fault, so "try again".
+_OUTAGES = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+            asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, asyncpg.AdminShutdownError,
+            asyncpg.CrashShutdownError)
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
+               415: "unsupported_media_type"}
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler):
     try:
-        return await handler(request)
+        response = await handler(request)
     except Rejected as e:
-        return error_response(e.status, e.code, e.message)
+        return error_response(e.status, e.code, e.message, e.headers)
+    except SchemaViolation as e:
+        # Input the handlers let through but the event contract does not: final, not a fault.
+        log.warning("refused by the event schema", extra={"reason": str(e)[:500]})
+        return error_response(422, "event_invalid", "The request holds a value Parley cannot store: " + str(e)[:300])
+    except asyncpg.DataError as e:
+        return error_response(422, "invalid_input", f"A value in the request cannot be stored: {e.__class__.__name__}.")
+    except _OUTAGES as e:
+        log.warning("refused during an outage", extra={"error": repr(e)[:300]})
+        return error_response(503, "service_unavailable", "Parley's database is not answering; try again in a moment.",
+                              headers={"Retry-After": RETRY_AFTER_SECONDS})
+    except web.HTTPException as e:
+        if e.status < 400 or e.content_type == "application/json":
+            raise
+        code = _HTTP_CODES.get(e.status, f"http_{e.status}")
+        headers = {k: v for k, v in e.headers.items() if k in ("Allow", "Retry-After")}
+        return error_response(e.status, code, e.reason, headers)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, however many packets it arrives in; 413 above `limit` bytes
+    (counted on the bytes that arrive, so a chunked body cannot slip past it)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Rejected(413, "body_too_large", f"Request body is larger than {limit} bytes.")
+    try:
+        raw = await request.read()  # loops until the end of the body; cached for later readers
+    except web.HTTPRequestEntityTooLarge:
+        raise Rejected(413, "body_too_large", f"Request body is larger than {limit} bytes.")
+    if len(raw) > limit:
+        raise Rejected(413, "body_too_large", f"Request body is larger than {limit} bytes.")
+    return raw
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 async def read_json(request: web.Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > limit:
-        raise Rejected(413, "body_too_large", f"Request body is larger than {limit} bytes.")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise Rejected(413, "body_too_large", f"Request body is larger than {limit} bytes.")
+    """The body as a JSON object. An empty body is `{}`; anything else must say it is JSON
+    (a form a foreign page submits cannot), and no string in it may hold a NUL."""
+    raw = await read_body(request, limit)
+    if not raw.strip():
+        return {}
+    if request.content_type != "application/json":
+        raise Rejected(415, "json_required", "Send the body as JSON with Content-Type: application/json.")
     try:
-        body = orjson.loads(raw or b"{}")
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise Rejected(400, "invalid_json", "The request body is not valid JSON.")
     if not isinstance(body, dict):
         raise Rejected(400, "invalid_json", "The request body must be a JSON object.")
+    if _has_nul(body):
+        raise Rejected(422, "nul_character", "Text may not contain NUL characters.")
     return body

@@ -16,8 +16,8 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from parley import db, kafka, logs
-from parley.config import Settings
+from parley import db, internal_auth, kafka, logs
+from parley.config import Settings, env
 from parley.consumer import ConsumerRunner, Handler, Reset
 from parley.eventstore import EventStore
 from parley.http import errors_middleware
@@ -59,6 +59,9 @@ class ServiceSpec:
     # Other supervised loops: (name, factory) where factory(app) returns run(stop).
     loops: Sequence[tuple[str, Callable[[web.Application], Callable[[asyncio.Event], Awaitable[None]]]]] = ()
     extra_schema_dirs: Sequence[Path] = field(default=())
+    # The gateway: its port is public, so it takes unsigned calls and keeps /metrics on
+    # a second, internal port. Every other service answers signed calls only.
+    public: bool = False
 
 
 @web.middleware
@@ -88,11 +91,19 @@ async def _correlation_and_metrics(request: web.Request, handler):
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "service": request.app[SETTINGS].service})
+    return await _health(request.app)
 
 
 async def readyz(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
+    return await _readiness(request.app)
+
+
+async def _health(app: web.Application) -> web.Response:
+    return web.json_response({"status": "ok", "service": app[SETTINGS].service})
+
+
+async def _readiness(app: web.Application) -> web.Response:
+    settings = app[SETTINGS]
     checks: dict[str, str] = {}
 
     async def check(name: str, probe: Awaitable) -> None:
@@ -102,9 +113,9 @@ async def readyz(request: web.Request) -> web.Response:
         except Exception as e:
             checks[name] = f"failing: {e!r}"
 
-    await asyncio.gather(check("postgres", request.app[POOL].fetchval("select 1")),
+    await asyncio.gather(check("postgres", app[POOL].fetchval("select 1")),
                          check("kafka", kafka.ping(settings.kafka_bootstrap)))
-    for name, task in request.app[TASKS].items():
+    for name, task in app[TASKS].items():
         checks[name] = "ok" if not task.done() else "stopped"
     ready = all(v == "ok" for v in checks.values())
     return web.json_response({"status": "ready" if ready else "not ready", "checks": checks},
@@ -129,12 +140,16 @@ async def _supervise(name: str, run: Callable[[asyncio.Event], Awaitable[None]],
 
 
 def create_app(spec: ServiceSpec, settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[_correlation_and_metrics, errors_middleware], client_max_size=1024 * 1024)
+    middlewares = [_correlation_and_metrics, errors_middleware]
+    if not spec.public:
+        middlewares.append(internal_auth.require_signed_calls())
+    app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[TASKS] = {}
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    if not spec.public:
+        app.router.add_get("/metrics", metrics)
 
     async def database(app: web.Application):
         pool = await db.create_pool(settings.database_url, spec.schema)
@@ -174,10 +189,32 @@ def create_app(spec: ServiceSpec, settings: Settings) -> web.Application:
     return app
 
 
+def internal_port(port: int):
+    """A public service's second, internal port: metrics and the probes, nothing else.
+    Started and stopped with the main app (a cleanup context of it)."""
+    async def run(app: web.Application):
+        internal = web.Application(middlewares=[errors_middleware])
+        internal.router.add_get("/healthz", lambda _: _health(app))
+        internal.router.add_get("/readyz", lambda _: _readiness(app))
+        internal.router.add_get("/metrics", metrics)
+        runner = web.AppRunner(internal, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, app[SETTINGS].bind_host, port).start()
+        log.info("internal port listening", extra={"host": app[SETTINGS].bind_host, "port": port})
+        yield
+        await runner.cleanup()
+    return run
+
+
 def main(spec: ServiceSpec) -> None:
     settings = Settings.from_env(spec.name, spec.default_port)
     logs.setup_logging(spec.name, settings.log_level)
+    if not spec.public:
+        internal_auth.secret()  # fail at start, with the fix, rather than on the first call
     log.info("starting", extra={"port": settings.http_port})
-    web.run_app(create_app(spec, settings), port=settings.http_port, print=None,
-                shutdown_timeout=settings.shutdown_timeout, access_log=None)
+    app = create_app(spec, settings)
+    if spec.public:
+        app.cleanup_ctx.append(internal_port(int(env("PARLEY_INTERNAL_PORT"))))
+    web.run_app(app, host=env("PARLEY_PUBLIC_BIND_HOST") if spec.public else settings.bind_host,
+                port=settings.http_port, print=None, shutdown_timeout=settings.shutdown_timeout, access_log=None)
     log.info("stopped")

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from parley import internal_auth
 from parley.config import REPO_ROOT, Settings, env
 from parley.service import STORE, create_app
+from parley.service_client import ServiceClient, new_session
 
 import conversation.__main__ as conversation_main
 import gateway.__main__ as gateway_main
@@ -20,6 +22,7 @@ from operator_registry import commands
 from operator_registry.domain import Actor
 
 OWNER_EMAIL, OWNER_PASSWORD = env("PARLEY_OWNER_EMAIL"), env("PARLEY_OWNER_PASSWORD")
+INTERNAL_SECRET = "test-internal-secret-" + "y" * 32
 
 
 def settings(platform, service: str) -> Settings:
@@ -28,11 +31,21 @@ def settings(platform, service: str) -> Settings:
                     schemas_dir=REPO_ROOT / "schemas", shutdown_timeout=5)
 
 
+def by_host_name(client: TestClient) -> str:
+    """The service's base URL with the host name `localhost`, as compose and k8s reach
+    services by name: behaviour that differs between an IP and a name (cookie jars keep
+    cookies only for names) must show up in the tests."""
+    return f"http://localhost:{client.port}"
+
+
 @dataclass
 class Stack:
     registry: TestClient
     conversation: TestClient
     gateway: TestClient
+    # Signed clients, as another Parley service calls them (for tests that go behind the gateway).
+    registry_client: ServiceClient
+    conversation_client: ServiceClient
 
     async def login(self, email: str, password: str, project: str = "demo") -> str:
         r = await self.gateway.post("/api/session", json={"project": project, "email": email, "password": password})
@@ -67,6 +80,7 @@ class Stack:
 
 @pytest.fixture
 async def stack(platform, tmp_path, monkeypatch):
+    monkeypatch.setenv("PARLEY_INTERNAL_SECRET", INTERNAL_SECRET)
     suffix = uuid.uuid4().hex[:8]
     registry_spec = dataclasses.replace(registry_main.SPEC, schema=f"reg_{suffix}")
     registry = TestClient(TestServer(create_app(registry_spec, settings(platform, "operator-registry"))))
@@ -74,14 +88,19 @@ async def stack(platform, tmp_path, monkeypatch):
     conversation = TestClient(TestServer(create_app(
         dataclasses.replace(conversation_main.SPEC, schema=f"conv_{suffix}"), settings(platform, "conversation"))))
     await conversation.start_server()
-    monkeypatch.setenv("PARLEY_OPERATOR_REGISTRY_URL", str(registry.make_url("")).rstrip("/"))
-    monkeypatch.setenv("PARLEY_CONVERSATION_URL", str(conversation.make_url("")).rstrip("/"))
+    monkeypatch.setenv("PARLEY_OPERATOR_REGISTRY_URL", by_host_name(registry))
+    monkeypatch.setenv("PARLEY_CONVERSATION_URL", by_host_name(conversation))
     monkeypatch.setenv("PARLEY_VISITOR_SECRET", "test-visitor-secret-" + "x" * 32)
     monkeypatch.setenv("PARLEY_FILES_DIR", str(tmp_path / "files"))
     gateway_spec = dataclasses.replace(gateway_main.SPEC, schema=f"gw_{suffix}")
     gateway = TestClient(TestServer(create_app(gateway_spec, settings(platform, "gateway"))))
     await gateway.start_server()
-    yield Stack(registry, conversation, gateway)
+    http = new_session()
+    key = internal_auth.secret()
+    yield Stack(registry, conversation, gateway,
+                ServiceClient("operator-registry", by_host_name(registry), http, key),
+                ServiceClient("conversation", by_host_name(conversation), http, key))
+    await http.close()
     await gateway.close()
     await conversation.close()
     await registry.close()

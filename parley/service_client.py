@@ -1,0 +1,91 @@
+"""The one way a Parley process calls another Parley service over HTTP.
+
+- Every call is signed (internal_auth), so the callee can believe the actor and the
+  client address it carries.
+- Paths are built from segments, each percent-quoted (`/` included): an id taken from
+  a public URL can never climb out of its place with `../` or add a query.
+- No cookie jar: a shared session with the default jar stores one caller's Set-Cookie
+  and sends it with the next caller's request (when a service is reached by a host
+  name rather than an IP), answering for the wrong operator.
+- The same error handling for every upstream: no answer is a 503 with Retry-After,
+  an upstream refusal is passed on with its status, code and message."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+from urllib.parse import quote, urlencode
+
+import orjson
+from aiohttp import ClientError, ClientSession, ClientTimeout, DummyCookieJar
+from yarl import URL
+
+from parley import internal_auth
+from parley.http import Rejected, unavailable
+
+
+def path(*segments: str) -> str:
+    """`path("api", "operators", some_id)` -> `/api/operators/<quoted id>`."""
+    if any(str(s) in ("", ".", "..") for s in segments):
+        raise ValueError(f"not a path segment: {segments!r}")
+    return "".join("/" + quote(str(s), safe="") for s in segments)
+
+
+def new_session(total_timeout: float = 15) -> ClientSession:
+    return ClientSession(timeout=ClientTimeout(total=total_timeout), cookie_jar=DummyCookieJar(),
+                         auto_decompress=True)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any            # parsed JSON, or None
+    raw: bytes
+    headers: Mapping[str, str]
+    set_cookies: tuple[str, ...] = ()
+
+
+@dataclass
+class ServiceClient:
+    name: str            # "operator-registry": used in error messages
+    base_url: str        # "http://operator-registry:8082"
+    session: ClientSession
+    key: bytes
+
+    async def call(self, method: str, path_: str, *, json: Any = None, body: bytes | None = None,
+                   params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
+                   content_type: str | None = None) -> Answer:
+        """One signed call. `path_` must come from `path()`; params are encoded here."""
+        if json is not None:
+            body, content_type = orjson.dumps(json), "application/json"
+        body = body or b""
+        path_qs = path_ + ("?" + urlencode(dict(params)) if params else "")
+        sent = {k: v for k, v in (headers or {}).items() if v is not None}
+        if content_type:
+            sent["Content-Type"] = content_type
+        sent.update(internal_auth.sign(self.key, method, path_qs, body, sent))
+        try:
+            async with self.session.request(method, URL(self.base_url + path_qs, encoded=True), data=body or None, headers=sent,
+                                            allow_redirects=False) as r:
+                raw = await r.read()
+                parsed = None
+                if raw and r.content_type == "application/json":
+                    try:
+                        parsed = orjson.loads(raw)
+                    except orjson.JSONDecodeError:
+                        parsed = None
+                return Answer(r.status, parsed, raw, r.headers, tuple(r.headers.getall("Set-Cookie", [])))
+        except (ClientError, TimeoutError):
+            raise unavailable(self.name)
+
+    async def checked(self, method: str, path_: str, **kwargs) -> Any:
+        """The JSON body of a 2xx answer; any refusal is raised as it is."""
+        answer = await self.call(method, path_, **kwargs)
+        if answer.status >= 300:
+            raise refusal(answer)
+        return answer.body
+
+
+def refusal(answer: Answer) -> Rejected:
+    error = answer.body.get("error", {}) if isinstance(answer.body, dict) else {}
+    headers = {"Retry-After": answer.headers["Retry-After"]} if "Retry-After" in answer.headers else None
+    return Rejected(answer.status, error.get("code", "upstream_error"), error.get("message", "Refused."), headers)
