@@ -76,7 +76,8 @@ async def errors_middleware(request: web.Request, handler):
         code = _HTTP_CODES.get(e.status, f"http_{e.status}")
         headers = {k: v for k, v in e.headers.items() if k in ("Allow", "Retry-After")}
         return error_response(e.status, code, e.reason, headers)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if not response.prepared:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response
 
 
@@ -85,6 +86,14 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     (counted on the bytes that arrive, so a chunked body cannot slip past it)."""
     if request.content_length is not None and request.content_length > limit:
         raise Rejected(413, "body_too_large", f"Request body is larger than {limit} bytes.")
+    if limit > request.client_max_size:  # larger than the app reads at once (an avatar): stream it
+        chunks, size = [], 0
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise Rejected(413, "body_too_large", f"Request body is larger than {limit} bytes.")
+            chunks.append(chunk)
+        return b"".join(chunks)
     try:
         raw = await request.read()  # loops until the end of the body; cached for later readers
     except web.HTTPRequestEntityTooLarge:

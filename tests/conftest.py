@@ -5,6 +5,7 @@ other's data. If no broker or database can be started, the session fails: there 
 no skip."""
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from parley.schemas import Catalog, Topic
 
 TEST_SCHEMAS = Path(__file__).parent / "schemas"
 TEST_PARTITIONS = 4
+# Every service in the suite (in-process or spawned) signs and checks calls with this key.
+INTERNAL_SECRET = "test-internal-secret-" + "y" * 32
+os.environ["PARLEY_INTERNAL_SECRET"] = INTERNAL_SECRET
 
 
 @pytest.fixture(scope="session")

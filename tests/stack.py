@@ -22,7 +22,6 @@ from operator_registry import commands
 from operator_registry.domain import Actor
 
 OWNER_EMAIL, OWNER_PASSWORD = env("PARLEY_OWNER_EMAIL"), env("PARLEY_OWNER_PASSWORD")
-INTERNAL_SECRET = "test-internal-secret-" + "y" * 32
 
 
 def settings(platform, service: str) -> Settings:
@@ -80,7 +79,6 @@ class Stack:
 
 @pytest.fixture
 async def stack(platform, tmp_path, monkeypatch):
-    monkeypatch.setenv("PARLEY_INTERNAL_SECRET", INTERNAL_SECRET)
     suffix = uuid.uuid4().hex[:8]
     registry_spec = dataclasses.replace(registry_main.SPEC, schema=f"reg_{suffix}")
     registry = TestClient(TestServer(create_app(registry_spec, settings(platform, "operator-registry"))))

@@ -36,9 +36,10 @@ def _ready(url: str) -> bool:
         return False
 
 
-def _visitor_secret(run_dir: Path) -> str:
-    """One per run folder, kept, so visitors stay who they are across restarts."""
-    path = run_dir / "visitor-secret"
+def _kept_secret(run_dir: Path, name: str) -> str:
+    """One per run folder, kept: visitors stay who they are across restarts, and a
+    service restarted by hand still talks to the others."""
+    path = run_dir / name
     if not path.exists():
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
@@ -84,9 +85,12 @@ def main() -> int:
         comps = components.start(run_dir)
         child_env = {**os.environ, "DATABASE_URL": comps.database_url,
                      "KAFKA_BOOTSTRAP_SERVERS": comps.bootstrap, "PYTHONUNBUFFERED": "1",
-                     "PARLEY_OPERATOR_REGISTRY_URL": f"http://127.0.0.1:{base + 2}",
-                     "PARLEY_CONVERSATION_URL": f"http://127.0.0.1:{base + 1}",
-                     "PARLEY_VISITOR_SECRET": env("PARLEY_VISITOR_SECRET") or _visitor_secret(run_dir),
+                     # By host name, as compose and k8s reach services.
+                     "PARLEY_OPERATOR_REGISTRY_URL": f"http://localhost:{base + 2}",
+                     "PARLEY_CONVERSATION_URL": f"http://localhost:{base + 1}",
+                     "PARLEY_INTERNAL_PORT": str(base + 5),
+                     "PARLEY_VISITOR_SECRET": env("PARLEY_VISITOR_SECRET") or _kept_secret(run_dir, "visitor-secret"),
+                     "PARLEY_INTERNAL_SECRET": env("PARLEY_INTERNAL_SECRET") or _kept_secret(run_dir, "internal-secret"),
                      "PARLEY_FILES_DIR": str(run_dir / "files")}
         for i, (name, module) in enumerate(SERVICES):
             say(f"starting {name} on :{base + i} (log: {logs_dir / (name + '.log')})")
@@ -102,7 +106,7 @@ Parley is ready in {time.monotonic() - started:.1f} s ({comps.kind}).
 
   Demo site with the chat widget:  {gateway}/demo
   Operator app:                    {gateway}/app
-  Gateway:                         {gateway}  (health: {gateway}/readyz, metrics: {gateway}/metrics)
+  Gateway:                         {gateway}  (health: {gateway}/readyz, metrics: http://127.0.0.1:{base + 5}/metrics)
   Owner login:                     project demo, {env('PARLEY_OWNER_EMAIL')} / {env('PARLEY_OWNER_PASSWORD')}
   REST API:                        {gateway}/api/openapi.json
   Services:                        {', '.join(f'{n} :{base + i}' for i, (n, _) in enumerate(SERVICES))}

@@ -58,21 +58,22 @@ async def test_probes_metrics_and_correlation_ids(platform, schema_name, log_lin
         assert ready.status == 200, body
         assert body["checks"] == {"postgres": "ok", "kafka": "ok", "relay": "ok"}
 
+        # an internal service: an unsigned call is refused before routing
         missing = await client.get("/no-such-page", headers={"X-Correlation-Id": "corr-abc-123"})
-        assert missing.status == 404
+        assert missing.status == 401
         assert missing.headers["X-Correlation-Id"] == "corr-abc-123"
         generated = (await client.get("/no-such-page")).headers["X-Correlation-Id"]
         assert len(generated) == 36
 
         metrics = await (await client.get("/metrics")).text()
-        assert 'parley_http_requests_total{route="unmatched",status="404"}' in metrics
+        assert 'parley_http_requests_total{route="unmatched",status="401"}' in metrics
         assert "parley_relay_published_total" in metrics
         assert "parley_consumer_lag" in metrics
     finally:
         await client.close()
     requests = [line for line in log_lines() if line["msg"] == "http request" and line["path"] == "/no-such-page"]
     assert requests[0]["correlation_id"] == "corr-abc-123"
-    assert requests[0]["service"] == "skeleton-test" and requests[0]["status"] == 404
+    assert requests[0]["service"] == "skeleton-test" and requests[0]["status"] == 401
     # migrations ran at start-up, inside the service's own schema
     assert any(line["msg"] == "migration applied" and line["schema"] == schema_name for line in log_lines())
 

@@ -8,15 +8,12 @@ from aiohttp import web
 from parley.live import LiveSubscriber
 from parley.service import SETTINGS, ServiceSpec, main
 
-from gateway import avatar_files, conversations, cors, operator_sockets, push, upstream, visitor_socket
+from gateway import (auth, avatar_files, conversations, cors, files, operator_sockets, project_config, push,
+                     rate_limits, registry_routes, upstreams, visitor_api, visitor_socket)
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 OPENAPI = yaml.safe_load((HERE / "openapi.yaml").read_text())
-
-# Public REST routes that operator-registry owns; the gateway forwards them.
-REGISTRY_ROUTES = ["/api/session", "/api/project", "/api/project/{tail:.+}", "/api/widget/config", "/api/widget/texts",
-                   "/api/operators", "/api/operators/{tail:.+}", "/api/templates", "/api/templates/{tail:.+}"]
 
 
 async def openapi(_: web.Request) -> web.Response:
@@ -49,11 +46,13 @@ async def service_worker(_: web.Request) -> web.StreamResponse:
 
 def routes(app: web.Application) -> None:
     app.middlewares.append(cors.widget_cors)
-    app.cleanup_ctx.append(upstream.http_client)
+    app.middlewares.append(auth.csrf)
+    app.middlewares.append(auth.session_rotation)
+    app.cleanup_ctx.append(upstreams.clients)
     app[operator_sockets.SOCKETS] = operator_sockets.OperatorSockets()
     app[visitor_socket.VISITOR_SOCKETS] = visitor_socket.VisitorSockets()
-    app[visitor_socket.RATES] = {}
-    app[visitor_socket.CONFIGS] = {}
+    app[rate_limits.LIMITS] = rate_limits.Limits()
+    project_config.setup(app)
     app[push.SUMMARIES] = OrderedDict()
     app.on_shutdown.append(operator_sockets.close_all)
     app.on_shutdown.append(visitor_socket.close_all)
@@ -67,12 +66,11 @@ def routes(app: web.Application) -> None:
     app.router.add_put("/api/operators/{id}/avatar", avatar_files.upload)
     app.router.add_get("/avatars/{name}.png", avatar_files.serve)
     app.router.add_get("/ws/operator", operator_sockets.operator_socket)
-    app.router.add_post("/api/visitor/session", visitor_socket.visitor_session)
-    app.router.add_post("/api/visitor/attachments", visitor_socket.visitor_attachment)
+    app.router.add_post("/api/visitor/session", visitor_api.visitor_session)
+    app.router.add_post("/api/visitor/attachments", visitor_api.visitor_attachment)
     app.router.add_get("/ws/visitor", visitor_socket.visitor_socket)
     conversations.add_routes(app)
-    for path in REGISTRY_ROUTES:
-        app.router.add_route("*", path, upstream.to_registry)
+    registry_routes.add_routes(app)
 
 
 def live(topic: str, on_event):
@@ -89,8 +87,10 @@ SPEC = ServiceSpec(
     default_port=8080,
     migrations=HERE / "migrations",
     owns_streams=False,
+    public=True,
     routes=routes,
-    loops=[("live:operator.events", live("operator.events", operator_sockets.on_operator_event)),
+    loops=[("files:expiry", files.expiry_loop),
+           ("live:operator.events", live("operator.events", operator_sockets.on_operator_event)),
            ("live:conversation.events", live("conversation.events", push.on_conversation_event))],
 )
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from parley.contract import id_of, operator_may_see
+
 
 def _attachment(a: dict | None) -> dict | None:
     if not a:
@@ -39,10 +41,11 @@ def for_operator(event: dict[str, Any]) -> dict[str, Any]:
     data = dict(event["data"])
     if "attachment" in data:
         data["attachment"] = _attachment(data["attachment"])
-    return {"type": "conversation_event", "conversation_id": event["stream_id"].removeprefix("conversation-"),
+    return {"type": "conversation_event", "conversation_id": id_of(event["stream_id"]),
             "seq": event["stream_version"], "event": event["type"], "at": event["occurred_at"], "data": data}
 
 
-def operator_may_see(project_id: str, assignee_id: str | None, operator: dict[str, Any]) -> bool:
-    return operator["project"] == project_id and (
-        operator["is_admin"] or assignee_id is None or assignee_id == operator["id"])
+def may_see(project_id: str, assignee_id: str | None, operator: dict[str, Any]) -> bool:
+    """contract.operator_may_see for an operator as the registry describes them."""
+    return operator_may_see(project_id, assignee_id, project_id=operator["project"], operator_id=operator["id"],
+                            is_admin=operator["is_admin"])

@@ -6,64 +6,67 @@ import re
 import secrets
 from pathlib import Path
 
-from aiohttp import ClientError, web
+from aiohttp import web
 
 from parley.config import env, resolve_path
-from parley.http import error_response
+from parley.contract import canonical_uuid
+from parley.http import Rejected, ok, read_body
+from parley.service_client import path, refusal
 
+from gateway import auth
 from gateway.avatars import MAX_AVATAR_BYTES, AvatarRejected, validate_avatar
-from gateway.upstream import HTTP, forwarded_headers, registry_url, unavailable
+from gateway.upstreams import as_caller, registry
 
 _AVATAR_NAME = re.compile(r"^[a-f0-9]{32}$")
 
 
 def avatars_dir() -> Path:
-    path = resolve_path(env("PARLEY_FILES_DIR")) / "avatars"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    path_ = resolve_path(env("PARLEY_FILES_DIR")) / "avatars"
+    path_.mkdir(parents=True, exist_ok=True)
+    return path_
 
 
 async def upload(request: web.Request) -> web.Response:
     """PUT /api/operators/{id}/avatar with the image as the request body."""
-    operator_id = request.match_info["id"]
-    http, headers = request.app[HTTP], forwarded_headers(request)
+    operator_id = canonical_uuid(request.match_info["id"])
+    if operator_id is None:
+        raise Rejected(404, "not_found", "Operator not found.")
+    token, _ = auth.session_token(request)
+    if token is None:
+        raise Rejected(401, "unauthenticated", "Log in first: this needs an operator session.")
+    client, headers = registry(request.app), as_caller(request, token)
     # Permission first: nobody stores a file for an operator they may not edit.
+    allowed = await client.call("GET", path("internal", "operators", operator_id, "avatar-permission"),
+                                headers=headers)
+    if allowed.status != 204:
+        raise refusal(allowed)
     try:
-        async with http.get(f"{registry_url()}/internal/operators/{operator_id}/avatar-permission",
-                            headers=headers) as allowed:
-            if allowed.status != 204:
-                return web.Response(status=allowed.status, body=await allowed.read(),
-                                    content_type="application/json")
-    except (ClientError, TimeoutError):
-        return unavailable("operator-registry")
-    data = await request.content.read(MAX_AVATAR_BYTES + 1)
+        data = await read_body(request, MAX_AVATAR_BYTES)
+    except Rejected:
+        raise Rejected(413, "avatar_file_too_large",
+                       f"The avatar file must be at most 10 MiB ({MAX_AVATAR_BYTES} bytes).")
     try:
         avatar = validate_avatar(data)
     except AvatarRejected as e:
-        return error_response(422, e.code, e.message)
+        raise Rejected(422, e.code, e.message)
     avatar_id = secrets.token_hex(16)
     folder = avatars_dir()
     (folder / f"{avatar_id}.png").write_bytes(avatar.widget)
     (folder / f"{avatar_id}.original.{'png' if avatar.format == 'png' else 'jpg'}").write_bytes(avatar.original)
     try:
-        async with http.put(f"{registry_url()}/api/operators/{operator_id}/avatar", json={"avatar_id": avatar_id},
-                            headers={k: v for k, v in headers.items() if k != "Content-Type"}) as done:
-            body = await done.read()
-            status = done.status
-    except (ClientError, TimeoutError):
-        status, body = 503, b""
-    if status != 200:
+        return ok(await client.checked("PUT", path("internal", "operators", operator_id, "avatar"),
+                                       json={"avatar_id": avatar_id}, headers=headers))
+    except Rejected:
         for f in folder.glob(f"{avatar_id}.*"):
             f.unlink(missing_ok=True)
-        return web.Response(status=status, body=body, content_type="application/json") if body else unavailable("operator-registry")
-    return web.Response(status=200, body=body, content_type="application/json")
+        raise
 
 
 async def serve(request: web.Request) -> web.StreamResponse:
     """GET /avatars/{name}.png - the 96 px copy shown in the widget and the app."""
     name = request.match_info["name"]
-    path = avatars_dir() / f"{name}.png"
-    if not _AVATAR_NAME.match(name) or not path.exists():
+    file = avatars_dir() / f"{name}.png"
+    if not _AVATAR_NAME.match(name) or not file.exists():
         raise web.HTTPNotFound()
-    return web.FileResponse(path, headers={"Content-Type": "image/png", "X-Content-Type-Options": "nosniff",
+    return web.FileResponse(file, headers={"Content-Type": "image/png", "X-Content-Type-Options": "nosniff",
                                            "Cache-Control": "public, max-age=31536000, immutable"})

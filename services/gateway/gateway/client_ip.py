@@ -11,10 +11,22 @@ from aiohttp import web
 from parley.config import env
 
 
+def _hops() -> int:
+    return int(env("PARLEY_TRUSTED_PROXY_HOPS") or 0)
+
+
 def client_ip(request: web.Request) -> str:
-    hops = int(env("PARLEY_TRUSTED_PROXY_HOPS") or 0)
+    hops = _hops()
     chain = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
     chain.append(request.remote or "")
     if hops <= 0:
         return chain[-1]
     return chain[-(hops + 1)] if len(chain) > hops else chain[0]
+
+
+def forwarded_proto(request: web.Request) -> str | None:
+    """The scheme the client used, as the nearest trusted proxy reports it (None: no trusted proxy)."""
+    if _hops() <= 0:
+        return None
+    protos = [p.strip().lower() for p in request.headers.get("X-Forwarded-Proto", "").split(",") if p.strip()]
+    return protos[-1] if protos else None

@@ -1,26 +1,27 @@
 """The operator side of conversations: REST for the inbox, transcript and commands,
-and attachment downloads. The gateway authenticates the operator (their session, via
-operator-registry) and the conversation service decides what they may do."""
+and attachment downloads. The gateway authenticates the operator (auth.py) and the
+conversation service decides what they may do. Conversation ids are checked to be
+UUIDs before any upstream call."""
 from __future__ import annotations
 
 from aiohttp import web
 
+from parley.contract import canonical_uuid
 from parley.http import Rejected, ok, read_json
+from parley.service_client import path
 
-from gateway import audience, files
-from gateway.conversation_upstream import call, checked
-from gateway.operator_sockets import SESSION_COOKIE, verify_token
-from gateway.upstream import HTTP, forwarded_headers, registry_url
-from gateway.visitor_socket import visitor_file
+from gateway import audience, auth, files, visitor_files
+from gateway.upstreams import as_caller, as_operator, conversation, registry
+
+ACTIONS = ("take", "messages", "notes", "status", "lead")
+_INBOX_VIEWS = ("new", "mine", "all")
 
 
-async def current_operator(request: web.Request) -> dict:
-    auth = request.headers.get("Authorization", "")
-    token = auth[7:].strip() if auth.startswith("Bearer ") else request.cookies.get(SESSION_COOKIE)
-    operator = await verify_token(request.app, token) if token else None
-    if operator is None:
-        raise Rejected(401, "unauthenticated", "Log in first: this needs an operator session.")
-    return operator
+def conversation_id(request: web.Request) -> str:
+    cid = canonical_uuid(request.match_info["id"])
+    if cid is None:
+        raise Rejected(404, "not_found", "Conversation not found.")
+    return cid
 
 
 def _with_operator_views(body: dict) -> dict:
@@ -29,71 +30,85 @@ def _with_operator_views(body: dict) -> dict:
 
 
 async def inbox(request: web.Request) -> web.Response:
-    me = await current_operator(request)
-    return ok(await checked(request.app, "GET", "/api/inbox", params=dict(request.query), operator=me))
+    me = await auth.current_operator(request)
+    view = request.query.get("view", "new")
+    if view not in _INBOX_VIEWS:
+        raise Rejected(422, "view_invalid", "view is new, mine or all.")
+    return ok(await conversation(request.app).checked("GET", path("api", "inbox"), params={"view": view},
+                                                      headers=as_operator(request, me)))
 
 
 async def transcript(request: web.Request) -> web.Response:
-    me = await current_operator(request)
-    return ok(_with_operator_views(
-        await checked(request.app, "GET", f"/api/conversations/{request.match_info['id']}", operator=me)))
+    me = await auth.current_operator(request)
+    cid = conversation_id(request)
+    return ok(_with_operator_views(await conversation(request.app).checked(
+        "GET", path("api", "conversations", cid), headers=as_operator(request, me))))
 
 
 async def command(request: web.Request) -> web.Response:
     """take, messages, notes, status, lead: the same call, the service decides."""
-    me = await current_operator(request)
-    body = await read_json(request) if request.can_read_body else {}
-    if request.match_info["action"] == "messages":
+    me = await auth.current_operator(request)
+    cid = conversation_id(request)
+    action = request.match_info["action"]
+    body = await read_json(request)
+    if action == "messages":
         body["attachment"] = await files.attachment_for(request, body.get("attachment"), me["project"],
                                                         f"operator:{me['id']}")
-    headers = {"Idempotency-Key": request.headers["Idempotency-Key"]} if "Idempotency-Key" in request.headers else {}
-    conversation_id = request.match_info["id"]
-    result = await checked(request.app, "POST", f"/api/conversations/{conversation_id}/{request.match_info['action']}",
-                           json=body, operator=me, headers=headers)
+    result = await conversation(request.app).checked("POST", path("api", "conversations", cid, action), json=body,
+                                                     headers=as_operator(request, me))
     if body.get("attachment"):
-        await files.link(request, body["attachment"], conversation_id)
+        await files.link(request, body["attachment"], cid)
     return ok(_with_operator_views(result))
 
 
 async def assign(request: web.Request) -> web.Response:
-    me = await current_operator(request)
+    me = await auth.current_operator(request)
+    cid = conversation_id(request)
     body = await read_json(request)
-    target_id = body.get("operator_id")
-    if not isinstance(target_id, str):
-        raise Rejected(422, "operator_required", "Send {\"operator_id\": \"...\"}.")
-    async with request.app[HTTP].get(f"{registry_url()}/api/operators/{target_id}",
-                                     headers=forwarded_headers(request)) as r:
-        if r.status != 200:
-            raise Rejected(404 if r.status == 404 else r.status, "operator_not_found", "No such operator here.")
-        target = await r.json()
+    target_id = canonical_uuid(body.get("operator_id"))
+    if target_id is None:
+        raise Rejected(422, "operator_required", "Send {\"operator_id\": \"<uuid>\"}.")
+    token, _ = auth.session_token(request)
+    answer = await registry(request.app).call("GET", path("api", "operators", target_id),
+                                              headers=as_caller(request, token))
+    if answer.status == 404:
+        raise Rejected(404, "operator_not_found", "No such operator here.")
+    if answer.status != 200:
+        raise Rejected(answer.status if answer.status < 500 else 503, "operator_not_found"
+                       if answer.status < 500 else "service_unavailable", "Could not look the operator up.")
+    target = answer.body
     if not target["active"]:
         raise Rejected(422, "operator_inactive", f"{target['name']} is deactivated.")
-    result = await checked(request.app, "POST", f"/api/conversations/{request.match_info['id']}/assign", json={
+    result = await conversation(request.app).checked("POST", path("api", "conversations", cid, "assign"), json={
         "operator": {"id": target["id"], "project": me["project"], "name": target["name"],
-                     "avatar_url": target.get("avatar_url")}}, operator=me)
+                     "avatar_url": target.get("avatar_url")}}, headers=as_operator(request, me))
     return ok(_with_operator_views(result))
 
 
 async def operator_attachment(request: web.Request) -> web.Response:
-    me = await current_operator(request)
+    me = await auth.current_operator(request)
+    conversation_id(request)
     return files.uploaded(await files.store_upload(request, me["project"], f"operator:{me['id']}"))
 
 
 async def download(request: web.Request) -> web.StreamResponse:
     row = await files.file_row(request)
-    if request.query.get("token") and await visitor_file(request, row):
+    if request.query.get("token") and await visitor_files.may_download(request, row):
         return files.download(row)
     try:
-        me = await current_operator(request)
-    except Rejected:
+        me = await auth.current_operator(request)
+    except Rejected as e:
+        if e.status == 503:
+            raise
         raise web.HTTPNotFound()  # do not tell strangers the file exists
     if me["project"] != row["project_id"]:
         raise web.HTTPNotFound()
     if row["uploaded_by"] == f"operator:{me['id']}":
         return files.download(row)
     if row["conversation_id"]:
-        status, summary = await call(request.app, "GET", f"/internal/conversations/{row['conversation_id']}/summary")
-        if status == 200 and audience.operator_may_see(summary["project_id"], summary["assignee_id"], me):
+        answer = await conversation(request.app).call(
+            "GET", path("internal", "conversations", row["conversation_id"], "summary"))
+        if answer.status == 200 and audience.may_see(answer.body["project_id"], answer.body["assignee_id"], me):
             return files.download(row)
     raise web.HTTPNotFound()
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from parley.http import Rejected, error_response
+
 WIDGET_PATHS = ("/api/widget/config", "/api/visitor/", "/files/")
 
 
@@ -24,6 +26,8 @@ async def widget_cors(request: web.Request, handler):
             response = await handler(request)
         except web.HTTPException as e:
             response = e
+        except Rejected as e:  # the widget must be able to read why it was refused
+            response = error_response(e.status, e.code, e.message, e.headers)
     response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Vary"] = "Origin"
     if isinstance(response, web.HTTPException):

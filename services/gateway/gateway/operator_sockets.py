@@ -1,26 +1,31 @@
 """/ws/operator: the operator app's live connection.
 
-Authenticated by the session cookie (or `?token=`) through operator-registry. The
-gateway follows `operator.events`: when an operator is deactivated or removed, changes
-password or logs out, each of their open sockets is verified again and closed if its
-session no longer stands - on every gateway, within moments of the event."""
+Authenticated like every operator request (auth.py: the session cookie, or a bearer
+token in `?token=` for clients that cannot set headers on a WebSocket). A token that
+rotates at the upgrade is set as the cookie on the upgrade response and sent as the
+socket's first message, so the next authentication uses it.
+
+The gateway follows `operator.events`: when an operator is deactivated or removed,
+changes password or logs out, the registry is asked whether each of their open
+sockets' sessions still stands (by session id: the token itself may have rotated since,
+on a REST call) and the socket is closed if not - on every gateway, within moments."""
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
-from aiohttp import ClientError, WSCloseCode, web
+from aiohttp import WSCloseCode, web
 
+from parley.contract import SESSION_COOKIE, id_of
 from parley.envelope import Event
+from parley.http import Rejected, error_response
+from parley.service_client import path
 
-from parley.http import error_response
-
-from gateway.upstream import HTTP, registry_url, unavailable
+from gateway import auth
+from gateway.upstreams import registry
 
 log = logging.getLogger(__name__)
 
-SESSION_COOKIE = "parley_session"
 CLOSE_SESSION_REVOKED = 4401
 ACCESS_EVENTS = {"operator.deactivated", "operator.removed", "operator.password_changed", "operator.logged_out"}
 
@@ -28,7 +33,6 @@ ACCESS_EVENTS = {"operator.deactivated", "operator.removed", "operator.password_
 @dataclass(eq=False)
 class OperatorSocket:
     ws: web.WebSocketResponse
-    token: str
     operator: dict
 
 
@@ -52,37 +56,27 @@ class OperatorSockets:
 SOCKETS = web.AppKey("operator_sockets", OperatorSockets)
 
 
-async def verify_token(app: web.Application, token: str) -> dict | None:
-    """The session's operator, None if the session does not stand; raises if the registry is down."""
-    async with app[HTTP].post(f"{registry_url()}/internal/sessions/verify", json={"token": token}) as r:
-        if r.status == 401:
-            return None
-        r.raise_for_status()
-        return await r.json()
-
-
-def same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
-
-
 async def operator_socket(request: web.Request) -> web.StreamResponse:
-    if not same_origin(request):
+    if not auth.same_origin(request):
         return error_response(403, "origin_forbidden", "The operator app connects from its own origin only.")
     token = request.cookies.get(SESSION_COOKIE) or request.query.get("token", "")
     try:
-        operator = await verify_token(request.app, token) if token else None
-    except (ClientError, TimeoutError):
-        return unavailable("operator-registry")
+        operator, rotated = await auth.verify(request, token) if token else (None, None)
+    except Rejected as e:
+        return error_response(e.status, e.code, e.message, e.headers)
     if operator is None:
         return error_response(401, "unauthenticated", "Log in first.")
     ws = web.WebSocketResponse(heartbeat=25)
+    if rotated and request.cookies.get(SESSION_COOKIE):
+        auth.set_session_cookie(request, ws, rotated)
     await ws.prepare(request)
-    socket = OperatorSocket(ws, token, operator)
+    socket = OperatorSocket(ws, operator)
     sockets = request.app[SOCKETS]
     sockets.add(socket)
     try:
         await ws.send_json({"type": "hello", "operator": operator})
+        if rotated:
+            await ws.send_json({"type": "session_rotated", "token": rotated})
         async for _ in ws:
             pass  # operators send commands over REST; the socket carries pushes
     finally:
@@ -90,14 +84,23 @@ async def operator_socket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def session_stands(app: web.Application, session_id: str) -> bool:
+    answer = await registry(app).call("GET", path("internal", "sessions", session_id))
+    if answer.status == 404:
+        return False
+    if answer.status != 200:
+        raise Rejected(503, "service_unavailable", "operator-registry did not answer.")
+    return bool(answer.body.get("active"))
+
+
 async def on_operator_event(app: web.Application, event: Event) -> None:
     if event.type not in ACCESS_EVENTS:
         return
-    operator_id = event.stream_id.removeprefix("operator-")
+    operator_id = id_of(event.stream_id)
     for socket in list(app[SOCKETS].by_operator.get(operator_id, ())):
         try:
-            still_valid = await verify_token(app, socket.token) is not None
-        except (ClientError, TimeoutError):
+            still_valid = await session_stands(app, socket.operator["session_id"])
+        except Rejected:
             continue  # cannot tell now; the next access event or reconnect decides
         if not still_valid:
             log.info("closing a revoked operator socket", extra={"operator_id": operator_id, "cause": event.type})

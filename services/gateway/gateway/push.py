@@ -10,9 +10,13 @@ from aiohttp import web
 
 from parley.envelope import Event
 
+from parley.contract import id_of
+from parley.http import Rejected
+from parley.service_client import path
+
 from gateway import audience
-from gateway.conversation_upstream import call
 from gateway.operator_sockets import SOCKETS as OPERATOR_SOCKETS
+from gateway.upstreams import conversation
 from gateway.visitor_socket import VISITOR_SOCKETS
 
 log = logging.getLogger(__name__)
@@ -30,13 +34,15 @@ class Summary:
 async def _summary(app: web.Application, event: Event) -> Summary:
     """Who may see the event's conversation, kept current from the events."""
     cache = app[SUMMARIES]
-    cid = event.stream_id.removeprefix("conversation-")
+    cid = id_of(event.stream_id)
     if cid not in cache:
         if event.type == "chat.conversation_started":
             cache[cid] = Summary(event.project_id, None)
         else:
-            status, body = await call(app, "GET", f"/internal/conversations/{cid}/summary")
-            cache[cid] = Summary(event.project_id, body.get("assignee_id") if status == 200 else None)
+            answer = await conversation(app).call("GET", path("internal", "conversations", cid, "summary"))
+            if answer.status >= 500:
+                raise Rejected(503, "service_unavailable", "conversation service not answering")
+            cache[cid] = Summary(event.project_id, answer.body.get("assignee_id") if answer.status == 200 else None)
     summary = cache[cid]
     cache.move_to_end(cid)
     while len(cache) > SUMMARY_CACHE:
@@ -52,7 +58,7 @@ def _assignee_after(event: Event, assignee: str | None) -> str | None:
 
 async def on_conversation_event(app: web.Application, event: Event) -> None:
     envelope = event.to_dict()
-    cid = event.stream_id.removeprefix("conversation-")
+    cid = id_of(event.stream_id)
     for socket in list(app[VISITOR_SOCKETS].by_conversation.get(cid, ())):
         await socket.deliver(envelope)
     summary = await _summary(app, event)
@@ -63,8 +69,8 @@ async def on_conversation_event(app: web.Application, event: Event) -> None:
     message = audience.for_operator(envelope)
     for socket in app[OPERATOR_SOCKETS].all():
         # Whoever could see it before an assignment hears of it too: it leaves their "New".
-        if not socket.ws.closed and (audience.operator_may_see(summary.project_id, summary.assignee_id, socket.operator)
-                                     or audience.operator_may_see(summary.project_id, before, socket.operator)):
+        if not socket.ws.closed and (audience.may_see(summary.project_id, summary.assignee_id, socket.operator)
+                                     or audience.may_see(summary.project_id, before, socket.operator)):
             await socket.ws.send_json(message)
     if event.type == "assignment.assigned":
         notification = {"type": "notification", "kind": "assigned", "conversation_id": cid,

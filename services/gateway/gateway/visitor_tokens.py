@@ -37,16 +37,19 @@ def issue(project_id: str) -> tuple[str, str]:
     return f"{payload}.{_b64(hmac.new(_secret(), payload.encode(), hashlib.sha256).digest())}", visitor_id
 
 
-def verify(token: str | None) -> tuple[str, str] | None:
+def verify(token: object) -> tuple[str, str] | None:
     """(project id, visitor id), or None for anything not signed by us."""
-    payload, _, signature = (token or "").partition(".")
+    if not isinstance(token, str):
+        return None
+    payload, _, signature = token.partition(".")
     if not payload or not signature:
         return None
     expected = _b64(hmac.new(_secret(), payload.encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
         return None
     try:
         data = orjson.loads(_unb64(payload))
-        return data["p"], data["v"]
+        project_id, visitor_id = data["p"], data["v"]
     except (ValueError, KeyError, TypeError):
         return None
+    return (project_id, visitor_id) if isinstance(project_id, str) and isinstance(visitor_id, str) else None

@@ -27,8 +27,11 @@ async function errorOf(response) {
  */
 export async function api(method, path, body, options = {}) {
   const headers = { Accept: 'application/json' };
-  if (body !== undefined && !(body instanceof Blob)) headers['Content-Type'] = 'application/json';
-  if (body instanceof Blob) headers['Content-Type'] = body.type || 'application/octet-stream';
+  // Writes always say JSON (the gateway refuses cookie-authenticated writes a foreign
+  // page's form could send); a file goes as octet-stream, whatever its type: the server
+  // checks files by content.
+  if (body instanceof Blob) headers['Content-Type'] = 'application/octet-stream';
+  else if (body !== undefined || method !== 'GET') headers['Content-Type'] = 'application/json';
   if (options.idempotencyKey) headers['Idempotency-Key'] = options.idempotencyKey;
   let response;
   try {
@@ -55,7 +58,7 @@ export function upload(path, file, { onProgress, method = 'POST', headers = {} }
     const xhr = new XMLHttpRequest();
     xhr.open(method, path);
     xhr.withCredentials = true;
-    xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+    xhr.setRequestHeader('Content-Type', 'application/octet-stream');  // checked by content on the server
     for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
     if (onProgress) xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
     xhr.onload = () => {

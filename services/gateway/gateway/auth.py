@@ -1,0 +1,152 @@
+"""Who is calling - the one place the gateway decides it.
+
+- Operators: the session token, from `Authorization: Bearer` (scripts) or the HttpOnly
+  `parley_session` cookie (the app), verified by operator-registry. A token that
+  rotated while being verified goes back to the client on the same response: the
+  cookie is set again, and `X-Parley-Session` carries it for bearer clients. The gateway
+  is the only one that writes the cookie (Secure when the public side is https).
+- Cookie-authenticated writes must come from our own pages: a same-origin `Origin` (or
+  `Sec-Fetch-Site`), and a body type that a foreign page's form cannot send (JSON on
+  JSON routes). Bearer calls carry no ambient credentials and are not checked.
+- Visitors: a visitor token signed by the gateway (visitor_tokens), from a page whose
+  origin is among the project's sites (project_config)."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from parley.config import env
+from parley.contract import ROTATED_TOKEN_HEADER, SESSION_COOKIE
+from parley.http import Rejected, error_response
+from parley.service_client import path, refusal
+
+from gateway import project_config, visitor_tokens
+from gateway.client_ip import forwarded_proto
+from gateway.upstreams import as_caller, registry
+
+SESSION_MAX_AGE = 90 * 86400
+OPERATOR = web.RequestKey("operator", dict)
+ROTATED = web.RequestKey("rotated_token", str)
+SESSION_CLEARED = web.RequestKey("session_cleared", bool)
+
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+# What an HTML form (or a no-cors fetch) may send without asking: never accepted with a cookie.
+_FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain", ""}
+# Routes whose body is a file, not JSON (their handlers sniff the content).
+_RAW_BODY_ROUTES = {"/api/operators/{id}/avatar", "/api/conversations/{id}/attachments"}
+
+
+# ---- operators ------------------------------------------------------------------------
+
+def session_token(request: web.Request) -> tuple[str | None, bool]:
+    """(token, came from the cookie)."""
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        return auth[7:].strip() or None, False
+    return request.cookies.get(SESSION_COOKIE) or None, True
+
+
+async def verify(request: web.Request, token: str) -> tuple[dict | None, str | None]:
+    """(operator, rotated token) for a session token; (None, None) if it does not stand."""
+    answer = await registry(request.app).call("POST", path("internal", "sessions", "verify"), json={"token": token},
+                                              headers=as_caller(request))
+    if answer.status == 401:
+        return None, None
+    if answer.status != 200 or not isinstance(answer.body, dict):
+        raise refusal(answer)
+    operator = dict(answer.body)
+    return operator, operator.pop("rotated_token", None)
+
+
+async def current_operator(request: web.Request) -> dict:
+    """The operator behind this request, or 401."""
+    if OPERATOR in request:
+        return request[OPERATOR]
+    token, _ = session_token(request)
+    operator, rotated = await verify(request, token) if token else (None, None)
+    if operator is None:
+        raise Rejected(401, "unauthenticated", "Log in first: this needs an operator session.")
+    if rotated:
+        request[ROTATED] = rotated
+    request[OPERATOR] = operator
+    return operator
+
+
+def secure_request(request: web.Request) -> bool:
+    """Did the client reach us over https (directly, per PARLEY_PUBLIC_URL, or per a trusted proxy)?"""
+    return (request.secure or env("PARLEY_PUBLIC_URL").lower().startswith("https://")
+            or forwarded_proto(request) == "https")
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_MAX_AGE, httponly=True, samesite="Lax", path="/",
+                        secure=secure_request(request))
+    response.headers[ROTATED_TOKEN_HEADER] = token
+
+
+def clear_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    response.del_cookie(SESSION_COOKIE, path="/", secure=secure_request(request), httponly=True, samesite="Lax")
+
+
+@web.middleware
+async def session_rotation(request: web.Request, handler):
+    """A token rotated anywhere during the request reaches the client with the response."""
+    try:
+        response = await handler(request)
+    except Rejected as e:
+        response = error_response(e.status, e.code, e.message, e.headers)
+    rotated = request.get(ROTATED)
+    if rotated and not request.get(SESSION_CLEARED) and not response.prepared:
+        if session_token(request)[1]:
+            set_session_cookie(request, response, rotated)
+        else:
+            response.headers[ROTATED_TOKEN_HEADER] = rotated
+    return response
+
+
+# ---- cross-site request forgery --------------------------------------------------------------
+
+def same_origin(request: web.Request) -> bool:
+    """The request comes from a page of ours (or from no browser page at all)."""
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        allowed = {request.host}
+        if env("PARLEY_PUBLIC_URL"):
+            allowed.add(urlsplit(env("PARLEY_PUBLIC_URL")).netloc)
+        return urlsplit(origin).netloc in allowed
+    return request.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
+
+
+@web.middleware
+async def csrf(request: web.Request, handler):
+    if request.method not in _UNSAFE or not request.path.startswith("/api/"):
+        return await handler(request)
+    token, from_cookie = session_token(request)
+    if token is None or not from_cookie:
+        return await handler(request)  # bearer (no ambient credential) or anonymous
+    if not same_origin(request):
+        return error_response(403, "cross_origin", "This request came from another site's page; "
+                                                   "the operator app sends it from its own origin.")
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else ""
+    content_type = request.content_type if request.headers.get("Content-Type") else ""
+    if route in _RAW_BODY_ROUTES:
+        if content_type in _FORM_TYPES:
+            return error_response(415, "file_body_required", "Send the file itself as the body "
+                                                             "(Content-Type: application/octet-stream or its type).")
+    elif content_type != "application/json":
+        return error_response(415, "json_required", "Send JSON with Content-Type: application/json.")
+    return await handler(request)
+
+
+# ---- visitors ------------------------------------------------------------------------
+
+async def visitor(request: web.Request, token: object) -> tuple[str, str, dict]:
+    """(project id, visitor id, project config) for a visitor token used from an allowed site."""
+    identity = visitor_tokens.verify(token)
+    if identity is None:
+        raise Rejected(401, "visitor_token_invalid", "Unknown visitor; start a new visitor session.")
+    project_id, visitor_id = identity
+    config = await project_config.get(request.app, project_id)
+    project_config.require_allowed_origin(request, config)
+    return project_id, visitor_id, config

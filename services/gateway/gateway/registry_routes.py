@@ -1,0 +1,85 @@
+"""The public REST routes that operator-registry owns, forwarded one by one.
+
+Each route is listed with its method; an `{id}` must be a UUID before anything is sent
+upstream, and the upstream path is rebuilt from quoted segments - never pasted from the
+request - so no encoded `../`, `?` or CR/LF can reach another route. The registry
+authenticates the session token and applies its permission rules; the gateway adds
+the client's address and owns the session cookie (set on login and rotation, cleared
+on logout)."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from parley.contract import ROTATED_TOKEN_HEADER, canonical_uuid
+from parley.http import MAX_JSON_BYTES, Rejected, read_body
+from parley.service_client import path
+
+from gateway import auth
+from gateway.upstreams import as_caller, registry
+
+# (method, public path); the upstream path is the same with `{id}` checked and quoted.
+ROUTES = [
+    ("POST", "/api/session"),
+    ("GET", "/api/session"),
+    ("DELETE", "/api/session"),
+    ("GET", "/api/project"),
+    ("POST", "/api/project/chat/enable"),
+    ("POST", "/api/project/chat/disable"),
+    ("PUT", "/api/project/widget"),
+    ("PUT", "/api/project/sites"),
+    ("GET", "/api/widget/config"),
+    ("GET", "/api/widget/texts"),
+    ("GET", "/api/operators"),
+    ("POST", "/api/operators"),
+    ("GET", "/api/operators/{id}"),
+    ("PATCH", "/api/operators/{id}"),
+    ("DELETE", "/api/operators/{id}"),
+    ("POST", "/api/operators/{id}/deactivate"),
+    ("POST", "/api/operators/{id}/reactivate"),
+    ("GET", "/api/templates"),
+    ("POST", "/api/templates"),
+    ("PATCH", "/api/templates/{id}"),
+    ("DELETE", "/api/templates/{id}"),
+]
+_QUERY_PARAMS = {"/api/widget/config": ("project",), "/api/templates": ("q",)}
+_RESPONSE_HEADERS = ("Content-Type", "Retry-After")
+
+
+def upstream_path(template: str, request: web.Request) -> str:
+    segments = []
+    for segment in template.strip("/").split("/"):
+        if segment == "{id}":
+            segment = canonical_uuid(request.match_info["id"])
+            if segment is None:
+                raise Rejected(404, "not_found", "No such resource: ids are UUIDs.")
+        segments.append(segment)
+    return path(*segments)
+
+
+def forwarder(template: str):
+    async def forward(request: web.Request) -> web.Response:
+        upstream = upstream_path(template, request)
+        body = await read_body(request, MAX_JSON_BYTES) if request.can_read_body else b""
+        token, _ = auth.session_token(request)
+        params = {k: request.query[k] for k in _QUERY_PARAMS.get(template, ()) if k in request.query}
+        answer = await registry(request.app).call(
+            request.method, upstream, body=body, params=params or None, headers=as_caller(request, token),
+            content_type=request.headers.get("Content-Type") if body else None)
+        response = web.Response(status=answer.status, body=answer.raw)
+        for name in _RESPONSE_HEADERS:
+            if name in answer.headers:
+                response.headers[name] = answer.headers[name]
+        if ROTATED_TOKEN_HEADER in answer.headers:
+            request[auth.ROTATED] = answer.headers[ROTATED_TOKEN_HEADER]
+        if template == "/api/session" and request.method == "POST" and answer.status == 201:
+            auth.set_session_cookie(request, response, answer.body["token"])
+        if template == "/api/session" and request.method == "DELETE" and answer.status < 300:
+            request[auth.SESSION_CLEARED] = True
+            auth.clear_session_cookie(request, response)
+        return response
+    return forward
+
+
+def add_routes(app: web.Application) -> None:
+    for method, template in ROUTES:
+        app.router.add_route(method, template, forwarder(template))

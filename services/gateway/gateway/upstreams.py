@@ -1,0 +1,59 @@
+"""The gateway's two upstream services, one client each (parley.service_client: signed,
+no cookie jar, paths from quoted segments, one error handling).
+
+    registry(app).checked("GET", path("api", "operators", operator_id), headers=...)
+
+`as_operator(request, operator)` and `as_caller(request)` give the headers a call
+carries: who acts, from which address, with which credentials (all of them signed)."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from parley import internal_auth
+from parley.config import env
+from parley.contract import ACTOR_HEADER, CLIENT_ADDRESS_HEADER
+from parley.service_client import ServiceClient, new_session
+
+from gateway.client_ip import client_ip
+
+REGISTRY = web.AppKey("registry", ServiceClient)
+CONVERSATION = web.AppKey("conversation", ServiceClient)
+
+
+async def clients(app: web.Application):
+    """Cleanup context: one HTTP session (no cookie jar) shared by both clients."""
+    key = internal_auth.secret()
+    async with new_session() as session:
+        app[REGISTRY] = ServiceClient("operator-registry", env("PARLEY_OPERATOR_REGISTRY_URL").rstrip("/"),
+                                      session, key)
+        app[CONVERSATION] = ServiceClient("conversation", env("PARLEY_CONVERSATION_URL").rstrip("/"), session, key)
+        yield
+
+
+def registry(app: web.Application) -> ServiceClient:
+    return app[REGISTRY]
+
+
+def conversation(app: web.Application) -> ServiceClient:
+    return app[CONVERSATION]
+
+
+def as_caller(request: web.Request, token: str | None = None) -> dict[str, str]:
+    """Headers for a call made on behalf of this request's client: its address, its
+    session token (from the cookie or the bearer header), its idempotency key."""
+    headers = {CLIENT_ADDRESS_HEADER: client_ip(request)}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    for name in ("Idempotency-Key", "X-Correlation-Id", "Accept-Language"):
+        if name in request.headers:
+            headers[name] = request.headers[name]
+    return headers
+
+
+def as_operator(request: web.Request, operator: dict[str, Any]) -> dict[str, str]:
+    """Headers for a call made by an authenticated operator."""
+    actor = {k: operator.get(k) for k in ("id", "project", "name", "is_admin", "avatar_url", "email")}
+    return {**as_caller(request), ACTOR_HEADER: orjson.dumps(actor).decode()}

@@ -1,0 +1,38 @@
+"""The widget's REST calls: a visitor session (a signed visitor token) and file uploads.
+
+New visitor tokens are limited per client address: a token costs nothing to mint, and
+every one can open sockets and upload files."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from parley.http import Rejected, ok, read_json
+
+from gateway import auth, files, project_config, visitor_tokens
+from gateway.client_ip import client_ip
+from gateway.rate_limits import limits
+
+
+async def visitor_session(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    project_id = body.get("project")
+    config = await project_config.get(request.app, project_id)
+    project_config.require_allowed_origin(request, config)
+    if not config["enabled"]:
+        raise Rejected(409, "chat_disabled", "The chat is switched off for this site.")
+    previous = visitor_tokens.verify(body.get("visitor_token"))
+    if previous and previous[0] == project_id:
+        return ok({"visitor_token": body["visitor_token"], "visitor_id": previous[1]}, status=201)
+    if not limits(request.app).visitor_sessions_per_address.allow(client_ip(request)):
+        raise Rejected(429, "rate_limited", "Too many new visitors from this address; wait a minute.",
+                       headers={"Retry-After": "60"})
+    token, visitor_id = visitor_tokens.issue(project_id)
+    return ok({"visitor_token": token, "visitor_id": visitor_id}, status=201)
+
+
+async def visitor_attachment(request: web.Request) -> web.Response:
+    project_id, visitor_id, _ = await auth.visitor(request, request.query.get("token"))
+    if not limits(request.app).uploads_per_address.allow(client_ip(request)):
+        raise Rejected(429, "rate_limited", "Too many uploads from this address; wait a minute.",
+                       headers={"Retry-After": "60"})
+    return files.uploaded(await files.store_upload(request, project_id, f"visitor:{visitor_id}"))

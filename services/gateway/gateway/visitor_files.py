@@ -1,0 +1,23 @@
+"""Which files a visitor may download: their own uploads, and the files of their
+own conversation (those an operator sent them)."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from parley.service_client import path
+
+from gateway import visitor_tokens
+from gateway.upstreams import conversation
+
+
+async def may_download(request: web.Request, row) -> bool:
+    identity = visitor_tokens.verify(request.query.get("token"))
+    if identity is None or identity[0] != row["project_id"]:
+        return False
+    if row["uploaded_by"] == f"visitor:{identity[1]}":
+        return True
+    if row["conversation_id"] is None:
+        return False
+    answer = await conversation(request.app).call("GET", path("internal", "visitor", "conversation"),
+                                                  params={"project_id": identity[0], "visitor_id": identity[1]})
+    return answer.status == 200 and answer.body.get("conversation_id") == row["conversation_id"]
