@@ -2,44 +2,104 @@
 
 The gateway authenticates visitors (signed visitor token) and operators (session) and
 passes who acts: visitor calls carry `project_id` and `visitor_id` in the body,
-operator calls the operator in the `X-Parley-Actor` header (JSON). This port must stay
-on the internal network. Permissions are decided here, in domain.py."""
+operator calls the operator in the actor header (contract.ACTOR_HEADER, JSON), believed
+because every call here is signed (parley.internal_auth). Permissions are decided in
+domain.py; its refusals become HTTP answers in one place (`answers`). Every input gets
+a final answer: a 4xx with a code, or a 503 with Retry-After when the store is busy."""
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import uuid
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import asyncpg
 import orjson
 from aiohttp import web
 
+from parley.contract import ACTOR_HEADER, canonical_uuid, conversation_stream
 from parley.envelope import Event
-from parley.eventstore import Decision, EventStore, Outcome
-from parley.http import Rejected, ok, read_json
+from parley.eventstore import ConcurrencyConflict, Decision, EventStore, Outcome
+from parley.http import RETRY_AFTER_SECONDS, Rejected, ok, read_json
 from parley.service import POOL, STORE
 
 from conversation import domain, projection
-from conversation.domain import Operator
+from conversation.domain import DomainError, Operator
 
 log = logging.getLogger(__name__)
 
-ACTOR_HEADER = "X-Parley-Actor"
 INBOX_LIMIT = 200
+PROJECT_ID_MAX = 100     # the envelope's project_id
+VISITOR_ID_MAX = 64      # chat.conversation_started's visitor_id
+MESSAGE_ID_MAX = 64
+OPERATOR_NAME_MAX = 80
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{8,128}$")
+# Operator message and note ids derived from (project, operator, conversation, key).
+_OPERATOR_IDS = uuid.UUID("0d7f3b4e-5b8a-4a51-9f0c-2c6a1f3e9b57")
+
+_STATUS_OF = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 422, "too_large": 413}
+
+
+def _busy() -> Rejected:
+    return Rejected(503, "busy", "Could not store this right now; send it again.",
+                    headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+def answers(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    """The one place domain refusals become HTTP answers."""
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except DomainError as e:
+            raise Rejected(_STATUS_OF[e.kind], e.code, e.message) from None
+    return wrapped
+
+
+def _text(value: Any, max_length: int, *, optional: bool = False) -> bool:
+    if value is None:
+        return optional
+    return isinstance(value, str) and 1 <= len(value) <= max_length
 
 
 def operator_of(request: web.Request) -> Operator:
+    """The operator the gateway authenticated (believed because the call is signed),
+    with strict types: `is_admin` is a JSON boolean, nothing else."""
     try:
-        d = orjson.loads(request.headers[ACTOR_HEADER])
-        return Operator(id=d["id"], project_id=d["project"], name=d["name"], is_admin=bool(d["is_admin"]),
-                        avatar_url=d.get("avatar_url"), email=d.get("email"))
-    except (KeyError, orjson.JSONDecodeError, TypeError):
+        d = orjson.loads(request.headers.get(ACTOR_HEADER, ""))
+    except orjson.JSONDecodeError:
+        d = None
+    operator_id = canonical_uuid(d.get("id")) if isinstance(d, dict) else None
+    if (operator_id is None or not _text(d.get("project"), PROJECT_ID_MAX) or not _text(d.get("name"), 200)
+            or not isinstance(d.get("is_admin"), bool) or not _text(d.get("avatar_url"), 2000, optional=True)
+            or not _text(d.get("email"), 320, optional=True)):
         raise Rejected(401, "unauthenticated", "No operator on this request.")
+    return Operator(id=operator_id, project_id=d["project"], name=d["name"], is_admin=d["is_admin"],
+                    avatar_url=d.get("avatar_url"), email=d.get("email"))
 
 
-def command_key(request: web.Request, default: str) -> str:
-    key = request.headers.get("Idempotency-Key", "")
-    return key if 8 <= len(key) <= 64 else default
+def idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise Rejected(422, "idempotency_key_invalid", "Idempotency-Key is 8-128 printable ASCII characters.")
+    return key
+
+
+def operator_command(kind: str, me: Operator, conversation_id: str, key: str | None) -> tuple[str, str]:
+    """(command id, id for what the command creates) of an operator command.
+
+    A client's Idempotency-Key counts within its project, its operator and its
+    conversation only: another operator's identical key is another command. The id the
+    events carry is derived from all four (or random without a key), never the client's
+    key itself, so it cannot collide with another operator's or the visitor's ids."""
+    if key is None:
+        made = str(uuid.uuid4())
+        return f"{kind}:{made}", made
+    made = str(uuid.uuid5(_OPERATOR_IDS, "\n".join((kind, me.project_id, me.id, conversation_id, key))))
+    return f"{kind}:{made}", made
 
 
 async def run(store: EventStore, command_id: str, conversation_id: str,
@@ -51,19 +111,23 @@ async def run(store: EventStore, command_id: str, conversation_id: str,
     def decide_on(history: list[Event]) -> Decision:
         return Decision(decide(domain.fold(history)), {"conversation_id": conversation_id})
 
-    return await store.execute(command_id, f"conversation-{conversation_id}", decide_on, effects=effects,
-                               attempts=20)
+    try:
+        return await store.execute(command_id, conversation_stream(conversation_id), decide_on, effects=effects,
+                                   attempts=20)
+    except ConcurrencyConflict:
+        raise _busy() from None
 
 
 def _conversation_id(request: web.Request) -> str:
-    try:
-        return str(uuid.UUID(request.match_info["id"]))
-    except ValueError:
+    """The path's id, spelled the one canonical way (`urn:uuid:`, braces, bare hex: 404)."""
+    conversation_id = canonical_uuid(request.match_info["id"])
+    if conversation_id is None:
         raise Rejected(404, "not_found", "Conversation not found.")
+    return conversation_id
 
 
 async def _load(request: web.Request, conversation_id: str) -> tuple[domain.Conversation | None, list[Event]]:
-    events = await request.app[STORE].load(f"conversation-{conversation_id}")
+    events = await request.app[STORE].load(conversation_stream(conversation_id))
     return domain.fold(events), events
 
 
@@ -76,23 +140,25 @@ async def _visitor_conversation(pool: asyncpg.Pool, project_id: str, visitor_id:
     return found
 
 
-def _visitor(body: dict[str, Any]) -> tuple[str, str]:
-    project_id, visitor_id = body.get("project_id"), body.get("visitor_id")
-    if not isinstance(project_id, str) or not isinstance(visitor_id, str):
-        raise Rejected(400, "visitor_required", "project_id and visitor_id are required.")
+def _visitor(values: Any) -> tuple[str, str]:
+    project_id, visitor_id = values.get("project_id"), values.get("visitor_id")
+    if not _text(project_id, PROJECT_ID_MAX) or not _text(visitor_id, VISITOR_ID_MAX):
+        raise Rejected(422, "visitor_required",
+                       f"project_id (1-{PROJECT_ID_MAX} characters) and visitor_id (1-{VISITOR_ID_MAX}) are required.")
     return project_id, visitor_id
 
 
+@answers
 async def visitor_message(request: web.Request) -> web.Response:
     body = await read_json(request)
     project_id, visitor_id = _visitor(body)
     message_id = body.get("message_id")
-    if not isinstance(message_id, str) or not 1 <= len(message_id) <= 64:
+    if not _text(message_id, MESSAGE_ID_MAX):
         raise Rejected(422, "message_id_required", "Every message carries the widget's id for it.")
     pool, store = request.app[POOL], request.app[STORE]
     try:
         params = domain.clean_params(body.get("custom_params") or {})
-    except Rejected as e:  # a site's bad params must not cost the visitor their message
+    except DomainError as e:  # a site's bad params must not cost the visitor their message
         log.warning("custom params dropped", extra={"reason": e.message})
         params = {}
     for _ in range(3):
@@ -117,10 +183,10 @@ async def visitor_message(request: web.Request) -> web.Response:
                 raise
             # Another first message of this visitor started the conversation: write into it.
     else:
-        raise Rejected(503, "busy", "Could not store the message; send it again.")
+        raise _busy()
     seq = await pool.fetchval(
         """select stream_version from events where stream_id = $1 and type = 'chat.visitor_message_posted'
-           and data->>'message_id' = $2""", f"conversation-{conversation_id}", message_id)
+           and data->>'message_id' = $2""", conversation_stream(conversation_id), message_id)
     return ok({"conversation_id": conversation_id, "seq": seq})
 
 
@@ -134,27 +200,35 @@ async def _visitor_command(request: web.Request, kind: str, decide) -> web.Respo
     return ok({"conversation_id": conversation_id})
 
 
+@answers
 async def visitor_params(request: web.Request) -> web.Response:
     return await _visitor_command(request, "params", lambda s, b: domain.decide_custom_params(s, b.get("params")))
 
 
+@answers
 async def visitor_contacts(request: web.Request) -> web.Response:
     return await _visitor_command(request, "contacts", lambda s, b: domain.decide_contacts(s, b))
 
 
+@answers
 async def visitor_conversation(request: web.Request) -> web.Response:
-    project_id, visitor_id = request.query.get("project_id", ""), request.query.get("visitor_id", "")
+    project_id, visitor_id = _visitor(request.query)
     return ok({"conversation_id": await _visitor_conversation(request.app[POOL], project_id, visitor_id)})
 
 
+@answers
 async def conversation_events(request: web.Request) -> web.Response:
     """Every event after `after` (the gateway picks what each audience may see)."""
     conversation_id = _conversation_id(request)
-    after = int(request.query.get("after", "0") or 0)
-    events = await request.app[STORE].load(f"conversation-{conversation_id}")
+    try:
+        after = int(request.query.get("after", "0") or 0)
+    except ValueError:
+        raise Rejected(422, "after_invalid", "after is a stream version (a whole number).")
+    events = await request.app[STORE].load(conversation_stream(conversation_id))
     return ok({"events": [e.to_dict() for e in events if e.stream_version > after]})
 
 
+@answers
 async def conversation_summary(request: web.Request) -> web.Response:
     """Who may see a conversation: project and assignee (the gateway's push filter)."""
     row = await request.app[POOL].fetchrow(
@@ -178,6 +252,7 @@ def row_view(row: asyncpg.Record) -> dict[str, Any]:
     return view
 
 
+@answers
 async def inbox(request: web.Request) -> web.Response:
     me = operator_of(request)
     view = request.query.get("view", "new")
@@ -198,6 +273,7 @@ async def inbox(request: web.Request) -> web.Response:
     return ok({"view": view, "conversations": [row_view(r) for r in rows]})
 
 
+@answers
 async def transcript(request: web.Request) -> web.Response:
     me = operator_of(request)
     conversation_id = _conversation_id(request)
@@ -208,52 +284,62 @@ async def transcript(request: web.Request) -> web.Response:
     return ok({"conversation": row_view(row), "events": [e.to_dict() for e in events]})
 
 
-async def _operator_command(request: web.Request, command_id: str, decide) -> web.Response:
+async def _operator_command(request: web.Request, kind: str,
+                            decide: Callable[[domain.Conversation | None, Operator, str], list[Event]]) -> web.Response:
+    """An operator command under a command id scoped to its project, operator and
+    conversation; `decide(state, me, made_id)` gets the id for what it creates."""
     me = operator_of(request)
     conversation_id = _conversation_id(request)
-    outcome = await run(request.app[STORE], command_id, conversation_id, lambda s: decide(s, me))
+    command_id, made_id = operator_command(kind, me, conversation_id, idempotency_key(request))
+    outcome = await run(request.app[STORE], command_id, conversation_id, lambda s: decide(s, me, made_id))
     row = await request.app[POOL].fetchrow(f"select {_ROW} from conversations where id = $1", conversation_id)
     return ok({"conversation": row_view(row), "events": [e.to_dict() for e in outcome.events]})
 
 
+@answers
 async def take(request: web.Request) -> web.Response:
-    me = operator_of(request)
-    return await _operator_command(request, f"take:{request.match_info['id']}:{me.id}", domain.decide_take)
+    return await _operator_command(request, "take", lambda s, me, _: domain.decide_take(s, me))
 
 
+@answers
 async def reply(request: web.Request) -> web.Response:
     body = await read_json(request)
-    message_id = command_key(request, str(uuid.uuid4()))
-    return await _operator_command(request, f"reply:{message_id}", lambda s, me: domain.decide_reply(
+    return await _operator_command(request, "reply", lambda s, me, message_id: domain.decide_reply(
         s, me, message_id, body.get("text"), body.get("attachment")))
 
 
+@answers
 async def note(request: web.Request) -> web.Response:
     body = await read_json(request)
-    note_id = command_key(request, str(uuid.uuid4()))
-    return await _operator_command(request, f"note:{note_id}",
-                                   lambda s, me: domain.decide_note(s, me, note_id, body.get("text")))
+    return await _operator_command(request, "note",
+                                   lambda s, me, note_id: domain.decide_note(s, me, note_id, body.get("text")))
 
 
+@answers
 async def set_status(request: web.Request) -> web.Response:
     body = await read_json(request)
-    return await _operator_command(request, f"status:{uuid.uuid4()}",
-                                   lambda s, me: domain.decide_status(s, me, body.get("status")))
+    return await _operator_command(request, "status", lambda s, me, _: domain.decide_status(s, me, body.get("status")))
 
 
+def _assignee(body: dict[str, Any]) -> Operator:
+    to = body.get("operator")
+    if (not isinstance(to, dict) or canonical_uuid(to.get("id")) is None or not _text(to.get("project"), PROJECT_ID_MAX)
+            or not _text(to.get("name"), OPERATOR_NAME_MAX) or not _text(to.get("avatar_url"), 200, optional=True)):
+        raise Rejected(422, "operator_required", "Name the operator to assign.")
+    return Operator(id=canonical_uuid(to["id"]), project_id=to["project"], name=to["name"],
+                    avatar_url=to.get("avatar_url"))
+
+
+@answers
 async def assign(request: web.Request) -> web.Response:
     body = await read_json(request)
-    to = body.get("operator")
-    if not isinstance(to, dict) or not all(isinstance(to.get(k), str) for k in ("id", "project", "name")):
-        raise Rejected(422, "operator_required", "Name the operator to assign.")
-    target = Operator(id=to["id"], project_id=to["project"], name=to["name"], avatar_url=to.get("avatar_url"))
-    return await _operator_command(request, f"assign:{uuid.uuid4()}",
-                                   lambda s, me: domain.decide_assign(s, me, target))
+    target = _assignee(body)
+    return await _operator_command(request, "assign", lambda s, me, _: domain.decide_assign(s, me, target))
 
 
+@answers
 async def request_lead(request: web.Request) -> web.Response:
-    return await _operator_command(request, command_key(request, f"lead:{uuid.uuid4()}"),
-                                   domain.decide_request_lead)
+    return await _operator_command(request, "lead", lambda s, me, _: domain.decide_request_lead(s, me))
 
 
 ROUTES = [

@@ -5,27 +5,49 @@ never overtake its conversation's start. Families: chat.*, assignment.*, status.
 
 Decisions worth knowing:
 - A visitor message whose client id the conversation already has appends nothing:
-  resends after a reconnect or reload are absorbed here.
+  resends after a reconnect or reload are absorbed here. Visitor message ids and
+  operator reply ids are kept apart, so neither side can make the other's message
+  look like a resend.
 - Exactly one operator takes a conversation; the others get 409 already_taken naming
   the winner. Replies, notes, status changes and lead requests need the assignee or an
   admin; an unclaimed conversation must be taken first.
 - A visitor writing into a closed conversation reopens it (status back to in_work with
-  the same assignee, or new if nobody had it): the visitor's thread stays one thread."""
+  the same assignee, or new if nobody had it): the visitor's thread stays one thread.
+- Real-world input gets a final answer: control characters are stripped from text, a
+  page URL is cut to the length the events allow, never refused; anything else that
+  cannot be stored is a DomainError (api.py maps its kind to an HTTP status)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
+from parley.contract import conversation_stream, id_of, operator_may_see
 from parley.envelope import Event, new_event
-from parley.http import Rejected
 
 TEXT_MAX = 4000
 NOTE_MAX = 4000
+PAGE_URL_MAX = 2000          # maxLength of page_url in chat.conversation_started, chat.page_visited, lead.requested
 PARAMS_MAX = 20
 PARAM_KEY_MAX = 64
 PARAM_VALUE_MAX = 256
 CONTACT_MAX = 200
 STATUSES = ("new", "in_work", "closed")
+
+Kind = Literal["not_found", "forbidden", "conflict", "invalid", "too_large"]
+
+
+class DomainError(Exception):
+    """A command refused by the rules: a machine-readable code, a human message, and
+    what kind of refusal it is (api.py turns the kind into an HTTP status)."""
+
+    def __init__(self, code: str, message: str, kind: Kind = "invalid"):
+        super().__init__(message)
+        self.code, self.message, self.kind = code, message, kind
+
+
+def _not_found() -> DomainError:
+    return DomainError("not_found", "Conversation not found.", "not_found")
 
 
 @dataclass(frozen=True)
@@ -47,7 +69,8 @@ class Conversation:
     status: str = "new"
     assignee_id: str | None = None
     assignee_name: str | None = None
-    message_ids: frozenset[str] = frozenset()
+    message_ids: frozenset[str] = frozenset()     # the visitor's (the widget's client ids)
+    reply_ids: frozenset[str] = frozenset()       # the operators'
     custom_params: dict[str, str] = field(default_factory=dict)
     contacts: dict[str, str | None] = field(default_factory=dict)
     page_url: str | None = None
@@ -58,7 +81,7 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
     d = event.data
     match event.type:
         case "chat.conversation_started":
-            return Conversation(id=event.stream_id.removeprefix("conversation-"), project_id=event.project_id,
+            return Conversation(id=id_of(event.stream_id), project_id=event.project_id,
                                 visitor_id=d["visitor_id"], page_url=d.get("page_url"))
         case "chat.visitor_message_posted":
             return replace(state, message_ids=state.message_ids | {d["message_id"]},
@@ -66,7 +89,7 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
                                                            "attachment": d.get("attachment"),
                                                            "at": event.occurred_at},))
         case "chat.operator_replied":
-            return replace(state, message_ids=state.message_ids | {d["message_id"]},
+            return replace(state, reply_ids=state.reply_ids | {d["message_id"]},
                            transcript=state.transcript + ({"from": "operator", "operator": d["operator_name"],
                                                            "text": d["text"], "attachment": d.get("attachment"),
                                                            "at": event.occurred_at},))
@@ -90,34 +113,68 @@ def fold(events: list[Event]) -> Conversation | None:
     return state
 
 
-def _stream(conversation_id: str) -> str:
-    return f"conversation-{conversation_id}"
+# C0 controls but tab and newline, DEL, and UTF-16 surrogates (never valid on their own).
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+
+
+def strip_controls(value: str) -> str:
+    """Text as a person could have typed it: line breaks become \\n, other controls go."""
+    return _CONTROLS.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def clean_text(text: Any, limit: int = TEXT_MAX, *, allow_empty: bool = False) -> str:
+    if text is None:
+        text = ""
     if not isinstance(text, str):
-        raise Rejected(422, "text_invalid", "Text must be a string.")
-    text = text.strip()
+        raise DomainError("text_invalid", "Text must be a string.")
+    text = strip_controls(text).strip()
     if not text and not allow_empty:
-        raise Rejected(422, "text_empty", "Write something first.")
+        raise DomainError("text_empty", "Write something first.")
     if len(text) > limit:
-        raise Rejected(413, "text_too_long", f"The message is {len(text)} characters; at most {limit}.")
+        raise DomainError("text_too_long", f"The message is {len(text)} characters; at most {limit}.", "too_large")
     return text
+
+
+def clean_page_url(page_url: Any) -> str | None:
+    """The page the visitor writes from, cut to what the events hold (long UTM tails are
+    common); anything that is not text is no page. Never a reason to refuse a message."""
+    if not isinstance(page_url, str):
+        return None
+    return strip_controls(page_url).strip()[:PAGE_URL_MAX].strip() or None
+
+
+_FILE_ID = re.compile(r"^[a-f0-9]{32}$")
+
+
+def clean_attachment(attachment: Any) -> dict[str, Any] | None:
+    """None, or a file the gateway stored: {file_id, name, size, content_type}."""
+    if attachment is None:
+        return None
+    if (not isinstance(attachment, dict) or set(attachment) != {"file_id", "name", "size", "content_type"}
+            or not isinstance(attachment["file_id"], str) or not _FILE_ID.match(attachment["file_id"])
+            or not isinstance(attachment["name"], str) or not 1 <= len(attachment["name"]) <= 255
+            or isinstance(attachment["size"], bool) or not isinstance(attachment["size"], int)
+            or attachment["size"] < 0
+            or not isinstance(attachment["content_type"], str) or not 1 <= len(attachment["content_type"]) <= 100):
+        raise DomainError("attachment_invalid", "The attachment is not a file uploaded here.")
+    return attachment
 
 
 def clean_params(params: Any) -> dict[str, str]:
     if not isinstance(params, dict):
-        raise Rejected(422, "params_invalid", "Custom params must be an object of names to values.")
+        raise DomainError("params_invalid", "Custom params must be an object of names to values.")
     if len(params) > PARAMS_MAX:
-        raise Rejected(413, "params_too_many", f"At most {PARAMS_MAX} custom params; got {len(params)}.")
+        raise DomainError("params_too_many", f"At most {PARAMS_MAX} custom params; got {len(params)}.", "too_large")
     cleaned = {}
     for key, value in params.items():
         if isinstance(value, bool | int | float):
             value = str(value)
+        key = strip_controls(key) if isinstance(key, str) else key
         if not isinstance(key, str) or not key or len(key) > PARAM_KEY_MAX:
-            raise Rejected(422, "params_invalid", f"Param names are 1-{PARAM_KEY_MAX} characters.")
-        if not isinstance(value, str) or len(value) > PARAM_VALUE_MAX:
-            raise Rejected(422, "params_invalid", f"Param {key!r}: values are text up to {PARAM_VALUE_MAX} characters.")
+            raise DomainError("params_invalid", f"Param names are 1-{PARAM_KEY_MAX} characters.")
+        if not isinstance(value, str) or len(value := strip_controls(value)) > PARAM_VALUE_MAX:
+            raise DomainError("params_invalid",
+                              f"Param {key!r}: values are text up to {PARAM_VALUE_MAX} characters.")
         cleaned[key] = value
     return cleaned
 
@@ -126,34 +183,40 @@ def clean_contacts(contacts: dict[str, Any]) -> dict[str, str | None]:
     cleaned = {}
     for key in ("name", "phone", "email"):
         value = contacts.get(key)
-        if value is not None and (not isinstance(value, str) or len(value.strip()) > CONTACT_MAX):
-            raise Rejected(422, "contacts_invalid", f"{key} must be text up to {CONTACT_MAX} characters.")
-        cleaned[key] = value.strip() or None if isinstance(value, str) else None
+        if value is not None and not isinstance(value, str):
+            raise DomainError("contacts_invalid", f"{key} must be text up to {CONTACT_MAX} characters.")
+        value = strip_controls(value).strip() if value is not None else ""
+        if len(value) > CONTACT_MAX:
+            raise DomainError("contacts_invalid", f"{key} must be text up to {CONTACT_MAX} characters.")
+        cleaned[key] = value or None
     if not any(cleaned.values()):
-        raise Rejected(422, "contacts_empty", "Give a name, a phone or an email.")
+        raise DomainError("contacts_empty", "Give a name, a phone or an email.")
     return cleaned
 
 
 # ---- the visitor ----------------------------------------------------------------
 
 def decide_visitor_message(state: Conversation | None, *, conversation_id: str, project_id: str, visitor_id: str,
-                           message_id: str, text: Any, attachment: dict | None, page_url: str | None) -> list[Event]:
+                           message_id: str, text: Any, attachment: Any, page_url: Any) -> list[Event]:
+    attachment = clean_attachment(attachment)
     text = clean_text(text, allow_empty=attachment is not None)
-    stream = _stream(conversation_id)
+    page_url = clean_page_url(page_url)
+    stream = conversation_stream(conversation_id)
     events = []
     if state is None:
         events.append(new_event("chat.conversation_started", stream, {"visitor_id": visitor_id, "page_url": page_url},
                                 project_id=project_id))
     elif state.visitor_id != visitor_id:
-        raise Rejected(403, "forbidden", "This is not your conversation.")
+        raise DomainError("forbidden", "This is not your conversation.", "forbidden")
     elif message_id in state.message_ids:
         return []
-    elif state.status == "closed":
-        events.append(new_event("status.changed", stream,
-                                {"status": "in_work" if state.assignee_id else "new", "by_operator_id": None},
-                                project_id=project_id))
-    elif page_url and page_url != state.page_url:
-        events.append(new_event("chat.page_visited", stream, {"page_url": page_url}, project_id=project_id))
+    else:
+        if state.status == "closed":
+            events.append(new_event("status.changed", stream,
+                                    {"status": "in_work" if state.assignee_id else "new", "by_operator_id": None},
+                                    project_id=project_id))
+        if page_url and page_url != state.page_url:
+            events.append(new_event("chat.page_visited", stream, {"page_url": page_url}, project_id=project_id))
     events.append(new_event("chat.visitor_message_posted", stream,
                             {"message_id": message_id, "text": text, "attachment": attachment}, project_id=project_id))
     return events
@@ -163,30 +226,31 @@ def decide_custom_params(state: Conversation, params: Any) -> list[Event]:
     cleaned = clean_params(params)
     merged = {**state.custom_params, **cleaned}
     if len(merged) > PARAMS_MAX:
-        raise Rejected(413, "params_too_many", f"At most {PARAMS_MAX} custom params per conversation.")
+        raise DomainError("params_too_many", f"At most {PARAMS_MAX} custom params per conversation.", "too_large")
     if merged == state.custom_params:
         return []
-    return [new_event("chat.custom_params_set", _stream(state.id), {"params": cleaned}, project_id=state.project_id)]
+    return [new_event("chat.custom_params_set", conversation_stream(state.id), {"params": cleaned},
+                      project_id=state.project_id)]
 
 
 def decide_contacts(state: Conversation, contacts: dict[str, Any]) -> list[Event]:
-    return [new_event("chat.contacts_given", _stream(state.id), clean_contacts(contacts), project_id=state.project_id)]
+    return [new_event("chat.contacts_given", conversation_stream(state.id), clean_contacts(contacts),
+                      project_id=state.project_id)]
 
 
 # ---- operators ------------------------------------------------------------------
 
 def can_see(state: Conversation, who: Operator) -> bool:
-    return state.project_id == who.project_id and (
-        who.is_admin or state.assignee_id is None or state.assignee_id == who.id)
+    return operator_may_see(state.project_id, state.assignee_id, project_id=who.project_id, operator_id=who.id,
+                            is_admin=who.is_admin)
 
 
 def _require_handler(state: Conversation | None, who: Operator) -> Conversation:
+    """Replies, notes, status and leads: the assignee, or an admin; unclaimed must be taken first."""
     if state is None or not can_see(state, who):
-        raise Rejected(404, "not_found", "Conversation not found.")
+        raise _not_found()
     if state.assignee_id is None and not who.is_admin:
-        raise Rejected(409, "not_taken", "Take the conversation into work first.")
-    if state.assignee_id not in (None, who.id) and not who.is_admin:
-        raise Rejected(404, "not_found", "Conversation not found.")
+        raise DomainError("not_taken", "Take the conversation into work first.", "conflict")
     return state
 
 
@@ -196,12 +260,12 @@ def _operator_data(who: Operator) -> dict[str, Any]:
 
 def decide_take(state: Conversation | None, who: Operator) -> list[Event]:
     if state is None or state.project_id != who.project_id:
-        raise Rejected(404, "not_found", "Conversation not found.")
+        raise _not_found()
     if state.assignee_id == who.id:
         return []
     if state.assignee_id is not None:
-        raise Rejected(409, "already_taken", f"Already taken by {state.assignee_name}.")
-    stream = _stream(state.id)
+        raise DomainError("already_taken", f"Already taken by {state.assignee_name}.", "conflict")
+    stream = conversation_stream(state.id)
     return [new_event("assignment.taken", stream, _operator_data(who), project_id=state.project_id),
             new_event("status.changed", stream, {"status": "in_work", "by_operator_id": who.id},
                       project_id=state.project_id)]
@@ -209,12 +273,12 @@ def decide_take(state: Conversation | None, who: Operator) -> list[Event]:
 
 def decide_assign(state: Conversation | None, who: Operator, to: Operator) -> list[Event]:
     if not who.is_admin:
-        raise Rejected(403, "forbidden", "Only an admin can assign conversations.")
+        raise DomainError("forbidden", "Only an admin can assign conversations.", "forbidden")
     if state is None or state.project_id != who.project_id or to.project_id != who.project_id:
-        raise Rejected(404, "not_found", "Conversation not found.")
+        raise _not_found()
     if state.assignee_id == to.id:
         return []
-    stream = _stream(state.id)
+    stream = conversation_stream(state.id)
     events = [new_event("assignment.assigned", stream,
                         {**_operator_data(to), "by_operator_id": who.id, "by_name": who.name},
                         project_id=state.project_id)]
@@ -225,30 +289,31 @@ def decide_assign(state: Conversation | None, who: Operator, to: Operator) -> li
 
 
 def decide_reply(state: Conversation | None, who: Operator, message_id: str, text: Any,
-                 attachment: dict | None) -> list[Event]:
+                 attachment: Any) -> list[Event]:
     state = _require_handler(state, who)
-    if message_id in state.message_ids:
+    if message_id in state.reply_ids:
         return []
+    attachment = clean_attachment(attachment)
     text = clean_text(text, allow_empty=attachment is not None)
-    return [new_event("chat.operator_replied", _stream(state.id),
+    return [new_event("chat.operator_replied", conversation_stream(state.id),
                       {"message_id": message_id, **_operator_data(who), "text": text, "attachment": attachment},
                       project_id=state.project_id)]
 
 
 def decide_note(state: Conversation | None, who: Operator, note_id: str, text: Any) -> list[Event]:
     state = _require_handler(state, who)
-    return [new_event("chat.note_added", _stream(state.id),
+    return [new_event("chat.note_added", conversation_stream(state.id),
                       {"note_id": note_id, "operator_id": who.id, "operator_name": who.name,
                        "text": clean_text(text, NOTE_MAX)}, project_id=state.project_id)]
 
 
 def decide_status(state: Conversation | None, who: Operator, status: Any) -> list[Event]:
     state = _require_handler(state, who)
-    if status not in ("in_work", "closed"):
-        raise Rejected(422, "status_invalid", "Status must be in_work or closed.")
+    if not isinstance(status, str) or status not in ("in_work", "closed"):
+        raise DomainError("status_invalid", "Status must be in_work or closed.")
     if status == state.status:
         return []
-    return [new_event("status.changed", _stream(state.id), {"status": status, "by_operator_id": who.id},
+    return [new_event("status.changed", conversation_stream(state.id), {"status": status, "by_operator_id": who.id},
                       project_id=state.project_id)]
 
 
@@ -256,7 +321,7 @@ def decide_request_lead(state: Conversation | None, who: Operator) -> list[Event
     """The CRM gets the transcript without notes, the contacts, the custom params, the page
     and the operator's email (to make the matching CRM manager responsible)."""
     state = _require_handler(state, who)
-    return [new_event("lead.requested", _stream(state.id), {
+    return [new_event("lead.requested", conversation_stream(state.id), {
         "conversation_id": state.id, "visitor_id": state.visitor_id, "transcript": list(state.transcript),
         "contacts": state.contacts, "custom_params": state.custom_params, "page_url": state.page_url,
         "operator_id": who.id, "operator_email": who.email}, project_id=state.project_id)]

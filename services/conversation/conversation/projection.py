@@ -3,17 +3,14 @@ from __future__ import annotations
 
 import asyncpg
 
+from parley.contract import id_of
 from parley.envelope import Event
 
 PREVIEW = 140
 
 
-def _id(event: Event) -> str:
-    return event.stream_id.removeprefix("conversation-")
-
-
 async def apply(conn: asyncpg.Connection, event: Event) -> None:
-    d, cid, at = event.data, _id(event), event.occurred_at
+    d, cid, at = event.data, id_of(event.stream_id), event.occurred_at
     match event.type:
         case "chat.conversation_started":
             await conn.execute(
