@@ -46,14 +46,14 @@ async def wait_ready(port: int, proc: subprocess.Popen) -> None:
 
 @pytest.mark.slow
 async def test_sigkill_of_the_conversation_service_loses_and_doubles_nothing(stack, platform, monkeypatch, tmp_path):
-    from gateway import visitor_socket
-    monkeypatch.setattr(visitor_socket, "MESSAGES_PER_MINUTE_PER_VISITOR", 10_000)  # 200 in a minute is the point here
-    monkeypatch.setattr(visitor_socket, "MESSAGES_PER_MINUTE_PER_IP", 10_000)
+    from gateway import rate_limits
+    monkeypatch.setattr(rate_limits, "MESSAGES_PER_MINUTE_PER_VISITOR", 10_000)  # 200 in a minute is the point here
+    monkeypatch.setattr(rate_limits, "MESSAGES_PER_MINUTE_PER_ADDRESS", 10_000)
     port = free_port()
     log = tmp_path / "conversation.log"
     proc = start_conversation_service(platform, port, log)
     await wait_ready(port, proc)
-    monkeypatch.setenv("PARLEY_CONVERSATION_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("PARLEY_CONVERSATION_URL", f"http://localhost:{port}")
     gateway = TestClient(TestServer(create_app(dataclasses.replace(gateway_main.SPEC, schema="gw_crash"),
                                                settings(platform, "gateway"))))
     await gateway.start_server()

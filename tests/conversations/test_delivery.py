@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from parley.service import create_app
 
 import gateway.__main__ as gateway_main
-from gateway.visitor_socket import MESSAGES_PER_MINUTE_PER_VISITOR
+from gateway.rate_limits import MESSAGES_PER_MINUTE_PER_VISITOR
 from tests.conversations.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, settings
 

@@ -45,12 +45,20 @@ class SlidingWindow:
             del self.hits[key]
 
 
+MESSAGES_PER_MINUTE_PER_VISITOR = 30
+MESSAGES_PER_MINUTE_PER_ADDRESS = 120
+NEW_VISITORS_PER_MINUTE_PER_ADDRESS = 20
+UPLOADS_PER_MINUTE_PER_ADDRESS = 30
+
+
 @dataclass
 class Limits:
-    messages_per_visitor: SlidingWindow = field(default_factory=lambda: SlidingWindow(30))
-    messages_per_address: SlidingWindow = field(default_factory=lambda: SlidingWindow(120))
-    visitor_sessions_per_address: SlidingWindow = field(default_factory=lambda: SlidingWindow(20))
-    uploads_per_address: SlidingWindow = field(default_factory=lambda: SlidingWindow(30))
+    messages_per_visitor: SlidingWindow = field(default_factory=lambda: SlidingWindow(MESSAGES_PER_MINUTE_PER_VISITOR))
+    messages_per_address: SlidingWindow = field(
+        default_factory=lambda: SlidingWindow(MESSAGES_PER_MINUTE_PER_ADDRESS))
+    visitor_sessions_per_address: SlidingWindow = field(
+        default_factory=lambda: SlidingWindow(NEW_VISITORS_PER_MINUTE_PER_ADDRESS))
+    uploads_per_address: SlidingWindow = field(default_factory=lambda: SlidingWindow(UPLOADS_PER_MINUTE_PER_ADDRESS))
 
 
 LIMITS = web.AppKey("rate_limits", Limits)
