@@ -67,6 +67,8 @@ async def errors_middleware(request: web.Request, handler):
     except asyncpg.DataError as e:
         return error_response(422, "invalid_input", f"A value in the request cannot be stored: {e.__class__.__name__}.")
     except _OUTAGES as e:
+        if isinstance(e, OSError) and e.filename is not None:
+            raise  # a file of ours is missing: a bug, not an outage (a socket's errors carry no file name)
         log.warning("refused during an outage", extra={"error": repr(e)[:300]})
         return error_response(503, "service_unavailable", "Parley's database is not answering; try again in a moment.",
                               headers={"Retry-After": RETRY_AFTER_SECONDS})

@@ -80,6 +80,17 @@ def make_run_until_ready(run_dir: Path, base: int) -> tuple[subprocess.Popen, fl
     raise AssertionError("make run did not become ready:\n" + "".join(output))
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a socket listening on `port` (IPv4, from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, port_hex = local.split(":")
+        if state == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
+            found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
 def ctrl_c(proc: subprocess.Popen) -> str:
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends to the whole foreground group
     rest, _ = proc.communicate(timeout=90)
@@ -89,7 +100,7 @@ def ctrl_c(proc: subprocess.Popen) -> str:
 @pytest.mark.slow
 def test_make_run_becomes_ready_and_ctrl_c_leaves_nothing_behind(tmp_path):
     run_dir = tmp_path / "run"
-    base = free_port_block(len(SERVICES))
+    base = free_port_block(len(SERVICES) + 1)  # and the gateway's internal port
     timings = []
     for attempt in ("first", "second"):
         proc, seconds, output = make_run_until_ready(run_dir, base)
@@ -100,6 +111,14 @@ def test_make_run_becomes_ready_and_ctrl_c_leaves_nothing_behind(tmp_path):
             for i, (name, _) in enumerate(SERVICES):
                 assert status(f"http://127.0.0.1:{base + i}/readyz") == 200, name
                 assert status(f"http://127.0.0.1:{base + i}/healthz") == 200, name
+            # only the gateway's public port is open beyond loopback; metrics are internal
+            assert listening_addresses(base) == {"0.0.0.0"}
+            for port in range(base + 1, base + len(SERVICES) + 1):
+                assert listening_addresses(port) == {"127.0.0.1"}, port
+            assert status(f"http://127.0.0.1:{base}/metrics") == 404
+            assert status(f"http://127.0.0.1:{base + len(SERVICES)}/metrics") == 200
+            # and the services behind it answer signed calls only
+            assert status(f"http://127.0.0.1:{base + 1}/api/inbox?view=all") == 401
             # the demo project is seeded: the printed owner login works through the gateway
             assert login(base, env("PARLEY_OWNER_EMAIL"), env("PARLEY_OWNER_PASSWORD")) == 201
         finally:

@@ -1,0 +1,46 @@
+"""compose and k8s give every service what the trust boundary needs: the shared
+internal secret, an address to listen on, and (k8s) NetworkPolicies that let only the
+gateway reach the services."""
+from pathlib import Path
+
+import yaml
+
+from parley.config import REPO_ROOT
+
+DEPLOY = REPO_ROOT / "deploy"
+SERVICES = ["gateway", "conversation", "operator-registry", "crm-bridge", "scheduler"]
+
+
+def test_compose_gives_every_service_the_internal_secret_and_a_bind_address():
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    for name in SERVICES:
+        env = compose["services"][name]["environment"]
+        assert env["PARLEY_INTERNAL_SECRET"].startswith("${PARLEY_INTERNAL_SECRET:?"), name  # required, no default
+        assert env["PARLEY_BIND_HOST"] == "0.0.0.0", name
+    gateway = compose["services"]["gateway"]
+    assert gateway["ports"] == ["${PARLEY_HTTP_PORT:-8080}:8080"]  # the internal port is not published
+    assert gateway["environment"]["PARLEY_INTERNAL_PORT"] == "8085"
+
+
+def _docs(path: Path):
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_k8s_deployments_get_the_secret_and_only_the_gateway_reaches_the_services():
+    k8s = DEPLOY / "k8s"
+    kustomization = yaml.safe_load((k8s / "kustomization.yaml").read_text())
+    assert "network-policies.yaml" in kustomization["resources"]
+    for name in SERVICES:
+        deployment = next(d for d in _docs(k8s / f"{name}.yaml") if d["kind"] == "Deployment")
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        secret = next(e for e in container["env"] if e["name"] == "PARLEY_INTERNAL_SECRET")
+        assert secret["valueFrom"]["secretKeyRef"] == {"name": "parley-secrets", "key": "PARLEY_INTERNAL_SECRET"}
+    config = next(d for d in _docs(k8s / "config.yaml"))
+    assert config["data"]["PARLEY_BIND_HOST"] == "0.0.0.0"
+    policies = {d["metadata"]["name"]: d for d in _docs(k8s / "network-policies.yaml")}
+    assert policies["default-deny-ingress"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    inner = policies["services-from-gateway-only"]["spec"]
+    assert set(inner["podSelector"]["matchExpressions"][0]["values"]) == set(SERVICES) - {"gateway"}
+    assert inner["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
+    secret_example = next(d for d in _docs(k8s / "secret.example.yaml"))
+    assert "PARLEY_INTERNAL_SECRET" in secret_example["stringData"]
