@@ -91,6 +91,12 @@ async def operator_attachment(request: web.Request) -> web.Response:
     return files.uploaded(await files.store_upload(request, me["project"], f"operator:{me['id']}"))
 
 
+def _no_such_file() -> Rejected:
+    # A Rejected, not web.HTTPNotFound: the operator's token may have rotated on this
+    # request, and only a Rejected passes auth.session_rotation, which hands it back.
+    return Rejected(404, "not_found", "File not found.")
+
+
 async def download(request: web.Request) -> web.StreamResponse:
     row = await files.file_row(request)
     if request.query.get("token") and await visitor_files.may_download(request, row):
@@ -100,9 +106,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     except Rejected as e:
         if e.status == 503:
             raise
-        raise web.HTTPNotFound()  # do not tell strangers the file exists
+        raise _no_such_file()  # do not tell strangers the file exists
     if me["project"] != row["project_id"]:
-        raise web.HTTPNotFound()
+        raise _no_such_file()
     if row["uploaded_by"] == f"operator:{me['id']}":
         return files.download(row)
     if row["conversation_id"]:
@@ -110,7 +116,7 @@ async def download(request: web.Request) -> web.StreamResponse:
             "GET", path("internal", "conversations", row["conversation_id"], "summary"))
         if answer.status == 200 and audience.may_see(answer.body["project_id"], answer.body["assignee_id"], me):
             return files.download(row)
-    raise web.HTTPNotFound()
+    raise _no_such_file()
 
 
 def add_routes(app: web.Application) -> None:
