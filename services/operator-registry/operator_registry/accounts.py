@@ -1,33 +1,48 @@
 """Credentials and sessions: argon2id password hashes, long-lived revocable session
-tokens that rotate on use, and login throttling per email and per IP.
+tokens that rotate on use, and login throttling.
 
-A token is `<session id>.<secret>`; only sha256(secret) is stored. After
-SESSION_ROTATE_SECONDS a request gets a fresh secret (returned to the client), and the
-previous one stays valid for ROTATION_GRACE_SECONDS so requests already in flight with it
-still pass."""
+A token is `<session id>.<secret>`; only sha256(secret) is stored. A token older than
+PARLEY_SESSION_ROTATE_SECONDS is replaced on its next use (`rotate`; the new token goes
+back to the client), and the previous one stays valid for
+PARLEY_SESSION_ROTATION_GRACE_SECONDS so requests already in flight with it still pass.
+
+Throttling counts failed logins per (project + email, client address) and per client
+address, never per email alone: a stranger who knows an operator's email can exhaust
+the attempts from their own address only, and the operator still logs in from theirs.
+The client address is the one the gateway signed (contract.CLIENT_ADDRESS_HEADER)."""
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import hmac
 import secrets
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
+import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from parley.config import env
 
-from operator_registry.domain import Actor
+from operator_registry.domain import Actor, uuid_or_none
 
-SESSION_ROTATE_SECONDS = int(env("PARLEY_SESSION_ROTATE_SECONDS"))
-ROTATION_GRACE_SECONDS = 60
 SESSION_IDLE_DAYS = 90
-FAILURES_PER_EMAIL = 5       # in THROTTLE_WINDOW
-FAILURES_PER_IP = 30
+FAILURES_PER_EMAIL_AND_ADDRESS = 5   # in THROTTLE_WINDOW
+FAILURES_PER_ADDRESS = 30
 THROTTLE_WINDOW = "15 minutes"
+THROTTLE_RETRY_AFTER = 900           # seconds: the window, as the client's Retry-After
+UNKNOWN_ADDRESS = "unknown"
+ADDRESS_MAX = 100
+
+
+def rotate_seconds() -> int:
+    """Read on every use, so a running registry (and a test) follows the environment."""
+    return int(env("PARLEY_SESSION_ROTATE_SECONDS"))
+
+
+def rotation_grace_seconds() -> int:
+    return int(env("PARLEY_SESSION_ROTATION_GRACE_SECONDS"))
 
 _hasher = PasswordHasher()   # argon2id, the library's current recommended parameters
 _DUMMY_HASH = _hasher.hash("a password nobody has")
@@ -54,20 +69,20 @@ class Session:
     actor: Actor
     name: str
     email: str
-    new_token: str | None = None  # set when this use rotated the token
+    due_for_rotation: bool = False  # presented with its current secret, and older than rotate_seconds()
+    secret_hash: bytes = field(default=b"", repr=False)
 
 
 def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def _split(token: str) -> tuple[str, str] | None:
-    session_id, _, secret = token.partition(".")
-    try:
-        uuid.UUID(session_id)
-    except ValueError:
+def _split(token: object) -> tuple[str, str] | None:
+    if not isinstance(token, str):
         return None
-    return (session_id, secret) if secret else None
+    session_id, _, secret = token.partition(".")
+    session_id = uuid_or_none(session_id)
+    return (session_id, secret) if session_id and secret else None
 
 
 async def create_session(conn: asyncpg.Connection, session_id: str, operator_id: str, project_id: str) -> str:
@@ -93,12 +108,13 @@ where s.id = $1 and s.revoked_at is null and s.last_used_at > now() - make_inter
 """
 
 
-async def verify_session(pool: asyncpg.Pool, token: str | None) -> Session | None:
-    parts = _split(token or "")
+async def verify_session(pool: asyncpg.Pool, token: object) -> Session | None:
+    """Who holds this token, or None. Does not rotate: see `rotate`."""
+    parts = _split(token)
     if parts is None:
         return None
     session_id, secret = parts
-    row = await pool.fetchrow(_SESSION_QUERY, session_id, SESSION_ROTATE_SECONDS, SESSION_IDLE_DAYS)
+    row = await pool.fetchrow(_SESSION_QUERY, session_id, rotate_seconds(), SESSION_IDLE_DAYS)
     if row is None:
         return None
     # Before the chat is enabled, the owner is not an operator yet but may log in.
@@ -109,22 +125,28 @@ async def verify_session(pool: asyncpg.Pool, token: str | None) -> Session | Non
     if not current and not (row["previous_valid"] and row["previous_hash"]
                             and hmac.compare_digest(digest, row["previous_hash"])):
         return None
-    new_token = None
-    if current and row["due_for_rotation"]:
-        fresh = secrets.token_urlsafe(32)
-        rotated = await pool.execute(
-            """update sessions set previous_hash = secret_hash, previous_until = now() + make_interval(secs => $3),
-                      secret_hash = $2, rotated_at = now(), last_used_at = now()
-               where id = $1 and secret_hash = $4""",
-            session_id, _digest(fresh), ROTATION_GRACE_SECONDS, row["secret_hash"])
-        if rotated.endswith(" 1"):
-            new_token = f"{session_id}.{fresh}"
-    else:
-        await pool.execute("update sessions set last_used_at = now() where id = $1 and last_used_at < now() - interval '1 minute'",
-                           session_id)
+    await pool.execute("update sessions set last_used_at = now() where id = $1 and last_used_at < now() - interval '1 minute'",
+                       session_id)
     actor = Actor(operator_id=row["operator_id"], project_id=row["project_id"],
                   is_admin=row["is_admin"], is_owner=row["is_owner"])
-    return Session(session_id, actor, row["name"], row["email"], new_token)
+    return Session(session_id, actor, row["name"], row["email"],
+                   due_for_rotation=current and row["due_for_rotation"], secret_hash=row["secret_hash"])
+
+
+async def rotate(pool: asyncpg.Pool, session: Session) -> str | None:
+    """A fresh token for a session that is due, or None (not due, revoked meanwhile, or a
+    concurrent request rotated it first: that request's client gets the new token). Call it
+    only when the answer that carries the new token will be sent: a token rotated and then
+    lost would log the operator out once the grace is over."""
+    if not session.due_for_rotation:
+        return None
+    fresh = secrets.token_urlsafe(32)
+    rotated = await pool.execute(
+        """update sessions set previous_hash = secret_hash, previous_until = now() + make_interval(secs => $3),
+                  secret_hash = $2, rotated_at = now(), last_used_at = now()
+           where id = $1 and secret_hash = $4 and revoked_at is null""",
+        session.id, _digest(fresh), rotation_grace_seconds(), session.secret_hash)
+    return f"{session.id}.{fresh}" if rotated.endswith(" 1") else None
 
 
 async def revoke_sessions(conn: asyncpg.Connection, operator_id: str, *, keep: str | None = None) -> list[str]:
@@ -135,14 +157,39 @@ async def revoke_sessions(conn: asyncpg.Connection, operator_id: str, *, keep: s
     return [r["id"] for r in rows]
 
 
-async def throttled(pool: asyncpg.Pool, email_key: str, ip_key: str) -> bool:
-    counts = await pool.fetchrow(
-        f"""select count(*) filter (where key = $1) as email, count(*) filter (where key = $2) as ip
+def client_address(value: str | None) -> str:
+    """The caller's address as the gateway signed it (contract.CLIENT_ADDRESS_HEADER);
+    never X-Forwarded-For or the socket's peer, which is the gateway itself."""
+    value = "".join(c for c in (value or "") if c.isprintable() and not c.isspace())[:ADDRESS_MAX]
+    return value or UNKNOWN_ADDRESS
+
+
+def throttle_keys(project_id: str, email: str, address: str) -> tuple[str, str]:
+    """(per project + email + address, per address). The first is a digest: emails and
+    project ids from a login form are unbounded and must not collide when joined."""
+    pair = orjson.dumps([project_id, email.strip().lower(), address])
+    return "login:" + hashlib.sha256(pair).hexdigest(), "address:" + address
+
+
+def over_limit(failures_for_email_and_address: int, failures_for_address: int) -> bool:
+    return (failures_for_email_and_address >= FAILURES_PER_EMAIL_AND_ADDRESS
+            or failures_for_address >= FAILURES_PER_ADDRESS)
+
+
+async def throttled(db: asyncpg.Pool | asyncpg.Connection, pair_key: str, address_key: str) -> bool:
+    counts = await db.fetchrow(
+        f"""select count(*) filter (where key = $1) as pair, count(*) filter (where key = $2) as address
             from login_failures where key in ($1, $2) and at > now() - interval '{THROTTLE_WINDOW}'""",
-        email_key, ip_key)
-    return counts["email"] >= FAILURES_PER_EMAIL or counts["ip"] >= FAILURES_PER_IP
+        pair_key, address_key)
+    return over_limit(counts["pair"], counts["address"])
 
 
-async def record_failure(pool: asyncpg.Pool, email_key: str, ip_key: str) -> None:
-    await pool.executemany("insert into login_failures (key) values ($1)", [(email_key,), (ip_key,)])
-    await pool.execute(f"delete from login_failures where at < now() - interval '{THROTTLE_WINDOW}'")
+async def record_failure(db: asyncpg.Pool | asyncpg.Connection, pair_key: str, address_key: str) -> None:
+    """Counts one failure, and prunes what has left the window (the table stays small)."""
+    await db.executemany("insert into login_failures (key) values ($1)", [(pair_key,), (address_key,)])
+    await db.execute(f"delete from login_failures where at < now() - interval '{THROTTLE_WINDOW}'")
+
+
+async def forget_failures(db: asyncpg.Pool | asyncpg.Connection, pair_key: str) -> None:
+    """After a success from this address: this email's count from here starts again."""
+    await db.execute("delete from login_failures where key = $1", pair_key)

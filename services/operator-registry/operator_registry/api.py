@@ -1,8 +1,13 @@
 """operator-registry's HTTP API. The gateway forwards the public `/api/...` routes here
-unchanged (paths, bodies, the session cookie or bearer token); this service
+(paths, bodies, the session cookie or bearer token) in calls it signs; this service
 authenticates every request itself and applies the permission rules of domain.py.
 
-Errors are `{"error": {"code": ..., "message": ...}}` with a fitting HTTP status."""
+The gateway owns the session cookie; this service never sets or deletes cookies. A
+token goes back in the body (login, verify) and in `X-Parley-Session` (login, and any
+answer on which the token rotated).
+
+Errors are `{"error": {"code": ..., "message": ...}}` with a fitting HTTP status; the
+domain's refusals are mapped to statuses in one place (refusals_middleware)."""
 from __future__ import annotations
 
 import uuid
@@ -11,6 +16,8 @@ from typing import Any, Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
+from parley.contract import CLIENT_ADDRESS_HEADER, ROTATED_TOKEN_HEADER, SESSION_COOKIE
+from parley.contract import operator_stream, project_stream, template_stream
 from parley.envelope import Event, new_event
 from parley.eventstore import Outcome
 from parley.http import Rejected, error_response as error, ok, read_json
@@ -20,15 +27,21 @@ from operator_registry import accounts, commands, domain
 from operator_registry.domain import Actor
 from operator_registry.widget_texts import DEFAULT_TEXTS, LANGUAGES, MULTILINE_KEYS, TEXT_LIMITS, effective_texts
 
-SESSION_COOKIE = "parley_session"
-ROTATED_TOKEN_HEADER = "X-Parley-Session"
 SESSION = web.RequestKey("session", object)
+# Routes that never act for a session: resolving (and perhaps rotating) one there would be waste,
+# and for verify a mistake: the token to verify is in the body, and its rotation goes back there.
+_SESSIONLESS = {"/internal/sessions/verify", "/api/widget/config", "/api/widget/texts"}
+
+_DOMAIN_STATUS = {domain.Forbidden: 403, domain.Invalid: 422, domain.NotFound: 404, domain.Conflict: 409}
 
 
 @web.middleware
-async def email_taken_middleware(request: web.Request, handler):
+async def refusals_middleware(request: web.Request, handler):
+    """The one place where the domain's refusals (and the database's uniqueness) become HTTP."""
     try:
         return await handler(request)
+    except domain.DomainError as e:
+        raise Rejected(_DOMAIN_STATUS.get(type(e), 422), e.code, e.message)
     except asyncpg.UniqueViolationError as e:
         if e.constraint_name == "operators_email":
             raise Rejected(409, "email_taken", "Another operator of this project already uses this email.")
@@ -42,20 +55,24 @@ def token_of(request: web.Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
-def set_session_cookie(response: web.StreamResponse, token: str) -> None:
-    response.set_cookie(SESSION_COOKIE, token, max_age=accounts.SESSION_IDLE_DAYS * 86400, httponly=True,
-                        samesite="Lax", path="/")
-    response.headers[ROTATED_TOKEN_HEADER] = token
-
-
 @web.middleware
 async def session_middleware(request: web.Request, handler):
-    """Resolves the session (if any) once per request; a rotated token goes back to the client."""
+    """Resolves the session (if any) once per request. A token due for rotation is
+    rotated only when an answer is about to go back (a success or a refusal), and the new
+    token rides on it in X-Parley-Session; an answer that never comes rotates nothing."""
+    if request.path in _SESSIONLESS:
+        request[SESSION] = None
+        return await handler(request)
     session = await accounts.verify_session(request.app[POOL], token_of(request))
     request[SESSION] = session
-    response = await handler(request)
-    if session is not None and session.new_token:
-        set_session_cookie(response, session.new_token)
+    try:
+        response = await handler(request)
+    except Rejected as e:
+        if session is not None and (fresh := await accounts.rotate(request.app[POOL], session)):
+            e.headers[ROTATED_TOKEN_HEADER] = fresh
+        raise
+    if session is not None and (fresh := await accounts.rotate(request.app[POOL], session)):
+        response.headers[ROTATED_TOKEN_HEADER] = fresh
     return response
 
 
@@ -66,10 +83,17 @@ def actor(request: web.Request) -> Actor:
     return session.actor
 
 
+def client_address(request: web.Request) -> str:
+    """The caller's address, as the gateway signed it (never X-Forwarded-For, never the peer)."""
+    return accounts.client_address(request.headers.get(CLIENT_ADDRESS_HEADER))
+
+
 def command_id(request: web.Request) -> str:
-    """The client's idempotency key: a retried request returns the first outcome."""
-    key = request.headers.get("Idempotency-Key", "")
-    return f"{request.method} {request.path} {key}" if 8 <= len(key) <= 100 else str(uuid.uuid4())
+    """The client's idempotency key, scoped to who sends it: a retried request returns
+    the first outcome, and one operator's key never replays another's."""
+    session = request.get(SESSION)
+    return commands.idempotent_command_id(session.actor if session else None, request.method, request.path,
+                                          request.headers.get("Idempotency-Key", "")) or str(uuid.uuid4())
 
 
 async def run(request: web.Request, stream_id: str, evolve, decide: Callable[[Any], list[Event]],
@@ -95,9 +119,8 @@ def operator_view(row: asyncpg.Record, *, private: bool) -> dict[str, Any]:
 
 async def operator_row(request: web.Request, operator_id: str) -> asyncpg.Record:
     me = actor(request)
-    try:
-        uuid.UUID(operator_id)
-    except ValueError:
+    operator_id = domain.uuid_or_none(operator_id)
+    if operator_id is None:
         raise domain.not_found("Operator")
     row = await request.app[POOL].fetchrow(
         f"select {_OPERATOR_COLUMNS} from operators where id = $1 and project_id = $2 and not removed",
@@ -108,15 +131,18 @@ async def operator_row(request: web.Request, operator_id: str) -> asyncpg.Record
 
 
 async def load_operator(request: web.Request, operator_id: str) -> domain.Operator:
-    await operator_row(request, operator_id)  # 404 unless it is in the actor's project
-    events = await request.app[STORE].load(f"operator-{operator_id}")
+    row = await operator_row(request, operator_id)  # 404 unless it is in the actor's project
+    events = await request.app[STORE].load(operator_stream(row["id"]))
     return domain.fold(domain.evolve_operator, events)
 
 
 async def project_row(request: web.Request, project_id: str) -> asyncpg.Record:
-    row = await request.app[POOL].fetchrow("select * from projects where id = $1", project_id)
+    row = None
+    if domain.valid_project_id(project_id):
+        row = await request.app[POOL].fetchrow("select * from projects where id = $1", project_id)
     if row is None:
-        raise Rejected(404, "project_not_found", f"No project {project_id!r}.")
+        shown = repr(project_id) if domain.valid_project_id(project_id) else "with that id"
+        raise Rejected(404, "project_not_found", f"No project {shown}.")
     return row
 
 
@@ -137,26 +163,28 @@ async def login(request: web.Request) -> web.Response:
     if not all(isinstance(v, str) and v for v in (project_id, email, password)):
         return error(400, "credentials_required", "Send project, email and password.")
     pool = request.app[POOL]
-    ip = request.headers.get("X-Forwarded-For", request.remote or "").split(",")[-1].strip()
-    email_key, ip_key = f"email:{project_id}:{email.strip().lower()}", f"ip:{ip}"
-    if await accounts.throttled(pool, email_key, ip_key):
+    pair_key, address_key = accounts.throttle_keys(project_id, email, client_address(request))
+    if await accounts.throttled(pool, pair_key, address_key):
         return error(429, "too_many_attempts", "Too many failed logins. Wait 15 minutes and try again.",
-                     headers={"Retry-After": "900"})
-    operator = await pool.fetchrow(
-        """select id::text, project_id, password, active from operators
-           where project_id = $1 and lower(email) = lower($2) and not removed""", project_id, email.strip())
-    if operator is None:
-        # Before the chat is enabled the owner has no operator row yet, and logs in as owner.
+                     headers={"Retry-After": str(accounts.THROTTLE_RETRY_AFTER)})
+    operator = None
+    # Anything that cannot be a login is simply not found (and still costs a verification below).
+    if domain.valid_project_id(project_id) and len(email) <= domain.EMAIL_MAX:
         operator = await pool.fetchrow(
-            """select owner_operator_id::text as id, id as project_id, owner_password as password, true as active
-               from projects p where id = $1 and lower(owner_email) = lower($2)
-                 and not exists (select 1 from operators o where o.id = p.owner_operator_id)""",
-            project_id, email.strip())
+            """select id::text, project_id, password, active from operators
+               where project_id = $1 and lower(email) = lower($2) and not removed""", project_id, email.strip())
+        if operator is None:
+            # Before the chat is enabled the owner has no operator row yet, and logs in as owner.
+            operator = await pool.fetchrow(
+                """select owner_operator_id::text as id, id as project_id, owner_password as password, true as active
+                   from projects p where id = $1 and lower(owner_email) = lower($2)
+                     and not exists (select 1 from operators o where o.id = p.owner_operator_id)""",
+                project_id, email.strip())
     if (not await accounts.password_matches(operator["password"] if operator else None, password)
             or not operator["active"]):
-        await accounts.record_failure(pool, email_key, ip_key)
+        await accounts.record_failure(pool, pair_key, address_key)
         return error(401, "invalid_credentials", "Wrong project, email or password.")
-    await pool.execute("delete from login_failures where key = $1", email_key)
+    await accounts.forget_failures(pool, pair_key)
     session_id = str(uuid.uuid4())
     tokens: list[str] = []
 
@@ -164,21 +192,21 @@ async def login(request: web.Request) -> web.Response:
         tokens.append(await accounts.create_session(conn, session_id, operator["id"], operator["project_id"]))
 
     if await pool.fetchval("select 1 from operators where id = $1", operator["id"]):
-        await run(request, f"operator-{operator['id']}", domain.evolve_operator,
+        await run(request, operator_stream(operator["id"]), domain.evolve_operator,
                   lambda _: [_event("operator.logged_in", operator, {"session_id": session_id})],
                   extra=start_session, command=session_id)
     else:  # the owner before enabling the chat: no operator stream yet
         async with pool.acquire() as conn:
             await start_session(conn, [])
-    created = {"token": tokens[0]}
-    session = await accounts.verify_session(pool, created["token"])
-    response = ok({"token": created["token"], "operator": await me_view(request, session)}, status=201)
-    set_session_cookie(response, created["token"])
+    token = tokens[0]
+    session = await accounts.verify_session(pool, token)
+    response = ok({"token": token, "operator": await me_view(request, session)}, status=201)
+    response.headers[ROTATED_TOKEN_HEADER] = token
     return response
 
 
 def _event(type: str, operator, data: dict[str, Any]) -> Event:
-    return new_event(type, f"operator-{operator['id']}", data, project_id=operator["project_id"])
+    return new_event(type, operator_stream(operator["id"]), data, project_id=operator["project_id"])
 
 
 async def me_view(request: web.Request, session: accounts.Session) -> dict[str, Any]:
@@ -197,25 +225,25 @@ async def whoami(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     me = actor(request)
     session_id = request[SESSION].id
-    stream = f"operator-{me.operator_id}"
     if await request.app[POOL].fetchval("select 1 from operators where id = $1", me.operator_id):
-        await run(request, stream, domain.evolve_operator, lambda _: [
+        await run(request, operator_stream(me.operator_id), domain.evolve_operator, lambda _: [
             _event("operator.logged_out", {"id": me.operator_id, "project_id": me.project_id},
                    {"session_id": session_id, "reason": "logout"})])
     else:
         await request.app[POOL].execute("update sessions set revoked_at = now() where id = $1", session_id)
-    response = web.Response(status=204)
-    response.del_cookie(SESSION_COOKIE, path="/")
-    return response
+    return web.Response(status=204)  # the gateway clears its cookie
 
 
 async def verify(request: web.Request) -> web.Response:
-    """For the gateway: who holds this token (used to authenticate WebSockets)."""
+    """For the gateway: who holds this token. The token may rotate on this use; the new
+    one is `rotated_token` (else null), and the gateway must hand it to the client."""
     body = await read_json(request)
     session = await accounts.verify_session(request.app[POOL], body.get("token"))
     if session is None:
         return error(401, "unauthenticated", "Unknown, expired or revoked session.")
-    return ok(await me_view(request, session))
+    view = await me_view(request, session)
+    view["rotated_token"] = await accounts.rotate(request.app[POOL], session)
+    return ok(view)
 
 
 # ---- project ------------------------------------------------------------------
@@ -227,7 +255,7 @@ async def get_project(request: web.Request) -> web.Response:
 
 async def _change_project(request: web.Request, decide) -> web.Response:
     me = actor(request)
-    await run(request, f"project-{me.project_id}", domain.evolve_project, lambda p: decide(p, me))
+    await run(request, project_stream(me.project_id), domain.evolve_project, lambda p: decide(p, me))
     return ok(project_view(await project_row(request, me.project_id), me))
 
 
@@ -285,11 +313,11 @@ async def get_operator(request: web.Request) -> web.Response:
 async def add_operator(request: web.Request) -> web.Response:
     me = actor(request)
     body = await read_json(request)
-    password = domain.check_password(body.get("password"))
     operator_id = str(uuid.uuid4())
     # Checked before hashing: argon2 is slow on purpose, and a refused request should not pay for it.
     domain.decide_add_operator(me, operator_id, body.get("name"), body.get("email"), body.get("is_admin", False))
-    outcome = await run(request, f"operator-{operator_id}", domain.evolve_operator,
+    password = domain.check_password(body.get("password"))
+    outcome = await run(request, operator_stream(operator_id), domain.evolve_operator,
                         lambda _: domain.decide_add_operator(me, operator_id, body.get("name"), body.get("email"),
                                                              body.get("is_admin", False)),
                         password_hash=await accounts.hash_password(password))
@@ -302,18 +330,47 @@ async def update_operator(request: web.Request) -> web.Response:
     body = await read_json(request)
     changes = {k: body[k] for k in ("name", "email", "is_admin") if k in body}
     password = body.get("password")
-    password_hash = await accounts.hash_password(domain.check_password(password)) if password is not None else None
+    password_given = password is not None
     target = await load_operator(request, request.match_info["id"])
+    # Everything is checked before any argon2 work (slow on purpose): the rules, with the
+    # current password taken as right if one was offered, then the new password's shape,
+    # then the offered current password itself.
+    offered = body.get("current_password") is not None
+    domain.decide_update_operator(me, target, changes, password_given, current_password_verified=offered)
+    if password_given:
+        domain.check_password(password)
+    verified = False
+    if domain.needs_current_password(me, target, password_given):
+        verified = await current_password_matches(request, target, body["current_password"])
+    password_hash = await accounts.hash_password(password) if password_given else None
     session_id = request[SESSION].id
 
     async def revoke_other_sessions(conn: asyncpg.Connection, events: list[Event]) -> None:
         if any(e.type == "operator.password_changed" for e in events):
             await accounts.revoke_sessions(conn, target.id, keep=session_id if target.id == me.operator_id else None)
 
-    await run(request, f"operator-{target.id}", domain.evolve_operator,
-              lambda t: domain.decide_update_operator(me, t, changes, password is not None),
+    await run(request, operator_stream(target.id), domain.evolve_operator,
+              lambda t: domain.decide_update_operator(me, t, changes, password_given,
+                                                      current_password_verified=verified),
               password_hash=password_hash, extra=revoke_other_sessions)
     return ok(operator_view(await operator_row(request, target.id), private=True))
+
+
+async def current_password_matches(request: web.Request, target: domain.Operator, current: object) -> bool:
+    """True, or a refusal. Wrong guesses count as failed logins of this operator from this
+    address, so an open session is no way around the login throttling."""
+    if not isinstance(current, str):
+        raise Rejected(422, "current_password_required", "current_password must be your current password.")
+    pool = request.app[POOL]
+    pair_key, address_key = accounts.throttle_keys(target.project_id, target.email, client_address(request))
+    if await accounts.throttled(pool, pair_key, address_key):
+        raise Rejected(429, "too_many_attempts", "Too many wrong passwords. Wait 15 minutes and try again.",
+                       headers={"Retry-After": str(accounts.THROTTLE_RETRY_AFTER)})
+    stored = await pool.fetchval("select password from operators where id = $1", target.id)
+    if not await accounts.password_matches(stored, current):
+        await accounts.record_failure(pool, pair_key, address_key)
+        raise Rejected(403, "current_password_wrong", "The current password is not right.")
+    return True
 
 
 async def _lifecycle(request: web.Request, decide) -> web.Response:
@@ -324,7 +381,7 @@ async def _lifecycle(request: web.Request, decide) -> web.Response:
         if any(e.type in ("operator.deactivated", "operator.removed") for e in events):
             await accounts.revoke_sessions(conn, target.id)
 
-    await run(request, f"operator-{target.id}", domain.evolve_operator, lambda t: decide(me, t), extra=revoke)
+    await run(request, operator_stream(target.id), domain.evolve_operator, lambda t: decide(me, t), extra=revoke)
     return web.Response(status=204)
 
 
@@ -341,14 +398,14 @@ async def remove(request: web.Request) -> web.Response:
 
 
 async def set_avatar(request: web.Request) -> web.Response:
-    """Called by the gateway after it validated and stored the image."""
+    """Internal: the gateway records an avatar it validated and stored (PUT
+    /internal/operators/{id}/avatar, {"avatar_id": "<32 lowercase hex>"}). No public
+    path reaches it: an image that skipped the gateway's checks cannot become an avatar."""
     me = actor(request)
     body = await read_json(request)
-    avatar_id = body.get("avatar_id")
-    if not isinstance(avatar_id, str) or len(avatar_id) != 32:
-        return error(422, "avatar_id_invalid", "avatar_id must be the gateway's 32-character file id.")
+    avatar_id = domain.clean_avatar_id(body.get("avatar_id"))
     target = await load_operator(request, request.match_info["id"])
-    await run(request, f"operator-{target.id}", domain.evolve_operator,
+    await run(request, operator_stream(target.id), domain.evolve_operator,
               lambda t: domain.decide_avatar(me, t, avatar_id))
     return ok(operator_view(await operator_row(request, target.id), private=True))
 
@@ -368,10 +425,15 @@ def template_view(row: asyncpg.Record) -> dict[str, Any]:
     return {"id": row["id"], "title": row["title"], "text": row["text"]}
 
 
+SEARCH_WORDS_MAX = 10
+SEARCH_WORD_MAX = 100
+
+
 def search_query(q: str) -> str:
-    """'дост кур' -> 'дост:* & кур:*': every word, as a prefix."""
-    words = [w for w in "".join(c if c.isalnum() else " " for c in q.lower()).split() if w][:10]
-    return " & ".join(f"{w}:*" for w in words)
+    """'дост кур' -> 'дост:* & кур:*': every word, as a prefix (at most 10 words of at
+    most 100 characters: PostgreSQL refuses overlong words)."""
+    words = [w[:SEARCH_WORD_MAX] for w in "".join(c if c.isalnum() else " " for c in q.lower()).split()]
+    return " & ".join(f"{w}:*" for w in words[:SEARCH_WORDS_MAX])
 
 
 async def list_templates(request: web.Request) -> web.Response:
@@ -391,18 +453,17 @@ async def list_templates(request: web.Request) -> web.Response:
 
 
 async def _template(request: web.Request) -> domain.Template | None:
-    try:
-        template_id = str(uuid.UUID(request.match_info["id"]))
-    except ValueError:
+    template_id = domain.uuid_or_none(request.match_info["id"])
+    if template_id is None:
         raise domain.not_found("Template")
-    return domain.fold(domain.evolve_template, await request.app[STORE].load(f"template-{template_id}"))
+    return domain.fold(domain.evolve_template, await request.app[STORE].load(template_stream(template_id)))
 
 
 async def create_template(request: web.Request) -> web.Response:
     me = actor(request)
     body = await read_json(request)
     template_id = str(uuid.uuid4())
-    outcome = await run(request, f"template-{template_id}", domain.evolve_template,
+    outcome = await run(request, template_stream(template_id), domain.evolve_template,
                         lambda _: domain.decide_create_template(me, template_id, body.get("title"), body.get("text")))
     row = await request.app[POOL].fetchrow("select id::text, title, text from templates where id = $1",
                                            outcome.result["stream_id"].removeprefix("template-"))
@@ -414,7 +475,7 @@ async def update_template(request: web.Request) -> web.Response:
     body = await read_json(request)
     template = await _template(request)
     domain.decide_update_template(me, template, body.get("title"), body.get("text"))
-    await run(request, f"template-{template.id}", domain.evolve_template,
+    await run(request, template_stream(template.id), domain.evolve_template,
               lambda t: domain.decide_update_template(me, t, body.get("title"), body.get("text")))
     row = await request.app[POOL].fetchrow("select id::text, title, text from templates where id = $1", template.id)
     return ok(template_view(row))
@@ -424,7 +485,7 @@ async def delete_template(request: web.Request) -> web.Response:
     me = actor(request)
     template = await _template(request)
     domain.decide_delete_template(me, template)
-    await run(request, f"template-{template.id}", domain.evolve_template,
+    await run(request, template_stream(template.id), domain.evolve_template,
               lambda t: domain.decide_delete_template(me, t))
     return web.Response(status=204)
 
@@ -447,18 +508,19 @@ ROUTES = [
     ("DELETE", "/api/operators/{id}", remove),
     ("POST", "/api/operators/{id}/deactivate", deactivate),
     ("POST", "/api/operators/{id}/reactivate", reactivate),
-    ("PUT", "/api/operators/{id}/avatar", set_avatar),
     ("GET", "/api/templates", list_templates),
     ("POST", "/api/templates", create_template),
     ("PATCH", "/api/templates/{id}", update_template),
     ("DELETE", "/api/templates/{id}", delete_template),
     ("POST", "/internal/sessions/verify", verify),
     ("GET", "/internal/operators/{id}/avatar-permission", can_set_avatar),
+    ("PUT", "/internal/operators/{id}/avatar", set_avatar),
 ]
 
 
 def add_routes(app: web.Application) -> None:
-    app.middlewares.append(email_taken_middleware)
-    app.middlewares.append(session_middleware)
+    accounts.rotate_seconds(), accounts.rotation_grace_seconds()  # a malformed setting stops the start, not requests
+    app.middlewares.append(session_middleware)   # outer: sees the mapped refusals, to hand a rotated token back
+    app.middlewares.append(refusals_middleware)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)

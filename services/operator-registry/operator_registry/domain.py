@@ -2,16 +2,23 @@
 
 No I/O here. `evolve(state, event)` folds one event into an aggregate's state;
 the `decide_*` functions check a command against the state and the acting operator
-and return the events to append, or raise Rejected with a code and a message."""
+and return the events to append, or raise a DomainError (Forbidden, Invalid, NotFound,
+Conflict) with a code and a message; the HTTP layer maps each kind to a status in one
+place (api.refusals_middleware).
+
+Input is taken as the JSON the client sent: every field is checked for its type (a
+boolean is a JSON boolean, never a truthy string), and control characters are stripped
+from one-line text (names, titles) or refused (emails, sites)."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from parley.contract import canonical_uuid
 from parley.envelope import Event, new_event
-from parley.http import Rejected
 
 from operator_registry.widget_texts import LANGUAGES, TextsRejected, validate_overrides
 
@@ -23,18 +30,46 @@ SITES_MAX = 50
 TEMPLATE_TITLE_MAX = 100
 TEMPLATE_TEXT_MAX = 2000
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# A project id as it appears in the snippet's data-project and in every event's envelope
+# (at most 100 characters there).
+PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+AVATAR_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def forbidden(message: str) -> Rejected:
-    return Rejected(403, "forbidden", message)
+class DomainError(Exception):
+    """A command refused by the rules: a machine-readable code and a human message."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
 
 
-def invalid(code: str, message: str) -> Rejected:
-    return Rejected(422, code, message)
+class Forbidden(DomainError):
+    """The actor may not do this."""
 
 
-def not_found(what: str) -> Rejected:
-    return Rejected(404, "not_found", f"{what} not found")
+class Invalid(DomainError):
+    """The input breaks a rule of its field."""
+
+
+class NotFound(DomainError):
+    """No such thing, or not one the actor may know about."""
+
+
+class Conflict(DomainError):
+    """The thing exists already."""
+
+
+def forbidden(message: str, code: str = "forbidden") -> Forbidden:
+    return Forbidden(code, message)
+
+
+def invalid(code: str, message: str) -> Invalid:
+    return Invalid(code, message)
+
+
+def not_found(what: str) -> NotFound:
+    return NotFound("not_found", f"{what} not found")
 
 
 @dataclass(frozen=True)
@@ -143,23 +178,69 @@ def fold(evolve, events: list[Event]):
 
 # ---- validation ---------------------------------------------------------------
 
+def _is_control(c: str) -> bool:
+    return unicodedata.category(c) == "Cc"
+
+
+def one_line(text: str) -> str:
+    """Whitespace of any kind collapsed to single spaces, other control characters dropped."""
+    return " ".join("".join(" " if c.isspace() else c for c in text if c.isspace() or not _is_control(c)).split())
+
+
+def multi_line(text: str) -> str:
+    """Line breaks (CRLF and CR become LF) and tabs kept, other control characters dropped."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(c for c in text if c in "\n\t" or not _is_control(c)).strip()
+
+
+def uuid_or_none(value: Any) -> str | None:
+    """contract.canonical_uuid, never raising: its pattern's `$` lets a trailing newline
+    through to uuid.UUID, which then raises ValueError."""
+    try:
+        return canonical_uuid(value)
+    except ValueError:
+        return None
+
+
+def valid_project_id(value: Any) -> bool:
+    return isinstance(value, str) and PROJECT_ID.fullmatch(value) is not None
+
+
+def check_bool(value: Any, field: str) -> bool:
+    """A JSON boolean, nothing else: `bool("false")` is True, and that once made admins."""
+    if not isinstance(value, bool):
+        raise invalid(f"{field}_invalid", f"{field} must be true or false (a JSON boolean).")
+    return value
+
+
+def clean_avatar_id(avatar_id: Any) -> str:
+    if not isinstance(avatar_id, str) or not AVATAR_ID.fullmatch(avatar_id):
+        raise invalid("avatar_id_invalid", "avatar_id must be the gateway's file id: 32 lowercase hex characters.")
+    return avatar_id
+
+
 def clean_name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str):
+        raise invalid("name_required", "Display name is required (a string).")
+    name = one_line(name)
+    if not name:
         raise invalid("name_required", "Display name is required.")
-    name = " ".join(name.split())
     if len(name) > NAME_MAX:
         raise invalid("name_too_long", f"Display name is {len(name)} characters; at most {NAME_MAX}.")
     return name
 
 
 def clean_email(email: Any) -> str:
-    if not isinstance(email, str) or not _EMAIL.match(email.strip()) or len(email.strip()) > EMAIL_MAX:
+    email = email.strip() if isinstance(email, str) else ""
+    if not _EMAIL.match(email) or len(email) > EMAIL_MAX or any(_is_control(c) for c in email):
         raise invalid("email_invalid", "Enter a valid email address, like name@example.com.")
-    return email.strip()
+    return email
 
 
 def check_password(password: Any) -> str:
-    if not isinstance(password, str) or len(password) < PASSWORD_MIN:
+    if not isinstance(password, str):
+        raise invalid("password_invalid", "The password must be a string.")
+    if len(password) < PASSWORD_MIN:
         raise invalid("password_too_short", f"The password must be at least {PASSWORD_MIN} characters.")
     if len(password) > PASSWORD_MAX:
         raise invalid("password_too_long", f"The password must be at most {PASSWORD_MAX} characters.")
@@ -171,22 +252,39 @@ def clean_sites(sites: Any) -> list[str]:
         raise invalid("sites_invalid", f"Sites must be a list of at most {SITES_MAX} origins.")
     cleaned = []
     for site in sites:
-        parts = urlsplit(site.strip().rstrip("/")) if isinstance(site, str) else None
-        if (not parts or parts.scheme not in ("http", "https") or not parts.hostname
-                or parts.path or parts.query or parts.fragment or parts.username):
-            raise invalid("site_invalid", f"{site!r} is not an origin like https://example.com")
-        origin = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        origin = _origin(site)
+        if origin is None:
+            shown = repr(site) if len(repr(site)) <= 200 else repr(site)[:200] + "..."
+            raise invalid("site_invalid", f"{shown} is not an origin like https://example.com")
         if origin not in cleaned:
             cleaned.append(origin)
     return cleaned
 
 
+def _origin(site: Any) -> str | None:
+    """`https://Example.com/` -> `https://example.com`; None unless it is an http(s) origin."""
+    if not isinstance(site, str) or len(site) > 300 or any(_is_control(c) for c in site):
+        return None
+    try:
+        parts = urlsplit(site.strip().rstrip("/"))
+        port = parts.port  # raises ValueError when out of range
+    except ValueError:     # e.g. an unclosed IPv6 bracket
+        return None
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query
+            or parts.fragment or parts.username or parts.password is not None
+            or any(c.isspace() for c in parts.netloc)):
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
 def clean_template(title: Any, text: Any) -> tuple[str, str]:
-    if not isinstance(title, str) or not title.strip():
+    title = one_line(title) if isinstance(title, str) else ""
+    text = multi_line(text) if isinstance(text, str) else ""
+    if not title:
         raise invalid("title_required", "Template title is required.")
-    if not isinstance(text, str) or not text.strip():
+    if not text:
         raise invalid("text_required", "Template text is required.")
-    title, text = title.strip(), text.strip()
     if len(title) > TEMPLATE_TITLE_MAX:
         raise invalid("title_too_long", f"Title is {len(title)} characters; at most {TEMPLATE_TITLE_MAX}.")
     if len(text) > TEMPLATE_TEXT_MAX:
@@ -222,7 +320,9 @@ def require_manage(actor: Actor, target: Operator) -> None:
 def decide_create_project(state: Project | None, project_id: str, name: str, owner_name: str,
                           owner_email: str, language: str, owner_operator_id: str) -> list[Event]:
     if state is not None:
-        raise Rejected(409, "project_exists", f"Project {project_id!r} already exists.")
+        raise Conflict("project_exists", f"Project {project_id!r} already exists.")
+    if not valid_project_id(project_id):
+        raise invalid("project_id_invalid", "A project id is 1-100 letters, digits, '.', '_' or '-'.")
     if language not in LANGUAGES:
         raise invalid("language_invalid", f"Language must be one of {', '.join(LANGUAGES)}.")
     return [new_event("project.created", f"project-{project_id}",
@@ -272,22 +372,35 @@ def decide_add_operator(actor: Actor, operator_id: str, name: Any, email: Any, i
                         *, is_owner: bool = False) -> list[Event]:
     if not is_owner:
         require_admin(actor)
-        if is_admin:
-            require_owner(actor)
+    is_admin = check_bool(is_admin, "is_admin")
+    if is_admin and not is_owner:
+        require_owner(actor)
     return [new_event("operator.added", f"operator-{operator_id}",
                       {"operator_id": operator_id, "name": clean_name(name), "email": clean_email(email),
-                       "is_admin": bool(is_admin) or is_owner, "is_owner": is_owner},
+                       "is_admin": is_admin or is_owner, "is_owner": is_owner},
                       project_id=actor.project_id)]
 
 
+def needs_current_password(actor: Actor, target: Operator, password_given: bool) -> bool:
+    """Changing your own password takes the current one (a session left open on a shared
+    computer must not be enough to take the account over); an admin or the owner
+    resetting someone else's does not."""
+    return password_given and actor.operator_id == target.id
+
+
 def decide_update_operator(actor: Actor, target: Operator, changes: dict[str, Any],
-                           password_given: bool) -> list[Event]:
-    """Self-service: name and password. Managers: name, email, password; the owner: admin flag."""
+                           password_given: bool, *, current_password_verified: bool = False) -> list[Event]:
+    """Self-service: name and password (with the current one). Managers: name, email,
+    password; the owner: admin flag."""
     if target.removed:
         raise not_found("Operator")
     is_self = actor.operator_id == target.id
     if not is_self or "email" in changes:
         require_manage(actor, target)
+    if "is_admin" in changes:
+        check_bool(changes["is_admin"], "is_admin")
+    if needs_current_password(actor, target, password_given) and not current_password_verified:
+        raise invalid("current_password_required", "To change your password, send your current one as current_password.")
     stream, pid = f"operator-{target.id}", target.project_id
     events = []
     profile = {}
@@ -299,11 +412,11 @@ def decide_update_operator(actor: Actor, target: Operator, changes: dict[str, An
         events.append(new_event("operator.profile_changed", stream, profile, project_id=pid))
     if password_given:
         events.append(new_event("operator.password_changed", stream, {"by": actor.operator_id}, project_id=pid))
-    if "is_admin" in changes and bool(changes["is_admin"]) != target.is_admin:
+    if "is_admin" in changes and changes["is_admin"] != target.is_admin:
         require_owner(actor)
         if target.is_owner:
             raise forbidden("The owner is always an admin.")
-        events.append(new_event("operator.role_changed", stream, {"is_admin": bool(changes["is_admin"])},
+        events.append(new_event("operator.role_changed", stream, {"is_admin": changes["is_admin"]},
                                 project_id=pid))
     return events
 
@@ -331,7 +444,8 @@ def decide_remove(actor: Actor, target: Operator) -> list[Event]:
     return _lifecycle(actor, target, "operator.removed", "removed")
 
 
-def decide_avatar(actor: Actor, target: Operator, avatar_id: str) -> list[Event]:
+def decide_avatar(actor: Actor, target: Operator, avatar_id: Any) -> list[Event]:
+    avatar_id = clean_avatar_id(avatar_id)
     if target.removed:
         raise not_found("Operator")
     if actor.operator_id != target.id:
