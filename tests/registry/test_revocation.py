@@ -70,7 +70,8 @@ async def test_changing_your_own_password_keeps_this_session_and_ends_the_others
     phone = await stack.login(email, "operator-pass-1")
     phone_ws, _ = await open_socket(stack, phone)
     await asyncio.sleep(0.5)
-    r = await stack.call("PATCH", f"/api/operators/{operator_id}", laptop, json={"password": "changed-pass-99"})
+    r = await stack.call("PATCH", f"/api/operators/{operator_id}", laptop,
+                         json={"password": "changed-pass-99", "current_password": "operator-pass-1"})
     assert r.status == 200
     _, _, code = await asyncio.wait_for(closed_within(phone_ws, REVOKE_WITHIN), REVOKE_WITHIN)
     assert code == 4401
