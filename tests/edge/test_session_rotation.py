@@ -172,3 +172,42 @@ async def test_a_refusal_still_carries_the_rotated_token(stack, cast, fast_rotat
         r = await browser.get("/api/session")
         assert r.status == 200 and (await r.json())["id"] == cast.a_id
     assert await dead(stack, first)
+
+
+async def test_rotations_on_calls_behind_a_route_reach_the_client(stack, cast, fast_rotation, browser_client):
+    """Routes that call the registry with the operator's token themselves (the avatar
+    upload asks whether the caller may set it; an admin's assignment looks the assignee
+    up): a token rotated on such a call reaches the client too."""
+    from tests.registry.images import png
+    picture = png(300)
+    admin_id, _, admin_email = await stack.add_operator(cast.owner, "Ada Admin", admin=True)
+    fast_rotation()
+    boris, ada = await browser_client(), await browser_client()
+    await cookie_login(boris, cast.b_email, cast.password)
+    await cookie_login(ada, admin_email, cast.password)
+    for round_ in range(2):
+        for client, request in ((boris, lambda: boris.put(f"/api/operators/{cast.b_id}/avatar", data=picture,
+                                                          headers={"Content-Type": "application/octet-stream"})),
+                                (ada, lambda: ada.post(f"/api/conversations/{cast.cid}/assign",
+                                                       json={"operator_id": cast.b_id}))):
+            before = cookie_of(client)
+            await asyncio.sleep(PAST_GRACE)
+            r = await request()
+            assert r.status == 200, await r.text()
+            assert cookie_of(client) != before, f"{r.url.path}: the rotated token did not come back"
+            await asyncio.sleep(PAST_GRACE)
+            r = await client.get("/api/session")
+            assert r.status == 200, f"{r.url.path}: logged out after a rotation ({await r.text()})"
+
+
+async def test_logging_in_again_over_an_older_session_gives_the_new_one(stack, cast, fast_rotation, browser_client):
+    """A browser that still holds a session (due for rotation) logs in as someone else:
+    the cookie it gets is the new login's, never the old session's rotated token."""
+    fast_rotation()
+    browser = await browser_client()
+    await cookie_login(browser, cast.a_email, cast.password)
+    await asyncio.sleep(ROTATE_SECONDS + 0.6)
+    me = (await cookie_login(browser, cast.b_email, cast.password))["operator"]
+    assert me["id"] == cast.b_id
+    r = await browser.get("/api/session")
+    assert r.status == 200 and (await r.json())["id"] == cast.b_id

@@ -73,6 +73,14 @@ async def current_operator(request: web.Request) -> dict:
     return operator
 
 
+def take_rotation(request: web.Request, answer) -> None:
+    """Called after every registry call made with this request's session token: a token
+    the registry rotated while answering goes back to the client (session_rotation)."""
+    fresh = answer.headers.get(ROTATED_TOKEN_HEADER)
+    if fresh:
+        request[ROTATED] = fresh
+
+
 def secure_request(request: web.Request) -> bool:
     """Did the client reach us over https (directly, per PARLEY_PUBLIC_URL, or per a trusted proxy)?"""
     return (request.secure or env("PARLEY_PUBLIC_URL").lower().startswith("https://")

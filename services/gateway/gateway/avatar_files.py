@@ -38,6 +38,7 @@ async def upload(request: web.Request) -> web.Response:
     # Permission first: nobody stores a file for an operator they may not edit.
     allowed = await client.call("GET", path("internal", "operators", operator_id, "avatar-permission"),
                                 headers=headers)
+    auth.take_rotation(request, allowed)
     if allowed.status != 204:
         raise refusal(allowed)
     try:
@@ -54,12 +55,16 @@ async def upload(request: web.Request) -> web.Response:
     (folder / f"{avatar_id}.png").write_bytes(avatar.widget)
     (folder / f"{avatar_id}.original.{'png' if avatar.format == 'png' else 'jpg'}").write_bytes(avatar.original)
     try:
-        return ok(await client.checked("PUT", path("internal", "operators", operator_id, "avatar"),
-                                       json={"avatar_id": avatar_id}, headers=headers))
+        stored = await client.call("PUT", path("internal", "operators", operator_id, "avatar"),
+                                   json={"avatar_id": avatar_id}, headers=headers)
+        auth.take_rotation(request, stored)
+        if stored.status >= 300:
+            raise refusal(stored)
     except Rejected:
         for f in folder.glob(f"{avatar_id}.*"):
             f.unlink(missing_ok=True)
         raise
+    return ok(stored.body)
 
 
 async def serve(request: web.Request) -> web.StreamResponse:

@@ -71,6 +71,7 @@ async def assign(request: web.Request) -> web.Response:
     token, _ = auth.session_token(request)
     answer = await registry(request.app).call("GET", path("api", "operators", target_id),
                                               headers=as_caller(request, token))
+    auth.take_rotation(request, answer)
     if answer.status == 404:
         raise Rejected(404, "operator_not_found", "No such operator here.")
     if answer.status != 200:

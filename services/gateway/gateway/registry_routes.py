@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from parley.contract import ROTATED_TOKEN_HEADER, canonical_uuid
+from parley.contract import canonical_uuid
 from parley.http import MAX_JSON_BYTES, Rejected, read_body
 from parley.service_client import path
 
@@ -60,7 +60,10 @@ def forwarder(template: str):
     async def forward(request: web.Request) -> web.Response:
         upstream = upstream_path(template, request)
         body = await read_body(request, MAX_JSON_BYTES) if request.can_read_body else b""
-        token, _ = auth.session_token(request)
+        login = template == "/api/session" and request.method == "POST"
+        # A login acts for nobody yet: an older session the client still holds is not sent
+        # (the registry would rotate it, and its token would replace the new login's).
+        token = None if login else auth.session_token(request)[0]
         params = {k: request.query[k] for k in _QUERY_PARAMS.get(template, ()) if k in request.query}
         answer = await registry(request.app).call(
             request.method, upstream, body=body, params=params or None, headers=as_caller(request, token),
@@ -69,10 +72,11 @@ def forwarder(template: str):
         for name in _RESPONSE_HEADERS:
             if name in answer.headers:
                 response.headers[name] = answer.headers[name]
-        if ROTATED_TOKEN_HEADER in answer.headers:
-            request[auth.ROTATED] = answer.headers[ROTATED_TOKEN_HEADER]
-        if template == "/api/session" and request.method == "POST" and answer.status == 201:
-            auth.set_session_cookie(request, response, answer.body["token"])
+        if login:
+            if answer.status == 201:
+                auth.set_session_cookie(request, response, answer.body["token"])
+        else:
+            auth.take_rotation(request, answer)
         if template == "/api/session" and request.method == "DELETE" and answer.status < 300:
             request[auth.SESSION_CLEARED] = True
             auth.clear_session_cookie(request, response)
