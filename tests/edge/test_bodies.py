@@ -115,6 +115,29 @@ async def test_a_3_mb_avatar_is_accepted(stack, cast, bearer_client):
     assert Image.open(io.BytesIO(await r.read())).size[0] > 0
 
 
+async def test_an_avatar_over_the_limit_is_refused_however_it_is_sent(stack, cast, bearer_client):
+    def chunked_noise(total: int):
+        async def gen():
+            yield b"\x89PNG\r\n\x1a\n"
+            sent = 8
+            while sent < total:
+                piece = os.urandom(min(256 * 1024, total - sent))
+                sent += len(piece)
+                yield piece
+        return gen()
+
+    avatars = attachments_dir().parent / "avatars"
+    before = sorted(p.name for p in avatars.iterdir()) if avatars.exists() else []
+    for data in (chunked_noise(11 * MiB), b"\x89PNG\r\n\x1a\n" + os.urandom(11 * MiB)):
+        r = await bearer_client.put(f"/api/operators/{cast.b_id}/avatar", data=data,
+                                    headers={**bearer(cast.b), "Content-Type": "image/png"})
+        assert r.status == 413, await r.text()
+        assert (await r.json())["error"]["code"] == "avatar_file_too_large"
+    assert (sorted(p.name for p in avatars.iterdir()) if avatars.exists() else []) == before
+    r = await bearer_client.get(f"/api/operators/{cast.b_id}", headers=bearer(cast.b))
+    assert (await r.json())["avatar_url"] is None
+
+
 async def test_json_arriving_in_several_packets_is_read_whole(stack, cast):
     """6 KB of JSON in several TCP packets 50 ms apart, as a slow network delivers it."""
     port = stack.gateway.port

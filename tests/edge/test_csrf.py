@@ -97,6 +97,23 @@ async def test_cookie_writes_need_json_and_our_origin(stack, browser_client):
     assert r.status == 200
 
 
+async def test_the_operator_socket_takes_our_origin_only(stack, cast, browser_client):
+    """Cross-site WebSocket hijacking: a page on another port of the same host opens
+    /ws/operator and the browser sends the operator's cookie along."""
+    browser = await browser_client()
+    await cookie_login(browser, cast.b_email, cast.password)
+    for headers in ({"Origin": "http://localhost:9999"}, {"Origin": "http://127.0.0.1:9999"},
+                    {"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Sec-Fetch-Site": "same-site"}):
+        r = await browser.get("/ws/operator", headers={**headers, "Connection": "Upgrade", "Upgrade": "websocket",
+                                                       "Sec-WebSocket-Version": "13",
+                                                       "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        assert r.status == 403, (headers, r.status)
+    ws = await browser.ws_connect("/ws/operator", origin=f"http://127.0.0.1:{stack.gateway.port}")
+    assert (await ws.receive_json(timeout=10))["operator"]["id"] == cast.b_id
+    await ws.close()
+
+
 async def test_bearer_calls_are_not_checked_for_origin(stack, bearer_client):
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     for headers in ({"Origin": "http://localhost:9999"}, {"Origin": "https://evil.example"},

@@ -69,3 +69,12 @@ async def test_two_operators_stay_themselves_through_one_gateway(stack, cast, br
         assert r.status == 404
     finally:
         await a_visitor.drop()
+
+
+def test_every_service_client_is_made_without_a_cookie_jar():
+    """Clients between services come from parley.service_client.new_session (DummyCookieJar);
+    an aiohttp ClientSession made anywhere else would get the default jar back."""
+    from parley.config import REPO_ROOT
+    made = [f"{p.relative_to(REPO_ROOT)}:{n}" for folder in ("parley", "services") for p in (REPO_ROOT / folder).rglob("*.py")
+            for n, line in enumerate(p.read_text().splitlines(), 1) if "ClientSession(" in line]
+    assert made == ["parley/service_client.py:34"] or all(m.startswith("parley/service_client.py:") for m in made), made
