@@ -32,7 +32,7 @@ def canonical_uuid(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     lowered = value.lower()
-    if not _UUID.match(lowered):
+    if not _UUID.fullmatch(lowered):  # fullmatch: `$` would let a trailing newline through
         return None
     return str(uuid.UUID(lowered))
 

@@ -38,7 +38,8 @@ def unavailable(what: str) -> Rejected:
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+    return web.json_response({"error": {"code": code, "message": message}}, status=status,
+                             headers={"X-Content-Type-Options": "nosniff", **(headers or {})})
 
 
 def ok(body: Any, status: int = 200) -> web.Response:
