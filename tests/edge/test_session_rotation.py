@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from tests.edge.conftest import bearer, cookie_login, cookie_of
+from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 ROTATE_SECONDS, GRACE_SECONDS = 2, 3
 DUE = ROTATE_SECONDS + 0.6       # a wait after which the token is certainly due for rotation
@@ -211,3 +212,36 @@ async def test_logging_in_again_over_an_older_session_gives_the_new_one(stack, c
     assert me["id"] == cast.b_id
     r = await browser.get("/api/session")
     assert r.status == 200 and (await r.json())["id"] == cast.b_id
+
+
+async def test_an_operator_socket_is_judged_by_its_session_not_its_first_token(stack, fast_rotation):
+    """The socket keeps the token it connected with, which rotates away on REST calls;
+    an access event elsewhere (another session of the same operator logging out) must not
+    close it, and the end of its own session must."""
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    _, first, email = await stack.add_operator(owner, "Sofia Socket")
+    second = await stack.login(email, "operator-pass-1")
+    fast_rotation()
+    stack.gateway.session.cookie_jar.clear()  # the socket is the first session's, by its token alone
+    ws = await stack.gateway.ws_connect(f"/ws/operator?token={first}")
+    hello = await ws.receive_json(timeout=10)
+    assert hello["type"] == "hello" and hello["operator"]["session_id"] == first.split(".")[0]
+
+    await asyncio.sleep(DUE)
+    rotated = await stack.call("GET", "/api/inbox?view=mine", first)
+    current = rotated.headers["X-Parley-Session"]
+    await asyncio.sleep(PAST_GRACE)
+    assert await dead(stack, first), "the socket's own token has rotated away"
+
+    assert (await stack.call("DELETE", "/api/session", second)).status == 204  # operator.logged_out
+    try:
+        unexpected = await ws.receive(timeout=4)
+        raise AssertionError(f"the socket's session still stands, yet it got {unexpected}")
+    except asyncio.TimeoutError:
+        pass
+    assert not ws.closed
+
+    assert (await stack.call("DELETE", "/api/session", current)).status == 204
+    message = await ws.receive_json(timeout=10)
+    assert message == {"type": "session_revoked", "reason": "operator.logged_out"}
+    assert (await ws.receive(timeout=10)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)

@@ -133,6 +133,15 @@ async def verify_session(pool: asyncpg.Pool, token: object) -> Session | None:
                    due_for_rotation=current and row["due_for_rotation"], secret_hash=row["secret_hash"])
 
 
+async def session_stands(pool: asyncpg.Pool, session_id: str) -> bool:
+    """Whether a session (by id, whatever its current token) still gives access: not revoked,
+    not idle too long, its operator active. The gateway asks this for the open sockets of
+    an operator whose access changed; their tokens may have rotated since on REST calls."""
+    row = await pool.fetchrow(_SESSION_QUERY, session_id, rotate_seconds(), SESSION_IDLE_DAYS)
+    return row is not None and (row["operator_ok"] or (not row["is_operator"]
+                                                       and row["operator_id"] == row["owner_operator_id"]))
+
+
 async def rotate(pool: asyncpg.Pool, session: Session) -> str | None:
     """A fresh token for a session that is due, or None (not due, revoked meanwhile, or a
     concurrent request rotated it first: that request's client gets the new token). Call it

@@ -17,7 +17,7 @@ import asyncpg
 from aiohttp import web
 
 from parley.contract import CLIENT_ADDRESS_HEADER, ROTATED_TOKEN_HEADER, SESSION_COOKIE
-from parley.contract import operator_stream, project_stream, template_stream
+from parley.contract import canonical_uuid, operator_stream, project_stream, template_stream
 from parley.envelope import Event, new_event
 from parley.eventstore import Outcome
 from parley.http import Rejected, error_response as error, ok, read_json
@@ -244,6 +244,14 @@ async def verify(request: web.Request) -> web.Response:
     view = await me_view(request, session)
     view["rotated_token"] = await accounts.rotate(request.app[POOL], session)
     return ok(view)
+
+
+async def session_status(request: web.Request) -> web.Response:
+    """For the gateway: does this session still stand (`{"active": bool}`)?"""
+    session_id = canonical_uuid(request.match_info["session_id"])
+    if session_id is None:
+        raise Rejected(404, "not_found", "No such session.")
+    return ok({"active": await accounts.session_stands(request.app[POOL], session_id)})
 
 
 # ---- project ------------------------------------------------------------------
@@ -513,6 +521,7 @@ ROUTES = [
     ("PATCH", "/api/templates/{id}", update_template),
     ("DELETE", "/api/templates/{id}", delete_template),
     ("POST", "/internal/sessions/verify", verify),
+    ("GET", "/internal/sessions/{session_id}", session_status),
     ("GET", "/internal/operators/{id}/avatar-permission", can_set_avatar),
     ("PUT", "/internal/operators/{id}/avatar", set_avatar),
 ]
