@@ -43,8 +43,12 @@ def session_token(request: web.Request) -> tuple[str | None, bool]:
     """(token, came from the cookie)."""
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
-        return auth[7:].strip() or None, False
-    return request.cookies.get(SESSION_COOKIE) or None, True
+        token, from_cookie = auth[7:].strip() or None, False
+    else:
+        token, from_cookie = request.cookies.get(SESSION_COOKIE) or None, True
+    if token is not None and not (token.isascii() and token.isprintable()):
+        token = None  # never one of ours, and it could not be signed nor sent on
+    return token, from_cookie
 
 
 async def verify(request: web.Request, token: str) -> tuple[dict | None, str | None]:

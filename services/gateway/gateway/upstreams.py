@@ -15,6 +15,7 @@ from aiohttp import web
 from parley import internal_auth
 from parley.config import env
 from parley.contract import ACTOR_HEADER, CLIENT_ADDRESS_HEADER
+from parley.http import Rejected
 from parley.service_client import ServiceClient, new_session
 
 from gateway.client_ip import client_ip
@@ -48,8 +49,14 @@ def as_caller(request: web.Request, token: str | None = None) -> dict[str, str]:
     if token:
         headers["Authorization"] = f"Bearer {token}"
     for name in ("Idempotency-Key", "X-Correlation-Id", "Accept-Language"):
-        if name in request.headers:
-            headers[name] = request.headers[name]
+        value = request.headers.get(name)
+        if value is None:
+            continue
+        if not (value.isascii() and value.isprintable()):  # it could not be signed nor sent on
+            if name == "Idempotency-Key":
+                raise Rejected(422, "idempotency_key_invalid", "Idempotency-Key is printable ASCII characters.")
+            continue
+        headers[name] = value
     return headers
 
 
