@@ -17,7 +17,7 @@ import asyncpg
 from aiohttp import web
 
 from parley.contract import CLIENT_ADDRESS_HEADER, ROTATED_TOKEN_HEADER, SESSION_COOKIE
-from parley.contract import canonical_uuid, operator_stream, project_stream, template_stream
+from parley.contract import operator_stream, project_stream, template_stream
 from parley.envelope import Event, new_event
 from parley.eventstore import Outcome
 from parley.http import Rejected, error_response as error, ok, read_json
@@ -248,7 +248,7 @@ async def verify(request: web.Request) -> web.Response:
 
 async def session_status(request: web.Request) -> web.Response:
     """For the gateway: does this session still stand (`{"active": bool}`)?"""
-    session_id = canonical_uuid(request.match_info["session_id"])
+    session_id = domain.uuid_or_none(request.match_info["session_id"])
     if session_id is None:
         raise Rejected(404, "not_found", "No such session.")
     return ok({"active": await accounts.session_stands(request.app[POOL], session_id)})
