@@ -31,10 +31,11 @@ async def run(comps) -> dict[str, float]:
     import conversation.__main__ as conversation_main
     import gateway.__main__ as gateway_main
     import operator_registry.__main__ as registry_main
-    from gateway import visitor_socket
+    from gateway import rate_limits
 
     # One visitor sending hundreds of messages a minute is the point here, not abuse.
-    visitor_socket.MESSAGES_PER_MINUTE_PER_VISITOR = visitor_socket.MESSAGES_PER_MINUTE_PER_IP = 1_000_000
+    rate_limits.MESSAGES_PER_MINUTE_PER_VISITOR = rate_limits.MESSAGES_PER_MINUTE_PER_ADDRESS = 1_000_000
+    os.environ.setdefault("PARLEY_INTERNAL_SECRET", secrets.token_hex(32))
 
     suffix = uuid.uuid4().hex[:6]
     servers = []
@@ -43,7 +44,7 @@ async def run(comps) -> dict[str, float]:
         server = TestServer(create_app(dataclasses.replace(spec, schema=f"bench_{name}_{suffix}"), _settings(comps, name)))
         await server.start_server()
         servers.append(server)
-        return f"http://127.0.0.1:{server.port}"
+        return f"http://localhost:{server.port}"  # by host name, as deployments reach services
 
     os.environ["PARLEY_OPERATOR_REGISTRY_URL"] = await start(registry_main.SPEC, "registry")
     os.environ["PARLEY_CONVERSATION_URL"] = await start(conversation_main.SPEC, "conversation")

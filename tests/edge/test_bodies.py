@@ -166,3 +166,16 @@ async def test_json_arriving_in_several_packets_is_read_whole(stack, cast):
                                    "Transfer-Encoding": "chunked"})
     assert r.status == 201, r.describe()
     assert r.json()["text"] == template_text
+
+
+async def test_an_operator_uploads_only_to_a_conversation_they_may_see(stack, cast):
+    """A's upload to B's conversation, or to one that does not exist, is refused and kept nowhere."""
+    import uuid
+    for cid in (cast.cid, str(uuid.uuid4())):
+        r = await stack.call("POST", f"/api/conversations/{cid}/attachments", cast.a, data=b"%PDF-1.4 x",
+                             headers={"Content-Type": "application/octet-stream"})
+        assert r.status == 404, await r.text()
+    assert not attachments_dir().exists() or not list(attachments_dir().iterdir())
+    r = await stack.call("POST", f"/api/conversations/{cast.cid}/attachments", cast.b, data=b"%PDF-1.4 x",
+                         headers={"Content-Type": "application/octet-stream"})
+    assert r.status == 201

@@ -108,13 +108,20 @@ async def session_rotation(request: web.Request, handler):
         response = await handler(request)
     except Rejected as e:
         response = error_response(e.status, e.code, e.message, e.headers)
+    except web.HTTPException as e:  # aiohttp's own answers (a 404 of a handler) carry it too
+        _hand_back_rotation(request, e)
+        raise
+    _hand_back_rotation(request, response)
+    return response
+
+
+def _hand_back_rotation(request: web.Request, response: web.StreamResponse) -> None:
     rotated = request.get(ROTATED)
     if rotated and not request.get(SESSION_CLEARED) and not response.prepared:
         if session_token(request)[1]:
             set_session_cookie(request, response, rotated)
         else:
             response.headers[ROTATED_TOKEN_HEADER] = rotated
-    return response
 
 
 # ---- cross-site request forgery --------------------------------------------------------------

@@ -87,15 +87,16 @@ async def assign(request: web.Request) -> web.Response:
 
 
 async def operator_attachment(request: web.Request) -> web.Response:
+    """An operator's file for a conversation they may see (it is linked when a message carries it)."""
     me = await auth.current_operator(request)
-    conversation_id(request)
+    cid = conversation_id(request)
+    answer = await conversation(request.app).call("GET", path("internal", "conversations", cid, "summary"))
+    if answer.status >= 500:
+        raise Rejected(503, "service_unavailable", "The conversation service is not answering; try again.",
+                       headers={"Retry-After": "2"})
+    if answer.status != 200 or not audience.may_see(answer.body["project_id"], answer.body["assignee_id"], me):
+        raise Rejected(404, "not_found", "Conversation not found.")
     return files.uploaded(await files.store_upload(request, me["project"], f"operator:{me['id']}"))
-
-
-def _no_such_file() -> Rejected:
-    # A Rejected, not web.HTTPNotFound: the operator's token may have rotated on this
-    # request, and only a Rejected passes auth.session_rotation, which hands it back.
-    return Rejected(404, "not_found", "File not found.")
 
 
 async def download(request: web.Request) -> web.StreamResponse:
