@@ -1,6 +1,5 @@
 """Internal services answer signed calls only (issue: anyone reaching :8081 could list
 every conversation and reply as any operator by writing X-Parley-Actor themselves)."""
-import dataclasses
 import time
 
 import orjson

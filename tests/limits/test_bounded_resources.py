@@ -3,7 +3,6 @@ sessions per address, sockets per visitor, params before the first message, file
 uploaded and never sent."""
 from __future__ import annotations
 
-import asyncio
 import os
 
 import aiohttp

@@ -99,6 +99,10 @@ async def operator_attachment(request: web.Request) -> web.Response:
     return files.uploaded(await files.store_upload(request, me["project"], f"operator:{me['id']}"))
 
 
+def _no_such_file() -> Rejected:
+    return Rejected(404, "not_found", "File not found.")
+
+
 async def download(request: web.Request) -> web.StreamResponse:
     row = await files.file_row(request)
     if request.query.get("token") and await visitor_files.may_download(request, row):
