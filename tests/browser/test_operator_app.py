@@ -231,3 +231,26 @@ async def test_owner_only_controls_are_hidden_from_an_admin(stack, browser):
     # and the server refuses them anyway
     r = await stack.call("POST", "/api/project/chat/disable", await stack.login(email, "operator-pass-1"))
     assert r.status == 403
+
+
+async def test_an_operator_changes_their_own_password_with_the_current_one(stack, browser):
+    """The app asks for the current password when you change your own (the server requires it)."""
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    _, _, email = await stack.add_operator(owner, "Petra Password", admin=True, password="petra-password-1")
+    app = await open_app(browser, base, email, "petra-password-1")
+    await app.get_by_test_id("settings-link").click()
+    await app.get_by_test_id("settings-operators").wait_for()
+    row = app.get_by_test_id("operator-list").locator("tr", has_text="Petra Password")
+    await row.get_by_test_id("operator-edit").click()
+    await app.get_by_test_id("operator-edit-password").fill("petra-password-2")
+    await app.get_by_test_id("operator-edit-current-password").fill("not-my-password")
+    await app.get_by_test_id("operator-edit-submit").click()
+    await app.locator("[data-testid=operator-edit-form] .form-message.error:not(:empty)").wait_for()
+    await app.get_by_test_id("operator-edit-password").fill("petra-password-2")
+    await app.get_by_test_id("operator-edit-current-password").fill("petra-password-1")
+    await app.get_by_test_id("operator-edit-submit").click()
+    await app.locator("[data-testid=operator-edit-form] .form-message.ok:not(:empty)").wait_for()
+    r = await stack.gateway.post("/api/session", json={"project": "demo", "email": email,
+                                                       "password": "petra-password-2"})
+    assert r.status == 201

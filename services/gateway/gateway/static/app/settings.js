@@ -173,6 +173,9 @@ async function operatorsSection(node) {
     const name = h('input', { type: 'text', required: true, maxlength: '80', autocomplete: 'off', value: op?.name || '' });
     const email = h('input', { type: 'email', required: true, autocomplete: 'off', value: op?.email || '' });
     const password = h('input', { type: 'password', minlength: '10', autocomplete: 'new-password', required: !editing });
+    // Changing one's own password needs the current one (an admin resetting someone else's does not).
+    const ownAccount = editing && op.id === me.id;
+    const currentPassword = h('input', { type: 'password', autocomplete: 'current-password' });
     const admin = h('input', { checked: !!op?.is_admin });
     const fileInput = h('input', { type: 'file', accept: 'image/png,image/jpeg', 'data-testid': 'avatar-input' });
     const preview = h('div', { class: 'avatar-preview', 'data-testid': 'avatar-preview' },
@@ -219,6 +222,7 @@ async function operatorsSection(node) {
             if (name.value.trim() !== op.name) patch.name = name.value.trim();
             if (email.value.trim() !== (op.email || '')) patch.email = email.value.trim();
             if (password.value) patch.password = password.value;
+            if (password.value && ownAccount) patch.current_password = currentPassword.value;
             if (me.is_owner && !op.is_owner && admin.checked !== !!op.is_admin) patch.is_admin = admin.checked;
             saved = Object.keys(patch).length ? await api('PATCH', `/api/operators/${op.id}`, patch, { idempotencyKey: uuid() }) : op;
           } else {
@@ -234,6 +238,7 @@ async function operatorsSection(node) {
             say(msg, editing ? t('saved_avatar_refused') : t('added_avatar_refused'));
           } else if (editing) {
             say(msg, t('saved'), 'ok');
+            password.value = ''; currentPassword.value = '';
             op = operators.find((o) => o.id === op.id) || saved;
           } else {
             const fresh = drawForm(null);
@@ -257,6 +262,7 @@ async function operatorsSection(node) {
       field(t('display_name'), name, { testid: `${prefix}-name`, hint: t('display_name_hint') }),
       field(t('email'), email, { testid: `${prefix}-email`, hint: t('email_login_hint') }),
       field(editing ? t('new_password') : t('password'), password, { testid: `${prefix}-password`, hint: editing ? t('new_password_hint') : t('password_hint') }),
+      ownAccount ? field(t('current_password'), currentPassword, { testid: `${prefix}-current-password`, hint: t('current_password_hint') }) : null,
       showAdmin ? checkbox(t('is_admin'), admin, `${prefix}-admin`) : null,
       h('div', { class: 'field avatar-field' },
         h('label', { for: `${prefix}-avatar` }, t('avatar')),
