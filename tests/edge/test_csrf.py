@@ -150,3 +150,17 @@ async def test_cookie_uploads_need_a_file_body(stack, cast, browser_client):
     r = await browser.put(f"/api/operators/{cast.b_id}/avatar", data=picture,
                           headers={"Content-Type": "application/octet-stream"})
     assert r.status == 200, await r.text()
+
+
+async def test_the_widget_on_our_demo_page_works_for_a_logged_in_operator(stack, browser_client):
+    """The site owner tries /demo in the browser where the app is open: the cookie goes along
+    with the widget's calls, which authenticate by the visitor token and are not held to the
+    operator's rules (a text file's own type, JSON or not)."""
+    browser = await browser_client()
+    await cookie_login(browser, OWNER_EMAIL, OWNER_PASSWORD)
+    r = await browser.post("/api/visitor/session", json={"project": "demo"})
+    assert r.status == 201, await r.text()
+    token = (await r.json())["visitor_token"]
+    r = await browser.post(f"/api/visitor/attachments?token={token}", data=b"just some notes\n",
+                           headers={"Content-Type": "text/plain", "X-File-Name": "notes.txt"})
+    assert r.status == 201, await r.text()

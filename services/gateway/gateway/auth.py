@@ -35,6 +35,7 @@ _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 _FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain", ""}
 # Routes whose body is a file, not JSON (their handlers sniff the content).
 _RAW_BODY_ROUTES = {"/api/operators/{id}/avatar", "/api/conversations/{id}/attachments"}
+_VISITOR_API = "/api/visitor/"
 
 
 # ---- operators ------------------------------------------------------------------------
@@ -139,8 +140,8 @@ def same_origin(request: web.Request) -> bool:
 
 @web.middleware
 async def csrf(request: web.Request, handler):
-    if request.method not in _UNSAFE or not request.path.startswith("/api/"):
-        return await handler(request)
+    if request.method not in _UNSAFE or not request.path.startswith("/api/") or request.path.startswith(_VISITOR_API):
+        return await handler(request)  # the widget's calls use the visitor token, never the cookie
     token, from_cookie = session_token(request)
     if token is None or not from_cookie:
         return await handler(request)  # bearer (no ambient credential) or anonymous
