@@ -109,6 +109,7 @@ async def test_admin_journey_and_the_assignee_is_notified_in_another_browser(sta
 
     await admin.get_by_test_id("settings-link").click()
     await admin.get_by_test_id("settings-operators").wait_for()
+    await admin.get_by_test_id("operator-add-name").wait_for()  # the form is drawn after the list loads
     assert await admin.get_by_test_id("operator-add-admin").count() == 1  # the owner may make admins
     await admin.get_by_test_id("operator-add-name").fill("Anna Assignee")
     await admin.get_by_test_id("operator-add-email").fill("anna@example.com")
