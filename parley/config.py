@@ -32,6 +32,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "PARLEY_SESSION_ROTATION_GRACE_SECONDS": ("60", "operator-registry: how long a rotated-out token still works, for requests already in flight with it."),
     "PARLEY_OWNER_EMAIL": ("owner@parley.local", "The demo project's owner login (printed by `make run`)."),
     "PARLEY_OWNER_PASSWORD": ("parley-demo-owner", "The demo project's owner password."),
+    "PARLEY_CRM_ALLOW_PRIVATE": ("", "crm-bridge: 1 allows CRM URLs on loopback, private, link-local and other non-public addresses, and plain http (for the local CRM stand-in; `make run` and the tests set it). Unset, an admin cannot point Parley at internal services."),
 }
 
 
