@@ -126,8 +126,17 @@ async def test_runs_as_a_process(tmp_path):
                     await asyncio.sleep(0.05)
             else:
                 pytest.fail("the stand-in did not start: " + proc.stdout.read1().decode(errors="replace"))
-        assert [u["NAME"] + " " + u["LAST_NAME"] for u in users][0] == "Anna Petrova" and len(users) == 5
+        assert [u["NAME"] + " " + u["LAST_NAME"] for u in users][0] == "Anna Petrova" and len(users) == 6
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         proc.stdout.close()
+
+
+async def test_bitrix24_manager_by_email(crm):
+    if crm.kind != "bitrix24":
+        return
+    anna = await crm.adapter.manager_by_email(f" {crm.owner_email} ")
+    assert anna is not None and anna.id == "1" and anna.name == "Anna Petrova"
+    assert await crm.adapter.manager_by_email("boris.former@standin.local") is None     # inactive
+    assert await crm.adapter.manager_by_email("nobody@standin.local") is None

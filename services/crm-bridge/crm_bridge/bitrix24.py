@@ -6,7 +6,7 @@ called as `POST <webhook_url><method>.json` with a JSON body, and answers
 `{"error": "<CODE>", "error_description": "..."}`.
 
 Methods used:
-- `user.get` {"FILTER": {"ACTIVE": true}, "start": n} (pages of 50, `next` gives the
+- `user.get` {"FILTER": {"ACTIVE": true, "USER_TYPE": "employee"}, "start": n} (pages of 50, `next` gives the
   following `start`); with `"EMAIL": ...` in FILTER by `manager_by_email`;
 - `crm.lead.add` {"fields": {TITLE, NAME, PHONE/EMAIL as multi-fields
   [{"VALUE", "VALUE_TYPE": "WORK"}], COMMENTS, ASSIGNED_BY_ID, SOURCE_ID, SOURCE_DESCRIPTION,
@@ -92,10 +92,10 @@ class Bitrix24Adapter:
         return data
 
     async def managers(self) -> list[Manager]:
-        return await self._users({"ACTIVE": True})
+        return await self._users({"ACTIVE": True, "USER_TYPE": "employee"})
 
     async def manager_by_email(self, email: str) -> Manager | None:
-        users = await self._users({"ACTIVE": True, "EMAIL": email.strip()})
+        users = await self._users({"ACTIVE": True, "USER_TYPE": "employee", "EMAIL": email.strip()})
         return users[0] if users else None
 
     async def _users(self, user_filter: dict) -> list[Manager]:

@@ -152,11 +152,15 @@ async def send(session: aiohttp.ClientSession, method: str, url: str, *, timeout
     acted on a request whose answer was lost). Redirects are not followed."""
     await guard_url(url)
     try:
-        async with session.request(method, url, timeout=aiohttp.ClientTimeout(total=timeout),
+        async with session.request(method, url, timeout=aiohttp.ClientTimeout(total=timeout, connect=timeout),
                                    allow_redirects=False, **kwargs) as resp:
             return resp.status, await resp.read()
     except OutboundRefused:
         raise
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise CrmError(f"{what}: the CRM's TLS certificate was refused ({exc.certificate_error})", retryable=False) from None
+    except aiohttp.ConnectionTimeoutError:
+        raise CrmError(f"{what}: could not connect within {timeout:g}s", retryable=True, ambiguous=False) from None
     except aiohttp.ClientConnectorError as exc:
         raise CrmError(f"{what}: cannot connect ({exc.os_error or exc})", retryable=True, ambiguous=False) from None
     except (asyncio.TimeoutError, TimeoutError):

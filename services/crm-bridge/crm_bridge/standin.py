@@ -4,7 +4,7 @@
 
 It speaks two contracts:
 - Bitrix24 REST through an incoming webhook at `/rest/1/<secret>/<method>.json` (JSON
-  body): `user.get` (FILTER ACTIVE/EMAIL/ID, pages of `page_size` with `next`/`total`),
+  body): `user.get` (FILTER ACTIVE/EMAIL/ID/USER_TYPE, pages of `page_size` with `next`/`total`),
   `crm.lead.add`, `crm.lead.list` (filter by equality on any field, select, order ID,
   start), `crm.lead.get`, `crm.lead.fields`, `crm.duplicate.findbycomm` (entity_type
   LEAD, type PHONE/EMAIL). Like the real one, crm.lead.add does NOT dedupe by
@@ -14,8 +14,9 @@ It speaks two contracts:
   and the timestamp (5 minutes), dedupes by request_id, answers {"lead_id", "url"}.
 
 Seeded managers: ids 1..5 active, 1 "Anna Petrova" with the demo owner's email
-(PARLEY_OWNER_EMAIL), and 6 inactive. Leads are listed on the page at `/` and each at
-`/crm/lead/details/<id>/` (the Bitrix24 lead URL shape).
+(PARLEY_OWNER_EMAIL), 6 inactive, 7 an extranet user (left out by USER_TYPE). Leads
+are listed on the page at `/` and each at `/crm/lead/details/<id>/` (the Bitrix24
+lead URL shape).
 
 For tests (no auth: it binds 127.0.0.1 and is never deployed):
 - `POST /_faults` {"fail_next": [...], "methods"?: [...], "hang_seconds"?: 30}: the next
@@ -51,9 +52,12 @@ def seeded_users(owner_email: str) -> list[dict]:
     people = [("Anna", "Petrova", owner_email), ("Ivan", "Sidorov", "ivan.sidorov@standin.local"),
               ("Maria", "Volkova", "maria.volkova@standin.local"), ("Pavel", "Smirnov", "pavel.smirnov@standin.local"),
               ("Olga", "Kuznetsova", "olga.kuznetsova@standin.local"), ("Boris", "Former", "boris.former@standin.local")]
-    return [{"ID": str(i), "ACTIVE": i <= 5, "NAME": first, "LAST_NAME": last, "EMAIL": email,
-             "WORK_POSITION": "Sales manager", "USER_TYPE": "employee"}
-            for i, (first, last, email) in enumerate(people, start=1)]
+    users = [{"ID": str(i), "ACTIVE": i <= 5, "NAME": first, "LAST_NAME": last, "EMAIL": email,
+              "WORK_POSITION": "Sales manager", "USER_TYPE": "employee"}
+             for i, (first, last, email) in enumerate(people, start=1)]
+    users.append({"ID": "7", "ACTIVE": True, "NAME": "Partner", "LAST_NAME": "Extranet",
+                  "EMAIL": "partner@extranet.standin.local", "WORK_POSITION": "", "USER_TYPE": "extranet"})
+    return users
 
 
 def create_app(*, secret: str = "standin", webhook_secret: str = "standin-webhook-secret",
@@ -162,6 +166,8 @@ def _bitrix_call(state: dict, method: str, params: dict, user_id: str):
                 users = [u for u in users if u["ACTIVE"] == want]
             elif key == "EMAIL":
                 users = [u for u in users if u["EMAIL"].lower() == str(wanted).strip().lower()]
+            elif key == "USER_TYPE":
+                users = [u for u in users if u["USER_TYPE"] == wanted]
             elif key == "ID":
                 users = [u for u in users if u["ID"] == str(wanted)]
         start = int(params.get("start") or 0)
