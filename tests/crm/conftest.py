@@ -173,3 +173,15 @@ def make_draft(responsible_id: str | None = None, **over) -> LeadDraft:
         custom_params={"plan": "pro"})
     fields.update(over)
     return LeadDraft(**fields)
+
+
+@pytest.fixture
+async def b24(session, standin_server) -> Harness:
+    """The Bitrix24 adapter against the stand-in alone (for the stand-in's own tests)."""
+    return await _standin_harness("bitrix24", standin_server, session)
+
+
+@pytest.fixture(params=["bitrix24", "webhook"])
+async def standin_crm(request, session, standin_server) -> Harness:
+    """Each adapter the stand-in speaks to."""
+    return await _standin_harness(request.param, standin_server, session)

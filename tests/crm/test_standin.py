@@ -61,9 +61,8 @@ async def test_bitrix24_stand_in_does_not_dedupe_by_origin_id(standin_server, se
         assert resp.status == 401 and (await resp.json())["error"] == "INVALID_CREDENTIALS"
 
 
-async def test_page_lists_leads_escaped(crm, standin_server, session):
-    if crm.kind != "bitrix24":
-        return
+async def test_page_lists_leads_escaped(b24, standin_server, session):
+    crm = b24
     created = await crm.adapter.create_lead(make_draft("1", title="<script>alert(1)</script>", name="A & B"))
     async with session.get(str(standin_server.make_url("/"))) as resp:
         page = await resp.text()
@@ -73,9 +72,8 @@ async def test_page_lists_leads_escaped(crm, standin_server, session):
         assert resp.status == 200 and "&lt;script&gt;" in await resp.text()
 
 
-async def test_dropped_connection_after_create_is_ambiguous(crm):
-    if crm.kind == "amocrm":
-        return
+async def test_dropped_connection_after_create_is_ambiguous(standin_crm):
+    crm = standin_crm
     draft = make_draft("1")
     await crm.inject("drop_after_create")
     with pytest.raises(CrmError) as err:
@@ -86,9 +84,8 @@ async def test_dropped_connection_after_create_is_ambiguous(crm):
         assert (await crm.adapter.find_lead(draft.request_id)) is not None
 
 
-async def test_fault_api(standin_server, session, crm):
-    if crm.kind != "bitrix24":
-        return
+async def test_fault_api(standin_server, session, b24):
+    crm = b24
     faults = str(standin_server.make_url("/_faults"))
     async with session.post(faults, json={"fail_next": ["explode"]}) as resp:
         assert resp.status == 400
@@ -133,9 +130,8 @@ async def test_runs_as_a_process(tmp_path):
         proc.stdout.close()
 
 
-async def test_bitrix24_manager_by_email(crm):
-    if crm.kind != "bitrix24":
-        return
+async def test_bitrix24_manager_by_email(b24):
+    crm = b24
     anna = await crm.adapter.manager_by_email(f" {crm.owner_email} ")
     assert anna is not None and anna.id == "1" and anna.name == "Anna Petrova"
     assert await crm.adapter.manager_by_email("boris.former@standin.local") is None     # inactive
