@@ -25,6 +25,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "PARLEY_SHUTDOWN_TIMEOUT": ("10", "Seconds a service waits for in-flight work on SIGTERM before giving up."),
     "PARLEY_OPERATOR_REGISTRY_URL": ("http://127.0.0.1:8082", "Gateway: where operator-registry answers (`make run` sets it)."),
     "PARLEY_CONVERSATION_URL": ("http://127.0.0.1:8081", "Gateway: where the conversation service answers (`make run` sets it)."),
+    "PARLEY_CRM_BRIDGE_URL": ("http://127.0.0.1:8083", "Gateway: where crm-bridge answers (`make run` sets it)."),
     "PARLEY_VISITOR_SECRET": ("", "Gateway: the key that signs visitor tokens, 32+ random characters, the same on every gateway. `make run` generates one in PARLEY_RUN_DIR."),
     "PARLEY_TRUSTED_PROXY_HOPS": ("0", "Gateway: how many reverse proxies of yours stand in front of it (an ingress: 1). Their X-Forwarded-For entries give the client's address for throttling and rate limits; 0 trusts none."),
     "PARLEY_FILES_DIR": (".run/files", "Gateway: folder for uploaded files (avatars, attachments), stored under generated names."),

@@ -3,7 +3,7 @@ valid and invalid, to every documented operation. Whatever is sent, the answer i
 never a 5xx, and it is documented - its status code, its content type, and for JSON
 its schema (errors are `{"error": {"code", "message"}}`).
 
-The services run as real processes (operator-registry, conversation, gateway) on the
+The services run as real processes (operator-registry, conversation, crm-bridge, gateway) on the
 session's Kafka and on a PostgreSQL database of their own: schemathesis calls them
 synchronously, which an in-process aiohttp server in this thread could not answer.
 Examples are few per operation and derandomized, so the run is short and repeatable."""
@@ -37,7 +37,7 @@ SEED = 20_260_508
 # No 5xx; the status, content type and body as documented; an undocumented method is a 405 with Allow.
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           unsupported_method]
-SERVICES = ("operator_registry", "conversation", "gateway")
+SERVICES = ("operator_registry", "conversation", "crm_bridge", "gateway")
 
 
 @dataclass
@@ -106,6 +106,7 @@ def gateway(platform, tmp_path_factory):
         # reached by host name, as compose and k8s do
         "PARLEY_OPERATOR_REGISTRY_URL": f"http://localhost:{ports['operator_registry']}",
         "PARLEY_CONVERSATION_URL": f"http://localhost:{ports['conversation']}",
+        "PARLEY_CRM_BRIDGE_URL": f"http://localhost:{ports['crm_bridge']}",
         "PARLEY_VISITOR_SECRET": "schemathesis-visitor-secret-" + "v" * 32,
         "PARLEY_FILES_DIR": str(tmp / "files"),
     }}

@@ -1,6 +1,8 @@
 from pathlib import Path
 
-from parley.service import ServiceSpec, main
+from parley.service import ConsumerSpec, ServiceSpec, main
+
+from crm_bridge import api, deliveries
 
 SPEC = ServiceSpec(
     name="crm-bridge",
@@ -8,6 +10,9 @@ SPEC = ServiceSpec(
     default_port=8083,
     migrations=Path(__file__).parent / "migrations",
     owns_streams=True,
+    consumers=[ConsumerSpec("crm-bridge.leads", ["conversation.events"], deliveries.on_conversation_event)],
+    routes=api.add_routes,
+    loops=[("deliveries", deliveries.delivery_loop)],
 )
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ from aiohttp import web
 from parley.live import LiveSubscriber
 from parley.service import SETTINGS, ServiceSpec, main
 
-from gateway import (auth, avatar_files, conversations, cors, files, operator_sockets, project_config, push,
-                     rate_limits, registry_routes, upstreams, visitor_api, visitor_socket)
+from gateway import (auth, avatar_files, conversations, cors, crm_routes, files, operator_sockets, project_config,
+                     push, rate_limits, registry_routes, upstreams, visitor_api, visitor_socket)
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -71,6 +71,7 @@ def routes(app: web.Application) -> None:
     app.router.add_get("/ws/visitor", visitor_socket.visitor_socket)
     conversations.add_routes(app)
     registry_routes.add_routes(app)
+    crm_routes.add_routes(app)
 
 
 def live(topic: str, on_event):

@@ -1,4 +1,4 @@
-"""The gateway's two upstream services, one client each (parley.service_client: signed,
+"""The gateway's upstream services, one client each (parley.service_client: signed,
 no cookie jar, paths from quoted segments, one error handling).
 
     registry(app).checked("GET", path("api", "operators", operator_id), headers=...)
@@ -22,15 +22,17 @@ from gateway.client_ip import client_ip
 
 REGISTRY = web.AppKey("registry", ServiceClient)
 CONVERSATION = web.AppKey("conversation", ServiceClient)
+CRM = web.AppKey("crm", ServiceClient)
 
 
 async def clients(app: web.Application):
-    """Cleanup context: one HTTP session (no cookie jar) shared by both clients."""
+    """Cleanup context: one HTTP session (no cookie jar) shared by the clients."""
     key = internal_auth.secret()
     async with new_session() as session:
         app[REGISTRY] = ServiceClient("operator-registry", env("PARLEY_OPERATOR_REGISTRY_URL").rstrip("/"),
                                       session, key)
         app[CONVERSATION] = ServiceClient("conversation", env("PARLEY_CONVERSATION_URL").rstrip("/"), session, key)
+        app[CRM] = ServiceClient("crm-bridge", env("PARLEY_CRM_BRIDGE_URL").rstrip("/"), session, key)
         yield
 
 
@@ -40,6 +42,10 @@ def registry(app: web.Application) -> ServiceClient:
 
 def conversation(app: web.Application) -> ServiceClient:
     return app[CONVERSATION]
+
+
+def crm(app: web.Application) -> ServiceClient:
+    return app[CRM]
 
 
 def as_caller(request: web.Request, token: str | None = None) -> dict[str, str]:

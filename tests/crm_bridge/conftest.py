@@ -1,0 +1,131 @@
+"""crm-bridge in-process next to the stack (tests/stack.py): its own schema, its own
+consumer group, reading conversation.events from where the topic ends now (so earlier
+tests' lead requests are not delivered again), fast retries, and a CRM adapter chosen
+by the test. The gateway of the stack reaches it through PARLEY_CRM_BRIDGE_URL."""
+from __future__ import annotations
+
+import dataclasses
+import random
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from parley import db
+from parley.service import ConsumerSpec, create_app
+
+import crm_bridge.__main__ as crm_main
+from crm_bridge import deliveries
+from crm_bridge.crm import ClientLead, CreatedLead, CrmError, LeadDraft, Manager
+from tests.stack import by_host_name, settings
+
+MANAGERS = [Manager("5", "Anna Petrova", "anna.petrova@example.com"), Manager("9", "Oleg Default", "oleg@example.com")]
+
+
+@dataclass
+class FakeCrm:
+    """A test double of crm-bridge's port (crm.CrmAdapter): leads kept by origin marker,
+    faults played in order on create_lead ("500", "limit", "timeout_after_create",
+    "timeout_before_create")."""
+    managers_list: list[Manager] = field(default_factory=lambda: list(MANAGERS))
+    leads: dict[str, tuple[str, LeadDraft]] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)          # request ids, once per lead made
+    faults: list[str] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    kind: str = "bitrix24"
+
+    async def managers(self) -> list[Manager]:
+        self.calls.append("managers")
+        return list(self.managers_list)
+
+    async def create_lead(self, draft: LeadDraft) -> CreatedLead:
+        self.calls.append("create_lead")
+        fault = self.faults.pop(0) if self.faults else None
+        if fault == "500":
+            raise CrmError("HTTP 500 from the CRM", retryable=True)
+        if fault == "limit":
+            raise CrmError("QUERY_LIMIT_EXCEEDED: Too many requests", retryable=True)
+        if fault == "timeout_before_create":
+            raise CrmError("timeout", retryable=True, ambiguous=True)
+        lead_id = str(100 + len(self.created))
+        if draft.request_id not in self.leads:  # a real CRM has no such guard: the count below catches doubles
+            pass
+        self.leads[draft.request_id] = (lead_id, draft)
+        self.created.append(draft.request_id)
+        if fault == "timeout_after_create":
+            raise CrmError("timeout after the request was sent", retryable=True, ambiguous=True)
+        return CreatedLead(lead_id, f"https://crm.example/lead/{lead_id}")
+
+    async def find_lead(self, request_id: str) -> CreatedLead | None:
+        self.calls.append("find_lead")
+        found = self.leads.get(request_id)
+        return CreatedLead(found[0], f"https://crm.example/lead/{found[0]}") if found else None
+
+    async def client_leads(self, phone, email) -> list[ClientLead]:
+        return []
+
+    async def check(self) -> str:
+        return f"{len(self.managers_list)} managers, lead creation allowed"
+
+
+async def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            [described] = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        partitions = {p["partition"] for p in described["partitions"]}
+        assert partitions, f"no partitions for {topic}"
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+@dataclass
+class Bridge:
+    client: TestClient
+    crm: FakeCrm
+    schema: str
+
+    @property
+    def app(self):
+        return self.client.app
+
+
+@pytest.fixture
+async def bridge(platform, monkeypatch):
+    suffix = uuid.uuid4().hex[:8]
+    schema, consumer = f"crm_{suffix}", f"crm-bridge.leads.{suffix}"
+    pool = await db.create_pool(platform.database_url, schema)
+    try:
+        await db.migrate(pool, schema, crm_main.SPEC.migrations)
+        for partition, offset in (await _end_offsets(platform.bootstrap, "conversation.events")).items():
+            await pool.execute("insert into consumer_offsets (consumer, topic, partition, next_offset)"
+                               " values ($1, 'conversation.events', $2, $3)", consumer, partition, offset)
+    finally:
+        await pool.close()
+    spec = dataclasses.replace(crm_main.SPEC, schema=schema, consumers=[
+        ConsumerSpec(consumer, ["conversation.events"], deliveries.on_conversation_event)])
+    app = create_app(spec, settings(platform, "crm-bridge"))
+    crm = FakeCrm()
+    app[deliveries.TUNING] = deliveries.Tuning(backoff_base=0.02, poll_interval=0.05, rand=random.Random(7).random,
+                                               crm_timeout=2, adapter_factory=lambda *args: crm)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    monkeypatch.setenv("PARLEY_CRM_BRIDGE_URL", by_host_name(client))
+    yield Bridge(client, crm, schema)
+    await client.close()
+
+
+@pytest.fixture
+async def crm_stack(bridge, stack):
+    """The bridge first (its URL must be set before the stack's gateway starts)."""
+    return stack
