@@ -92,7 +92,8 @@ SPEC = ServiceSpec(
     routes=routes,
     loops=[("files:expiry", files.expiry_loop),
            ("live:operator.events", live("operator.events", operator_sockets.on_operator_event)),
-           ("live:conversation.events", live("conversation.events", push.on_conversation_event))],
+           ("live:conversation.events", live("conversation.events", push.on_conversation_event)),
+           ("live:lead.events", live("lead.events", push.on_lead_event))],
 )
 
 if __name__ == "__main__":

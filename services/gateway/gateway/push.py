@@ -31,18 +31,17 @@ class Summary:
     pushed_seq: int = 0   # the last seq pushed to operators: a redelivered event is not pushed twice
 
 
-async def _summary(app: web.Application, event: Event) -> Summary:
-    """Who may see the event's conversation, kept current from the events."""
+async def _summary(app: web.Application, cid: str, project_id: str, *, starts: bool = False) -> Summary:
+    """Who may see the conversation, kept current from the events."""
     cache = app[SUMMARIES]
-    cid = id_of(event.stream_id)
     if cid not in cache:
-        if event.type == "chat.conversation_started":
-            cache[cid] = Summary(event.project_id, None)
+        if starts:
+            cache[cid] = Summary(project_id, None)
         else:
             answer = await conversation(app).call("GET", path("internal", "conversations", cid, "summary"))
             if answer.status >= 500:
                 raise Rejected(503, "service_unavailable", "conversation service not answering")
-            cache[cid] = Summary(event.project_id, answer.body.get("assignee_id") if answer.status == 200 else None)
+            cache[cid] = Summary(project_id, answer.body.get("assignee_id") if answer.status == 200 else None)
     summary = cache[cid]
     cache.move_to_end(cid)
     while len(cache) > SUMMARY_CACHE:
@@ -61,7 +60,7 @@ async def on_conversation_event(app: web.Application, event: Event) -> None:
     cid = id_of(event.stream_id)
     for socket in list(app[VISITOR_SOCKETS].by_conversation.get(cid, ())):
         await socket.deliver(envelope)
-    summary = await _summary(app, event)
+    summary = await _summary(app, cid, event.project_id, starts=event.type == "chat.conversation_started")
     if event.stream_version <= summary.pushed_seq:
         return  # a duplicate on the wire (a relay retry); visitors dedupe by seq themselves
     summary.pushed_seq = event.stream_version
@@ -78,3 +77,18 @@ async def on_conversation_event(app: web.Application, event: Event) -> None:
         for socket in app[OPERATOR_SOCKETS].by_operator.get(event.data["operator_id"], ()):
             if not socket.ws.closed:
                 await socket.ws.send_json(notification)
+
+
+async def on_lead_event(app: web.Application, event: Event) -> None:
+    """A CRM outcome (lead.created / lead.failed, from crm-bridge) to the operators who may
+    see its conversation: the conversation view shows it at once. Redelivery repeats the
+    same outcome, which the app shows once."""
+    if event.type not in ("lead.created", "lead.failed"):
+        return
+    cid = event.data["conversation_id"]
+    summary = await _summary(app, cid, event.project_id)
+    message = {"type": "lead_outcome", "conversation_id": cid, "event": event.type, "at": event.occurred_at,
+               "data": event.data}
+    for socket in app[OPERATOR_SOCKETS].all():
+        if not socket.ws.closed and audience.may_see(summary.project_id, summary.assignee_id, socket.operator):
+            await socket.ws.send_json(message)
