@@ -82,7 +82,7 @@ async def test_a_full_conversation(stack):
     kinds = [e["event"] for e in transcript["events"]]
     assert "chat.note_added" in kinds and "chat.custom_params_set" in kinds and "chat.contacts_given" in kinds
     assert transcript["conversation"]["status"] == "closed"
-    assert transcript["conversation"]["contacts"] == {"name": "Vera", "phone": "+7 900 000-00-00"}
+    assert transcript["conversation"]["contacts"] == {"name": "Vera", "phone": "+79000000000"}  # E.164
     await ws.close()
 
 
@@ -160,7 +160,7 @@ async def test_a_lead_request_carries_the_transcript_without_notes(stack):
     lead = next(e for e in (await r.json())["events"] if e["event"] == "lead.requested")["data"]
     assert [m["text"] for m in lead["transcript"]] == ["I want to buy 10 licenses", "Great, your phone?", "+7 999 123-45-67"]
     assert "internal: big deal" not in str(lead)
-    assert lead["contacts"] == {"name": "Ivan", "phone": "+7 999 123-45-67"}
+    assert lead["contacts"] == {"name": "Ivan", "phone": "+79991234567"}  # normalised to E.164
     assert lead["custom_params"] == {"product": "Windows"}
     assert lead["page_url"] == "https://shop.example/p/1"
     assert lead["operator_email"] == email

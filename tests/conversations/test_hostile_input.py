@@ -98,13 +98,15 @@ def hostile_calls(cid: str, unknown: str) -> list[tuple[str, str, dict, int, str
         ("POST", messages, {"body": b"{\"text\": \xff}", "content_type": "application/json"}, 400, "invalid_json"),
         ("POST", messages, {"body": b"text=hi", "content_type": "text/plain"}, 415, "json_required"),
     ]
-    for route, code in (("params", "params_invalid"), ("contacts", "contacts_invalid")):
-        where = path("internal", "visitor", route)
-        calls += [
-            ("POST", where, {"json": {"project_id": PROJECT, "visitor_id": {}}}, 422, "visitor_required"),
-            ("POST", where, {"json": {"project_id": PROJECT, "visitor_id": "v-nobody", "params": {"a": "b"},
-                                      "name": "Vera"}}, 409, "no_conversation"),
-        ]
+    for route in ("params", "contacts"):
+        calls.append(("POST", path("internal", "visitor", route), {"json": {"project_id": PROJECT, "visitor_id": {}}},
+                      422, "visitor_required"))
+    # params need a conversation; contacts start one (the offline form), so they are refused before that
+    calls.append(("POST", path("internal", "visitor", "params"),
+                  {"json": {"project_id": PROJECT, "visitor_id": "v-nobody", "params": {"a": "b"}}}, 409,
+                  "no_conversation"))
+    calls.append(("POST", path("internal", "visitor", "contacts"),
+                  {"json": {"project_id": PROJECT, "visitor_id": "v-nobody", "phone": "12"}}, 422, "phone_invalid"))
     visitor = {"project_id": PROJECT, "visitor_id": "v-hostile"}  # has a conversation by then (see the test)
     for params, status, code in [([], 422, "params_invalid"), ("x", 422, "params_invalid"),
                                  ({"k": []}, 422, "params_invalid"), ({"k": {}}, 422, "params_invalid"),
@@ -112,8 +114,9 @@ def hostile_calls(cid: str, unknown: str) -> list[tuple[str, str, dict, int, str
                                  ({f"k{i}": "v" for i in range(21)}, 413, "params_too_many")]:
         calls.append(("POST", path("internal", "visitor", "params"), {"json": {**visitor, "params": params}},
                       status, code))
-    for contacts, code in [({"name": 5}, "contacts_invalid"), ({"phone": []}, "contacts_invalid"),
-                           ({"email": {}}, "contacts_invalid"), ({"email": "e" * 201}, "contacts_invalid"),
+    for contacts, code in [({"name": 5}, "name_invalid"), ({"phone": []}, "phone_invalid"),
+                           ({"email": {}}, "email_invalid"), ({"email": "e" * 201}, "email_invalid"),
+                           ({"phone": "call me"}, "phone_invalid"), ({"email": "vera@"}, "email_invalid"),
                            ({}, "contacts_empty"), ({"name": " \x01 "}, "contacts_empty")]:
         calls.append(("POST", path("internal", "visitor", "contacts"), {"json": {**visitor, **contacts}}, 422, code))
     lookup = path("internal", "visitor", "conversation")

@@ -264,8 +264,8 @@ def test_an_attachment_that_is_not_a_stored_file_is_invalid(attachment):
         "invalid", "attachment_invalid")
 
 
-@pytest.mark.parametrize("contacts, code", [({"name": 5}, "contacts_invalid"), ({"phone": []}, "contacts_invalid"),
-                                            ({"email": "x" * 201}, "contacts_invalid"), ({}, "contacts_empty"),
+@pytest.mark.parametrize("contacts, code", [({"name": 5}, "name_invalid"), ({"phone": []}, "phone_invalid"),
+                                            ({"email": "x" * 201}, "email_invalid"), ({}, "contacts_empty"),
                                             ({"name": "\x01 \x02"}, "contacts_empty")])
 def test_bad_contacts(contacts, code):
     assert refusal(lambda: domain.decide_contacts(started().state, contacts)) == ("invalid", code)

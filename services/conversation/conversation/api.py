@@ -207,7 +207,28 @@ async def visitor_params(request: web.Request) -> web.Response:
 
 @answers
 async def visitor_contacts(request: web.Request) -> web.Response:
-    return await _visitor_command(request, "contacts", lambda s, b: domain.decide_contacts(s, b))
+    """The contact form. Before any message it starts the conversation (with the params
+    the socket held, `custom_params`), so the offline form needs no message."""
+    body = await read_json(request)
+    project_id, visitor_id = _visitor(body)
+    domain.clean_contacts(body)  # refused before anything is started
+    try:
+        params = domain.clean_params(body.get("custom_params") or {})
+    except DomainError as e:  # a site's bad params must not cost the visitor their contacts
+        log.warning("custom params dropped", extra={"reason": e.message})
+        params = {}
+    pool, command_id = request.app[POOL], f"contacts:{uuid.uuid4()}"
+    for _ in range(3):
+        conversation_id = await _visitor_conversation(pool, project_id, visitor_id) or str(uuid.uuid4())
+        try:
+            await run(request.app[STORE], command_id, conversation_id, lambda s: domain.decide_contacts(
+                s, body, conversation_id=conversation_id, project_id=project_id, visitor_id=visitor_id,
+                page_url=body.get("page_url"), params=params))
+            return ok({"conversation_id": conversation_id})
+        except asyncpg.UniqueViolationError as e:
+            if e.constraint_name != "visitor_conversations_pkey":
+                raise
+    raise _busy()
 
 
 @answers
@@ -338,6 +359,13 @@ async def assign(request: web.Request) -> web.Response:
 
 
 @answers
+async def set_contacts(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    return await _operator_command(request, "contacts",
+                                   lambda s, me, _: domain.decide_operator_contacts(s, me, body))
+
+
+@answers
 async def request_lead(request: web.Request) -> web.Response:
     return await _operator_command(request, "lead", lambda s, me, _: domain.decide_request_lead(s, me))
 
@@ -357,6 +385,7 @@ ROUTES = [
     ("POST", "/api/conversations/{id}/status", set_status),
     ("POST", "/api/conversations/{id}/assign", assign),
     ("POST", "/api/conversations/{id}/lead", request_lead),
+    ("POST", "/api/conversations/{id}/contacts", set_contacts),
 ]
 
 

@@ -95,8 +95,9 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
                                                            "at": event.occurred_at},))
         case "chat.custom_params_set":
             return replace(state, custom_params={**state.custom_params, **d["params"]})
-        case "chat.contacts_given":
-            return replace(state, contacts={**state.contacts, **{k: v for k, v in d.items() if v}})
+        case "chat.contacts_given":  # the visitor's add to what is known; an operator's replace it
+            given = {k: d.get(k) for k in ("name", "phone", "email") if d.get(k)}
+            return replace(state, contacts=given if d.get("by_operator_id") else {**state.contacts, **given})
         case "chat.page_visited":
             return replace(state, page_url=d["page_url"])
         case "assignment.taken" | "assignment.assigned":
@@ -179,17 +180,65 @@ def clean_params(params: Any) -> dict[str, str]:
     return cleaned
 
 
-def clean_contacts(contacts: dict[str, Any]) -> dict[str, str | None]:
+EMAIL_MAX = CONTACT_MAX   # addresses may be 254 long, but the events (chat.contacts_given, lead.requested) hold 200
+PHONE_DIGITS = (5, 15)   # E.164 numbers have at most 15 digits; fewer than 5 is no phone
+_PHONE_NOISE = re.compile(r"[\s\-().\u00a0]")
+
+
+def normalise_phone(raw: str) -> str:
+    """A phone as typed, in E.164 where that is certain, else its digits as given.
+
+    Spaces, dashes, dots and parentheses go; a leading + stays (a leading 00 becomes +).
+    Russian habits: 8XXXXXXXXXX (11 digits) and 7XXXXXXXXXX become +7XXXXXXXXXX, and a
+    10-digit number starting with 9 (a mobile without its code) becomes +79XXXXXXXXX.
+    Anything else keeps its digits as given (no guessing of other countries). A phone
+    with anything but digits after that, or outside 5-15 digits, is refused."""
+    s = _PHONE_NOISE.sub("", raw)
+    plus = s.startswith("+")
+    digits = s[1:] if plus else s
+    if not plus and digits.startswith("00"):
+        plus, digits = True, digits[2:]
+    if not re.fullmatch(r"[0-9]+", digits) or not PHONE_DIGITS[0] <= len(digits) <= PHONE_DIGITS[1]:
+        raise DomainError("phone_invalid", f"A phone is {PHONE_DIGITS[0]}-{PHONE_DIGITS[1]} digits, "
+                                           "with an optional leading +.")
+    if plus:
+        return "+" + digits
+    if len(digits) == 11 and digits[0] in "78":
+        return "+7" + digits[1:]
+    if len(digits) == 10 and digits[0] == "9":
+        return "+7" + digits
+    return digits
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.][^@\s]*\.[^@\s]*[^@\s.]")
+
+
+def check_email(raw: str) -> str:
+    """Light: one @, something before it, a dot inside the domain, no spaces, at most EMAIL_MAX."""
+    if len(raw) > EMAIL_MAX or not _EMAIL.fullmatch(raw):
+        raise DomainError("email_invalid", f"An email looks like name@example.com (at most {EMAIL_MAX} characters).")
+    return raw
+
+
+def clean_contacts(contacts: dict[str, Any], *, allow_empty: bool = False) -> dict[str, str | None]:
+    """{name, phone, email}: text or null, controls stripped, the phone normalised
+    (normalise_phone), the email checked (check_email). Refusals name the field:
+    name_invalid, phone_invalid, email_invalid; none given at all is contacts_empty."""
     cleaned = {}
     for key in ("name", "phone", "email"):
         value = contacts.get(key)
+        limit = EMAIL_MAX if key == "email" else CONTACT_MAX
         if value is not None and not isinstance(value, str):
-            raise DomainError("contacts_invalid", f"{key} must be text up to {CONTACT_MAX} characters.")
+            raise DomainError(f"{key}_invalid", f"{key} must be text up to {limit} characters.")
         value = strip_controls(value).strip() if value is not None else ""
-        if len(value) > CONTACT_MAX:
-            raise DomainError("contacts_invalid", f"{key} must be text up to {CONTACT_MAX} characters.")
+        if len(value) > limit:
+            raise DomainError(f"{key}_invalid", f"{key} must be text up to {limit} characters.")
+        if value and key == "phone":
+            value = normalise_phone(value)
+        elif value and key == "email":
+            value = check_email(value)
         cleaned[key] = value or None
-    if not any(cleaned.values()):
+    if not any(cleaned.values()) and not allow_empty:
         raise DomainError("contacts_empty", "Give a name, a phone or an email.")
     return cleaned
 
@@ -233,9 +282,30 @@ def decide_custom_params(state: Conversation, params: Any) -> list[Event]:
                       project_id=state.project_id)]
 
 
-def decide_contacts(state: Conversation, contacts: dict[str, Any]) -> list[Event]:
-    return [new_event("chat.contacts_given", conversation_stream(state.id), clean_contacts(contacts),
-                      project_id=state.project_id)]
+def decide_contacts(state: Conversation | None, contacts: dict[str, Any], *, conversation_id: str | None = None,
+                    project_id: str | None = None, visitor_id: str | None = None, page_url: Any = None,
+                    params: dict[str, str] | None = None) -> list[Event]:
+    """The visitor's contact form. Contacts given before any message start the conversation
+    (the offline form is contacts only), with the params the socket held; contacts the
+    conversation already has append nothing (a resent form)."""
+    cleaned = clean_contacts(contacts)
+    events = []
+    if state is None:
+        if conversation_id is None:
+            raise _not_found()
+        stream = conversation_stream(conversation_id)
+        events.append(new_event("chat.conversation_started", stream,
+                                {"visitor_id": visitor_id, "page_url": clean_page_url(page_url)},
+                                project_id=project_id))
+        state = evolve(None, events[0])
+        if params:
+            events += decide_custom_params(state, params)
+    elif visitor_id is not None and state.visitor_id != visitor_id:
+        raise DomainError("forbidden", "This is not your conversation.", "forbidden")
+    elif all(state.contacts.get(k) == v for k, v in cleaned.items() if v):
+        return []
+    return events + [new_event("chat.contacts_given", conversation_stream(state.id), cleaned,
+                               project_id=state.project_id)]
 
 
 # ---- operators ------------------------------------------------------------------
@@ -305,6 +375,19 @@ def decide_note(state: Conversation | None, who: Operator, note_id: str, text: A
     return [new_event("chat.note_added", conversation_stream(state.id),
                       {"note_id": note_id, "operator_id": who.id, "operator_name": who.name,
                        "text": clean_text(text, NOTE_MAX)}, project_id=state.project_id)]
+
+
+def decide_operator_contacts(state: Conversation | None, who: Operator, contacts: Any) -> list[Event]:
+    """An operator types or corrects the contacts (assignee or admin, like replies): the
+    contacts become exactly these - a field left empty is cleared. Same contacts: nothing."""
+    state = _require_handler(state, who)
+    if not isinstance(contacts, dict):
+        raise DomainError("contacts_invalid", "Send {name, phone, email}.")
+    cleaned = clean_contacts(contacts, allow_empty=True)
+    if {k: v for k, v in cleaned.items() if v} == {k: v for k, v in state.contacts.items() if v}:
+        return []
+    return [new_event("chat.contacts_given", conversation_stream(state.id), {**cleaned, "by_operator_id": who.id},
+                      project_id=state.project_id)]
 
 
 def decide_status(state: Conversation | None, who: Operator, status: Any) -> list[Event]:

@@ -35,10 +35,14 @@ async def apply(conn: asyncpg.Connection, event: Event) -> None:
             await conn.execute("update conversations set custom_params = custom_params || $2::jsonb where id = $1",
                                cid, d["params"])
         case "chat.contacts_given":
-            given = {k: v for k, v in d.items() if v}
-            await conn.execute(
-                """update conversations set contacts = contacts || $2::jsonb,
-                          visitor_name = coalesce($3, visitor_name) where id = $1""", cid, given, d.get("name"))
+            given = {k: d.get(k) for k in ("name", "phone", "email") if d.get(k)}
+            if d.get("by_operator_id"):  # an operator's contacts replace what was known
+                await conn.execute("update conversations set contacts = $2::jsonb, visitor_name = $3 where id = $1",
+                                   cid, given, d.get("name"))
+            else:
+                await conn.execute(
+                    """update conversations set contacts = contacts || $2::jsonb,
+                              visitor_name = coalesce($3, visitor_name) where id = $1""", cid, given, d.get("name"))
         case "chat.page_visited":
             await conn.execute("update conversations set page_url = $2 where id = $1", cid, d["page_url"])
         case "assignment.taken" | "assignment.assigned":
