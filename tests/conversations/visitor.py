@@ -19,6 +19,7 @@ class ScriptedVisitor:
     events: list[dict] = field(default_factory=list)
     acks: dict[str, int] = field(default_factory=dict)
     errors: list[dict] = field(default_factory=list)
+    frames: list[dict] = field(default_factory=list)   # every frame received, as sent
     conversation_id: str | None = None
     _reader: asyncio.Task | None = None
 
@@ -41,6 +42,7 @@ class ScriptedVisitor:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
             data = msg.json()
+            self.frames.append(data)
             if data["type"] == "event":
                 assert data["seq"] > self.last_seq, f"seq {data['seq']} after {self.last_seq}: a duplicate or reorder"
                 self.last_seq = data["seq"]

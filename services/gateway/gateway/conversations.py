@@ -86,6 +86,16 @@ async def assign(request: web.Request) -> web.Response:
     return ok(_with_operator_views(result))
 
 
+async def set_contacts(request: web.Request) -> web.Response:
+    """PUT contacts: an operator types or corrects them (the assignee or an admin)."""
+    me = await auth.current_operator(request)
+    cid = conversation_id(request)
+    body = await read_json(request)
+    contacts = {k: body.get(k) for k in ("name", "phone", "email")}
+    return ok(_with_operator_views(await conversation(request.app).checked(
+        "POST", path("api", "conversations", cid, "contacts"), json=contacts, headers=as_operator(request, me))))
+
+
 async def operator_attachment(request: web.Request) -> web.Response:
     """An operator's file for a conversation they may see (it is linked when a message carries it)."""
     me = await auth.current_operator(request)
@@ -129,6 +139,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/inbox", inbox)
     app.router.add_get("/api/conversations/{id}", transcript)
     app.router.add_post("/api/conversations/{id}/assign", assign)
+    app.router.add_put("/api/conversations/{id}/contacts", set_contacts)
     app.router.add_post("/api/conversations/{id}/attachments", operator_attachment)
     app.router.add_post("/api/conversations/{id}/{action:take|messages|notes|status|lead}", command)
     app.router.add_get("/files/{id}", download)

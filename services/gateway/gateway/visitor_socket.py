@@ -166,9 +166,7 @@ async def _on_visitor_message(request: web.Request, socket: VisitorSocket, data:
             else:  # no conversation yet: they travel with the first message
                 socket.merge_params(params)
         elif kind == "contacts":
-            await client.checked("POST", path("internal", "visitor", "contacts"), json={
-                "project_id": socket.project_id, "visitor_id": socket.visitor_id,
-                **{k: data.get(k) for k in ("name", "phone", "email")}})
+            await _post_contacts(request, socket, data)
         else:
             raise Rejected(422, "type_unknown", f"Unknown message type {str(kind)[:40]!r}.")
     except Rejected as e:
@@ -191,6 +189,23 @@ async def _post_message(request: web.Request, socket: VisitorSocket, data: dict)
     await files.link(request, attachment, body["conversation_id"])
     await socket.catch_up(app)  # our own message (and anything before it) before the ack
     await socket.ws.send_json({"type": "ack", "id": data.get("id"), "seq": body["seq"]})
+
+
+async def _post_contacts(request: web.Request, socket: VisitorSocket, data: dict) -> None:
+    """The contact form: stored (starting the conversation if the visitor has not written
+    yet, with the params held on the socket), then `contacts_saved` to this socket only.
+    Contacts are never an `event` for visitors (audience.for_visitor)."""
+    app = request.app
+    if not limits(app).messages_per_visitor.allow(socket.visitor_id):
+        raise Rejected(429, "rate_limited", "You are sending too fast; wait a moment.")
+    body = await conversation(app).checked("POST", path("internal", "visitor", "contacts"), json={
+        "project_id": socket.project_id, "visitor_id": socket.visitor_id, "page_url": data.get("page_url"),
+        "custom_params": socket.params, **{k: data.get(k) for k in ("name", "phone", "email")}})
+    if socket.conversation_id is None:
+        app[VISITOR_SOCKETS].bind(socket, body["conversation_id"])
+        socket.params = {}
+    await socket.ws.send_json({"type": "contacts_saved", "id": data.get("id") if isinstance(data.get("id"), str)
+                               else None})
 
 
 async def close_all(app: web.Application) -> None:
