@@ -98,3 +98,57 @@ async def test_a_message_typed_while_the_server_is_down_survives_a_reload_and_is
     transcript = await (await stack.call("GET", f"/api/conversations/{cid}", owner)).json()
     texts = [e["data"]["text"] for e in transcript["events"] if e["event"] == "chat.visitor_message_posted"]
     assert texts == ["first, while all is well", "typed during the outage"]
+
+
+async def test_a_visitor_leaves_contacts_on_the_demo_page_and_the_operator_sees_and_corrects_them(stack, browser):
+    from tests.browser.test_operator_app import open_app, open_demo
+
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
+    visitor = await open_demo(browser, base)
+    errors = []
+    visitor.on("pageerror", lambda e: errors.append(str(e)))
+    app.on("pageerror", lambda e: errors.append(str(e)))
+
+    # before writing anything: the link opens the form above the composer
+    await visitor.click("#parley-widget button.cl")
+    form = visitor.locator("#parley-widget form.cf")
+    await form.wait_for()
+    await form.locator("input[name=name]").fill("Vera Browser")
+    await form.locator("input[name=phone]").fill("8 (900) 123-45-67")
+    await form.locator("input[name=email]").fill("vera@")
+    await form.locator("button[type=submit]").click()
+    assert await form.locator("input[name=email]").get_attribute("aria-invalid") == "true"  # checked in the widget
+    assert await form.locator(".ce").inner_text()
+    await form.locator("input[name=email]").fill("vera@example.com")
+    await form.locator("button[type=submit]").click()
+    await visitor.locator("#parley-widget .n[data-kind=contacts_saved]").wait_for(timeout=15000)
+    assert await form.is_hidden()
+
+    # the contacts started the conversation: the operator sees it live, with the name and the E.164 phone
+    row = app.get_by_test_id("inbox-row").first
+    await row.wait_for(timeout=15000)
+    await row.click()
+    contacts = app.get_by_test_id("contacts")
+    await contacts.filter(has_text="Vera Browser").wait_for(timeout=15000)
+    assert "+79001234567" in await contacts.inner_text() and "vera@example.com" in await contacts.inner_text()
+
+    # the operator takes it and corrects the phone in the side panel
+    await app.get_by_test_id("take-button").click()
+    await app.get_by_test_id("edit-contacts").click()
+    await app.get_by_test_id("contact-phone").fill("+7 900 765 43 21")
+    await app.get_by_test_id("save-contacts").click()
+    await contacts.filter(has_text="+79007654321").wait_for(timeout=15000)
+
+    # the visitor writes and gives a new email: the panel follows live
+    await visitor.fill("#parley-widget textarea", "Here is my new address")
+    await visitor.press("#parley-widget textarea", "Enter")
+    await visitor.click("#parley-widget button.cl")
+    await form.locator("input[name=email]").fill("vera.new@example.com")
+    await form.locator("button[type=submit]").click()
+    await visitor.locator("#parley-widget .n[data-kind=contacts_saved]").nth(1).wait_for(timeout=15000)
+    await contacts.filter(has_text="vera.new@example.com").wait_for(timeout=15000)
+    assert "+79007654321" in await contacts.inner_text()
+    await app.screenshot(path=screenshot_path("app-contacts"))
+    await visitor.screenshot(path=screenshot_path("widget-contacts"))
+    assert errors == [] and visitor.dialogs == [] and app.dialogs == []

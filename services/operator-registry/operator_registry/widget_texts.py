@@ -57,6 +57,10 @@ TEXT_LIMITS: dict[str, int] = {
     "contact_submit_label": _LABEL,
     "contact_thanks": _MESSAGE,
     "privacy_note": _LONG,              # under the contact form
+    "contact_open_label": _LABEL,       # the link in the chat that opens the contact form
+    "contact_cancel_label": _LABEL,     # closes the contact form without sending
+    "contact_invalid_phone": _MESSAGE,  # the phone is not 5-15 digits
+    "contact_invalid_email": _MESSAGE,  # the email does not look like name@example.com
 }
 
 # Keys whose texts may span several lines; every other key is a single line.
@@ -95,6 +99,10 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "contact_submit_label": "Отправить",
         "contact_thanks": "Спасибо! Мы свяжемся с вами в ближайшее время.",
         "privacy_note": "Отправляя форму, вы соглашаетесь на обработку персональных данных.",
+        "contact_open_label": "Оставить контакты",
+        "contact_cancel_label": "Отмена",
+        "contact_invalid_phone": "Проверьте телефон: нужны цифры, например +7 900 123-45-67.",
+        "contact_invalid_email": "Проверьте адрес почты: например, name@example.com.",
     },
     "en": {
         "launcher_label": "Chat with us",
@@ -126,6 +134,10 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "contact_submit_label": "Send",
         "contact_thanks": "Thank you! We'll be in touch soon.",
         "privacy_note": "By submitting this form, you agree to the processing of your personal data.",
+        "contact_open_label": "Leave your contacts",
+        "contact_cancel_label": "Cancel",
+        "contact_invalid_phone": "Please check the phone: digits, e.g. +1 202 555 0100.",
+        "contact_invalid_email": "Please check the email, e.g. name@example.com.",
     },
 }
 

@@ -146,7 +146,7 @@ h2{margin:0;font-size:16px;font-weight:600;line-height:1.3}
 .fn{text-decoration:underline;overflow-wrap:anywhere}.fs{opacity:.75;font-size:12px;white-space:nowrap}
 progress{display:block;width:100%;height:4px;margin-top:6px;accent-color:#a5b4fc}
 .n{align-self:center;text-align:center;font-size:13px;color:#6b7280;max-width:90%;white-space:pre-wrap}
-.n.er{color:#b91c1c}
+.n.er{color:#b91c1c}.n.ok{color:#166534}
 .wt{margin-top:10px}
 .fm{display:flex;align-items:flex-end;gap:4px;padding:10px;border-top:1px solid #e5e7eb;background:#fff}
 textarea{flex:1;min-width:0;resize:none;border:1px solid #d1d5db;border-radius:12px;padding:9px 12px;font:inherit;line-height:1.4;color:inherit;background:#fff;min-height:40px;max-height:120px;margin:0}
@@ -156,6 +156,16 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
 .ib:hover{background:#eef2ff}
 .sd{background:#4f46e5;color:#fff}.sd:hover{background:#4338ca}
 .sd svg{width:20px;height:20px}
+.cl{display:block;margin:0 10px;padding:6px 4px 0;font-size:13px;color:#4338ca;text-decoration:underline}
+.cf{display:grid;gap:6px;padding:10px 12px;border-top:1px solid #e5e7eb;background:#fff}
+.cf h3{margin:0;font-size:14px;font-weight:600}
+.cf label{display:grid;gap:2px;font-size:12px;color:#4b5563}
+.cf input{font:inherit;font-size:14px;padding:6px 10px;border:1px solid #d1d5db;border-radius:8px;color:inherit;background:#fff}
+.cf input:focus{outline:none;border-color:#4f46e5;box-shadow:0 0 0 3px rgba(79,70,229,.25)}
+.cf input[aria-invalid=true]{border-color:#dc2626}
+.ce{font-size:12px;color:#b91c1c}.ce:empty,.pn:empty{display:none}.pn{font-size:11px;color:#6b7280}
+.cb{display:flex;gap:8px;justify-content:flex-end}.cb button{padding:6px 14px;border-radius:8px}
+.cb .sd{color:#fff}.cb button:disabled{opacity:.6;cursor:default}
 @media (max-width:480px){.p{inset:0;width:auto;height:auto;max-height:none;border-radius:0}.open .la{display:none}textarea{font-size:16px}}
 @media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}`;
 
@@ -187,7 +197,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       onkeydown: e => { if (e.key === 'Escape') { e.stopPropagation(); setOpen(false); } } },
     h('div', { class: 'hd' }, h('div', null, title, h('p', null, t('online_subtitle'))),
       h('button', { class: 'x', type: 'button', 'aria-label': t('close_label'), title: t('close_label'), onclick: () => setOpen(false) }, icon(I_X))),
-    ui.cn, ui.sc,
+    ui.cn, ui.sc, contactForm(),
     h('form', { class: 'fm', onsubmit: e => { e.preventDefault(); submit(); } },
       h('button', { class: 'ib', type: 'button', 'aria-label': t('attach_label'), title: t('attach_label'), onclick: () => ui.file.click() }, icon(I_CLIP)),
       ui.file, ui.ta,
@@ -197,6 +207,59 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     const g = t('greeting');
     if (g) ui.ls.append(h('div', { class: 'm op', 'data-kind': 'greeting' }, h('div', { class: 'b' }, g)));
     D.body.append(host);
+  }
+
+  // ---- the contact form: {type:'contacts'} answered by contacts_saved or an error with its id
+  const cf = { id: null, sent: null };
+  const PHONE_NOISE = /[\s\-().\u00a0]/g, EMAIL = /^[^@\s]+@[^@\s.][^@\s]*\.[^@\s]*[^@\s.]$/;
+  // The server's rule (docs/visitor-protocol.md): E.164 where certain, else the digits as given; null if no phone.
+  function phone(v) {
+    let s = v.replace(PHONE_NOISE, ''), plus = s[0] === '+';
+    if (plus) s = s.slice(1); else if (s.startsWith('00')) { plus = true; s = s.slice(2); }
+    if (!/^[0-9]{5,15}$/.test(s)) return null;
+    if (plus) return '+' + s;
+    if (s.length === 11 && /^[78]/.test(s)) return '+7' + s.slice(1);
+    return s.length === 10 && s[0] === '9' ? '+7' + s : s;
+  }
+  function contactForm() {
+    const input = (k, type, ac) => h('input', { type, name: k, autocomplete: ac, maxlength: 200,
+      oninput: () => { ui.cf[k].removeAttribute('aria-invalid'); ui.ce.textContent = ''; } });
+    ui.cf = { name: input('name', 'text', 'name'), phone: input('phone', 'tel', 'tel'), email: input('email', 'email', 'email') };
+    ui.ce = h('div', { class: 'ce', role: 'alert' });
+    ui.cs = h('button', { class: 'sd', type: 'submit' }, t('contact_submit_label'));
+    ui.cform = h('form', { class: 'cf', hidden: true, novalidate: true, 'aria-label': t('contact_form_title'),
+      onsubmit: e => { e.preventDefault(); giveContacts(); } },
+    h('h3', null, t('contact_form_title')),
+    ...['name', 'phone', 'email'].map(k => h('label', null, t(k + '_label'), ui.cf[k])),
+    ui.ce, h('div', { class: 'pn' }, t('privacy_note')),
+    h('div', { class: 'cb' }, h('button', { type: 'button', onclick: () => showForm(false) }, t('contact_cancel_label')), ui.cs));
+    ui.cl = h('button', { class: 'cl', type: 'button', 'aria-expanded': 'false', onclick: () => showForm(ui.cform.hidden) }, t('contact_open_label'));
+    return h('div', null, ui.cl, ui.cform);
+  }
+  function showForm(o) {
+    ui.cform.hidden = !o; ui.cl.setAttribute('aria-expanded', String(o));
+    if (o) ui.cf.name.focus(); else ui.ta.focus({ preventScroll: true });
+  }
+  function bad(k, text) { ui.cf[k].setAttribute('aria-invalid', 'true'); ui.cf[k].focus(); ui.ce.textContent = text; }
+  function giveContacts() {
+    const v = k => ui.cf[k].value.trim() || null, m = { type: 'contacts', id: uuid(), name: v('name'), phone: v('phone'), email: v('email'), page_url: location.href };
+    if (m.phone && !(m.phone = phone(m.phone))) return bad('phone', t('contact_invalid_phone'));
+    if (m.email && !EMAIL.test(m.email)) return bad('email', t('contact_invalid_email'));
+    if (!m.name && !m.phone && !m.email) return bad('name', '');
+    cf.id = m.id; cf.sent = m; ui.cs.disabled = true;
+    if (connected) send(m); else connect(); // sent on hello
+  }
+  function contactsAnswer(m) {
+    if (m.type === 'contacts_saved') {
+      cf.id = cf.sent = null; ui.cs.disabled = false;
+      for (const k in ui.cf) ui.cf[k].value = '';
+      showForm(false);
+      return mutate(() => ui.ls.append(notice(t('contact_thanks'), 'contacts_saved', 'ok')), true);
+    }
+    if (RETRYABLE.includes(m.code)) return setTimeout(() => { if (cf.sent) send(cf.sent); }, 2000);
+    cf.id = cf.sent = null; ui.cs.disabled = false;
+    const k = { phone_invalid: 'phone', email_invalid: 'email', name_invalid: 'name' }[m.code] || 'name';
+    bad(k, k === 'phone' || k === 'email' ? t(`contact_invalid_${k}`) : String(m.message || m.code || ''));
   }
 
   function setOpen(o) {
@@ -473,12 +536,14 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       connected = true; attempt = 0; helloAt = Date.now();
       if (ui.cn.getAttribute('data-notice') === 'reconnecting') conn('reconnected');
       if (paramsSet) send({ type: 'params', params: { ...params } });
+      if (cf.sent) send(cf.sent);
       for (const e of readOutbox()) { // resent in order, same ids, by pump()
         if (!byId.has(e.id)) pending(e);
         else { const el = byId.get(e.id); if (el.getAttribute('data-status') === 'pending') status(el, '', '…'); }
       }
       inFlight = null; pump();
-    } else if (m.type === 'event') event(m);
+    } else if (m.id && m.id === cf.id && (m.type === 'contacts_saved' || m.type === 'error')) contactsAnswer(m);
+    else if (m.type === 'event') event(m);
     else if (m.type === 'ack') {
       if (typeof m.id !== 'string') return;
       unqueue(m.id);

@@ -18,6 +18,7 @@ export function createConversationView(ctx) {
   let loadToken = 0;
   let operators = null;
   let closePopover = null;
+  let contactsForm = null;      // the side panel's contact editor while it is open (kept across re-renders)
 
   // ---- layout -------------------------------------------------------------------------
   const backButton = h('button', { class: 'btn btn-ghost back', type: 'button', onclick: () => ctx.closeConversation() },
@@ -83,7 +84,7 @@ export function createConversationView(ctx) {
     if (id === conversationId) return;
     closePopoverIfAny();
     id = conversationId; conversation = null; seen = new Set(); maxSeq = 0;
-    pendingAttachment = null; sendKey = null; renderAttachment();
+    pendingAttachment = null; sendKey = null; contactsForm = null; renderAttachment();
     empty.hidden = true; view.hidden = false;
     clear(transcript); clear(side); clear(actions);
     title.textContent = t('loading'); subtitle.textContent = '';
@@ -175,8 +176,8 @@ export function createConversationView(ctx) {
       case 'lead.requested':
         return system(t('sys_lead'), time);
       case 'chat.contacts_given': {
-        const given = ['name', 'phone', 'email'].map((k) => d[k]).filter(Boolean).join(', ');
-        return system(t('sys_contacts', { contacts: given }), time);
+        const given = ['name', 'phone', 'email'].map((k) => d[k]).filter(Boolean).join(', ') || '—';
+        return system(t(d.by_operator_id ? 'sys_contacts_by_operator' : 'sys_contacts', { contacts: given }), time);
       }
       case 'chat.page_visited':
         return system(t('sys_page', { url: d.page_url }), time);
@@ -269,8 +270,13 @@ export function createConversationView(ctx) {
     fact(t('contact_name'), contacts.name || r.visitor_name);
     fact(t('contact_phone'), contacts.phone);
     fact(t('contact_email'), contacts.email);
-    side.append(h('h3', null, t('visitor')),
-      dl.children.length ? dl : h('p', { class: 'muted' }, t('no_contacts')));
+    dl.dataset.testid = 'contacts';
+    side.append(h('h3', null, t('visitor')), contactsForm
+      || (dl.children.length ? dl : h('p', { class: 'muted', 'data-testid': 'contacts' }, t('no_contacts'))));
+    if (!contactsForm && canAct()) {
+      side.append(h('button', { class: 'btn btn-small', type: 'button', 'data-testid': 'edit-contacts',
+        onclick: () => editContacts(contacts) }, t('edit_contacts')));
+    }
     side.append(h('h3', null, t('page')), r.page_url ? h('p', { class: 'page-url' }, safeLink(r.page_url)) : h('p', { class: 'muted' }, '—'));
     const params = Object.entries(r.custom_params || {});
     const pdl = h('dl', { class: 'facts params', 'data-testid': 'custom-params' });
@@ -281,6 +287,45 @@ export function createConversationView(ctx) {
     info.append(h('dt', null, t('crm')), h('dd', null, r.lead_requested_at
       ? `${t('lead_requested')} · ${formatDateTime(r.lead_requested_at)}` : t('lead_not_sent')));
     side.append(h('h3', null, t('conversation')), info);
+  }
+
+  /** The assignee or an admin types or corrects the contacts: PUT replaces them (an empty field is cleared). */
+  function editContacts(contacts) {
+    const key = uuid();
+    const inputs = {};
+    const error = h('p', { class: 'form-error', role: 'alert' });
+    const labels = { name: 'contact_name', phone: 'contact_phone', email: 'contact_email' };
+    const types = { name: 'text', phone: 'tel', email: 'email' };
+    const form = h('form', { class: 'contacts-form', 'data-testid': 'contacts-form', novalidate: true, onsubmit: save });
+    for (const k of ['name', 'phone', 'email']) {
+      inputs[k] = h('input', { type: types[k], name: k, maxlength: '200', value: contacts[k] || '',
+        'data-testid': `contact-${k}`, oninput: () => { error.textContent = ''; } });
+      form.append(h('label', { class: 'contacts-field' }, h('span', null, t(labels[k])), inputs[k]));
+    }
+    const saveButton = h('button', { class: 'btn btn-primary btn-small', type: 'submit', 'data-testid': 'save-contacts' }, t('save'));
+    form.append(error, h('div', { class: 'form-actions' }, saveButton,
+      h('button', { class: 'btn btn-ghost btn-small', type: 'button', onclick: () => { contactsForm = null; renderHead(); } },
+        t('cancel'))));
+    const forId = id;
+    async function save(e) {
+      e.preventDefault();
+      saveButton.disabled = true;
+      const body = Object.fromEntries(Object.entries(inputs).map(([k, i]) => [k, i.value.trim() || null]));
+      try {
+        const result = await api('PUT', `/api/conversations/${forId}/contacts`, body, { idempotencyKey: key });
+        if (forId === id) contactsForm = null;
+        applyResult(forId, result);
+      } catch (err) {
+        const field = { name_invalid: 'name', phone_invalid: 'phone', email_invalid: 'email' }[err.code];
+        error.textContent = field ? t(`contact_${field}_invalid`) : (err.message || t('network_error'));
+        if (field) inputs[field].focus();
+      } finally {
+        saveButton.disabled = false;
+      }
+    }
+    contactsForm = form;
+    renderHead();
+    inputs.name.focus();
   }
 
   function toggleDetails(force) {

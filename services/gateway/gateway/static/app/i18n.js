@@ -45,6 +45,10 @@ const en = {
   sys_started: 'Conversation started', sys_taken: '{name} took the conversation into work',
   sys_assigned: '{by} assigned the conversation to {name}', sys_status: 'Status: {status}',
   sys_lead: 'Sent to CRM — lead requested', sys_contacts: 'The visitor left contacts: {contacts}',
+  sys_contacts_by_operator: 'Contacts corrected: {contacts}', edit_contacts: 'Edit contacts',
+  contact_name_invalid: 'Check the name (at most 200 characters).',
+  contact_phone_invalid: 'Check the phone: 5-15 digits, e.g. +7 900 123-45-67.',
+  contact_email_invalid: 'Check the email, e.g. name@example.com.',
   sys_page: 'The visitor opened {url}',
   contact_name: 'Name', contact_phone: 'Phone', contact_email: 'Email', no_contacts: 'No contacts given yet.',
   page: 'Page', custom_params: 'Site parameters', no_params: 'None.', started: 'Started', crm: 'CRM',
@@ -91,7 +95,9 @@ const en = {
   text_reconnecting: 'Reconnecting', text_reconnected: 'Reconnected', text_chat_unavailable: 'Chat unavailable',
   text_contact_form_title: 'Contact form title', text_name_label: 'Name label', text_phone_label: 'Phone label',
   text_email_label: 'Email label', text_contact_submit_label: 'Contact form button', text_contact_thanks: 'Thanks message',
-  text_privacy_note: 'Privacy note',
+  text_privacy_note: 'Privacy note', text_contact_open_label: 'Link that opens the form',
+  text_contact_cancel_label: 'Form cancel button', text_contact_invalid_phone: 'Wrong phone',
+  text_contact_invalid_email: 'Wrong email',
   // durations
   d_s: '{n} s', d_m: '{n} min', d_hm: '{h} h {m} min', d_d: '{n} d',
 };
@@ -135,6 +141,10 @@ const ru = {
   sys_started: 'Диалог начат', sys_taken: '{name} взял(а) диалог в работу',
   sys_assigned: '{by} назначил(а) диалог: {name}', sys_status: 'Статус: {status}',
   sys_lead: 'Отправлено в CRM — заявка создаётся', sys_contacts: 'Посетитель оставил контакты: {contacts}',
+  sys_contacts_by_operator: 'Контакты исправлены: {contacts}', edit_contacts: 'Изменить контакты',
+  contact_name_invalid: 'Проверьте имя (не длиннее 200 символов).',
+  contact_phone_invalid: 'Проверьте телефон: 5–15 цифр, например +7 900 123-45-67.',
+  contact_email_invalid: 'Проверьте почту, например name@example.com.',
   sys_page: 'Посетитель открыл {url}',
   contact_name: 'Имя', contact_phone: 'Телефон', contact_email: 'Эл. почта', no_contacts: 'Контактов пока нет.',
   page: 'Страница', custom_params: 'Параметры сайта', no_params: 'Нет.', started: 'Начат', crm: 'CRM',
@@ -179,7 +189,9 @@ const ru = {
   text_reconnecting: 'Переподключение', text_reconnected: 'Связь восстановлена', text_chat_unavailable: 'Чат недоступен',
   text_contact_form_title: 'Заголовок формы', text_name_label: 'Поле «Имя»', text_phone_label: 'Поле «Телефон»',
   text_email_label: 'Поле «Эл. почта»', text_contact_submit_label: 'Кнопка формы', text_contact_thanks: 'Благодарность',
-  text_privacy_note: 'Примечание о данных',
+  text_privacy_note: 'Примечание о данных', text_contact_open_label: 'Ссылка на форму',
+  text_contact_cancel_label: 'Кнопка отмены', text_contact_invalid_phone: 'Неверный телефон',
+  text_contact_invalid_email: 'Неверная почта',
   d_s: '{n} с', d_m: '{n} мин', d_hm: '{h} ч {m} мин', d_d: '{n} дн',
 };
 

@@ -346,7 +346,8 @@ const TEXT_GROUPS = [
   ['group_conversation', ['greeting', 'input_placeholder', 'send_label', 'attach_label', 'status_sent', 'status_delivered',
     'typing', 'waiting_for_operator', 'operator_joined', 'chat_closed', 'new_conversation_label']],
   ['group_notices', ['file_too_large', 'file_type_not_allowed', 'send_failed_retrying', 'reconnecting', 'reconnected', 'chat_unavailable']],
-  ['group_contacts', ['contact_form_title', 'name_label', 'phone_label', 'email_label', 'contact_submit_label', 'contact_thanks', 'privacy_note']],
+  ['group_contacts', ['contact_open_label', 'contact_form_title', 'name_label', 'phone_label', 'email_label', 'contact_submit_label',
+    'contact_cancel_label', 'contact_thanks', 'contact_invalid_phone', 'contact_invalid_email', 'privacy_note']],
 ];
 
 async function widgetSection(node) {

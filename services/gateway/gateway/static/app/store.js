@@ -72,10 +72,10 @@ export function applyToRow(ev) {
       row.last_message_text = preview(d); row.last_message_from = 'operator'; row.last_message_at = ev.at;
       row.unread = 0; row.waiting_since = null; break;
     case 'chat.custom_params_set': row.custom_params = { ...(row.custom_params || {}), ...d.params }; break;
-    case 'chat.contacts_given': {
-      const given = Object.fromEntries(Object.entries(d).filter(([, v]) => v));
-      row.contacts = { ...(row.contacts || {}), ...given };
-      if (d.name) row.visitor_name = d.name;
+    case 'chat.contacts_given': { // the visitor's add to what is known; an operator's replace it
+      const given = Object.fromEntries(['name', 'phone', 'email'].filter((k) => d[k]).map((k) => [k, d[k]]));
+      row.contacts = d.by_operator_id ? given : { ...(row.contacts || {}), ...given };
+      if (d.name || d.by_operator_id) row.visitor_name = d.name || null;
       break;
     }
     case 'chat.page_visited': row.page_url = d.page_url; break;
