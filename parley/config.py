@@ -42,6 +42,16 @@ def env(name: str) -> str:
     return os.environ.get(name, default)
 
 
+def shared_secret(name: str, shared_by: str) -> bytes:
+    """A key every process of one installation must hold alike (32+ random characters);
+    the process stops at once, saying how to make one, when it is missing or short."""
+    value = env(name)
+    if len(value) < 32:
+        raise SystemExit(f"{name} must be set to at least 32 random characters, the same {shared_by} "
+                         "(e.g. `openssl rand -hex 32`). `make run` generates one for you.")
+    return value.encode()
+
+
 def resolve_path(value: str) -> Path:
     path = Path(value)
     return path if path.is_absolute() else REPO_ROOT / path

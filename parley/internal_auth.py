@@ -19,7 +19,7 @@ from typing import Mapping
 
 from aiohttp import web
 
-from parley.config import env
+from parley.config import shared_secret
 from parley.contract import SIGNATURE_HEADER, SIGNED_HEADERS, TIMESTAMP_HEADER
 from parley.http import error_response
 
@@ -28,11 +28,7 @@ _OPEN_PATHS = {"/healthz", "/readyz", "/metrics"}
 
 
 def secret() -> bytes:
-    value = env("PARLEY_INTERNAL_SECRET")
-    if len(value) < 32:
-        raise SystemExit("PARLEY_INTERNAL_SECRET must be set to at least 32 random characters, the same for every "
-                         "Parley service (e.g. `openssl rand -hex 32`). `make run` generates one for you.")
-    return value.encode()
+    return shared_secret("PARLEY_INTERNAL_SECRET", "for every Parley service")
 
 
 def _canonical(method: str, path_qs: str, timestamp: str, body: bytes, headers: Mapping[str, str]) -> bytes:

@@ -7,7 +7,6 @@ import asyncio
 import logging
 
 import orjson
-import pytest
 
 from parley import kafka
 from parley.config import env

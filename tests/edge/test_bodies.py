@@ -44,6 +44,20 @@ async def kept_files(stack) -> tuple[int, list[str]]:
     folder = attachments_dir()
     return rows, sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
+PDF = b"%PDF-1.4\n"
+
+
+def chunked(head: bytes, total: int):
+    """A body of `total` bytes starting with `head`, sent without Content-Length
+    (Transfer-Encoding: chunked): only the bytes that arrive can be counted."""
+    async def gen():
+        yield head
+        sent = len(head)
+        while sent < total:
+            piece = os.urandom(min(256 * 1024, total - sent))
+            sent += len(piece)
+            yield piece
+    return gen()
 
 async def test_large_attachments_come_back_byte_for_byte(stack, cast, bearer_client):
     token = await visitor_token(stack)
@@ -75,25 +89,15 @@ async def test_a_chunked_upload_over_the_limit_is_refused_and_nothing_is_kept(st
     token = await visitor_token(stack)
     before = await kept_files(stack)
 
-    def chunked_body(total: int):
-        async def gen():  # no Content-Length: the body goes as Transfer-Encoding: chunked
-            yield b"%PDF-1.4\n"
-            sent = 9
-            while sent < total:
-                piece = os.urandom(min(256 * 1024, total - sent))
-                sent += len(piece)
-                yield piece
-        return gen()
-
-    r = await bearer_client.post("/api/visitor/attachments", params={"token": token}, data=chunked_body(11 * MiB))
+    r = await bearer_client.post("/api/visitor/attachments", params={"token": token}, data=chunked(PDF, 11 * MiB))
     assert r.status == 413, await r.text()
     assert (await r.json())["error"]["code"] == "file_too_large"
-    r = await bearer_client.post(f"/api/conversations/{cast.cid}/attachments", data=chunked_body(11 * MiB),
+    r = await bearer_client.post(f"/api/conversations/{cast.cid}/attachments", data=chunked(PDF, 11 * MiB),
                                  headers=bearer(cast.b))
     assert r.status == 413, await r.text()
     assert await kept_files(stack) == before  # no row, no file, no partial file
     # A chunked upload under the limit is whole.
-    r = await bearer_client.post(f"/api/conversations/{cast.cid}/attachments", data=chunked_body(9 * MiB),
+    r = await bearer_client.post(f"/api/conversations/{cast.cid}/attachments", data=chunked(PDF, 9 * MiB),
                                  headers=bearer(cast.b))
     assert r.status == 201, await r.text()
     assert (await r.json())["size"] == 9 * MiB
@@ -116,19 +120,9 @@ async def test_a_3_mb_avatar_is_accepted(stack, cast, bearer_client):
 
 
 async def test_an_avatar_over_the_limit_is_refused_however_it_is_sent(stack, cast, bearer_client):
-    def chunked_noise(total: int):
-        async def gen():
-            yield b"\x89PNG\r\n\x1a\n"
-            sent = 8
-            while sent < total:
-                piece = os.urandom(min(256 * 1024, total - sent))
-                sent += len(piece)
-                yield piece
-        return gen()
-
     avatars = attachments_dir().parent / "avatars"
     before = sorted(p.name for p in avatars.iterdir()) if avatars.exists() else []
-    for data in (chunked_noise(11 * MiB), b"\x89PNG\r\n\x1a\n" + os.urandom(11 * MiB)):
+    for data in (chunked(b"\x89PNG\r\n\x1a\n", 11 * MiB), b"\x89PNG\r\n\x1a\n" + os.urandom(11 * MiB)):
         r = await bearer_client.put(f"/api/operators/{cast.b_id}/avatar", data=data,
                                     headers={**bearer(cast.b), "Content-Type": "image/png"})
         assert r.status == 413, await r.text()
@@ -160,8 +154,8 @@ async def test_json_arriving_in_several_packets_is_read_whole(stack, cast):
     assert r.status == 201, r.describe()
     assert (r.json()["title"], r.json()["text"]) == (title, template_text)
     # The same body, chunked and in pieces.
-    chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 1500]), body[i:i + 1500]) for i in range(0, len(body), 1500))
-    r = await raw_request(port, "POST", "/api/templates", body=chunked + b"0\r\n\r\n", pieces=6, pause=0.05,
+    in_chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 1500]), body[i:i + 1500]) for i in range(0, len(body), 1500))
+    r = await raw_request(port, "POST", "/api/templates", body=in_chunks + b"0\r\n\r\n", pieces=6, pause=0.05,
                           headers={**bearer(cast.owner), "Content-Type": "application/json",
                                    "Transfer-Encoding": "chunked"})
     assert r.status == 201, r.describe()

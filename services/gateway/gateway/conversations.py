@@ -11,7 +11,7 @@ from parley.http import Rejected, ok, read_json
 from parley.service_client import path
 
 from gateway import audience, auth, files, visitor_files
-from gateway.upstreams import as_caller, as_operator, conversation, registry
+from gateway.upstreams import as_caller, as_operator, conversation, conversation_summary, registry
 
 ACTIONS = ("take", "messages", "notes", "status", "lead")
 _INBOX_VIEWS = ("new", "mine", "all")
@@ -100,11 +100,8 @@ async def operator_attachment(request: web.Request) -> web.Response:
     """An operator's file for a conversation they may see (it is linked when a message carries it)."""
     me = await auth.current_operator(request)
     cid = conversation_id(request)
-    answer = await conversation(request.app).call("GET", path("internal", "conversations", cid, "summary"))
-    if answer.status >= 500:
-        raise Rejected(503, "service_unavailable", "The conversation service is not answering; try again.",
-                       headers={"Retry-After": "2"})
-    if answer.status != 200 or not audience.may_see(answer.body["project_id"], answer.body["assignee_id"], me):
+    summary = await conversation_summary(request.app, cid)
+    if summary is None or not audience.may_see(summary["project_id"], summary["assignee_id"], me):
         raise Rejected(404, "not_found", "Conversation not found.")
     return files.uploaded(await files.store_upload(request, me["project"], f"operator:{me['id']}"))
 

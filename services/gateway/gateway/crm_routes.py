@@ -10,10 +10,7 @@ from parley.http import MAX_JSON_BYTES, Rejected, read_body
 from parley.service_client import path
 
 from gateway import auth
-from gateway.upstreams import as_operator, crm
-
-_RESPONSE_HEADERS = ("Content-Type", "Retry-After")
-
+from gateway.upstreams import as_operator, crm, relay
 
 async def _admin(request: web.Request) -> dict:
     me = await auth.current_operator(request)
@@ -35,11 +32,7 @@ def forwarder(*segments: str, with_id: bool = False):
         answer = await crm(request.app).call(request.method, path(*upstream), body=body,
                                              headers=as_operator(request, me),
                                              content_type=request.headers.get("Content-Type") if body else None)
-        response = web.Response(status=answer.status, body=answer.raw)
-        for name in _RESPONSE_HEADERS:
-            if name in answer.headers:
-                response.headers[name] = answer.headers[name]
-        return response
+        return relay(answer)
     return forward
 
 

@@ -74,21 +74,21 @@ def clean_name(raw: str) -> str:
     return name or "file"
 
 
-def too_large() -> Rejected:
-    return Rejected(413, "file_too_large", f"Files are limited to {MAX_FILE_BYTES // (1024 * 1024)} MiB.")
+def too_large(limit: int) -> Rejected:
+    return Rejected(413, "file_too_large", f"Files are limited to {limit // (1024 * 1024)} MiB.")
 
 
 async def receive(request: web.Request, target: Path, limit: int) -> int:
     """Stream the body into `target`, counting real bytes; 413 (and nothing kept) above `limit`."""
     if request.content_length is not None and request.content_length > limit:
-        raise Rejected(413, "file_too_large", f"Files are limited to {limit // (1024 * 1024)} MiB.")
+        raise too_large(limit)
     size = 0
     try:
         with open(target, "wb") as out:
             async for chunk in request.content.iter_chunked(_CHUNK):
                 size += len(chunk)
                 if size > limit:
-                    raise Rejected(413, "file_too_large", f"Files are limited to {limit // (1024 * 1024)} MiB.")
+                    raise too_large(limit)
                 out.write(chunk)
         return size
     except BaseException:

@@ -18,7 +18,7 @@ from aiohttp import WSCloseCode, web
 
 from parley.contract import SESSION_COOKIE, id_of
 from parley.envelope import Event
-from parley.http import Rejected, error_response
+from parley.http import Rejected, error_response, unavailable
 from parley.service_client import path
 
 from gateway import auth
@@ -89,7 +89,7 @@ async def session_stands(app: web.Application, session_id: str) -> bool:
     if answer.status == 404:
         return False
     if answer.status != 200:
-        raise Rejected(503, "service_unavailable", "operator-registry did not answer.")
+        raise unavailable("operator-registry")
     return bool(answer.body.get("active"))
 
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from parley.http import Rejected
+from parley.http import Rejected, unavailable
 from parley.service_client import path
 
 from gateway.upstreams import registry
@@ -34,8 +34,7 @@ async def get(app: web.Application, project_id: object) -> dict:
     if answer.status in (404, 422):
         raise Rejected(404, "project_not_found", "No such project.")
     if answer.status != 200 or not isinstance(answer.body, dict):
-        raise Rejected(503, "service_unavailable", "operator-registry is not answering; try again in a moment.",
-                       headers={"Retry-After": "2"})
+        raise unavailable("operator-registry")
     cache[project_id] = (time.monotonic(), answer.body)
     cache.move_to_end(project_id)
     while len(cache) > MAX_CACHED:  # only projects that exist are cached, and not too many

@@ -11,12 +11,10 @@ from aiohttp import web
 from parley.envelope import Event
 
 from parley.contract import id_of
-from parley.http import Rejected
-from parley.service_client import path
 
 from gateway import audience
 from gateway.operator_sockets import SOCKETS as OPERATOR_SOCKETS
-from gateway.upstreams import conversation
+from gateway.upstreams import conversation_summary
 from gateway.visitor_socket import VISITOR_SOCKETS
 
 log = logging.getLogger(__name__)
@@ -38,10 +36,8 @@ async def _summary(app: web.Application, cid: str, project_id: str, *, starts: b
         if starts:
             cache[cid] = Summary(project_id, None)
         else:
-            answer = await conversation(app).call("GET", path("internal", "conversations", cid, "summary"))
-            if answer.status >= 500:
-                raise Rejected(503, "service_unavailable", "conversation service not answering")
-            cache[cid] = Summary(project_id, answer.body.get("assignee_id") if answer.status == 200 else None)
+            found = await conversation_summary(app, cid)
+            cache[cid] = Summary(project_id, found["assignee_id"] if found else None)
     summary = cache[cid]
     cache.move_to_end(cid)
     while len(cache) > SUMMARY_CACHE:

@@ -15,7 +15,7 @@ from parley.http import MAX_JSON_BYTES, Rejected, read_body
 from parley.service_client import path
 
 from gateway import auth
-from gateway.upstreams import as_caller, registry
+from gateway.upstreams import as_caller, registry, relay
 
 # (method, public path); the upstream path is the same with `{id}` checked and quoted.
 ROUTES = [
@@ -42,7 +42,6 @@ ROUTES = [
     ("DELETE", "/api/templates/{id}"),
 ]
 _QUERY_PARAMS = {"/api/widget/config": ("project",), "/api/templates": ("q",)}
-_RESPONSE_HEADERS = ("Content-Type", "Retry-After")
 
 
 def upstream_path(template: str, request: web.Request) -> str:
@@ -68,10 +67,7 @@ def forwarder(template: str):
         answer = await registry(request.app).call(
             request.method, upstream, body=body, params=params or None, headers=as_caller(request, token),
             content_type=request.headers.get("Content-Type") if body else None)
-        response = web.Response(status=answer.status, body=answer.raw)
-        for name in _RESPONSE_HEADERS:
-            if name in answer.headers:
-                response.headers[name] = answer.headers[name]
+        response = relay(answer)
         if login:
             if answer.status == 201:
                 auth.set_session_cookie(request, response, answer.body["token"])

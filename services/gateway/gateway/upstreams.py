@@ -15,8 +15,8 @@ from aiohttp import web
 from parley import internal_auth
 from parley.config import env
 from parley.contract import ACTOR_HEADER, CLIENT_ADDRESS_HEADER
-from parley.http import Rejected
-from parley.service_client import ServiceClient, new_session
+from parley.http import Rejected, unavailable
+from parley.service_client import Answer, ServiceClient, new_session, path
 
 from gateway.client_ip import client_ip
 
@@ -70,3 +70,24 @@ def as_operator(request: web.Request, operator: dict[str, Any]) -> dict[str, str
     """Headers for a call made by an authenticated operator."""
     actor = {k: operator.get(k) for k in ("id", "project", "name", "is_admin", "avatar_url", "email")}
     return {**as_caller(request), ACTOR_HEADER: orjson.dumps(actor).decode()}
+
+
+_RELAYED_HEADERS = ("Content-Type", "Retry-After")
+
+
+def relay(answer: Answer) -> web.Response:
+    """An upstream answer passed on to the client as it is (status, body, type, Retry-After)."""
+    response = web.Response(status=answer.status, body=answer.raw)
+    for name in _RELAYED_HEADERS:
+        if name in answer.headers:
+            response.headers[name] = answer.headers[name]
+    return response
+
+
+async def conversation_summary(app: web.Application, conversation_id: str) -> dict | None:
+    """Who may see a conversation (`project_id`, `assignee_id`), None if there is none;
+    503 if the conversation service cannot say."""
+    answer = await conversation(app).call("GET", path("internal", "conversations", conversation_id, "summary"))
+    if answer.status >= 500:
+        raise unavailable("The conversation service")
+    return answer.body if answer.status == 200 else None

@@ -12,7 +12,7 @@ import secrets
 
 import orjson
 
-from parley.config import env
+from parley.config import shared_secret
 
 
 def _b64(raw: bytes) -> str:
@@ -24,11 +24,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _secret() -> bytes:
-    secret = env("PARLEY_VISITOR_SECRET")
-    if len(secret) < 32:
-        raise SystemExit("PARLEY_VISITOR_SECRET must be set to at least 32 random characters, the same on every "
-                         "gateway (e.g. `openssl rand -hex 32`). `make run` sets one for you.")
-    return secret.encode()
+    return shared_secret("PARLEY_VISITOR_SECRET", "on every gateway")
 
 
 def issue(project_id: str) -> tuple[str, str]:
