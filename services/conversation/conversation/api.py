@@ -4,15 +4,14 @@ The gateway authenticates visitors (signed visitor token) and operators (session
 passes who acts: visitor calls carry `project_id` and `visitor_id` in the body,
 operator calls the operator in the actor header (contract.ACTOR_HEADER, JSON), believed
 because every call here is signed (parley.internal_auth). Permissions are decided in
-domain.py; its refusals become HTTP answers in one place (`answers`). Every input gets
-a final answer: a 4xx with a code, or a 503 with Retry-After when the store is busy."""
+domain.py; its refusals become HTTP answers in one place (`refusals_middleware`).
+Every input gets a final answer: a 4xx with a code, or a 503 with Retry-After when the store is busy."""
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import uuid
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 import asyncpg
 import orjson
@@ -46,15 +45,13 @@ def _busy() -> Rejected:
                     headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
-def answers(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
-    """The one place domain refusals become HTTP answers."""
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except DomainError as e:
-            raise Rejected(_STATUS_OF[e.kind], e.code, e.message) from None
-    return wrapped
+@web.middleware
+async def refusals_middleware(request: web.Request, handler):
+    """The one place domain refusals become HTTP answers (as in operator-registry)."""
+    try:
+        return await handler(request)
+    except DomainError as e:
+        raise Rejected(_STATUS_OF[e.kind], e.code, e.message) from None
 
 
 def _text(value: Any, max_length: int, *, optional: bool = False) -> bool:
@@ -148,22 +145,43 @@ def _visitor(values: Any) -> tuple[str, str]:
     return project_id, visitor_id
 
 
-@answers
+def _site_params(body: dict[str, Any]) -> dict[str, str]:
+    """The custom params the socket held; a site's bad params must not cost the visitor
+    what they sent with them, so they are dropped (and logged) rather than refused."""
+    try:
+        return domain.clean_params(body.get("custom_params") or {})
+    except DomainError as e:
+        log.warning("custom params dropped", extra={"reason": e.message})
+        return {}
+
+
+async def _in_visitors_conversation(request: web.Request, project_id: str, visitor_id: str, command_id: str,
+                                    decide_in: Callable[[str], Callable[[domain.Conversation | None], list[Event]]]
+                                    ) -> str:
+    """Run a visitor's command in their conversation, starting it if there is none; the
+    conversation's id. Two first commands at once: the loser's row in
+    visitor_conversations is refused, and it runs again inside the winner's conversation."""
+    for _ in range(3):
+        conversation_id = (await _visitor_conversation(request.app[POOL], project_id, visitor_id)
+                           or str(uuid.uuid4()))
+        try:
+            outcome = await run(request.app[STORE], command_id, conversation_id, decide_in(conversation_id))
+            return outcome.result["conversation_id"]
+        except asyncpg.UniqueViolationError as e:
+            if e.constraint_name != "visitor_conversations_pkey":
+                raise
+    raise _busy()
+
+
 async def visitor_message(request: web.Request) -> web.Response:
     body = await read_json(request)
     project_id, visitor_id = _visitor(body)
     message_id = body.get("message_id")
     if not _text(message_id, MESSAGE_ID_MAX):
         raise Rejected(422, "message_id_required", "Every message carries the widget's id for it.")
-    pool, store = request.app[POOL], request.app[STORE]
-    try:
-        params = domain.clean_params(body.get("custom_params") or {})
-    except DomainError as e:  # a site's bad params must not cost the visitor their message
-        log.warning("custom params dropped", extra={"reason": e.message})
-        params = {}
-    for _ in range(3):
-        conversation_id = await _visitor_conversation(pool, project_id, visitor_id) or str(uuid.uuid4())
+    params = _site_params(body)
 
+    def decide_in(conversation_id: str):
         def decide(state: domain.Conversation | None) -> list[Event]:
             events = domain.decide_visitor_message(
                 state, conversation_id=conversation_id, project_id=project_id, visitor_id=visitor_id,
@@ -173,18 +191,11 @@ async def visitor_message(request: web.Request) -> web.Response:
                 started = domain.evolve(None, events[0])
                 events[1:1] = domain.decide_custom_params(started, params)
             return events
-        try:
-            outcome = await run(store, f"visitor-message:{project_id}:{visitor_id}:{message_id}", conversation_id,
-                                decide)
-            conversation_id = outcome.result["conversation_id"]
-            break
-        except asyncpg.UniqueViolationError as e:
-            if e.constraint_name != "visitor_conversations_pkey":
-                raise
-            # Another first message of this visitor started the conversation: write into it.
-    else:
-        raise _busy()
-    seq = await pool.fetchval(
+        return decide
+
+    conversation_id = await _in_visitors_conversation(
+        request, project_id, visitor_id, f"visitor-message:{project_id}:{visitor_id}:{message_id}", decide_in)
+    seq = await request.app[POOL].fetchval(
         """select stream_version from events where stream_id = $1 and type = 'chat.visitor_message_posted'
            and data->>'message_id' = $2""", conversation_stream(conversation_id), message_id)
     return ok({"conversation_id": conversation_id, "seq": seq})
@@ -200,44 +211,30 @@ async def _visitor_command(request: web.Request, kind: str, decide) -> web.Respo
     return ok({"conversation_id": conversation_id})
 
 
-@answers
 async def visitor_params(request: web.Request) -> web.Response:
     return await _visitor_command(request, "params", lambda s, b: domain.decide_custom_params(s, b.get("params")))
 
 
-@answers
 async def visitor_contacts(request: web.Request) -> web.Response:
     """The contact form. Before any message it starts the conversation (with the params
     the socket held, `custom_params`), so the offline form needs no message."""
     body = await read_json(request)
     project_id, visitor_id = _visitor(body)
     domain.clean_contacts(body)  # refused before anything is started
-    try:
-        params = domain.clean_params(body.get("custom_params") or {})
-    except DomainError as e:  # a site's bad params must not cost the visitor their contacts
-        log.warning("custom params dropped", extra={"reason": e.message})
-        params = {}
-    pool, command_id = request.app[POOL], f"contacts:{uuid.uuid4()}"
-    for _ in range(3):
-        conversation_id = await _visitor_conversation(pool, project_id, visitor_id) or str(uuid.uuid4())
-        try:
-            await run(request.app[STORE], command_id, conversation_id, lambda s: domain.decide_contacts(
-                s, body, conversation_id=conversation_id, project_id=project_id, visitor_id=visitor_id,
-                page_url=body.get("page_url"), params=params))
-            return ok({"conversation_id": conversation_id})
-        except asyncpg.UniqueViolationError as e:
-            if e.constraint_name != "visitor_conversations_pkey":
-                raise
-    raise _busy()
+    params = _site_params(body)
+    conversation_id = await _in_visitors_conversation(
+        request, project_id, visitor_id, f"contacts:{uuid.uuid4()}",
+        lambda cid: lambda s: domain.decide_contacts(s, body, conversation_id=cid, project_id=project_id,
+                                                     visitor_id=visitor_id, page_url=body.get("page_url"),
+                                                     params=params))
+    return ok({"conversation_id": conversation_id})
 
 
-@answers
 async def visitor_conversation(request: web.Request) -> web.Response:
     project_id, visitor_id = _visitor(request.query)
     return ok({"conversation_id": await _visitor_conversation(request.app[POOL], project_id, visitor_id)})
 
 
-@answers
 async def conversation_events(request: web.Request) -> web.Response:
     """Every event after `after` (the gateway picks what each audience may see)."""
     conversation_id = _conversation_id(request)
@@ -249,7 +246,6 @@ async def conversation_events(request: web.Request) -> web.Response:
     return ok({"events": [e.to_dict() for e in events if e.stream_version > after]})
 
 
-@answers
 async def conversation_summary(request: web.Request) -> web.Response:
     """Who may see a conversation: project and assignee (the gateway's push filter)."""
     row = await request.app[POOL].fetchrow(
@@ -273,7 +269,6 @@ def row_view(row: asyncpg.Record) -> dict[str, Any]:
     return view
 
 
-@answers
 async def inbox(request: web.Request) -> web.Response:
     me = operator_of(request)
     view = request.query.get("view", "new")
@@ -294,7 +289,6 @@ async def inbox(request: web.Request) -> web.Response:
     return ok({"view": view, "conversations": [row_view(r) for r in rows]})
 
 
-@answers
 async def transcript(request: web.Request) -> web.Response:
     me = operator_of(request)
     conversation_id = _conversation_id(request)
@@ -317,26 +311,22 @@ async def _operator_command(request: web.Request, kind: str,
     return ok({"conversation": row_view(row), "events": [e.to_dict() for e in outcome.events]})
 
 
-@answers
 async def take(request: web.Request) -> web.Response:
     return await _operator_command(request, "take", lambda s, me, _: domain.decide_take(s, me))
 
 
-@answers
 async def reply(request: web.Request) -> web.Response:
     body = await read_json(request)
     return await _operator_command(request, "reply", lambda s, me, message_id: domain.decide_reply(
         s, me, message_id, body.get("text"), body.get("attachment")))
 
 
-@answers
 async def note(request: web.Request) -> web.Response:
     body = await read_json(request)
     return await _operator_command(request, "note",
                                    lambda s, me, note_id: domain.decide_note(s, me, note_id, body.get("text")))
 
 
-@answers
 async def set_status(request: web.Request) -> web.Response:
     body = await read_json(request)
     return await _operator_command(request, "status", lambda s, me, _: domain.decide_status(s, me, body.get("status")))
@@ -351,21 +341,18 @@ def _assignee(body: dict[str, Any]) -> Operator:
                     avatar_url=to.get("avatar_url"))
 
 
-@answers
 async def assign(request: web.Request) -> web.Response:
     body = await read_json(request)
     target = _assignee(body)
     return await _operator_command(request, "assign", lambda s, me, _: domain.decide_assign(s, me, target))
 
 
-@answers
 async def set_contacts(request: web.Request) -> web.Response:
     body = await read_json(request)
     return await _operator_command(request, "contacts",
                                    lambda s, me, _: domain.decide_operator_contacts(s, me, body))
 
 
-@answers
 async def request_lead(request: web.Request) -> web.Response:
     return await _operator_command(request, "lead", lambda s, me, _: domain.decide_request_lead(s, me))
 
@@ -390,5 +377,6 @@ ROUTES = [
 
 
 def add_routes(app: web.Application) -> None:
+    app.middlewares.append(refusals_middleware)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
