@@ -1,8 +1,10 @@
-"""`make run`: Kafka, PostgreSQL and the five services, until Ctrl-C.
+"""`make run`: Kafka, PostgreSQL, the five services and the local CRM stand-in, until Ctrl-C.
 
-Prints where everything is once every service's /readyz answers 200. Ctrl-C (or
-SIGTERM) stops the services gracefully, then the broker and the database; children
-are tied to this process, so even a killed run leaves no stray process behind."""
+Prints where everything is once every service's /readyz answers 200, after pointing
+the demo project's CRM at the stand-in (only while it has none, so an admin's own
+choice survives a re-run). Ctrl-C (or SIGTERM) stops the services gracefully, then
+the broker and the database; children are tied to this process, so even a killed run
+leaves no stray process behind."""
 from __future__ import annotations
 
 import fcntl
@@ -11,8 +13,12 @@ import secrets
 import signal
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import orjson
 
 from parley.config import env, resolve_path
 from parley.platform import components
@@ -26,6 +32,8 @@ SERVICES = [
     ("crm-bridge", "crm_bridge"),
     ("scheduler", "scheduler"),
 ]
+# The CRM stand-in's port: after the services and the gateway's internal port (base + 5).
+STANDIN_OFFSET = 6
 
 
 def _ready(url: str) -> bool:
@@ -44,6 +52,41 @@ def _kept_secret(run_dir: Path, name: str) -> str:
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _call(method: str, url: str, body: dict | None = None, token: str | None = None) -> dict:
+    """One JSON call; an error answer raises RuntimeError with the server's message."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, method=method, headers=headers,
+                                     data=None if body is None else orjson.dumps(body))
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return orjson.loads(response.read())
+    except urllib.error.HTTPError as e:
+        raise RuntimeError(f"{method} {urlsplit(url).path} answered {e.code}: "
+                           f"{e.read().decode(errors='replace')[:300]}") from None
+
+
+def _configure_demo_crm(gateway: str, webhook_url: str) -> str:
+    """Points the demo project's CRM at the stand-in through the public API, as its owner
+    would, unless it already has one (an admin's choice is never overwritten). Returns
+    what was done."""
+    owner = env("PARLEY_OWNER_EMAIL")
+    token = _call("POST", f"{gateway}/api/session",
+                  {"project": "demo", "email": owner, "password": env("PARLEY_OWNER_PASSWORD")})["token"]
+    kind = _call("GET", f"{gateway}/api/project/crm", token=token)["kind"]
+    if kind != "none":
+        return f"the demo project's CRM is already set ({kind}); left as it is"
+    # Another manager than the owner's by default, so a lead sent by the owner shows the
+    # operator's own manager being picked, not the fallback.
+    users = _call("POST", f"{webhook_url}user.get.json", {"FILTER": {"ACTIVE": True}})["result"]
+    default = next((u["ID"] for u in users if u["EMAIL"].lower() != owner.lower()), None)
+    _call("PUT", f"{gateway}/api/project/crm", {"kind": "bitrix24", "webhook_url": webhook_url,
+                                                "default_responsible": default, "source_name": "Parley chat"},
+          token=token)
+    return "the demo project's CRM is now the local stand-in (Bitrix24 webhook)"
 
 
 def _lock_run_dir(run_dir: Path):
@@ -93,15 +136,36 @@ def main() -> int:
                      "PARLEY_VISITOR_SECRET": env("PARLEY_VISITOR_SECRET") or _kept_secret(run_dir, "visitor-secret"),
                      "PARLEY_INTERNAL_SECRET": env("PARLEY_INTERNAL_SECRET") or _kept_secret(run_dir, "internal-secret"),
                      "PARLEY_FILES_DIR": str(run_dir / "files")}
+        # The stand-in is in memory: a restart forgets its leads, but the kept secret
+        # keeps the demo project's stored webhook URL valid. Its seeded manager #1 has
+        # the owner's email (PARLEY_OWNER_EMAIL, inherited like every setting).
+        standin_port = base + STANDIN_OFFSET
+        standin = f"http://localhost:{standin_port}"
+        standin_secret = _kept_secret(run_dir, "crm-standin-secret")
+        say(f"starting the CRM stand-in on :{standin_port} (log: {logs_dir / 'crm-standin.log'})")
+        procs["crm-standin"] = spawn(
+            [sys.executable, "-m", "crm_bridge.standin", "--port", str(standin_port), "--secret", standin_secret,
+             "--webhook-secret", _kept_secret(run_dir, "crm-standin-webhook-secret")],
+            log_path=logs_dir / "crm-standin.log", env=child_env)
+        # crm-bridge refuses loopback CRM addresses unless told otherwise; only here, for the stand-in.
+        extra_env = {"crm-bridge": {"PARLEY_CRM_ALLOW_PRIVATE": "1"}}
         for i, (name, module) in enumerate(SERVICES):
             say(f"starting {name} on :{base + i} (log: {logs_dir / (name + '.log')})")
             procs[name] = spawn([sys.executable, "-m", module], log_path=logs_dir / f"{name}.log",
-                                env={**child_env, "PARLEY_HTTP_PORT": str(base + i)})
+                                env={**child_env, "PARLEY_HTTP_PORT": str(base + i), **extra_env.get(name, {})})
+        wait_until("the CRM stand-in", lambda: _ready(f"http://127.0.0.1:{standin_port}/_leads"),
+                   timeout=60, alive=lambda: procs["crm-standin"].poll() is None)
         for i, (name, _) in enumerate(SERVICES):
             proc = procs[name]
             wait_until(f"{name} /readyz", lambda: _ready(f"http://127.0.0.1:{base + i}/readyz"),
                        timeout=120, alive=lambda: proc.poll() is None)
         gateway = f"http://localhost:{base}"
+        try:
+            say(_configure_demo_crm(gateway, f"{standin}/rest/1/{standin_secret}/"))
+        except Exception as e:  # the chat works without a CRM: say so, and keep running
+            say(f"could not point the demo project's CRM at the CRM stand-in: {e}. Everything else runs, "
+                f"but \"Send to CRM\" has nowhere to go: see {logs_dir} and restart `make run`, or set the CRM "
+                "yourself (PUT /api/project/crm as the owner).")
         print(f"""
 Parley is ready in {time.monotonic() - started:.1f} s ({comps.kind}).
 
@@ -109,6 +173,7 @@ Parley is ready in {time.monotonic() - started:.1f} s ({comps.kind}).
   Operator app:                    {gateway}/app
   Gateway:                         {gateway}  (health: {gateway}/readyz, metrics: http://127.0.0.1:{base + 5}/metrics)
   Owner login:                     project demo, {env('PARLEY_OWNER_EMAIL')} / {env('PARLEY_OWNER_PASSWORD')}
+  CRM stand-in (leads):            {standin}/
   REST API:                        {gateway}/api/openapi.json
   Services:                        {', '.join(f'{n} :{base + i}' for i, (n, _) in enumerate(SERVICES))}
   Kafka:                           {comps.bootstrap}

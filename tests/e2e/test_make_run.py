@@ -1,6 +1,9 @@
 """`make run`, as a newcomer types it: it becomes ready (every service's /readyz
-answers 200), prints where things are, and Ctrl-C leaves no process behind. Run twice
-in the same folder, so the second start (data already there) is covered too."""
+answers 200), prints where things are, a lead sent from the demo reaches the local CRM
+stand-in with the right manager, and Ctrl-C leaves no process behind. Run twice in the
+same folder, so the second start (data already there, an admin's CRM choice to keep) is
+covered too."""
+import asyncio
 import os
 import random
 import signal
@@ -9,12 +12,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import aiohttp
 import orjson
 import pytest
 
 from parley.config import REPO_ROOT, env
 from parley.platform.procs import port_is_free
-from parley.platform.run import SERVICES
+from parley.platform.run import SERVICES, STANDIN_OFFSET
+from tests.conversations.visitor import ScriptedVisitor
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
@@ -63,6 +68,62 @@ def login(base: int, email: str, password: str) -> int:
         return e.code
 
 
+def call(method: str, url: str, token: str | None = None, body: dict | None = None) -> dict:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(url, method=method, headers=headers,
+                                     data=None if body is None else orjson.dumps(body))
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return orjson.loads(r.read())
+
+
+def owner_token(base: int) -> str:
+    return call("POST", f"http://127.0.0.1:{base}/api/session", body={
+        "project": "demo", "email": env("PARLEY_OWNER_EMAIL"), "password": env("PARLEY_OWNER_PASSWORD")})["token"]
+
+
+async def a_visitor_writes(base: int) -> None:
+    async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{base}") as client:
+        visitor = ScriptedVisitor(client)
+        await visitor.start()
+        await visitor.send_and_wait("Hello! A quote for 10 licenses, please.")
+        await visitor.drop()
+
+
+def eventually(read, enough, timeout: float = 30):
+    """`read()` once `enough` of it is true, or its last value after `timeout` seconds: the
+    inbox and the CRM are fed asynchronously, from Kafka."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if enough(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def check_a_lead_reaches_the_standin(base: int, run_dir: Path) -> None:
+    """What a newcomer does: write on the demo page, take the conversation as the owner,
+    "Send to CRM"; the lead appears in the stand-in, the owner's manager responsible."""
+    token = owner_token(base)
+    gateway = f"http://127.0.0.1:{base}"
+    secret = (run_dir / "crm-standin-secret").read_text().strip()
+    shown = call("GET", f"{gateway}/api/project/crm", token)
+    assert shown["kind"] == "bitrix24", shown
+    assert secret not in orjson.dumps(shown).decode()
+    hook = f"http://127.0.0.1:{base + STANDIN_OFFSET}/rest/1/{secret}/"
+    [owners_manager] = call("POST", f"{hook}user.get.json", body={"FILTER": {"EMAIL": env("PARLEY_OWNER_EMAIL")}})[
+        "result"]
+    assert shown["default_responsible"] not in (None, owners_manager["ID"])  # so the match is what picks it
+
+    asyncio.run(a_visitor_writes(base))
+    [conversation] = eventually(lambda: call("GET", f"{gateway}/api/inbox?view=new", token)["conversations"], len)
+    call("POST", f"{gateway}/api/conversations/{conversation['id']}/take", token)
+    call("POST", f"{gateway}/api/conversations/{conversation['id']}/lead", token)
+    leads = eventually(lambda: call("GET", f"http://127.0.0.1:{base + STANDIN_OFFSET}/_leads")["bitrix24"], len)
+    assert len(leads) == 1, leads
+    assert leads[0]["ASSIGNED_BY_ID"] == owners_manager["ID"], leads
+    assert status(f"http://127.0.0.1:{base + STANDIN_OFFSET}/") == 200  # the page the banner points at
+
+
 def make_run_until_ready(run_dir: Path, base: int) -> tuple[subprocess.Popen, float, str]:
     env = {**os.environ, "PARLEY_RUN_DIR": str(run_dir), "PARLEY_PORT_BASE": str(base)}
     started = time.monotonic()
@@ -100,20 +161,22 @@ def ctrl_c(proc: subprocess.Popen) -> str:
 @pytest.mark.slow
 def test_make_run_becomes_ready_and_ctrl_c_leaves_nothing_behind(tmp_path):
     run_dir = tmp_path / "run"
-    base = free_port_block(len(SERVICES) + 1)  # and the gateway's internal port
+    base = free_port_block(STANDIN_OFFSET + 1)  # the services, the gateway's internal port, the CRM stand-in
     timings = []
+    admins_choice = None
     for attempt in ("first", "second"):
         proc, seconds, output = make_run_until_ready(run_dir, base)
         try:
             timings.append(f"{attempt} run ready in {seconds:.1f} s")
             assert "Gateway:" in output and f"http://localhost:{base}" in output
             assert "Owner login:" in output
+            assert f"CRM stand-in (leads):            http://localhost:{base + STANDIN_OFFSET}/" in output
             for i, (name, _) in enumerate(SERVICES):
                 assert status(f"http://127.0.0.1:{base + i}/readyz") == 200, name
                 assert status(f"http://127.0.0.1:{base + i}/healthz") == 200, name
             # only the gateway's public port is open beyond loopback; metrics are internal
             assert listening_addresses(base) == {"0.0.0.0"}
-            for port in range(base + 1, base + len(SERVICES) + 1):
+            for port in range(base + 1, base + STANDIN_OFFSET + 1):
                 assert listening_addresses(port) == {"127.0.0.1"}, port
             assert status(f"http://127.0.0.1:{base}/metrics") == 404
             assert status(f"http://127.0.0.1:{base + len(SERVICES)}/metrics") == 200
@@ -121,12 +184,19 @@ def test_make_run_becomes_ready_and_ctrl_c_leaves_nothing_behind(tmp_path):
             assert status(f"http://127.0.0.1:{base + 1}/api/inbox?view=all") == 401
             # the demo project is seeded: the printed owner login works through the gateway
             assert login(base, env("PARLEY_OWNER_EMAIL"), env("PARLEY_OWNER_PASSWORD")) == 201
+            crm = f"http://127.0.0.1:{base}/api/project/crm"
+            if attempt == "first":
+                check_a_lead_reaches_the_standin(base, run_dir)
+                # An admin's own choice, which the next start must leave alone.
+                admins_choice = call("PUT", crm, owner_token(base), {"kind": "bitrix24", "default_responsible": "3"})
+            else:
+                assert call("GET", crm, owner_token(base)) == admins_choice
         finally:
             rest = ctrl_c(proc)
         assert "stopped." in rest, rest
         leftovers = processes_of(run_dir)
         assert leftovers == [], f"processes left after Ctrl-C: {leftovers}"
-        assert all(port_is_free(base + i) for i in range(len(SERVICES)))
+        assert all(port_is_free(base + i) for i in range(STANDIN_OFFSET + 1))
 
     for name, _ in SERVICES:  # every service logged structured JSON
         lines = (run_dir / "logs" / f"{name}.log").read_text().splitlines()
