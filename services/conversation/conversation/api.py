@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from parley.contract import ACTOR_HEADER, canonical_uuid, conversation_stream
+from parley.contract import ACTOR_HEADER, canonical_uuid, conversation_stream, operator_may_see
 from parley.envelope import Event
 from parley.eventstore import ConcurrencyConflict, Decision, EventStore, Outcome
 from parley.http import RETRY_AFTER_SECONDS, Rejected, ok, read_json
@@ -299,6 +299,56 @@ async def transcript(request: web.Request) -> web.Response:
     return ok({"conversation": row_view(row), "events": [e.to_dict() for e in events]})
 
 
+CLIENT_HISTORY_LIMIT = 20
+
+
+async def client(request: web.Request) -> web.Response:
+    """Who the visitor of this conversation is, for the returning client's card: their
+    contacts and their earlier conversations in the project, found by the same visitor
+    token or the same phone or email. Contacts missing here are taken from the newest
+    earlier conversation of the same visitor that has them (one hop: a phone given
+    last time still finds last time's leads)."""
+    me = operator_of(request)
+    conversation_id = _conversation_id(request)
+    pool = request.app[POOL]
+    row = await pool.fetchrow(
+        "select project_id, visitor_id, assignee_id::text, visitor_name, contacts from conversations where id = $1",
+        conversation_id)
+    if row is None or not operator_may_see(row["project_id"], row["assignee_id"], project_id=me.project_id,
+                                           operator_id=me.id, is_admin=me.is_admin):
+        raise Rejected(404, "not_found", "Conversation not found.")
+    known = {k: v for k, v in (row["contacts"] or {}).items() if k in ("name", "phone", "email") and v}
+    if len(known) < 3:
+        for earlier in await pool.fetch(
+                """select contacts from conversations where project_id = $1 and visitor_id = $2 and id <> $3
+                   and contacts <> '{}'::jsonb order by started_at desc limit $4""",
+                row["project_id"], row["visitor_id"], conversation_id, CLIENT_HISTORY_LIMIT):
+            for k in ("name", "phone", "email"):
+                if not known.get(k) and earlier["contacts"].get(k):
+                    known[k] = earlier["contacts"][k]
+    phone, email = known.get("phone"), (known.get("email") or "").strip().lower() or None
+    history = await pool.fetch(
+        """select id::text, started_at, status, assignee_name, last_message_text, last_message_at, lead_requested_at,
+                  visitor_id = $2 as same_visitor, contacts->>'phone' = $3 as same_phone,
+                  lower(contacts->>'email') = $4 as same_email
+           from conversations
+           where project_id = $1 and id <> $5
+             and (visitor_id = $2 or contacts->>'phone' = $3 or lower(contacts->>'email') = $4)
+           order by started_at desc limit $6""",
+        row["project_id"], row["visitor_id"], phone, email, conversation_id, CLIENT_HISTORY_LIMIT)
+    conversations = []
+    for h in history:
+        matched = [k for k, flag in (("visitor", h["same_visitor"]), ("phone", h["same_phone"]),
+                                     ("email", h["same_email"])) if flag]
+        conversations.append({"id": h["id"], "status": h["status"], "assignee_name": h["assignee_name"],
+                              "last_message_text": h["last_message_text"], "matched_by": matched,
+                              **{k: h[k].isoformat() if h[k] else None
+                                 for k in ("started_at", "last_message_at", "lead_requested_at")}})
+    return ok({"conversation_id": conversation_id, "visitor_id": row["visitor_id"],
+               "name": known.get("name") or row["visitor_name"], "phone": phone, "email": known.get("email"),
+               "conversations": conversations})
+
+
 async def _operator_command(request: web.Request, kind: str,
                             decide: Callable[[domain.Conversation | None, Operator, str], list[Event]]) -> web.Response:
     """An operator command under a command id scoped to its project, operator and
@@ -366,6 +416,7 @@ ROUTES = [
     ("GET", "/internal/conversations/{id}/summary", conversation_summary),
     ("GET", "/api/inbox", inbox),
     ("GET", "/api/conversations/{id}", transcript),
+    ("GET", "/api/conversations/{id}/client", client),
     ("POST", "/api/conversations/{id}/take", take),
     ("POST", "/api/conversations/{id}/messages", reply),
     ("POST", "/api/conversations/{id}/notes", note),

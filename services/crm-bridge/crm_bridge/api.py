@@ -1,12 +1,15 @@
 """crm-bridge's HTTP API, called by the gateway only (every call signed; the operator
-comes in the actor header). Admins only: CRM settings, "Test connection", the delivery
-log and an operator's retry of a failed delivery.
+comes in the actor header).
+
+- Admins only: CRM settings, "Test connection", the delivery log and a retry from it.
+- Any operator of the project (the gateway has checked they may see the conversation):
+  a conversation's leads and a retry of its failed handoff; the returning client's CRM
+  leads for the card (client_cards.py).
 
 Secrets are written here and never read back out: GET shows a masked Bitrix24 webhook
 URL and `secret_set` / `token_set`, never the values."""
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +23,7 @@ from parley.contract import ACTOR_HEADER, canonical_uuid
 from parley.http import Rejected, ok, read_json
 from parley.service import POOL
 
-from crm_bridge import deliveries, domain
+from crm_bridge import client_cards, deliveries, domain, outbound
 from crm_bridge.crm import CrmError
 from crm_bridge.deliveries import MASK, CrmSettings, load_settings
 
@@ -34,12 +37,13 @@ DELIVERIES_LIMIT = 200
 
 
 @dataclass(frozen=True)
-class Admin:
+class Caller:
     id: str
     project_id: str
+    is_admin: bool
 
 
-def admin_of(request: web.Request) -> Admin:
+def caller_of(request: web.Request) -> Caller:
     try:
         d = orjson.loads(request.headers.get(ACTOR_HEADER, ""))
     except orjson.JSONDecodeError:
@@ -48,9 +52,21 @@ def admin_of(request: web.Request) -> Admin:
     project = d.get("project") if isinstance(d, dict) else None
     if operator_id is None or not isinstance(project, str) or not 1 <= len(project) <= 100:
         raise Rejected(401, "unauthenticated", "No operator on this request.")
-    if d.get("is_admin") is not True:
+    return Caller(operator_id, project, d.get("is_admin") is True)
+
+
+def admin_of(request: web.Request) -> Caller:
+    me = caller_of(request)
+    if not me.is_admin:
         raise Rejected(403, "admin_only", "Only an admin may see or change the CRM settings.")
-    return Admin(operator_id, project)
+    return me
+
+
+def id_in_path(request: web.Request, name: str, what: str) -> str:
+    found = canonical_uuid(request.match_info[name])
+    if found is None:
+        raise Rejected(404, "not_found", f"No such {what}.")
+    return found
 
 
 # ---- settings ------------------------------------------------------------------------
@@ -76,31 +92,12 @@ def _url(body: dict, field: str) -> str:
 
 
 def _guard_outbound(field: str, url: str) -> None:
-    """Private and loopback addresses are refused unless PARLEY_CRM_ALLOW_PRIVATE=1 (the
-    adapters' outbound guard, when it is there; the literal-address check otherwise)."""
+    """Private and loopback addresses, and plain http, are refused unless
+    PARLEY_CRM_ALLOW_PRIVATE=1: the adapters' own outbound guard, without DNS."""
     try:
-        from crm_bridge import outbound  # noqa: F401
-    except ImportError:
-        outbound = None
-    check = getattr(outbound, "check_url", None) if outbound else None
-    if check is not None:
-        try:
-            check(url)
-        except Exception as e:
-            raise _invalid(field, f"{field}: {getattr(e, 'reason', None) or e}") from None
-        return
-    import os
-    if os.environ.get("PARLEY_CRM_ALLOW_PRIVATE") == "1":
-        return
-    host = urlsplit(url).hostname or ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        if host == "localhost" or host.endswith(".localhost"):
-            raise _invalid(field, f"{field} points at this machine; set PARLEY_CRM_ALLOW_PRIVATE=1 to allow it.")
-        return
-    if not address.is_global:
-        raise _invalid(field, f"{field} points at a private address; set PARLEY_CRM_ALLOW_PRIVATE=1 to allow it.")
+        outbound.check_url(url)
+    except outbound.OutboundRefused as e:
+        raise _invalid(field, f"{field}: {e.reason}") from None
 
 
 def _secret(body: dict, field: str) -> str:
@@ -234,14 +231,13 @@ async def list_deliveries(request: web.Request) -> web.Response:
     return ok({"deliveries": [delivery_view(r) for r in rows]})
 
 
-async def retry_delivery(request: web.Request) -> web.Response:
-    me = admin_of(request)
-    request_id = canonical_uuid(request.match_info["id"])
-    if request_id is None:
-        raise Rejected(404, "not_found", "No such delivery.")
-    async with request.app[POOL].acquire() as conn, conn.transaction():
-        row = await conn.fetchrow("select * from deliveries where request_id = $1 and project_id = $2 for update",
-                                  request_id, me.project_id)
+async def _retry(pool, project_id: str, request_id: str, conversation_id: str | None = None) -> dict[str, Any]:
+    """An operator's retry: a failed delivery due again with fresh attempts; a delivered
+    or pending one is left as it is, so a double click or a resent request changes nothing."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            """select * from deliveries where request_id = $1 and project_id = $2
+                 and ($3::uuid is null or conversation_id = $3) for update""", request_id, project_id, conversation_id)
         if row is None:
             raise Rejected(404, "not_found", "No such delivery.")
         before = deliveries.delivery_of(row)
@@ -249,7 +245,63 @@ async def retry_delivery(request: web.Request) -> web.Response:
         if after != before:
             await deliveries.save(conn, after)
             row = await conn.fetchrow("select * from deliveries where request_id = $1", request_id)
-    return ok(delivery_view(row))
+    return delivery_view(row)
+
+
+async def retry_delivery(request: web.Request) -> web.Response:
+    me = admin_of(request)
+    return ok(await _retry(request.app[POOL], me.project_id, id_in_path(request, "id", "delivery")))
+
+
+# ---- one conversation's leads (any operator the gateway let through) -------------------
+
+async def conversation_leads(request: web.Request) -> web.Response:
+    me = caller_of(request)
+    rows = await request.app[POOL].fetch(
+        "select * from deliveries where project_id = $1 and conversation_id = $2 order by created_at, request_id",
+        me.project_id, id_in_path(request, "id", "conversation"))
+    return ok({"leads": [delivery_view(r) for r in rows]})
+
+
+async def retry_conversation_lead(request: web.Request) -> web.Response:
+    me = caller_of(request)
+    return ok(await _retry(request.app[POOL], me.project_id, id_in_path(request, "request_id", "lead request"),
+                           id_in_path(request, "id", "conversation")))
+
+
+# ---- the returning client's card --------------------------------------------------------
+
+CARD_CONVERSATIONS_MAX = 100
+
+
+def _card_contact(body: dict, field: str, max_length: int) -> str | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= max_length or not value.isprintable():
+        raise _invalid(field, f"{field} is text of 1-{max_length} characters, or null.")
+    return value
+
+
+async def client_card(request: web.Request) -> web.Response:
+    """The leads Parley made for the client's conversations (the gateway names them), each
+    with its current CRM status when the CRM's lookup by phone/email found it, and that
+    lookup itself (client_cards.crm_leads)."""
+    me = caller_of(request)
+    body = await read_json(request)
+    ids = body.get("conversation_ids")
+    if not isinstance(ids, list) or len(ids) > CARD_CONVERSATIONS_MAX or any(canonical_uuid(i) is None for i in ids):
+        raise _invalid("conversation_ids", f"conversation_ids is a list of up to {CARD_CONVERSATIONS_MAX} ids.")
+    if not isinstance(body.get("refresh", False), bool):
+        raise _invalid("refresh", "refresh is true or false.")
+    crm = await client_cards.crm_leads(request.app, me.project_id, _card_contact(body, "phone", 40),
+                                       _card_contact(body, "email", 254), refresh=body.get("refresh", False))
+    rows = await request.app[POOL].fetch(
+        """select * from deliveries where project_id = $1 and conversation_id = any($2::uuid[])
+           order by created_at desc, request_id""", me.project_id, [canonical_uuid(i) for i in ids])
+    status = {lead["lead_id"]: lead["status"] for lead in crm["leads"]}
+    leads = [{**delivery_view(r), "crm_status": status.get(r["lead_id"])} for r in rows]
+    return ok({"leads": leads, "crm": crm})
 
 
 def add_routes(app: web.Application) -> None:
@@ -259,3 +311,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/project/crm/test", test_connection)
     app.router.add_get("/api/project/crm/deliveries", list_deliveries)
     app.router.add_post("/api/project/crm/deliveries/{id}/retry", retry_delivery)
+    app.router.add_get("/api/conversations/{id}/leads", conversation_leads)
+    app.router.add_post("/api/conversations/{id}/leads/{request_id}/retry", retry_conversation_lead)
+    app.router.add_post("/api/client-card", client_card)

@@ -188,6 +188,9 @@ class _Limited:
     async def find_lead(self, request_id: str) -> CreatedLead | None:
         return await self._call("find_lead", request_id)
 
+    async def client_leads(self, phone: str | None, email: str | None) -> list:
+        return await self._call("client_leads", phone, email)
+
     async def check(self) -> str:
         return await self._call("check")
 

@@ -6,8 +6,9 @@ It speaks two contracts:
 - Bitrix24 REST through an incoming webhook at `/rest/1/<secret>/<method>.json` (JSON
   body): `user.get` (FILTER ACTIVE/EMAIL/ID/USER_TYPE, pages of `page_size` with `next`/`total`),
   `crm.lead.add`, `crm.lead.list` (filter by equality on any field, select, order ID,
-  start), `crm.lead.get`, `crm.lead.fields`, `crm.duplicate.findbycomm` (entity_type
-  LEAD, type PHONE/EMAIL). Like the real one, crm.lead.add does NOT dedupe by
+  start), `crm.lead.get`, `crm.lead.update` (what a manager does: e.g. a new
+  STATUS_ID), `crm.lead.fields`, `crm.duplicate.findbycomm` (entity_type LEAD, type
+  PHONE/EMAIL). Like the real one, crm.lead.add does NOT dedupe by
   ORIGIN_ID. A wrong secret answers 401 INVALID_CREDENTIALS; an unknown method 404
   ERROR_METHOD_NOT_FOUND. The webhook's user id is 1 ("Anna Petrova").
 - The signed JSON webhook at `POST /webhook` (see webhook.py): checks the signature
@@ -192,6 +193,13 @@ def _bitrix_call(state: dict, method: str, params: dict, user_id: str):
         if lead is None:
             return 400, {"error": "", "error_description": "Not found"}
         return 200, {"result": {k: v for k, v in lead.items() if not k.startswith("_")}}
+    if method == "crm.lead.update":  # what a manager does in the CRM: e.g. STATUS_ID NEW -> IN_PROCESS
+        lead = leads.get(str(params.get("id") or params.get("ID") or ""))
+        fields = params.get("fields")
+        if lead is None or not isinstance(fields, dict):
+            return 400, {"error": "", "error_description": "Not found"}
+        lead.update({k: v for k, v in fields.items() if k not in ("ID", "DATE_CREATE") and not k.startswith("_")})
+        return 200, {"result": True}
     if method == "crm.lead.list":
         found = [lead for lead in leads.values() if _matches(lead, params.get("filter") or {})]
         desc = str((params.get("order") or {}).get("ID", "ASC")).upper() == "DESC"

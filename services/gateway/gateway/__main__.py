@@ -8,8 +8,8 @@ from aiohttp import web
 from parley.live import LiveSubscriber
 from parley.service import SETTINGS, ServiceSpec, main
 
-from gateway import (auth, avatar_files, conversations, cors, crm_routes, files, operator_sockets, project_config,
-                     push, rate_limits, registry_routes, upstreams, visitor_api, visitor_socket)
+from gateway import (auth, avatar_files, conversation_crm, conversations, cors, crm_routes, files, operator_sockets,
+                     project_config, push, rate_limits, registry_routes, upstreams, visitor_api, visitor_socket)
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -72,6 +72,7 @@ def routes(app: web.Application) -> None:
     conversations.add_routes(app)
     registry_routes.add_routes(app)
     crm_routes.add_routes(app)
+    conversation_crm.add_routes(app)
 
 
 def live(topic: str, on_event):
