@@ -175,7 +175,8 @@ async function route_() {
     const isSettings = a.dataset.testid === 'settings-link';
     a.setAttribute('aria-current', (route.screen === 'settings') === isSettings ? 'page' : 'false');
   }
-  if (route.screen === 'settings' && ui.canSettings) {
+  // The CRM pages open for anyone who has their URL: a non-admin sees the API's refusal there.
+  if (route.screen === 'settings' && (ui.canSettings || ['crm', 'crm_deliveries'].includes(route.section))) {
     ui.workspace.hidden = true;
     ui.settingsHost.hidden = false;
     document.title = `${t('settings')} · Parley`;

@@ -6,7 +6,9 @@ import { h, clear, avatar, icon } from './dom.js';
 import { t } from './i18n.js';
 import { store } from './store.js';
 
-export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites'];
+export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites', 'crm', 'crm_deliveries'];
+// The CRM sections (crm.js) are listed for admins only; anyone opening their URL gets the API's answer.
+export const CRM_SECTIONS = ['crm', 'crm_deliveries'];
 
 export function createSettings(ctx) {
   const me = store.me;
@@ -18,7 +20,8 @@ export function createSettings(ctx) {
 
   function drawNav() {
     clear(nav);
-    for (const s of SECTIONS) {
+    const listed = SECTIONS.filter((s) => (CRM_SECTIONS.includes(s) ? me.is_admin : me.is_admin || me.is_owner));
+    for (const s of listed) {
       nav.append(h('a', { href: `#/settings/${s}`, class: `settings-nav-item${s === section ? ' active' : ''}`,
         'data-testid': `settings-nav-${s}`, 'aria-current': s === section ? 'page' : null }, t(`settings_${s}`)));
     }
@@ -27,7 +30,9 @@ export function createSettings(ctx) {
   async function show(s) {
     section = SECTIONS.includes(s) ? s : 'operators';
     drawNav();
-    const builders = { chat: chatSection, operators: operatorsSection, templates: templatesSection, widget: widgetSection, sites: sitesSection };
+    const builders = { chat: chatSection, operators: operatorsSection, templates: templatesSection, widget: widgetSection, sites: sitesSection,
+      crm: async (n) => (await import('./crm.js')).crmSettingsSection(n),
+      crm_deliveries: async (n) => (await import('./crm.js')).crmDeliveriesSection(n) };
     const node = h('div', { class: 'settings-section', 'data-testid': `settings-${section}`, 'aria-busy': 'true' },
       h('h3', { class: 'section-title', tabindex: '-1' }, t(`settings_${section}`)));
     clear(panel).append(node);
