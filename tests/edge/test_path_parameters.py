@@ -131,7 +131,8 @@ async def test_no_path_parameter_reaches_another_route(stack, cast):
     assert upload.status == 201, await upload.text()
     values = {("conversations", "id"): cast.cid, ("operators", "id"): cast.b_id, ("templates", "id"): template_id,
               ("files", "id"): (await upload.json())["file_id"], ("avatars", "name"): uuid.uuid4().hex,
-              ("project", "id"): str(uuid.uuid4())}  # a CRM delivery's request id
+              ("project", "id"): str(uuid.uuid4()),  # a CRM delivery's request id
+              ("conversations", "request_id"): str(uuid.uuid4())}  # a conversation's lead request
     before = await conversation_events(stack, cast.cid)
     port = stack.gateway.port
     paths = request_paths(stack.gateway.app, cast, values)

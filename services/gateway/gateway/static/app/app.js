@@ -165,6 +165,8 @@ function mountShell() {
 function parseRoute() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
   if (parts[0] === 'settings') return { screen: 'settings', section: parts[1] };
+  // The link a CRM lead carries (crm-bridge's conversation_link): opened in the inbox view it belongs to.
+  if (parts[0] === 'conversations' && parts[1]) return { screen: 'conversation', id: parts[1] };
   return { screen: 'inbox', view: parts[1] || 'new', id: parts[2] || null };
 }
 
@@ -189,6 +191,7 @@ async function route_() {
   }
   ui.workspace.hidden = false;
   ui.settingsHost.hidden = true;
+  if (route.screen === 'conversation') { openConversation(route.id); return; }
   if (route.screen !== 'inbox' || !['new', 'mine', 'all'].includes(route.view)) { location.replace('#/inbox/new'); return; }
   ui.inbox.setView(route.view);
   ui.inbox.setActive(route.id);
@@ -222,6 +225,8 @@ function onMessage(msg) {
     ui.conversation.applyEvent(msg);
     if (msg.event === 'chat.conversation_started' && result === true) notify.notifyNewConversation(msg);
     updateTitle();
+  } else if (msg.type === 'lead_outcome') {
+    ui.conversation.applyLeadOutcome(msg);
   } else if (msg.type === 'notification' && msg.kind === 'assigned') {
     notify.notifyAssigned(msg);
     scheduleRefresh(300);

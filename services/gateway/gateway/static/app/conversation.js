@@ -1,5 +1,6 @@
 // The conversation view: transcript, composer (reply / internal note, attachment, quick
-// replies), actions (take, status, assign, send to CRM) and the side panel.
+// replies), actions (take, status, assign, send to CRM and the handoff's outcome) and the
+// side panel (contacts, the returning client's card, page, params).
 import { api, upload, fileNameHeader, ApiError } from './api.js';
 import { h, clear, safeLink, avatar, uuid, formatSize, trapFocus, icon } from './dom.js';
 import { t, statusLabel, formatTime, formatDateTime, waitingFor } from './i18n.js';
@@ -19,6 +20,9 @@ export function createConversationView(ctx) {
   let operators = null;
   let closePopover = null;
   let contactsForm = null;      // the side panel's contact editor while it is open (kept across re-renders)
+  let leads = [];               // this conversation's CRM handoffs (GET .../leads), oldest first
+  let card = null;              // the returning client's card (GET .../client), null while loading
+  let cardError = null;
 
   // ---- layout -------------------------------------------------------------------------
   const backButton = h('button', { class: 'btn btn-ghost back', type: 'button', onclick: () => ctx.closeConversation() },
@@ -84,7 +88,8 @@ export function createConversationView(ctx) {
     if (id === conversationId) return;
     closePopoverIfAny();
     id = conversationId; conversation = null; seen = new Set(); maxSeq = 0;
-    pendingAttachment = null; sendKey = null; contactsForm = null; renderAttachment();
+    pendingAttachment = null; sendKey = null; contactsForm = null; leads = []; card = null; cardError = null;
+    renderAttachment();
     empty.hidden = true; view.hidden = false;
     clear(transcript); clear(side); clear(actions);
     title.textContent = t('loading'); subtitle.textContent = '';
@@ -107,6 +112,8 @@ export function createConversationView(ctx) {
       for (const ev of result.events) addEvent(ev, false);
       scrollToEnd();
       renderHead();
+      loadLeads();
+      loadCard(false);
     } catch (e) {
       if (token !== loadToken) return;
       title.textContent = t('conversation');
@@ -242,11 +249,9 @@ export function createConversationView(ctx) {
     if (canAct()) {
       actions.append(h('button', { class: 'btn', type: 'button', 'data-testid': 'lead-button',
         onclick: (e) => command(e.currentTarget, 'lead', undefined, uuid()) }, t('send_to_crm')));
-      if (r.lead_requested_at) {
-        actions.append(h('span', { class: 'chip chip-ok', 'data-testid': 'lead-status', role: 'status' },
-          t('lead_requested'), ' ', h('time', { datetime: r.lead_requested_at }, formatTime(r.lead_requested_at))));
-      }
     }
+    const outcome = leadStatus(r);
+    if (outcome) actions.append(outcome);
 
     // composer availability
     const allowed = canAct();
@@ -277,6 +282,7 @@ export function createConversationView(ctx) {
       side.append(h('button', { class: 'btn btn-small', type: 'button', 'data-testid': 'edit-contacts',
         onclick: () => editContacts(contacts) }, t('edit_contacts')));
     }
+    side.append(renderCard());
     side.append(h('h3', null, t('page')), r.page_url ? h('p', { class: 'page-url' }, safeLink(r.page_url)) : h('p', { class: 'muted' }, '—'));
     const params = Object.entries(r.custom_params || {});
     const pdl = h('dl', { class: 'facts params', 'data-testid': 'custom-params' });
@@ -287,6 +293,119 @@ export function createConversationView(ctx) {
     info.append(h('dt', null, t('crm')), h('dd', null, r.lead_requested_at
       ? `${t('lead_requested')} · ${formatDateTime(r.lead_requested_at)}` : t('lead_not_sent')));
     side.append(h('h3', null, t('conversation')), info);
+  }
+
+  // ---- the CRM: this conversation's handoff, the returning client's card -------------------
+  /** The newest handoff's outcome: requested (not yet picked up, or on its way), "Lead #123
+   *  created, responsible: …" with the CRM link, or the reason it failed with Retry. */
+  function leadStatus(r) {
+    const last = leads[leads.length - 1];
+    const waiting = r.lead_requested_at && (!last || new Date(r.lead_requested_at) > new Date(last.created_at));
+    if (!last && !waiting) return null;
+    const chip = h('span', { class: 'chip lead-status', 'data-testid': 'lead-status', role: 'status' });
+    if (waiting || last.status === 'pending') {
+      chip.append(t('lead_pending'));
+      if (!waiting && last.attempts > 1 && last.last_error) chip.title = last.last_error;
+    } else if (last.status === 'delivered') {
+      chip.classList.add('chip-ok');
+      const text = t('lead_created', { id: last.lead_id, name: last.responsible?.name || t('crm_default_responsible') });
+      chip.append(last.lead_url ? safeLink(last.lead_url, text) : text);
+    } else {
+      chip.classList.add('chip-error');
+      chip.append(t('lead_failed', { reason: last.last_error || '' }));
+      if (canAct()) {
+        chip.append(' ', h('button', { class: 'btn btn-small', type: 'button', 'data-testid': 'lead-retry',
+          onclick: (e) => retryLead(e.currentTarget, last.request_id) }, t('lead_retry')));
+      }
+    }
+    return chip;
+  }
+
+  async function loadLeads() {
+    const forId = id;
+    try {
+      const result = await api('GET', `/api/conversations/${forId}/leads`);
+      if (forId !== id) return;
+      leads = result.leads;
+      renderHead();
+    } catch { /* the chip keeps what it knew; the next push or reload asks again */ }
+  }
+
+  async function retryLead(button, requestId) {
+    const forId = id;
+    button.disabled = true;
+    try {
+      const delivery = await api('POST', `/api/conversations/${forId}/leads/${requestId}/retry`, {});
+      if (forId !== id) return;
+      leads = leads.map((l) => (l.request_id === delivery.request_id ? delivery : l));
+      renderHead();
+    } catch (e) {
+      ctx.toastError(e.message || t('network_error'));
+      if (button.isConnected) button.disabled = false;
+    }
+  }
+
+  async function loadCard(refresh) {
+    const forId = id;
+    try {
+      const result = await api('GET', `/api/conversations/${forId}/client${refresh ? '?refresh=1' : ''}`);
+      if (forId !== id) return;
+      card = result; cardError = null;
+    } catch (e) {
+      if (forId !== id) return;
+      cardError = e.message || t('network_error');
+    }
+    const r = row();
+    if (r) renderSide(r);
+  }
+
+  function leadLine(lead, crmStatus) {
+    const text = lead.lead_id ? t('card_lead', { id: lead.lead_id }) : t(`card_delivery_${lead.status}`);
+    const li = h('li', { 'data-testid': 'card-lead' }, lead.lead_url ? safeLink(lead.lead_url, text) : text);
+    const status = crmStatus ?? lead.crm_status;
+    if (status) li.append(' ', h('span', { class: 'chip', 'data-testid': 'card-lead-status' }, status));
+    return li;
+  }
+
+  function renderCard() {
+    const box = h('section', { class: 'client-card', 'data-testid': 'client-card', 'aria-labelledby': 'client-card-title' },
+      h('h3', { id: 'client-card-title' }, t('client_card')));
+    if (!card) {
+      box.append(h('p', { class: cardError ? 'error' : 'muted' }, cardError || t('loading')));
+      return box;
+    }
+    const earlier = card.earlier_conversations;
+    if (!earlier.length) box.append(h('p', { class: 'muted', 'data-testid': 'card-new-client' }, t('card_new_client')));
+    else {
+      const list = h('ul', { class: 'card-list', 'data-testid': 'card-conversations' });
+      for (const c of earlier) {
+        const matched = c.matched_by.map((m) => t(`card_matched_${m}`)).join(', ');
+        const item = h('li', { 'data-testid': 'card-conversation' },
+          h('a', { href: `#/conversations/${c.id}` }, formatDateTime(c.started_at)), ' · ', statusLabel(c.status),
+          c.assignee_name ? ` · ${c.assignee_name}` : '',
+          h('span', { class: 'muted small' }, ` (${matched})`));
+        if (c.last_message_text) item.append(h('p', { class: 'muted small card-preview' }, c.last_message_text));
+        if (c.leads.length) item.append(h('ul', { class: 'card-leads' }, ...c.leads.map((l) => leadLine(l))));
+        list.append(item);
+      }
+      box.append(list);
+    }
+    const crm = card.crm;
+    if (crm.kind !== 'none') {
+      box.append(h('h4', null, t('card_in_crm')));
+      if (crm.leads.length) {
+        box.append(h('ul', { class: 'card-leads', 'data-testid': 'card-crm-leads' }, ...crm.leads.map((l) => leadLine(
+          { lead_id: l.lead_id, lead_url: l.url }, l.status))));
+      } else if (!crm.stale) box.append(h('p', { class: 'muted' }, t('card_no_crm_leads')));
+      if (crm.stale) {
+        box.append(h('p', { class: 'card-stale', role: 'status', 'data-testid': 'card-stale' },
+          t('card_stale', { reason: crm.error || '' })));
+      }
+      box.append(h('button', { class: 'btn btn-ghost btn-small', type: 'button', 'data-testid': 'card-refresh',
+        onclick: (e) => { e.currentTarget.disabled = true; loadCard(true); } },
+        crm.fetched_at ? t('card_refresh_at', { time: formatTime(crm.fetched_at) }) : t('card_refresh')));
+    }
+    return box;
   }
 
   /** The assignee or an admin types or corrects the contacts: PUT replaces them (an empty field is cleared). */
@@ -547,6 +666,8 @@ export function createConversationView(ctx) {
     open,
     close,
     applyEvent,
+    /** crm-bridge's lead.created / lead.failed for a conversation: the open one shows it at once. */
+    applyLeadOutcome(msg) { if (id && msg.conversation_id === id) { loadLeads(); loadCard(true); } },
     reload() { if (id) return load(); return Promise.resolve(); },
     forgetOperators() { operators = null; },
     get id() { return id; },
