@@ -34,6 +34,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "PARLEY_OWNER_EMAIL": ("owner@parley.local", "The demo project's owner login (printed by `make run`)."),
     "PARLEY_OWNER_PASSWORD": ("parley-demo-owner", "The demo project's owner password."),
     "PARLEY_CRM_ALLOW_PRIVATE": ("", "crm-bridge: 1 allows CRM URLs on loopback, private, link-local and other non-public addresses, and plain http (for the local CRM stand-in; `make run` and the tests set it). Unset, an admin cannot point Parley at internal services."),
+    "PARLEY_CRM_LEASE_SECONDS": ("120", "crm-bridge: how long a claimed lead delivery is its worker's; one not finished by then (the process died, or the call overran) is taken up again, looking the lead up in the CRM before creating it. Keep it well above a CRM call's worst case (30 s); the crash test shortens it."),
 }
 
 

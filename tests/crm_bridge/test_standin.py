@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from crm_bridge import deliveries, standin
 from tests.crm_bridge.test_handoff import (OWNER_EMAIL, OWNER_PASSWORD, configure, conversation_with_operator,
-                                          request_lead, wait_settled)
+                                          outcome_events, request_lead, wait_settled)
 
 SECRET = "standinWebhookKey"
 
@@ -62,24 +62,38 @@ async def test_a_lead_in_the_standin_with_the_owners_manager(bridge, crm, crm_st
     assert ours and not any(SECRET in line for line in ours)
 
 
-async def test_crm_trouble_then_recovery_exactly_one_lead_each(bridge, crm, crm_stack):
+async def test_crm_trouble_then_recovery_exactly_one_lead_each(bridge, crm, crm_stack, catalog, monkeypatch):
+    """The issue's case: 500s, 503 QUERY_LIMIT_EXCEEDED and timeouts while 50 leads are
+    requested, then the CRM recovers: exactly 50 leads, none twice, one lead.created each."""
+    # 50 leads, the refused and timed-out attempts again, the look-ups and user.get are
+    # more than Bitrix24's burst of 50, and past it the limiter lets 2 calls a second
+    # through: the rate limit is not what this test is about, so it is lifted here.
+    monkeypatch.setattr(deliveries.PortalLimits, "RATES", {**deliveries.PortalLimits.RATES, "bitrix24": (1000.0, 1000)})
     stack = crm_stack
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     await configure(stack, owner, webhook_url=webhook_url(crm), default_responsible="3")
     cid, operator, _ = await conversation_with_operator(stack, owner)
-    faults = [500, 503, "timeout_after_create", 503, "drop_after_create", 500, "timeout_after_create"]
+    faults = [500, 503, "timeout_after_create", 503, "drop_after_create", 500, "timeout_after_create",
+              503, "timeout_before_create", 502, 503, "timeout_after_create", 500, 503, "drop_after_create"]
     r = await crm.post("/_faults", json={"fail_next": faults, "methods": ["crm.lead.add"], "hang_seconds": 2})
     assert r.status == 200, await r.text()
-    n = 10
+    n = 50
     for _ in range(n):
         await request_lead(stack, cid, operator)
     rows = await wait_settled(bridge, n, timeout=60)
-    assert all(r["status"] == "delivered" for r in rows), [r["last_error"] for r in rows]
+    assert len(rows) == n and all(r["status"] == "delivered" for r in rows), [r["last_error"] for r in rows]
     leads = await standin_leads(crm)
     origins = [lead["ORIGIN_ID"] for lead in leads]
-    assert sorted(origins) == sorted(str(r["request_id"]) for r in rows)   # exactly one each: none twice, none lost
+    assert len(origins) == n and len(set(origins)) == n                      # none twice
+    assert sorted(origins) == sorted(str(r["request_id"]) for r in rows)     # none lost, none foreign
     assert (await (await crm.get("/_faults")).json())["pending"] == []      # every fault was met
     calls = (await (await crm.get("/_leads")).json())["calls"]
-    # 500/503 created nothing and were tried again; the three that created a lead were found, not added again
-    refused = sum(1 for f in faults if isinstance(f, int))
-    assert calls["crm.lead.add"] == n + refused and calls.get("crm.lead.list", 0) >= 3
+    # Errors and a hang before creating made nothing and were tried again; the attempts
+    # that created a lead and then timed out or lost the connection were found, not added again.
+    made_nothing = sum(1 for f in faults if isinstance(f, int) or f == "timeout_before_create")
+    ambiguous = sum(1 for f in faults if isinstance(f, str))
+    assert calls["crm.lead.add"] == n + made_nothing and calls.get("crm.lead.list", 0) >= ambiguous
+    assert sum(r["attempts"] for r in rows) >= n + len(faults)
+    events = await outcome_events(bridge, catalog)
+    assert {e.type for e in events} == {"lead.created"}
+    assert sorted(e.data["request_id"] for e in events) == sorted(origins)  # one lead.created each

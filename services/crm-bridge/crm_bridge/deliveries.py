@@ -63,6 +63,20 @@ class Tuning:
     rand: Callable[[], float] = random.random
     adapter_factory: AdapterFactory = default_adapter_factory
 
+    @classmethod
+    def from_env(cls) -> "Tuning":
+        """The defaults, with the lease from PARLEY_CRM_LEASE_SECONDS (the crash test
+        shortens it; a bad value stops the service at start, saying which)."""
+        name = "PARLEY_CRM_LEASE_SECONDS"
+        try:
+            lease = float(env(name) or domain.LEASE_SECONDS)
+        except ValueError:
+            lease = 0.0
+        if not 0 < lease <= 86_400:
+            raise SystemExit(f"{name} must be a number of seconds above 0 (default {domain.LEASE_SECONDS:g}),"
+                             f" not {env(name)!r}")
+        return cls(lease=lease)
+
 
 TUNING = web.AppKey("crm_tuning", Tuning)
 
@@ -371,7 +385,7 @@ def delivery_loop(app: web.Application):
 def setup(app: web.Application) -> None:
     """The app's CRM plumbing: tuning (tests replace it before start), the per-portal
     limits, the managers cache and the HTTP session, closed on cleanup."""
-    app[TUNING] = Tuning()
+    app[TUNING] = Tuning.from_env()
     app[LIMITS] = PortalLimits()
     app[MANAGERS] = {}
     app[HTTP] = Http(lambda: app[TUNING].crm_timeout)
