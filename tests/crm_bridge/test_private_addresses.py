@@ -4,10 +4,10 @@ through the gateway's `PUT /api/project/crm`: loopback, private, link-local (the
 metadata address), IPv6 loopback and `localhost` are refused with a 422 naming the
 field and the reason, and nothing is stored; with the flag the same URLs are accepted.
 
-A name is not resolved when the settings are saved (outbound.check_url needs no DNS,
-and an answer then would prove nothing at call time): a name resolving to loopback is
-refused before every call and at connect time instead, so "Test connection" says why
-and a lead request fails for good without a byte reaching the address.
+A name resolving to a refused address is refused when the settings are saved, and -
+since a name can point elsewhere later - again before every call and at connect time:
+"Test connection" says why and a lead request fails for good without a byte reaching
+the address.
 
 (tests/crm/test_outbound_guard.py checks the guard itself, address by address;
 test_handoff.py's settings test the other validation of the same PUT.)"""
@@ -109,7 +109,7 @@ def loopback_name() -> tuple[str, str]:
     return name, next((a for a in addresses if ":" not in a), addresses[0])
 
 
-async def test_a_name_resolving_to_loopback_is_refused_at_every_call(bridge, crm_stack, strict, monkeypatch):
+async def test_a_name_resolving_to_loopback_is_refused_when_saved_and_at_every_call(bridge, crm_stack, strict, monkeypatch):
     name, address = loopback_name()
     assert name != "localhost" and not name.endswith(".localhost")
     with pytest.raises(ValueError):
@@ -124,7 +124,16 @@ async def test_a_name_resolving_to_loopback_is_refused_at_every_call(bridge, crm
         owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
         url = f"https://{name}:{crm.port}/rest/1/{STANDIN_SECRET}/"
         r = await stack.call("PUT", "/api/project/crm", owner, json={"kind": "bitrix24", "webhook_url": url})
-        assert r.status == 200, await r.text()             # saved: no DNS then (see the module's doc)
+        refused = await r.json()
+        assert r.status == 422 and refused["error"]["code"] == "webhook_url_invalid", refused
+        assert "resolves to a refused address" in refused["error"]["message"] and STANDIN_SECRET not in str(refused)
+        assert (await (await stack.call("GET", "/api/project/crm", owner)).json())["kind"] == "none"
+        # A name can point elsewhere later (DNS rebinding): saved while it was allowed, then
+        # every call checks it again.
+        monkeypatch.setenv(outbound.FLAG, "1")
+        r = await stack.call("PUT", "/api/project/crm", owner, json={"kind": "bitrix24", "webhook_url": url})
+        assert r.status == 200, await r.text()
+        monkeypatch.delenv(outbound.FLAG)
 
         r = await stack.call("POST", "/api/project/crm/test", owner)
         result = await r.json()

@@ -10,6 +10,7 @@ Secrets are written here and never read back out: GET shows a masked Bitrix24 we
 URL and `secret_set` / `token_set`, never the values."""
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +35,7 @@ URL_MAX = 2000
 SECRET_MIN, SECRET_MAX = 8, 4000
 _BITRIX_PATH = re.compile(r"/rest/(\d{1,10})/([A-Za-z0-9_-]{4,200})/?")
 DELIVERIES_LIMIT = 200
+SAVE_RESOLVE_SECONDS = 3.0   # a slow resolver does not hold up saving: every call checks again
 
 
 @dataclass(frozen=True)
@@ -176,13 +178,28 @@ async def get_settings(request: web.Request) -> web.Response:
     return ok(view(await load_settings(request.app[POOL], me.project_id)))
 
 
+async def _refuse_private_names(kind: str, config: dict, secrets: dict) -> None:
+    """A host name resolving to a refused address is refused at saving too (the adapters
+    check again at every call and connection: a name can change its address later). A
+    name that does not resolve now is saved: its calls fail, retryably, until it does."""
+    field = {"bitrix24": "webhook_url", "webhook": "url", "amocrm": "base_url"}.get(kind)
+    if field is None:
+        return
+    try:
+        await asyncio.wait_for(outbound.guard_url(secrets.get(field) or config[field]), SAVE_RESOLVE_SECONDS)
+    except outbound.OutboundRefused as e:
+        raise _invalid(field, f"{field}: {e.reason}") from None
+    except (CrmError, asyncio.TimeoutError):
+        pass
+
+
 async def put_settings(request: web.Request) -> web.Response:
     me = admin_of(request)
     body = await read_json(request)
     pool = request.app[POOL]
+    kind, config, secrets, responsible, source = validate(body, await load_settings(pool, me.project_id))
+    await _refuse_private_names(kind, config, secrets)
     async with pool.acquire() as conn, conn.transaction():
-        current = await load_settings(conn, me.project_id)
-        kind, config, secrets, responsible, source = validate(body, current)
         await conn.execute(
             """insert into crm_settings (project_id, kind, config, secrets, default_responsible, source_name,
                                          updated_at, updated_by)
