@@ -145,6 +145,12 @@ def _visitor(values: Any) -> tuple[str, str]:
     return project_id, visitor_id
 
 
+def _chat_open(body: dict[str, Any]) -> bool:
+    """Whether the chat is open now, as the gateway computed it from the schedule
+    (docs/working-hours.md); a caller that does not say means open."""
+    return body.get("chat_open") is not False
+
+
 def _site_params(body: dict[str, Any]) -> dict[str, str]:
     """The custom params the socket held; a site's bad params must not cost the visitor
     what they sent with them, so they are dropped (and logged) rather than refused."""
@@ -186,7 +192,7 @@ async def visitor_message(request: web.Request) -> web.Response:
             events = domain.decide_visitor_message(
                 state, conversation_id=conversation_id, project_id=project_id, visitor_id=visitor_id,
                 message_id=message_id, text=body.get("text"), attachment=body.get("attachment"),
-                page_url=body.get("page_url"))
+                page_url=body.get("page_url"), chat_open=_chat_open(body))
             if state is None and params and events:
                 started = domain.evolve(None, events[0])
                 events[1:1] = domain.decide_custom_params(started, params)
@@ -226,8 +232,66 @@ async def visitor_contacts(request: web.Request) -> web.Response:
         request, project_id, visitor_id, f"contacts:{uuid.uuid4()}",
         lambda cid: lambda s: domain.decide_contacts(s, body, conversation_id=cid, project_id=project_id,
                                                      visitor_id=visitor_id, page_url=body.get("page_url"),
-                                                     params=params))
+                                                     params=params, chat_open=_chat_open(body)))
     return ok({"conversation_id": conversation_id})
+
+
+async def visitor_offline(request: web.Request) -> web.Response:
+    """The offline form (`offline_message`): contacts and a message. It starts a
+    conversation marked left_while_closed (after a closed one too: the visitor's current
+    conversation becomes the new one, linked by previous_conversation_id), or goes into
+    the visitor's conversation that is still going. Idempotent by the form's id."""
+    body = await read_json(request)
+    project_id, visitor_id = _visitor(body)
+    message_id = body.get("message_id")
+    if not _text(message_id, MESSAGE_ID_MAX):
+        raise Rejected(422, "message_id_required", "The form carries the widget's id for it.")
+    contacts = {k: body.get(k) for k in ("name", "phone", "email")}
+    domain.decide_offline(None, conversation_id=str(uuid.uuid4()), project_id=project_id, visitor_id=visitor_id,
+                          message_id=message_id, contacts=contacts, text=body.get("text"),
+                          page_url=None)  # refused before anything is looked up
+    params = _site_params(body)
+    pool = request.app[POOL]
+    for _ in range(3):
+        current = await pool.fetchrow(
+            """select v.conversation_id::text as id, c.status from visitor_conversations v
+               left join conversations c on c.id = v.conversation_id where v.project_id = $1 and v.visitor_id = $2""",
+            project_id, visitor_id)
+        previous = current["id"] if current and current["status"] == "closed" else None
+        conversation_id = current["id"] if current and not previous else str(uuid.uuid4())
+
+        def decide(state, cid=conversation_id, previous=previous):
+            return domain.decide_offline(
+                state, conversation_id=cid, project_id=project_id, visitor_id=visitor_id, message_id=message_id,
+                contacts=contacts, text=body.get("text"), page_url=body.get("page_url"), params=params,
+                chat_open=_chat_open(body), previous_conversation_id=previous)
+        try:
+            outcome = await run(request.app[STORE], f"offline:{project_id}:{visitor_id}:{message_id}",
+                                conversation_id, decide)
+        except asyncpg.UniqueViolationError as e:
+            if e.constraint_name != "visitor_conversations_pkey":
+                raise
+            continue  # another first command won: decide again in its conversation
+        conversation_id = outcome.result["conversation_id"]
+        seq = await pool.fetchval(
+            """select stream_version from events where stream_id = $1 and type = 'chat.visitor_message_posted'
+               and data->>'message_id' = $2""", conversation_stream(conversation_id), message_id)
+        return ok({"conversation_id": conversation_id, "seq": seq})
+    raise _busy()
+
+
+async def close_idle(request: web.Request) -> web.Response:
+    """The scheduler's idle timer (docs/working-hours.md, Timers): Idempotency-Key is the
+    timer id, body {"hours": N}; the conversation is closed with reason idle. Already
+    closed, or the same timer again: nothing is appended."""
+    conversation_id = _conversation_id(request)
+    key = idempotency_key(request)
+    if key is None:
+        raise Rejected(422, "idempotency_key_required", "Send the timer id as Idempotency-Key.")
+    body = await read_json(request)
+    outcome = await run(request.app[STORE], f"close-idle:{key}", conversation_id,
+                        lambda s: domain.decide_close_idle(s, body.get("hours")))
+    return ok({"conversation_id": conversation_id, "closed": bool(outcome.events)})
 
 
 async def visitor_conversation(request: web.Request) -> web.Response:
@@ -259,7 +323,7 @@ async def conversation_summary(request: web.Request) -> web.Response:
 
 _ROW = """id::text, project_id, visitor_id, status, assignee_id::text, assignee_name, visitor_name, contacts,
           custom_params, page_url, last_message_text, last_message_from, last_message_at, waiting_since, unread,
-          started_at, lead_requested_at, version"""
+          started_at, lead_requested_at, left_while_closed, version"""
 
 
 def row_view(row: asyncpg.Record) -> dict[str, Any]:
@@ -411,7 +475,9 @@ ROUTES = [
     ("POST", "/internal/visitor/messages", visitor_message),
     ("POST", "/internal/visitor/params", visitor_params),
     ("POST", "/internal/visitor/contacts", visitor_contacts),
+    ("POST", "/internal/visitor/offline", visitor_offline),
     ("GET", "/internal/visitor/conversation", visitor_conversation),
+    ("POST", "/internal/conversations/{id}/close-idle", close_idle),
     ("GET", "/internal/conversations/{id}/events", conversation_events),
     ("GET", "/internal/conversations/{id}/summary", conversation_summary),
     ("GET", "/api/inbox", inbox),

@@ -13,6 +13,10 @@ Decisions worth knowing:
   admin; an unclaimed conversation must be taken first.
 - A visitor writing into a closed conversation reopens it (status back to in_work with
   the same assignee, or new if nobody had it): the visitor's thread stays one thread.
+- Working hours (docs/working-hours.md): while the chat is closed (`chat_open` False,
+  as the gateway computes it) nothing may start or reopen a conversation - that is
+  `chat_closed`; a conversation that is not closed carries on. The offline form
+  (decide_offline) starts one marked `left_while_closed`, with contacts and message.
 - Real-world input gets a final answer: control characters are stripped from text, a
   page URL is cut to the length the events allow, never refused; anything else that
   cannot be stored is a DomainError (api.py maps its kind to an HTTP status)."""
@@ -75,6 +79,7 @@ class Conversation:
     contacts: dict[str, str | None] = field(default_factory=dict)
     page_url: str | None = None
     transcript: tuple[dict[str, Any], ...] = ()   # what a lead carries: messages, never notes
+    left_while_closed: bool = False                # started by the offline form while the chat was closed
 
 
 def evolve(state: Conversation | None, event: Event) -> Conversation:
@@ -82,7 +87,8 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
     match event.type:
         case "chat.conversation_started":
             return Conversation(id=id_of(event.stream_id), project_id=event.project_id,
-                                visitor_id=d["visitor_id"], page_url=d.get("page_url"))
+                                visitor_id=d["visitor_id"], page_url=d.get("page_url"),
+                                left_while_closed=bool(d.get("left_while_closed")))
         case "chat.visitor_message_posted":
             return replace(state, message_ids=state.message_ids | {d["message_id"]},
                            transcript=state.transcript + ({"from": "visitor", "text": d["text"],
@@ -245,13 +251,21 @@ def clean_contacts(contacts: dict[str, Any], *, allow_empty: bool = False) -> di
 
 # ---- the visitor ----------------------------------------------------------------
 
+def chat_closed() -> DomainError:
+    return DomainError("chat_closed", "The chat is closed now: leave a message in the form and we will answer.",
+                       "conflict")
+
+
 def decide_visitor_message(state: Conversation | None, *, conversation_id: str, project_id: str, visitor_id: str,
-                           message_id: str, text: Any, attachment: Any, page_url: Any) -> list[Event]:
+                           message_id: str, text: Any, attachment: Any, page_url: Any,
+                           chat_open: bool = True) -> list[Event]:
     attachment = clean_attachment(attachment)
     text = clean_text(text, allow_empty=attachment is not None)
     page_url = clean_page_url(page_url)
     stream = conversation_stream(conversation_id)
     events = []
+    if not chat_open and (state is None or (state.status == "closed" and message_id not in state.message_ids)):
+        raise chat_closed()  # nothing may start or reopen a conversation outside working hours
     if state is None:
         events.append(new_event("chat.conversation_started", stream, {"visitor_id": visitor_id, "page_url": page_url},
                                 project_id=project_id))
@@ -284,15 +298,17 @@ def decide_custom_params(state: Conversation, params: Any) -> list[Event]:
 
 def decide_contacts(state: Conversation | None, contacts: dict[str, Any], *, conversation_id: str | None = None,
                     project_id: str | None = None, visitor_id: str | None = None, page_url: Any = None,
-                    params: dict[str, str] | None = None) -> list[Event]:
+                    params: dict[str, str] | None = None, chat_open: bool = True) -> list[Event]:
     """The visitor's contact form. Contacts given before any message start the conversation
-    (the offline form is contacts only), with the params the socket held; contacts the
+    (while the chat is open), with the params the socket held; contacts the
     conversation already has append nothing (a resent form)."""
     cleaned = clean_contacts(contacts)
     events = []
     if state is None:
         if conversation_id is None:
             raise _not_found()
+        if not chat_open:
+            raise chat_closed()
         stream = conversation_stream(conversation_id)
         events.append(new_event("chat.conversation_started", stream,
                                 {"visitor_id": visitor_id, "page_url": clean_page_url(page_url)},
@@ -306,6 +322,55 @@ def decide_contacts(state: Conversation | None, contacts: dict[str, Any], *, con
         return []
     return events + [new_event("chat.contacts_given", conversation_stream(state.id), cleaned,
                                project_id=state.project_id)]
+
+
+def decide_offline(state: Conversation | None, *, conversation_id: str, project_id: str, visitor_id: str,
+                   message_id: str, contacts: dict[str, Any], text: Any, page_url: Any,
+                   params: dict[str, str] | None = None, chat_open: bool = False,
+                   previous_conversation_id: str | None = None) -> list[Event]:
+    """The offline form: contacts (a phone or an email required) and a message. With no
+    conversation (or after a closed one: `previous_conversation_id`) it starts one,
+    marked `left_while_closed` when the chat is closed; into a conversation that is
+    still going it adds the contacts and the message. The message id is the form's
+    frame id, so a resent form appends nothing."""
+    cleaned = clean_contacts(contacts)
+    if not cleaned["phone"] and not cleaned["email"]:
+        raise DomainError("contact_required", "Leave a phone or an email so that we can answer.")
+    text = clean_text(text)
+    events: list[Event] = []
+    if state is None:
+        started = {"visitor_id": visitor_id, "page_url": clean_page_url(page_url)}
+        if not chat_open:
+            started["left_while_closed"] = True
+        if previous_conversation_id:
+            started["previous_conversation_id"] = previous_conversation_id
+        events.append(new_event("chat.conversation_started", conversation_stream(conversation_id), started,
+                                project_id=project_id))
+        state = evolve(None, events[0])
+        if params:
+            events += decide_custom_params(state, params)
+    elif state.visitor_id != visitor_id:
+        raise DomainError("forbidden", "This is not your conversation.", "forbidden")
+    elif message_id in state.message_ids:
+        return []
+    events += decide_contacts(state, cleaned, visitor_id=visitor_id)
+    return events + decide_visitor_message(state, conversation_id=state.id, project_id=state.project_id,
+                                           visitor_id=visitor_id, message_id=message_id, text=text,
+                                           attachment=None, page_url=page_url, chat_open=True)
+
+
+def decide_close_idle(state: Conversation | None, hours: Any) -> list[Event]:
+    """The scheduler's idle timer fired: no message either way for `hours` working hours.
+    Closed with the reason; a conversation already closed stays as it is."""
+    if state is None:
+        raise _not_found()
+    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= 720:
+        raise DomainError("hours_invalid", "hours is the idle timer's setting, 1-720.")
+    if state.status == "closed":
+        return []
+    return [new_event("status.changed", conversation_stream(state.id),
+                      {"status": "closed", "by_operator_id": None, "reason": "idle", "idle_hours": hours},
+                      project_id=state.project_id)]
 
 
 # ---- operators ------------------------------------------------------------------

@@ -14,9 +14,15 @@ async def apply(conn: asyncpg.Connection, event: Event) -> None:
     match event.type:
         case "chat.conversation_started":
             await conn.execute(
-                """insert into conversations (id, project_id, visitor_id, page_url, started_at, version)
-                   values ($1, $2, $3, $4, $5::text::timestamptz, $6)""",
-                cid, event.project_id, d["visitor_id"], d.get("page_url"), at, event.stream_version)
+                """insert into conversations (id, project_id, visitor_id, page_url, started_at, version,
+                                              left_while_closed)
+                   values ($1, $2, $3, $4, $5::text::timestamptz, $6, $7)""",
+                cid, event.project_id, d["visitor_id"], d.get("page_url"), at, event.stream_version,
+                bool(d.get("left_while_closed")))
+            if d.get("previous_conversation_id"):  # the offline form after a closed conversation takes its place
+                await conn.execute(
+                    """delete from visitor_conversations where project_id = $1 and visitor_id = $2
+                       and conversation_id = $3""", event.project_id, d["visitor_id"], d["previous_conversation_id"])
             # No upsert: a second conversation for the same visitor must fail here (see api.visitor_message).
             await conn.execute("insert into visitor_conversations (project_id, visitor_id, conversation_id) values ($1, $2, $3)",
                                event.project_id, d["visitor_id"], cid)
