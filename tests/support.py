@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
 
 from parley.envelope import new_event
 
@@ -20,6 +24,27 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], *, timeout: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+async def create_database(server_url: str, prefix: str) -> str:
+    """A database of its own on the platform's server, for services run as processes:
+    they use fixed schema names (`gateway`, `crm_bridge`, ...), which other tests use in
+    the shared one. Returns its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'create database "{name}"')
+    finally:
+        await conn.close()
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+async def drop_database(server_url: str, database_url: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'drop database if exists "{urlsplit(database_url).path.lstrip("/")}" with (force)')
+    finally:
+        await conn.close()
 
 
 class Background:

@@ -15,12 +15,9 @@ import os
 import sys
 import time
 import urllib.request
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 import schemathesis
 import yaml
@@ -30,6 +27,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
 
 from parley.config import REPO_ROOT, env
 from parley.platform.procs import free_port, spawn, stop
+from tests.support import create_database, drop_database
 
 MAX_EXAMPLES = 20           # per operation, in the fuzzing phase
 ANONYMOUS_MAX_EXAMPLES = 5  # the same operations without credentials
@@ -45,27 +43,6 @@ class Gateway:
     base_url: str
     token: str
     logs: Path
-
-
-async def _create_database(url: str) -> str:
-    """A database of its own on the platform's server: the services use fixed schema
-    names (`gateway`, `conversation`, ...), which other tests use in the shared one."""
-    name = f"api_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f'create database "{name}"')
-    finally:
-        await conn.close()
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-async def _drop_database(server_url: str, database_url: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'drop database if exists "{urlsplit(database_url).path.lstrip("/")}" with (force)')
-    finally:
-        await conn.close()
 
 
 def _wait_ready(name: str, port: int, proc, log: Path, timeout: float = 60) -> None:
@@ -96,7 +73,7 @@ def _login(base_url: str) -> str:
 @pytest.fixture(scope="module")
 def gateway(platform, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("api")
-    database_url = asyncio.run(_create_database(platform.database_url))
+    database_url = asyncio.run(create_database(platform.database_url, "api"))
     ports = {name: free_port() for name in SERVICES}
     common = {**os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": platform.bootstrap,
               "PARLEY_BIND_HOST": "127.0.0.1", "PARLEY_LOG_LEVEL": "INFO"}
@@ -123,7 +100,7 @@ def gateway(platform, tmp_path_factory):
     finally:
         for proc in reversed(procs):
             stop(proc)
-        asyncio.run(_drop_database(platform.database_url, database_url))
+        asyncio.run(drop_database(platform.database_url, database_url))
 
 
 def _config(max_examples: int, with_security_parameters: bool):

@@ -17,8 +17,6 @@ import os
 import signal
 import sys
 import time
-import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -35,6 +33,7 @@ import crm_bridge.__main__ as crm_main
 from crm_bridge import standin
 from tests.crm_bridge.conftest import _end_offsets
 from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD, configure, conversation_with_operator
+from tests.support import create_database, drop_database
 
 REQUESTS = 20
 LEASE = 6            # seconds; the default is 120
@@ -93,27 +92,9 @@ class BridgeProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
-async def _create_database(server_url: str) -> str:
-    name = f"crm_crash_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'create database "{name}"')
-    finally:
-        await conn.close()
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-
-
-async def _drop_database(server_url: str, database_url: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'drop database if exists "{urlsplit(database_url).path.lstrip("/")}" with (force)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 async def bridge_process(platform, tmp_path, monkeypatch):
-    database_url = await _create_database(platform.database_url)
+    database_url = await create_database(platform.database_url, "crm_crash")
     pool = await db.create_pool(database_url, SCHEMA)
     try:
         await db.migrate(pool, SCHEMA, crm_main.SPEC.migrations)
@@ -129,7 +110,7 @@ async def bridge_process(platform, tmp_path, monkeypatch):
         if "process" in locals():
             process.stop()
         await pool.close()
-        await _drop_database(platform.database_url, database_url)
+        await drop_database(platform.database_url, database_url)
 
 
 @pytest.fixture
