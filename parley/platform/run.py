@@ -132,6 +132,7 @@ def main() -> int:
                      "PARLEY_OPERATOR_REGISTRY_URL": f"http://localhost:{base + 2}",
                      "PARLEY_CONVERSATION_URL": f"http://localhost:{base + 1}",
                      "PARLEY_CRM_BRIDGE_URL": f"http://localhost:{base + 3}",
+                     "PARLEY_SCHEDULER_URL": f"http://localhost:{base + 4}",
                      "PARLEY_INTERNAL_PORT": str(base + 5),
                      "PARLEY_VISITOR_SECRET": env("PARLEY_VISITOR_SECRET") or _kept_secret(run_dir, "visitor-secret"),
                      "PARLEY_INTERNAL_SECRET": env("PARLEY_INTERNAL_SECRET") or _kept_secret(run_dir, "internal-secret"),

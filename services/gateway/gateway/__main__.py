@@ -10,6 +10,7 @@ from parley.service import SETTINGS, ServiceSpec, main
 
 from gateway import (auth, avatar_files, conversation_crm, conversations, cors, crm_routes, files, operator_sockets,
                      project_config, push, rate_limits, registry_routes, upstreams, visitor_api, visitor_socket)
+from gateway import schedule_routes
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -73,6 +74,7 @@ def routes(app: web.Application) -> None:
     registry_routes.add_routes(app)
     crm_routes.add_routes(app)
     conversation_crm.add_routes(app)
+    schedule_routes.add_routes(app)
 
 
 def live(topic: str, on_event):

@@ -23,6 +23,7 @@ from gateway.client_ip import client_ip
 REGISTRY = web.AppKey("registry", ServiceClient)
 CONVERSATION = web.AppKey("conversation", ServiceClient)
 CRM = web.AppKey("crm", ServiceClient)
+SCHEDULER = web.AppKey("scheduler", ServiceClient)
 
 
 async def clients(app: web.Application):
@@ -33,6 +34,7 @@ async def clients(app: web.Application):
                                       session, key)
         app[CONVERSATION] = ServiceClient("conversation", env("PARLEY_CONVERSATION_URL").rstrip("/"), session, key)
         app[CRM] = ServiceClient("crm-bridge", env("PARLEY_CRM_BRIDGE_URL").rstrip("/"), session, key)
+        app[SCHEDULER] = ServiceClient("scheduler", env("PARLEY_SCHEDULER_URL").rstrip("/"), session, key)
         yield
 
 
@@ -46,6 +48,10 @@ def conversation(app: web.Application) -> ServiceClient:
 
 def crm(app: web.Application) -> ServiceClient:
     return app[CRM]
+
+
+def scheduler(app: web.Application) -> ServiceClient:
+    return app[SCHEDULER]
 
 
 def as_caller(request: web.Request, token: str | None = None) -> dict[str, str]:

@@ -1,6 +1,16 @@
 from pathlib import Path
 
-from parley.service import ServiceSpec, main
+from aiohttp import web
+
+from parley.service import ConsumerSpec, ServiceSpec, main
+
+from scheduler import schedules, timers
+
+
+def routes(app: web.Application) -> None:
+    timers.setup(app)
+    schedules.add_routes(app)
+
 
 SPEC = ServiceSpec(
     name="scheduler",
@@ -8,6 +18,9 @@ SPEC = ServiceSpec(
     default_port=8084,
     migrations=Path(__file__).parent / "migrations",
     owns_streams=True,
+    consumers=[ConsumerSpec("scheduler.timers", ["conversation.events"], timers.on_conversation_event)],
+    routes=routes,
+    loops=[("boundaries", schedules.boundary_loop), ("timers", timers.fire_loop)],
 )
 
 if __name__ == "__main__":

@@ -1,0 +1,264 @@
+"""Durable timers: "unanswered" (a new conversation nobody took) and "idle" (no message
+either way), counted in working time (docs/working-hours.md, Timers).
+
+- The consumer of conversation.events (`on_conversation_event`, run by the backbone's
+  ConsumerRunner) creates, moves and cancels rows in `timers` in the transaction that
+  stores its Kafka offset. A timer's id is uuid5(conversation id, kind, generation), the
+  generation being the stream version of the event that set it: a redelivered event
+  sets the same row again, which changes nothing.
+- A row's `due_at` is `add_working_time(schedule, anchor, N)` under the project's
+  current schedule; an edit recomputes every pending timer of the project in its own
+  transaction (`recompute_project`), and the fire loop checks it again before firing.
+- The fire loop claims due rows with FOR UPDATE SKIP LOCKED. "unanswered" appends
+  `schedule.unanswered_alert` - event id and command id = the timer id, on its own
+  stream `schedule-timer-<id>` at version 1 - and marks the row fired in the same
+  transaction: it is published once, whatever the restarts and replicas. "idle" asks the
+  conversation service to close the conversation (`POST
+  /internal/conversations/{id}/close-idle`, Idempotency-Key = the timer id): the claim
+  is a lease (due_at moves ahead), the call runs outside the transaction, and a retry
+  after a crash repeats the same idempotent command."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import Counter
+
+from parley import internal_auth
+from parley import working_hours as wh
+from parley.config import env
+from parley.contract import id_of
+from parley.envelope import Event
+from parley.eventstore import ConcurrencyConflict, EventStore
+from parley.http import Rejected
+from parley.logs import new_correlation_id
+from parley.service import POOL, STORE
+from parley.service_client import ServiceClient, new_session, path
+
+from scheduler.schedules import current_schedule, locked_schedule, now
+
+log = logging.getLogger(__name__)
+
+FIRED = Counter("parley_scheduler_timers_fired_total", "Timers fired", ["kind", "outcome"])
+
+NAMESPACE = uuid.UUID("0f2b9a64-5d1e-4c8e-8b7a-3e9d2c1a4f60")
+MINUTE_SECONDS_VAR = "PARLEY_SCHEDULER_MINUTE_SECONDS"
+
+
+def minute_seconds() -> float:
+    """How many seconds a timer's "minute" lasts: 60, shortened by the tests."""
+    raw = env(MINUTE_SECONDS_VAR) or "60"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise SystemExit(f"{MINUTE_SECONDS_VAR} must be a number of seconds above 0 (default 60), not {raw!r}")
+    return value
+
+
+@dataclass
+class Tuning:
+    poll_interval: float = 0.5
+    batch: int = 50
+    lease: float = 30.0          # an idle close in flight is retried after this long
+    minute: float = 60.0         # seconds in a timer minute
+
+    @classmethod
+    def from_env(cls) -> "Tuning":
+        return cls(minute=minute_seconds())
+
+
+TUNING = web.AppKey("scheduler_tuning", Tuning)
+CONVERSATION = web.AppKey("scheduler_conversation", dict)   # {"client": ServiceClient}, set at start
+
+
+def timer_id(conversation_id: str, kind: str, generation: int) -> str:
+    return str(uuid.uuid5(NAMESPACE, f"{conversation_id}:{kind}:{generation}"))
+
+
+def setting(s: wh.Schedule, kind: str) -> int | None:
+    return s.unanswered_alert_minutes if kind == "unanswered" else s.idle_close_hours
+
+
+def due_for(s: wh.Schedule, kind: str, anchor: datetime, minute: float) -> datetime | None:
+    n = setting(s, kind)
+    if n is None:
+        return None                 # switched off: the row waits, an edit may switch it on again
+    seconds = n * minute * (60 if kind == "idle" else 1)
+    return wh.add_working_time(s, anchor, timedelta(seconds=seconds))
+
+
+# ---- the consumer ----------------------------------------------------------------------
+
+async def _set(conn: asyncpg.Connection, event: Event, kind: str, minute: float) -> None:
+    project_id, conversation_id = event.project_id, id_of(event.stream_id)
+    schedule = await locked_schedule(conn, project_id, share=True)
+    anchor = datetime.fromisoformat(event.occurred_at)
+    tid = timer_id(conversation_id, kind, event.stream_version)
+    await _cancel(conn, conversation_id, kind, keep=tid)
+    await conn.execute(
+        """insert into timers (id, project_id, conversation_id, kind, generation, anchor, due_at)
+           values ($1, $2, $3, $4, $5, $6, $7) on conflict (id) do nothing""",
+        tid, project_id, conversation_id, kind, event.stream_version, anchor,
+        due_for(schedule, kind, anchor, minute))
+
+
+async def _cancel(conn: asyncpg.Connection, conversation_id: str, kind: str, keep: str | None = None) -> None:
+    await conn.execute(
+        """update timers set status = 'cancelled', finished_at = now()
+           where conversation_id = $1 and kind = $2 and status = 'pending' and ($3::uuid is null or id <> $3::uuid)""",
+        conversation_id, kind, keep)
+
+
+async def on_conversation_event(conn: asyncpg.Connection, event: Event, minute: float | None = None) -> None:
+    if not event.project_id or not event.stream_id.startswith("conversation-"):
+        return
+    minute = minute if minute is not None else minute_seconds()
+    conversation_id = id_of(event.stream_id)
+    t = event.type
+    if t == "chat.conversation_started":
+        await _set(conn, event, "unanswered", minute)
+        await _set(conn, event, "idle", minute)
+    elif t in ("chat.visitor_message_posted", "chat.operator_replied"):
+        await _set(conn, event, "idle", minute)
+    elif t in ("assignment.taken", "assignment.assigned"):
+        await _cancel(conn, conversation_id, "unanswered")
+    elif t == "status.changed":
+        status = event.data.get("status")
+        if status == "closed":
+            await _cancel(conn, conversation_id, "unanswered")
+            await _cancel(conn, conversation_id, "idle")
+        elif status == "in_work":
+            await _cancel(conn, conversation_id, "unanswered")
+        elif status == "new":          # reopened with nobody on it: waiting again
+            await _set(conn, event, "unanswered", minute)
+
+
+async def recompute_project(conn: asyncpg.Connection, app: web.Application, project_id: str,
+                            schedule: wh.Schedule) -> None:
+    """After an edit, in its transaction: every pending timer of the project follows the
+    new schedule and settings."""
+    minute = app[TUNING].minute if TUNING in app else minute_seconds()
+    rows = await conn.fetch("select id, kind, anchor from timers where project_id = $1 and status = 'pending'"
+                            " for update", project_id)
+    if rows:
+        await conn.executemany("update timers set due_at = $2 where id = $1",
+                               [(r["id"], due_for(schedule, r["kind"], r["anchor"], minute)) for r in rows])
+
+
+# ---- firing --------------------------------------------------------------------------
+
+def alert_stream(tid: str) -> str:
+    return f"schedule-timer-{tid}"
+
+
+async def _finish(conn: asyncpg.Connection, tid, status: str, outcome: dict) -> None:
+    await conn.execute("update timers set status = $2, outcome = $3, finished_at = now() where id = $1",
+                       tid, status, outcome)
+
+
+async def fire_due(app: web.Application) -> int:
+    """One pass of the fire loop; returns how many due rows it handled."""
+    pool: asyncpg.Pool = app[POOL]
+    store: EventStore = app[STORE]
+    tuning: Tuning = app[TUNING]
+    idle: list[asyncpg.Record] = []
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            """select * from timers where status = 'pending' and due_at <= now()
+               order by due_at limit $1 for update skip locked""", tuning.batch)
+        for row in rows:
+            schedule = await current_schedule(conn, row["project_id"])
+            due = due_for(schedule, row["kind"], row["anchor"], tuning.minute)
+            if due is None or (due > now() and row["attempts"] == 0):
+                await conn.execute("update timers set due_at = $2 where id = $1", row["id"], due)
+                continue
+            if row["kind"] == "unanswered":
+                await _alert(conn, store, row, setting(schedule, "unanswered"))
+            else:
+                await conn.execute(
+                    "update timers set due_at = now() + make_interval(secs => $2), attempts = attempts + 1"
+                    " where id = $1", row["id"], tuning.lease)
+                idle.append(row)
+    for row in idle:
+        await _close_idle(app, row)
+    return len(rows)
+
+
+async def _alert(conn: asyncpg.Connection, store: EventStore, row: asyncpg.Record, minutes: int) -> None:
+    tid = str(row["id"])
+    event = Event(id=tid, type="schedule.unanswered_alert", stream_id=alert_stream(tid),
+                  data={"project_id": row["project_id"], "conversation_id": str(row["conversation_id"]),
+                        "minutes": minutes},
+                  correlation_id=new_correlation_id(), causation_id=tid, project_id=row["project_id"])
+    try:
+        async with conn.transaction():        # a savepoint: a second firing fails alone
+            await store.append([event], 0, command_id=f"timer:{tid}", result={"event_id": tid}, conn=conn)
+        outcome = "alerted"
+    except (ConcurrencyConflict, asyncpg.UniqueViolationError):
+        outcome = "already_fired"          # cannot happen while the row is claimed; kept as a guard
+    await _finish(conn, row["id"], "fired", {"outcome": outcome})
+    FIRED.labels("unanswered", outcome).inc()
+    log.info("unanswered alert", extra={"timer_id": tid, "conversation_id": str(row["conversation_id"]),
+                                        "outcome": outcome})
+
+
+async def _close_idle(app: web.Application, row: asyncpg.Record) -> None:
+    tid, cid = str(row["id"]), str(row["conversation_id"])
+    schedule = await current_schedule(app[POOL], row["project_id"])
+    hours = setting(schedule, "idle") or 1
+    try:
+        answer = await app[CONVERSATION]["client"].call(
+            "POST", path("internal", "conversations", cid, "close-idle"),
+            json={"hours": hours, "idle_since_version": row["generation"]}, headers={"Idempotency-Key": tid})
+    except Rejected as e:     # unreachable: the lease brings it back
+        log.warning("idle close not delivered; will retry", extra={"timer_id": tid, "error": e.message})
+        FIRED.labels("idle", "retry").inc()
+        return
+    if answer.status >= 500:
+        log.warning("idle close failed; will retry", extra={"timer_id": tid, "status": answer.status})
+        FIRED.labels("idle", "retry").inc()
+        return
+    if answer.status == 200:
+        status, outcome = "fired", {"outcome": "closed" if (answer.body or {}).get("closed") else "unchanged"}
+    else:
+        status, outcome = "cancelled", {"outcome": "refused", "status": answer.status,
+                                        "error": (answer.body or {}).get("error")}
+    async with app[POOL].acquire() as conn:
+        await conn.execute(
+            "update timers set status = $2, outcome = $3, finished_at = now() where id = $1 and status = 'pending'",
+            row["id"], status, outcome)
+    FIRED.labels("idle", outcome["outcome"]).inc()
+    log.info("idle timer fired", extra={"timer_id": tid, "conversation_id": cid, **outcome})
+
+
+def fire_loop(app: web.Application):
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if not await fire_due(app):
+                try:
+                    await asyncio.wait_for(stop.wait(), app[TUNING].poll_interval)
+                except asyncio.TimeoutError:
+                    pass
+    return run
+
+
+async def conversation_client(app: web.Application):
+    """Cleanup context: the signed client the idle timer calls the conversation service with."""
+    async with new_session() as session:
+        app[CONVERSATION]["client"] = ServiceClient("conversation", env("PARLEY_CONVERSATION_URL").rstrip("/"),
+                                                    session, internal_auth.secret())
+        yield
+
+
+def setup(app: web.Application) -> None:
+    if TUNING not in app:
+        app[TUNING] = Tuning.from_env()
+    app[CONVERSATION] = {}
+    app.cleanup_ctx.append(conversation_client)
