@@ -8,16 +8,17 @@ domain.py; its refusals become HTTP answers in one place (`refusals_middleware`)
 Every input gets a final answer: a 4xx with a code, or a 503 with Retry-After when the store is busy."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import uuid
 from typing import Any, Callable
 
 import asyncpg
-import orjson
 from aiohttp import web
 
-from parley.contract import ACTOR_HEADER, canonical_uuid, conversation_stream, operator_may_see
+from parley.actor import actor_of
+from parley.contract import canonical_uuid, conversation_stream, operator_may_see
 from parley.envelope import Event
 from parley.eventstore import ConcurrencyConflict, Decision, EventStore, Outcome
 from parley.http import RETRY_AFTER_SECONDS, Rejected, ok, read_json
@@ -61,19 +62,8 @@ def _text(value: Any, max_length: int, *, optional: bool = False) -> bool:
 
 
 def operator_of(request: web.Request) -> Operator:
-    """The operator the gateway authenticated (believed because the call is signed),
-    with strict types: `is_admin` is a JSON boolean, nothing else."""
-    try:
-        d = orjson.loads(request.headers.get(ACTOR_HEADER, ""))
-    except orjson.JSONDecodeError:
-        d = None
-    operator_id = canonical_uuid(d.get("id")) if isinstance(d, dict) else None
-    if (operator_id is None or not _text(d.get("project"), PROJECT_ID_MAX) or not _text(d.get("name"), 200)
-            or not isinstance(d.get("is_admin"), bool) or not _text(d.get("avatar_url"), 2000, optional=True)
-            or not _text(d.get("email"), 320, optional=True)):
-        raise Rejected(401, "unauthenticated", "No operator on this request.")
-    return Operator(id=operator_id, project_id=d["project"], name=d["name"], is_admin=d["is_admin"],
-                    avatar_url=d.get("avatar_url"), email=d.get("email"))
+    """The operator the gateway authenticated (parley.actor: strict types, 401 otherwise)."""
+    return Operator(**dataclasses.asdict(actor_of(request)))
 
 
 def idempotency_key(request: web.Request) -> str | None:

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 from aiohttp import web
 
-from parley.contract import ACTOR_HEADER, canonical_uuid
+from parley import actor
+from parley.actor import Actor, actor_of
+from parley.contract import canonical_uuid
 from parley.http import Rejected, ok, read_json
 from parley.service import POOL
 
@@ -38,30 +38,8 @@ DELIVERIES_LIMIT = 200
 SAVE_RESOLVE_SECONDS = 3.0   # a slow resolver does not hold up saving: every call checks again
 
 
-@dataclass(frozen=True)
-class Caller:
-    id: str
-    project_id: str
-    is_admin: bool
-
-
-def caller_of(request: web.Request) -> Caller:
-    try:
-        d = orjson.loads(request.headers.get(ACTOR_HEADER, ""))
-    except orjson.JSONDecodeError:
-        d = None
-    operator_id = canonical_uuid(d.get("id")) if isinstance(d, dict) else None
-    project = d.get("project") if isinstance(d, dict) else None
-    if operator_id is None or not isinstance(project, str) or not 1 <= len(project) <= 100:
-        raise Rejected(401, "unauthenticated", "No operator on this request.")
-    return Caller(operator_id, project, d.get("is_admin") is True)
-
-
-def admin_of(request: web.Request) -> Caller:
-    me = caller_of(request)
-    if not me.is_admin:
-        raise Rejected(403, "admin_only", "Only an admin may see or change the CRM settings.")
-    return me
+def admin_of(request: web.Request) -> Actor:
+    return actor.admin_of(request, "Only an admin may see or change the CRM settings.")
 
 
 def id_in_path(request: web.Request, name: str, what: str) -> str:
@@ -273,7 +251,7 @@ async def retry_delivery(request: web.Request) -> web.Response:
 # ---- one conversation's leads (any operator the gateway let through) -------------------
 
 async def conversation_leads(request: web.Request) -> web.Response:
-    me = caller_of(request)
+    me = actor_of(request)
     rows = await request.app[POOL].fetch(
         "select * from deliveries where project_id = $1 and conversation_id = $2 order by created_at, request_id",
         me.project_id, id_in_path(request, "id", "conversation"))
@@ -281,7 +259,7 @@ async def conversation_leads(request: web.Request) -> web.Response:
 
 
 async def retry_conversation_lead(request: web.Request) -> web.Response:
-    me = caller_of(request)
+    me = actor_of(request)
     return ok(await _retry(request.app[POOL], me.project_id, id_in_path(request, "request_id", "lead request"),
                            id_in_path(request, "id", "conversation")))
 
@@ -304,7 +282,7 @@ async def client_card(request: web.Request) -> web.Response:
     """The leads Parley made for the client's conversations (the gateway names them), each
     with its current CRM status when the CRM's lookup by phone/email found it, and that
     lookup itself (client_cards.crm_leads)."""
-    me = caller_of(request)
+    me = actor_of(request)
     body = await read_json(request)
     ids = body.get("conversation_ids")
     if not isinstance(ids, list) or len(ids) > CARD_CONVERSATIONS_MAX or any(canonical_uuid(i) is None for i in ids):
