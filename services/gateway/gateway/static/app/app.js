@@ -177,8 +177,8 @@ async function route_() {
     const isSettings = a.dataset.testid === 'settings-link';
     a.setAttribute('aria-current', (route.screen === 'settings') === isSettings ? 'page' : 'false');
   }
-  // The CRM pages open for anyone who has their URL: a non-admin sees the API's refusal there.
-  if (route.screen === 'settings' && (ui.canSettings || ['crm', 'crm_deliveries'].includes(route.section))) {
+  // The CRM and working-hours pages open for anyone who has their URL: a non-admin sees the API's refusal there.
+  if (route.screen === 'settings' && (ui.canSettings || ['crm', 'crm_deliveries', 'hours'].includes(route.section))) {
     ui.workspace.hidden = true;
     ui.settingsHost.hidden = false;
     document.title = `${t('settings')} · Parley`;
@@ -229,6 +229,10 @@ function onMessage(msg) {
     ui.conversation.applyLeadOutcome(msg);
   } else if (msg.type === 'notification' && msg.kind === 'assigned') {
     notify.notifyAssigned(msg);
+    scheduleRefresh(300);
+  } else if (msg.type === 'notification' && msg.kind === 'unanswered') {
+    // Working hours: a new conversation nobody took for N working minutes (sent to admins only).
+    notify.notifyUnanswered(msg);
     scheduleRefresh(300);
   }
 }

@@ -74,7 +74,7 @@ function desktop(title, body, { tag, requireInteraction = false, conversationId 
  */
 export function toast({ kind = 'info', title, body, actions = [], persistent = false, timeout = 6000, role }) {
   if (!region) region = document.getElementById('toasts');
-  const urgent = kind === 'assigned' || kind === 'error';
+  const urgent = kind === 'assigned' || kind === 'unanswered' || kind === 'error';
   const node = h('div', { class: `toast toast-${kind}`, 'data-testid': 'toast', 'data-kind': kind,
     role: role || (urgent ? 'alert' : 'status'), 'aria-live': urgent ? 'assertive' : 'polite' });
   const remove = () => { clearTimeout(timer); node.remove(); };
@@ -141,5 +141,22 @@ function showAssignedToast(item) {
   });
   const node = region.lastElementChild;
   if (node) node.dataset.conversationId = item.conversation_id;
+  return remove;
+}
+
+// ---- working hours: a new conversation nobody has taken for N working minutes (admins) ------
+/** The `unanswered` notification: a sound, a desktop notification and a toast with Open that stays until acted on. */
+export function notifyUnanswered(msg) {
+  const n = Number(msg.minutes);
+  const title = t(n === 1 ? 'unanswered_title_one' : 'unanswered_title', { n });
+  ding();
+  desktop(title, t('unanswered_body'), { tag: `unanswered-${msg.conversation_id}`, requireInteraction: true, conversationId: msg.conversation_id });
+  if (!region) region = document.getElementById('toasts');
+  const existing = region.querySelector(`[data-kind="unanswered"][data-conversation-id="${CSS.escape(msg.conversation_id)}"]`);
+  if (existing) existing.remove();
+  const remove = toast({ kind: 'unanswered', persistent: true, title, body: t('unanswered_body'),
+    actions: [{ label: t('open'), primary: true, testid: 'toast-open', onClick: () => openConversation(msg.conversation_id) }] });
+  const node = region.lastElementChild;
+  if (node) node.dataset.conversationId = msg.conversation_id;
   return remove;
 }

@@ -6,9 +6,11 @@ import { h, clear, avatar, icon } from './dom.js';
 import { t } from './i18n.js';
 import { store } from './store.js';
 
-export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites', 'crm', 'crm_deliveries'];
-// The CRM sections (crm.js) are listed for admins only; anyone opening their URL gets the API's answer.
+export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites', 'hours', 'crm', 'crm_deliveries'];
+// The CRM sections (crm.js) and working hours (hours.js) are listed for admins only; anyone
+// opening their URL gets the API's answer.
 export const CRM_SECTIONS = ['crm', 'crm_deliveries'];
+export const ADMIN_SECTIONS = [...CRM_SECTIONS, 'hours'];
 
 export function createSettings(ctx) {
   const me = store.me;
@@ -20,7 +22,7 @@ export function createSettings(ctx) {
 
   function drawNav() {
     clear(nav);
-    const listed = SECTIONS.filter((s) => (CRM_SECTIONS.includes(s) ? me.is_admin : me.is_admin || me.is_owner));
+    const listed = SECTIONS.filter((s) => (ADMIN_SECTIONS.includes(s) ? me.is_admin : me.is_admin || me.is_owner));
     for (const s of listed) {
       nav.append(h('a', { href: `#/settings/${s}`, class: `settings-nav-item${s === section ? ' active' : ''}`,
         'data-testid': `settings-nav-${s}`, 'aria-current': s === section ? 'page' : null }, t(`settings_${s}`)));
@@ -31,6 +33,7 @@ export function createSettings(ctx) {
     section = SECTIONS.includes(s) ? s : 'operators';
     drawNav();
     const builders = { chat: chatSection, operators: operatorsSection, templates: templatesSection, widget: widgetSection, sites: sitesSection,
+      hours: async (n) => (await import('./hours.js')).hoursSection(n),
       crm: async (n) => (await import('./crm.js')).crmSettingsSection(n),
       crm_deliveries: async (n) => (await import('./crm.js')).crmDeliveriesSection(n) };
     const node = h('div', { class: 'settings-section', 'data-testid': `settings-${section}`, 'aria-busy': 'true' },
