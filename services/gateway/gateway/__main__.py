@@ -8,8 +8,9 @@ from aiohttp import web
 from parley.live import LiveSubscriber
 from parley.service import SETTINGS, ServiceSpec, main
 
-from gateway import (auth, avatar_files, conversation_crm, conversations, cors, crm_routes, files, operator_sockets,
-                     project_config, push, rate_limits, registry_routes, upstreams, visitor_api, visitor_socket)
+from gateway import (auth, availability, avatar_files, conversation_crm, conversations, cors, crm_routes, files,
+                     operator_sockets, project_config, push, rate_limits, registry_routes, upstreams, visitor_api,
+                     visitor_socket)
 from gateway import schedule_routes
 
 HERE = Path(__file__).parent
@@ -54,6 +55,7 @@ def routes(app: web.Application) -> None:
     app[visitor_socket.VISITOR_SOCKETS] = visitor_socket.VisitorSockets()
     app[rate_limits.LIMITS] = rate_limits.Limits()
     project_config.setup(app)
+    availability.setup(app)
     app[push.SUMMARIES] = OrderedDict()
     app.on_shutdown.append(operator_sockets.close_all)
     app.on_shutdown.append(visitor_socket.close_all)
@@ -67,6 +69,7 @@ def routes(app: web.Application) -> None:
     app.router.add_put("/api/operators/{id}/avatar", avatar_files.upload)
     app.router.add_get("/avatars/{name}.png", avatar_files.serve)
     app.router.add_get("/ws/operator", operator_sockets.operator_socket)
+    app.router.add_get("/api/widget/config", visitor_api.widget_config)
     app.router.add_post("/api/visitor/session", visitor_api.visitor_session)
     app.router.add_post("/api/visitor/attachments", visitor_api.visitor_attachment)
     app.router.add_get("/ws/visitor", visitor_socket.visitor_socket)
@@ -96,7 +99,8 @@ SPEC = ServiceSpec(
     loops=[("files:expiry", files.expiry_loop),
            ("live:operator.events", live("operator.events", operator_sockets.on_operator_event)),
            ("live:conversation.events", live("conversation.events", push.on_conversation_event)),
-           ("live:lead.events", live("lead.events", push.on_lead_event))],
+           ("live:lead.events", live("lead.events", push.on_lead_event)),
+           ("live:schedule.events", live("schedule.events", availability.on_schedule_event))],
 )
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ ROUTES = [
     ("POST", "/api/project/chat/disable"),
     ("PUT", "/api/project/widget"),
     ("PUT", "/api/project/sites"),
-    ("GET", "/api/widget/config"),
     ("GET", "/api/widget/texts"),
     ("GET", "/api/operators"),
     ("POST", "/api/operators"),
@@ -41,7 +40,8 @@ ROUTES = [
     ("PATCH", "/api/templates/{id}"),
     ("DELETE", "/api/templates/{id}"),
 ]
-_QUERY_PARAMS = {"/api/widget/config": ("project",), "/api/templates": ("q",)}
+_QUERY_PARAMS = {"/api/templates": ("q",)}
+# GET /api/widget/config is visitor_api.widget_config: the registry's answer plus the working hours.
 
 
 def upstream_path(template: str, request: web.Request) -> str:

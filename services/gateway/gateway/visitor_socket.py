@@ -3,7 +3,12 @@
 The socket is registered for live pushes before the history is read, and every event
 is sent under one lock and only if its `seq` is above the last one sent, so a reconnect
 with `after=<seq>` gets every visible event once, in order, whatever arrives while the
-history is being read. A visitor may hold a few sockets (tabs), not an unbounded number."""
+history is being read. A visitor may hold a few sockets (tabs), not an unbounded number.
+
+Working hours (docs/working-hours.md): the hello is followed by an `availability` frame,
+and every message, contacts and offline form carries `chat_open` as the gateway's
+schedule says now; the conversation service refuses what would start or reopen a
+conversation while closed (`chat_closed`), and the error frame adds `next_open_at`."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from parley.http import Rejected, error_response
 from parley.service_client import path
 
-from gateway import audience, auth, files
+from gateway import audience, auth, availability, files
 from gateway.client_ip import client_ip
 from gateway.rate_limits import limits
 from gateway.upstreams import conversation
@@ -130,6 +135,8 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
         sockets.bind(socket, conversation_id)  # registered before reading history: nothing falls between
     try:
         await ws.send_json({"type": "hello", "visitor_id": visitor_id, "conversation_id": conversation_id})
+        is_open, next_open_at = await availability.now_open(request.app, project_id)
+        await ws.send_json({"type": "availability", "open": is_open, "next_open_at": next_open_at})
         await socket.catch_up(request.app)
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -167,10 +174,15 @@ async def _on_visitor_message(request: web.Request, socket: VisitorSocket, data:
                 socket.merge_params(params)
         elif kind == "contacts":
             await _post_contacts(request, socket, data)
+        elif kind == "offline_message":
+            await _post_offline(request, socket, data)
         else:
             raise Rejected(422, "type_unknown", f"Unknown message type {str(kind)[:40]!r}.")
     except Rejected as e:
-        await socket.ws.send_json({"type": "error", "id": message_id, "code": e.code, "message": e.message})
+        frame = {"type": "error", "id": message_id, "code": e.code, "message": e.message}
+        if e.code == "chat_closed":
+            frame["next_open_at"] = (await availability.now_open(request.app, socket.project_id))[1]
+        await socket.ws.send_json(frame)
 
 
 async def _post_message(request: web.Request, socket: VisitorSocket, data: dict) -> None:
@@ -183,7 +195,7 @@ async def _post_message(request: web.Request, socket: VisitorSocket, data: dict)
     body = await conversation(app).checked("POST", path("internal", "visitor", "messages"), json={
         "project_id": socket.project_id, "visitor_id": socket.visitor_id, "message_id": data.get("id"),
         "text": data.get("text", ""), "attachment": attachment, "page_url": data.get("page_url"),
-        "custom_params": socket.params})
+        "custom_params": socket.params, "chat_open": (await availability.now_open(app, socket.project_id))[0]})
     if socket.conversation_id is None:
         app[VISITOR_SOCKETS].bind(socket, body["conversation_id"])
     await files.link(request, attachment, body["conversation_id"])
@@ -200,12 +212,39 @@ async def _post_contacts(request: web.Request, socket: VisitorSocket, data: dict
         raise Rejected(429, "rate_limited", "You are sending too fast; wait a moment.")
     body = await conversation(app).checked("POST", path("internal", "visitor", "contacts"), json={
         "project_id": socket.project_id, "visitor_id": socket.visitor_id, "page_url": data.get("page_url"),
-        "custom_params": socket.params, **{k: data.get(k) for k in ("name", "phone", "email")}})
+        "custom_params": socket.params, **{k: data.get(k) for k in ("name", "phone", "email")},
+        "chat_open": (await availability.now_open(app, socket.project_id))[0]})
     if socket.conversation_id is None:
         app[VISITOR_SOCKETS].bind(socket, body["conversation_id"])
         socket.params = {}
     await socket.ws.send_json({"type": "contacts_saved", "id": data.get("id") if isinstance(data.get("id"), str)
                                else None})
+
+
+async def _post_offline(request: web.Request, socket: VisitorSocket, data: dict) -> None:
+    """The offline form: contacts and a message, stored as one command (a new conversation
+    marked left_while_closed while the chat is closed, else into the visitor's own),
+    answered by `offline_saved` with the frame's id; the message then shows as an event."""
+    app = request.app
+    if not (limits(app).messages_per_visitor.allow(socket.visitor_id)
+            and limits(app).messages_per_address.allow(client_ip(request))):
+        raise Rejected(429, "rate_limited", "You are sending too fast; wait a moment.")
+    body = await conversation(app).checked("POST", path("internal", "visitor", "offline"), json={
+        "project_id": socket.project_id, "visitor_id": socket.visitor_id, "message_id": data.get("id"),
+        "text": data.get("text"), "page_url": data.get("page_url"), "custom_params": socket.params,
+        **{k: data.get(k) for k in ("name", "phone", "email")},
+        "chat_open": (await availability.now_open(app, socket.project_id))[0]})
+    saved = {"type": "offline_saved", "id": data.get("id"), "conversation_id": body["conversation_id"], "seq": body["seq"]}
+    async with socket.lock:  # said before any event of a new conversation, whose seqs start again at 1
+        if socket.conversation_id != body["conversation_id"]:
+            sockets = app[VISITOR_SOCKETS]
+            sockets.discard(socket)   # off the closed conversation, onto the new one
+            sockets.add(socket)
+            socket.last_seq = 0
+            sockets.bind(socket, body["conversation_id"])
+            socket.params = {}
+        await socket.ws.send_json(saved)
+    await socket.catch_up(app)
 
 
 async def close_all(app: web.Application) -> None:
