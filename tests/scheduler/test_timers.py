@@ -1,0 +1,113 @@
+"""Timers against the real conversation service (in-process stack) and Kafka: the
+scheduler's consumer sets them from conversation.events, the fire loop fires them once.
+A timer minute is MINUTE_SECONDS here (PARLEY_SCHEDULER_MINUTE_SECONDS)."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from parley.service import STORE
+from parley.service_client import path
+
+from scheduler import timers
+from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
+from tests.support import eventually
+
+ANY_TIME = {"show_any_time": True, "time_zone": "UTC"}
+
+
+async def visitor_writes(stack, text: str = "Hello?", visitor_id: str | None = None) -> str:
+    visitor_id = visitor_id or f"v-{uuid.uuid4().hex[:12]}"
+    body = await stack.conversation_client.checked("POST", path("internal", "visitor", "messages"), json={
+        "project_id": "demo", "visitor_id": visitor_id, "message_id": str(uuid.uuid4()), "text": text,
+        "page_url": None, "chat_open": True})
+    return body["conversation_id"]
+
+
+async def timer_rows(sched, cid: str) -> list[dict]:
+    rows = await sched.pool.fetch("select * from timers where conversation_id = $1 order by created_at", cid)
+    return [dict(r) for r in rows]
+
+
+async def alerts_for(sched, cid: str) -> list[dict]:
+    return [e for e in await sched.events("schedule.unanswered_alert") if e["data"]["conversation_id"] == cid]
+
+
+async def test_an_unanswered_conversation_alerts_once(scheduler, sched_stack):
+    stack = sched_stack
+    assert (await scheduler.put({**ANY_TIME, "unanswered_alert_minutes": 2, "idle_close_hours": None})).status == 200
+    cid = await visitor_writes(stack)
+    await eventually(lambda: alerts_for(scheduler, cid), timeout=30, what="the unanswered alert")
+    await asyncio.sleep(1.0)
+    [alert] = await alerts_for(scheduler, cid)
+    [unanswered] = [t for t in await timer_rows(scheduler, cid) if t["kind"] == "unanswered"]
+    assert alert["id"] == str(unanswered["id"]) == timers.timer_id(cid, "unanswered", 1)
+    assert alert["stream_id"] == f"schedule-timer-{alert['id']}"
+    assert alert["data"] == {"project_id": "demo", "conversation_id": cid, "minutes": 2}
+    assert unanswered["status"] == "fired" and unanswered["outcome"] == {"outcome": "alerted"}
+    # The idle timer is switched off: the current one (moved by the message) waits without a due time.
+    idle = [t for t in await timer_rows(scheduler, cid) if t["kind"] == "idle"]
+    [current] = [t for t in idle if t["status"] == "pending"]
+    assert current["due_at"] is None and current["generation"] == max(t["generation"] for t in idle)
+    assert all(t["status"] == "cancelled" for t in idle if t is not current)
+
+
+async def test_a_taken_conversation_does_not_alert(scheduler, sched_stack):
+    stack = sched_stack
+    assert (await scheduler.put({**ANY_TIME, "unanswered_alert_minutes": 8, "idle_close_hours": None})).status == 200
+    cid = await visitor_writes(stack)
+
+    async def pending():
+        return [t for t in await timer_rows(scheduler, cid) if t["kind"] == "unanswered" and t["status"] == "pending"]
+    await eventually(pending, timeout=20, what="the unanswered timer")
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    r = await stack.call("POST", f"/api/conversations/{cid}/take", owner)
+    assert r.status == 200, await r.text()
+
+    async def cancelled():
+        rows = [t for t in await timer_rows(scheduler, cid) if t["kind"] == "unanswered"]
+        return rows and all(t["status"] == "cancelled" for t in rows)
+    await eventually(cancelled, timeout=20, what="the unanswered timer cancelled")
+    await asyncio.sleep(8 * 0.5 + 1)
+    assert await alerts_for(scheduler, cid) == []
+
+
+async def test_timers_follow_a_schedule_edit(scheduler, sched_stack):
+    """Working time only: while the chat is never open the timer has no due time; the
+    edit that opens it recomputes the pending timer, which then fires."""
+    stack = sched_stack
+    closed = {"show_any_time": False, "time_zone": "Europe/Moscow", "week": {},
+              "unanswered_alert_minutes": 2, "idle_close_hours": None}
+    assert (await scheduler.put(closed)).status == 200
+    cid = await visitor_writes(stack)
+
+    async def dormant():
+        rows = [t for t in await timer_rows(scheduler, cid) if t["kind"] == "unanswered"]
+        return rows and rows[0]["status"] == "pending" and rows[0]["due_at"] is None
+    await eventually(dormant, timeout=20, what="a pending unanswered timer with no due time")
+    await asyncio.sleep(1.5)
+    assert await alerts_for(scheduler, cid) == []
+    assert (await scheduler.put({**closed, "show_any_time": True})).status == 200
+    await eventually(lambda: alerts_for(scheduler, cid), timeout=20, what="the alert after the edit")
+    assert len(await alerts_for(scheduler, cid)) == 1
+
+
+async def test_an_idle_conversation_is_closed_once(scheduler, sched_stack, monkeypatch):
+    stack = sched_stack
+    monkeypatch.setenv("PARLEY_SCHEDULER_MINUTE_SECONDS", "0.05")   # an hour is 3 s
+    scheduler.app[timers.TUNING].minute = 0.05
+    assert (await scheduler.put({**ANY_TIME, "unanswered_alert_minutes": None, "idle_close_hours": 1})).status == 200
+    cid = await visitor_writes(stack)
+    await asyncio.sleep(1.5)
+    store = stack.conversation.app[STORE]
+
+    async def closed():
+        events = await store.load(f"conversation-{cid}")
+        return [e for e in events if e.type == "status.changed" and e.data.get("status") == "closed"]
+    await eventually(closed, timeout=30, what="the idle close")
+    await asyncio.sleep(2.0)
+    [close] = await closed()
+    assert close.data["reason"] == "idle" and close.data["idle_hours"] == 1 and close.data["by_operator_id"] is None
+    fired = [t for t in await timer_rows(scheduler, cid) if t["kind"] == "idle" and t["status"] == "fired"]
+    assert len(fired) == 1 and fired[0]["outcome"] == {"outcome": "closed"}
+    assert not [t for t in await timer_rows(scheduler, cid) if t["status"] == "pending"]
