@@ -21,16 +21,15 @@ import asyncio
 import logging
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
-import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
 from parley import working_hours as wh
-from parley.contract import ACTOR_HEADER, canonical_uuid
+from parley.actor import admin_of
 from parley.envelope import Event
 from parley.eventstore import EventStore
 from parley.http import Rejected, ok, read_json
@@ -109,17 +108,10 @@ def availability_event(project_id: str, s: wh.Schedule, at: datetime, reason: st
 
 def _admin(request: web.Request) -> tuple[str, str]:
     """(operator id, project) of the admin on this (signed) call."""
-    try:
-        actor = orjson.loads(request.headers.get(ACTOR_HEADER, ""))
-    except orjson.JSONDecodeError:
-        actor = None
-    operator_id = canonical_uuid(actor.get("id")) if isinstance(actor, dict) else None
-    project = actor.get("project") if isinstance(actor, dict) else None
-    if operator_id is None or not isinstance(project, str) or not PROJECT_ID.fullmatch(project):
+    me = admin_of(request, "Only an admin may see or change the working hours.")
+    if not PROJECT_ID.fullmatch(me.project_id):
         raise Rejected(401, "unauthenticated", "No operator on this request.")
-    if actor.get("is_admin") is not True:
-        raise Rejected(403, "admin_only", "Only an admin may see or change the working hours.")
-    return operator_id, project
+    return me.id, me.project_id
 
 
 async def get_schedule(request: web.Request) -> web.Response:
