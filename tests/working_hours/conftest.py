@@ -37,3 +37,6 @@ async def stack(scheduler_port, stack, platform):
     stack.scheduler = client
     yield stack
     await client.close()
+
+
+from tests.browser.conftest import browser  # noqa: E402,F401  (a real Chromium, for the journey)

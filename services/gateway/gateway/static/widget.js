@@ -46,6 +46,9 @@
   let token = store.get('token'), needSession = true;
   let ws = null, connected = false, opening = false, timer = 0, attempt = 0, helloAt = 0, lastSeq = 0, want = false;
   let connTimer = 0, waitTimer = 0, hasVisitor = false, joined = false;
+  // Working hours (docs/working-hours.md): closed, a visitor without a conversation that is
+  // still going gets the offline form instead of the chat; switched live by `availability`.
+  let avail = { open: true, next: null }, convId = null, convClosed = false;
   const byId = new Map();
 
   // ---- public API: Parley.setCustomParams, the Roistat alias, and the pre-load queue
@@ -157,19 +160,27 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
 .sd{background:#4f46e5;color:#fff}.sd:hover{background:#4338ca}
 .sd svg{width:20px;height:20px}
 .cl{display:block;margin:0 10px;padding:6px 4px 0;font-size:13px;color:#4338ca;text-decoration:underline}
-.cf{display:grid;gap:6px;padding:10px 12px;border-top:1px solid #e5e7eb;background:#fff}
-.cf h3{margin:0;font-size:14px;font-weight:600}
-.cf label{display:grid;gap:2px;font-size:12px;color:#4b5563}
-.cf input{font:inherit;font-size:14px;padding:6px 10px;border:1px solid #d1d5db;border-radius:8px;color:inherit;background:#fff}
-.cf input:focus{outline:none;border-color:#4f46e5;box-shadow:0 0 0 3px rgba(79,70,229,.25)}
-.cf input[aria-invalid=true]{border-color:#dc2626}
+.cf,.of{display:grid;gap:6px;padding:10px 12px;border-top:1px solid #e5e7eb;background:#fff}
+.cf h3,.of h3{margin:0;font-size:14px;font-weight:600}
+.cf label,.of label{display:grid;gap:2px;font-size:12px;color:#4b5563}
+.cf input,.of input{font:inherit;font-size:14px;padding:6px 10px;border:1px solid #d1d5db;border-radius:8px;color:inherit;background:#fff}
+.cf input:focus,.of input:focus{outline:none;border-color:#4f46e5;box-shadow:0 0 0 3px rgba(79,70,229,.25)}
+.cf input[aria-invalid=true],.of [aria-invalid=true]{border-color:#dc2626}
 .ce{font-size:12px;color:#b91c1c}.ce:empty,.pn:empty{display:none}.pn{font-size:11px;color:#6b7280}
 .cb{display:flex;gap:8px;justify-content:flex-end}.cb button{padding:6px 14px;border-radius:8px}
 .cb .sd{color:#fff}.cb button:disabled{opacity:.6;cursor:default}
+.of{flex:1;overflow-y:auto;border-top:0;align-content:start}.of p{margin:0;font-size:13px;color:#4b5563}.of textarea{flex:none;min-height:90px;max-height:none;font-size:14px}
 @media (max-width:480px){.p{inset:0;width:auto;height:auto;max-height:none;border-radius:0}.open .la{display:none}textarea{font-size:16px}}
 @media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}`;
 
-  const t = (k, name) => String(T[k] || '').split('{name}').join(name || '');
+  // Offline-form texts the project's settings may not have yet (ru/en defaults).
+  const OFF = {
+    en: { offline_message_label: 'Message', offline_contact_required: 'Leave a phone or an email so that we can answer.',
+      offline_opens_at: 'We open at {time}', offline_text_required: 'Write your message.' },
+    ru: { offline_message_label: 'Сообщение', offline_contact_required: 'Оставьте телефон или почту, чтобы мы могли ответить.',
+      offline_opens_at: 'Откроемся {time}', offline_text_required: 'Напишите сообщение.' },
+  };
+  const t = (k, name) => String(T[k] || (OFF[lang] || OFF.en)[k] || '').split('{name}').join(name || '');
   const sleep = ms => new Promise(r => setTimeout(r, ms));
 
   // ---- building the widget
@@ -195,18 +206,89 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     const title = h('h2', { id: 'parley-title' }, t('window_title'));
     ui.p = h('div', { class: 'p', id: 'parley-panel', role: 'dialog', 'aria-labelledby': 'parley-title', hidden: true,
       onkeydown: e => { if (e.key === 'Escape') { e.stopPropagation(); setOpen(false); } } },
-    h('div', { class: 'hd' }, h('div', null, title, h('p', null, t('online_subtitle'))),
+    h('div', { class: 'hd' }, h('div', null, title, ui.sub = h('p', null, t('online_subtitle'))),
       h('button', { class: 'x', type: 'button', 'aria-label': t('close_label'), title: t('close_label'), onclick: () => setOpen(false) }, icon(I_X))),
-    ui.cn, ui.sc, contactForm(),
-    h('form', { class: 'fm', onsubmit: e => { e.preventDefault(); submit(); } },
+    ui.cn, ui.sc, ui.cbox = contactForm(),
+    ui.fm = h('form', { class: 'fm', onsubmit: e => { e.preventDefault(); submit(); } },
       h('button', { class: 'ib', type: 'button', 'aria-label': t('attach_label'), title: t('attach_label'), onclick: () => ui.file.click() }, icon(I_CLIP)),
       ui.file, ui.ta,
-      h('button', { class: 'ib sd', type: 'submit', 'aria-label': t('send_label'), title: t('send_label') }, icon(I_SEND))));
+      h('button', { class: 'ib sd', type: 'submit', 'aria-label': t('send_label'), title: t('send_label') }, icon(I_SEND))),
+    offlineForm()); // after the composer: the first textarea in the widget stays the chat's
     ui.w = h('div', { class: 'w', lang: lang || null }, ui.p, ui.la);
     root.append(ui.w);
     const g = t('greeting');
     if (g) ui.ls.append(h('div', { class: 'm op', 'data-kind': 'greeting' }, h('div', { class: 'b' }, g)));
     D.body.append(host);
+    mode();
+  }
+
+  // ---- the offline form: {type:'offline_message'} answered by offline_saved or an error with its id
+  const of = { id: null, sent: null };
+  function offlineForm() {
+    const input = (k, type, ac) => h('input', { type, name: k, autocomplete: ac, maxlength: 200, oninput: clearBad });
+    const clearBad = () => { for (const k in ui.of) ui.of[k].removeAttribute('aria-invalid'); ui.oe.textContent = ''; };
+    ui.of = { name: input('name', 'text', 'name'), phone: input('phone', 'tel', 'tel'), email: input('email', 'email', 'email'),
+      text: h('textarea', { name: 'text', rows: 4, maxlength: MAX_TEXT, oninput: clearBad }) };
+    ui.oe = h('div', { class: 'ce', role: 'alert' });
+    ui.on = h('p', { class: 'on' });
+    ui.os = h('button', { class: 'sd', type: 'submit' }, t('contact_submit_label'));
+    ui.oform = h('form', { class: 'of', hidden: true, novalidate: true, 'aria-label': t('offline_subtitle'),
+      onsubmit: e => { e.preventDefault(); leaveMessage(); } },
+    h('h3', null, t('contact_form_title')), ui.on,
+    ...['name', 'phone', 'email'].map(k => h('label', null, t(k + '_label'), ui.of[k])),
+    h('label', null, t('offline_message_label'), ui.of.text),
+    ui.oe, h('div', { class: 'pn' }, t('privacy_note')), h('div', { class: 'cb' }, ui.os));
+    return ui.oform;
+  }
+  function badOff(k, text) { if (ui.of[k]) { ui.of[k].setAttribute('aria-invalid', 'true'); ui.of[k].focus(); } ui.oe.textContent = text; }
+  function leaveMessage() {
+    const v = k => ui.of[k].value.trim() || null;
+    const m = { type: 'offline_message', id: uuid(), name: v('name'), phone: v('phone'), email: v('email'), text: v('text'), page_url: location.href };
+    if (m.phone && !(m.phone = phone(m.phone))) return badOff('phone', t('contact_invalid_phone'));
+    if (m.email && !EMAIL.test(m.email)) return badOff('email', t('contact_invalid_email'));
+    if (!m.phone && !m.email) return badOff('phone', t('offline_contact_required'));
+    if (!m.text) return badOff('text', t('offline_text_required'));
+    of.id = m.id; of.sent = m; ui.os.disabled = true;
+    store.set('offline', JSON.stringify(m)); // kept until stored: resent after a reconnect or a reload
+    if (connected) send(m); else connect();
+  }
+  function offlineAnswer(m) {
+    if (m.type === 'offline_saved') {
+      of.id = of.sent = null; ui.os.disabled = false; store.set('offline', '');
+      for (const k in ui.of) ui.of[k].value = '';
+      if (m.conversation_id && m.conversation_id !== convId) newConversation(m.conversation_id);
+      convClosed = false; hasVisitor = true;
+      mode();
+      return mutate(() => ui.ls.append(notice(t('contact_thanks'), 'offline_saved', 'ok')), true);
+    }
+    if (RETRYABLE.includes(m.code)) return setTimeout(() => { if (of.sent) send(of.sent); }, 2000);
+    of.id = of.sent = null; ui.os.disabled = false; store.set('offline', '');
+    const k = { phone_invalid: 'phone', email_invalid: 'email', name_invalid: 'name', contact_required: 'phone', text_empty: 'text', text_too_long: 'text' }[m.code] || 'text';
+    badOff(k, k === 'phone' && m.code === 'phone_invalid' ? t('contact_invalid_phone') : k === 'email' ? t('contact_invalid_email') : String(m.message || m.code || ''));
+  }
+  function newConversation(id) { // seqs start again at 1: the closed conversation's transcript goes
+    convId = id; lastSeq = 0; joined = false;
+    ui.ls.querySelectorAll('[data-seq]').forEach(e => e.remove());
+  }
+  // Chat or offline form, as availability says; typed text goes along to whichever is shown.
+  function mode() {
+    if (!ui.p) return;
+    const off = !avail.open && (!convId || convClosed), was = ui.p.getAttribute('data-mode');
+    ui.p.setAttribute('data-mode', off ? 'offline' : 'chat');
+    host.setAttribute('data-mode', off ? 'offline' : 'chat');
+    ui.oform.hidden = !off; ui.sc.hidden = ui.fm.hidden = ui.cbox.hidden = off;
+    ui.sub.textContent = t(off ? 'offline_subtitle' : 'online_subtitle');
+    let when = '';
+    if (avail.next) { const d = new Date(avail.next); if (!isNaN(d)) when = d.toLocaleString(lang || undefined, { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' }); }
+    ui.on.textContent = when ? t('offline_opens_at').split('{time}').join(when) : '';
+    if (off && was !== 'offline' && ui.ta.value.trim()) { ui.of.text.value = [ui.of.text.value.trim(), ui.ta.value.trim()].filter(Boolean).join('\n'); ui.ta.value = ''; grow(); }
+    else if (!off && was === 'offline' && ui.of.text.value.trim() && !ui.ta.value.trim() && !of.sent) { ui.ta.value = ui.of.text.value.trim(); ui.of.text.value = ''; grow(); }
+  }
+  function toOffline(text, next) { // a refused start: the form takes over, with the text kept
+    avail = { open: false, next: next || avail.next }; convClosed = true;
+    mode();
+    if (text) ui.of.text.value = [ui.of.text.value.trim(), text].filter(Boolean).join('\n');
+    if (isOpen) (ui.of.phone.value || ui.of.email.value ? ui.of.text : ui.of.name).focus({ preventScroll: true });
   }
 
   // ---- the contact form: {type:'contacts'} answered by contacts_saved or an error with its id
@@ -534,6 +616,8 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
   function receive(m) {
     if (m.type === 'hello') {
       connected = true; attempt = 0; helloAt = Date.now();
+      if (m.conversation_id !== convId) { if (convId && m.conversation_id) newConversation(m.conversation_id); convId = m.conversation_id || null; convClosed = false; mode(); }
+      if (of.sent) send(of.sent);
       if (ui.cn.getAttribute('data-notice') === 'reconnecting') conn('reconnected');
       if (paramsSet) send({ type: 'params', params: { ...params } });
       if (cf.sent) send(cf.sent);
@@ -542,6 +626,11 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
         else { const el = byId.get(e.id); if (el.getAttribute('data-status') === 'pending') status(el, '', '…'); }
       }
       inFlight = null; pump();
+    } else if (m.type === 'availability') { avail = { open: m.open !== false, next: m.next_open_at || null }; mode(); }
+    else if (m.id && m.id === of.id && (m.type === 'offline_saved' || m.type === 'error')) offlineAnswer(m);
+    else if (m.id && m.id === cf.id && m.code === 'chat_closed') {
+      for (const k of ['name', 'phone', 'email']) if (cf.sent && cf.sent[k]) ui.of[k].value = cf.sent[k];
+      cf.id = cf.sent = null; ui.cs.disabled = false; showForm(false); toOffline('', m.next_open_at);
     } else if (m.id && m.id === cf.id && (m.type === 'contacts_saved' || m.type === 'error')) contactsAnswer(m);
     else if (m.type === 'event') event(m);
     else if (m.type === 'ack') {
@@ -553,6 +642,13 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
         status(el, 'sent', t('status_sent'));
         if (m.seq != null && !el.hasAttribute('data-seq')) { el.setAttribute('data-seq', m.seq); place(el, +m.seq); }
       }
+    } else if (m.type === 'error' && m.code === 'chat_closed' && m.id) { // nothing lost: the text moves to the form
+      const e = readOutbox().find(x => x.id === m.id), el = byId.get(m.id);
+      unqueue(m.id);
+      if (el) { el.remove(); byId.delete(m.id); }
+      if (m.id === inFlight) { inFlight = null; setTimeout(pump, 0); }
+      hasVisitor = !!ui.ls.querySelector('.me'); waiting();
+      toOffline(e && e.text, m.next_open_at);
     } else if (m.type === 'error') {
       const el = m.id && byId.get(m.id);
       const text = String(m.message || m.code || '');
@@ -591,6 +687,8 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       el = notice(t('chat_closed'), k);
       hasVisitor = joined = false;
     } else return; // a kind this widget does not know yet
+    const closedNow = k === 'closed' || (convClosed && k !== 'visitor_message' && k !== 'operator_message');
+    if (closedNow !== convClosed) { convClosed = closedNow; mode(); }
     if (el.classList.contains('m')) fill(el, m);
     el.setAttribute('data-seq', seq);
     place(el, seq);
@@ -609,10 +707,12 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     if (!cfg || !cfg.enabled) return;
     T = cfg.texts && typeof cfg.texts === 'object' ? cfg.texts : {};
     lang = typeof cfg.language === 'string' ? cfg.language : '';
+    avail = { open: cfg.open !== false, next: cfg.next_open_at || null };
     build();
     const ob = readOutbox();
     ob.forEach(e => watch(pending(e)));
-    if (token || ob.length) connect(); // a returning visitor: history and live replies; a new one connects on open
+    try { const o = JSON.parse(store.get('offline') || 'null'); if (o && o.type === 'offline_message') { of.sent = o; of.id = o.id; ui.os.disabled = true; } } catch { /* none */ }
+    if (token || ob.length || of.sent) connect(); // a returning visitor: history and live replies; a new one connects on open
   }
   const boot = () => (W.requestIdleCallback ? W.requestIdleCallback(init, { timeout: 2000 }) : setTimeout(init, 1));
   if (D.readyState === 'loading') D.addEventListener('DOMContentLoaded', boot, { once: true }); else boot();

@@ -173,12 +173,13 @@ export function createConversationView(ctx) {
             h('span', { class: 'msg-author' }, d.operator_name), time),
           h('div', { class: 'bubble' }, h('p', { class: 'text' }, d.text)));
       case 'chat.conversation_started':
-        return system(t('sys_started'), time);
+        return system(t(d.left_while_closed ? 'sys_started_offline' : 'sys_started'), time);
       case 'assignment.taken':
         return system(t('sys_taken', { name: d.operator_name }), time);
       case 'assignment.assigned':
         return system(t('sys_assigned', { by: d.by_name, name: d.operator_name }), time);
       case 'status.changed':
+        if (d.reason === 'idle') return system(t('sys_closed_idle', { n: d.idle_hours }), time);
         return system(t('sys_status', { status: statusLabel(d.status) }), time);
       case 'lead.requested':
         return system(t('sys_lead'), time);

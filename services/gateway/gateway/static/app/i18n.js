@@ -146,6 +146,11 @@ const en = {
   crm_retry: 'Retry', crm_retry_named: 'Retry the delivery requested {when}', crm_retry_queued: 'Queued again.',
   crm_open_conversation: 'Open',
   // ---- end of CRM strings ----
+  // ---- working hours: offline form and idle close ----
+  left_while_closed: 'Left while closed', left_while_closed_hint: 'The visitor left this through the offline form while the chat was closed.',
+  sys_started_offline: 'Left through the offline form while the chat was closed',
+  sys_closed_idle: 'Closed automatically: no messages for {n} hours',
+  // ---- end of working hours strings ----
   // ---- working hours settings (hours.js) and the unanswered notification (notify.js) ----
   settings_hours: 'Working hours',
   hours_intro: 'When the chat takes new conversations. Outside these hours visitors see the offline form; open conversations carry on.',
@@ -330,6 +335,11 @@ const ru = {
   crm_retry: 'Повторить', crm_retry_named: 'Повторить отправку от {when}', crm_retry_queued: 'Поставлено в очередь снова.',
   crm_open_conversation: 'Открыть',
   // ---- end of CRM strings ----
+  // ---- working hours: offline form and idle close ----
+  left_while_closed: 'Оставлено в нерабочее время', left_while_closed_hint: 'Посетитель оставил это через офлайн-форму, когда чат был закрыт.',
+  sys_started_offline: 'Оставлено через офлайн-форму, когда чат был закрыт',
+  sys_closed_idle: 'Закрыт автоматически: нет сообщений {n} ч',
+  // ---- end of working hours strings ----
   // ---- working hours settings (hours.js) and the unanswered notification (notify.js) ----
   settings_hours: 'Рабочее время',
   hours_intro: 'Когда чат принимает новые диалоги. В нерабочее время посетители видят офлайн-форму; начатые диалоги продолжаются.',

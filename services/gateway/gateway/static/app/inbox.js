@@ -90,7 +90,9 @@ export function createInbox(ctx) {
     h('span', { class: 'row-top' }, h('strong', { class: 'row-name' }, name), waiting, unread),
     h('span', { class: 'row-preview' }, row.last_message_from === 'operator' ? `${t('you_prefix')} ` : '',
       row.last_message_text || t('no_messages')),
-    h('span', { class: 'row-meta' }, h('span', { class: `status status-${row.status}` }, statusLabel(row.status)), who));
+    h('span', { class: 'row-meta' }, h('span', { class: `status status-${row.status}` }, statusLabel(row.status)),
+      row.left_while_closed ? h('span', { class: 'status status-closed', 'data-testid': 'left-while-closed',
+        title: t('left_while_closed_hint') }, t('left_while_closed')) : null, who));
     return a;
   }
 

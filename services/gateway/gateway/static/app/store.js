@@ -64,7 +64,8 @@ export function applyToRow(ev) {
   const gap = row.version > 0 && ev.seq > row.version + 1;
   const d = ev.data || {};
   switch (ev.event) {
-    case 'chat.conversation_started': row.page_url = d.page_url || row.page_url; break;
+    case 'chat.conversation_started':
+      row.page_url = d.page_url || row.page_url; row.left_while_closed = !!d.left_while_closed; break;
     case 'chat.visitor_message_posted':
       row.last_message_text = preview(d); row.last_message_from = 'visitor'; row.last_message_at = ev.at;
       row.unread = (row.unread || 0) + 1; row.waiting_since = row.waiting_since || ev.at; break;
