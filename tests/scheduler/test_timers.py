@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import aiohttp
+
 from parley.service import STORE
 from parley.service_client import path
 
@@ -111,3 +113,46 @@ async def test_an_idle_conversation_is_closed_once(scheduler, sched_stack, monke
     fired = [t for t in await timer_rows(scheduler, cid) if t["kind"] == "idle" and t["status"] == "fired"]
     assert len(fired) == 1 and fired[0]["outcome"] == {"outcome": "closed"}
     assert not [t for t in await timer_rows(scheduler, cid) if t["status"] == "pending"]
+
+
+async def operator_socket(stack, token: str):
+    """An operator's live socket (the token in the query, as a client without headers
+    would send it), read until `hello`; returns (socket, frames received after it)."""
+    stack.gateway.session.cookie_jar.clear()
+    ws = await stack.gateway.ws_connect(f"/ws/operator?token={token}")
+    frames: list[dict] = []
+    while (await ws.receive_json(timeout=10))["type"] != "hello":
+        pass
+
+    async def read():
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                frames.append(msg.json())
+    task = asyncio.create_task(read())
+    return ws, frames, task
+
+
+async def test_the_admins_are_told_and_other_operators_are_not(scheduler, sched_stack):
+    stack = sched_stack
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    _, operator, _ = await stack.add_operator(owner, "Plain Operator")
+    _, admin, _ = await stack.add_operator(owner, "Second Admin", admin=True)
+    sockets = {name: await operator_socket(stack, token)
+               for name, token in (("owner", owner), ("operator", operator), ("admin", admin))}
+    try:
+        assert (await scheduler.put({**ANY_TIME, "unanswered_alert_minutes": 2, "idle_close_hours": None})).status == 200
+        cid = await visitor_writes(stack)
+
+        def told(name: str) -> list[dict]:
+            return [f for f in sockets[name][1] if f.get("kind") == "unanswered"]
+        await eventually(lambda: told("owner") and told("admin"), timeout=30, what="the admins' unanswered alerts")
+        assert told("owner") == told("admin") == [{"type": "notification", "kind": "unanswered",
+                                                   "conversation_id": cid, "minutes": 2}]
+        await asyncio.sleep(1.0)
+        assert told("operator") == []
+        # The plain operator did see the conversation arrive: the socket was live all along.
+        assert any(f.get("conversation_id") == cid for f in sockets["operator"][1])
+    finally:
+        for ws, _, task in sockets.values():
+            await ws.close()
+            task.cancel()

@@ -27,7 +27,7 @@ from parley.envelope import Event
 from parley.http import Rejected
 from parley.service_client import path
 
-from gateway import upstreams, visitor_socket
+from gateway import push, upstreams, visitor_socket
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,8 @@ async def now_open(app: web.Application, project_id: str) -> tuple[bool, str | N
 
 
 async def on_schedule_event(app: web.Application, event: Event) -> None:
-    """schedule.events: keep the schedule; push availability to the project's visitors."""
+    """schedule.events: keep the schedule; push availability to the project's visitors
+    and unanswered alerts to its admins."""
     d = event.data
     project_id = d.get("project_id") or event.project_id
     if event.type == "schedule.updated":
@@ -113,6 +114,8 @@ async def on_schedule_event(app: web.Application, event: Event) -> None:
         cache = app[SCHEDULES]
         cache.generation[project_id] = cache.generation.get(project_id, 0) + 1
         cache.put(project_id, parsed)
+    elif event.type == "schedule.unanswered_alert":
+        await push.on_unanswered_alert(app, event)
     elif event.type == "schedule.availability_changed":
         frame = {"type": "availability", "open": bool(d.get("open")), "next_open_at": d.get("next_open_at")}
         for socket in app[visitor_socket.VISITOR_SOCKETS].everyone():

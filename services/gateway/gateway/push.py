@@ -88,3 +88,20 @@ async def on_lead_event(app: web.Application, event: Event) -> None:
     for socket in app[OPERATOR_SOCKETS].all():
         if not socket.ws.closed and audience.may_see(summary.project_id, summary.assignee_id, socket.operator):
             await socket.ws.send_json(message)
+
+
+async def on_unanswered_alert(app: web.Application, event: Event) -> None:
+    """The scheduler's `schedule.unanswered_alert`: nobody took a new conversation for N
+    working minutes. Every admin of the project connected now is told (toast and desktop
+    notification, docs/working-hours.md); other operators are not."""
+    d = event.data
+    project_id = d.get("project_id") or event.project_id
+    frame = {"type": "notification", "kind": "unanswered", "conversation_id": d["conversation_id"],
+             "minutes": d.get("minutes")}
+    for socket in app[OPERATOR_SOCKETS].all():
+        if socket.operator["project"] == project_id and socket.operator.get("is_admin") is True \
+                and not socket.ws.closed:
+            try:
+                await socket.ws.send_json(frame)
+            except ConnectionError:
+                pass  # that socket is going away; the alert is for whoever is there
