@@ -35,7 +35,7 @@ SEED = 20_260_508
 # No 5xx; the status, content type and body as documented; an undocumented method is a 405 with Allow.
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           unsupported_method]
-SERVICES = ("operator_registry", "conversation", "crm_bridge", "gateway")
+SERVICES = ("operator_registry", "conversation", "crm_bridge", "scheduler", "gateway")
 
 
 @dataclass
@@ -84,9 +84,10 @@ def gateway(platform, tmp_path_factory):
         "PARLEY_OPERATOR_REGISTRY_URL": f"http://localhost:{ports['operator_registry']}",
         "PARLEY_CONVERSATION_URL": f"http://localhost:{ports['conversation']}",
         "PARLEY_CRM_BRIDGE_URL": f"http://localhost:{ports['crm_bridge']}",
+        "PARLEY_SCHEDULER_URL": f"http://localhost:{ports['scheduler']}",
         "PARLEY_VISITOR_SECRET": "schemathesis-visitor-secret-" + "v" * 32,
         "PARLEY_FILES_DIR": str(tmp / "files"),
-    }}
+    }, "scheduler": {"PARLEY_CONVERSATION_URL": f"http://localhost:{ports['conversation']}"}}
     procs = []
     try:
         for name in SERVICES:
