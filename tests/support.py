@@ -2,14 +2,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 
+from parley.config import REPO_ROOT
 from parley.envelope import new_event
+from parley.platform.procs import free_port, spawn
 
 
 def item_added(stream_id: str, n: int, note: str | None = None):
@@ -68,3 +75,54 @@ class Background:
         for r in results:
             if isinstance(r, Exception):
                 raise r
+
+
+class ServiceProcess:
+    """`python -m <module>` as a real process on a free port, bound to loopback, that a
+    test starts, SIGKILLs and starts again (on its own database: see create_database)."""
+
+    def __init__(self, module: str, database_url: str, bootstrap: str, log_path: Path, **env: str):
+        self.module, self.log_path = module, log_path
+        self.port = free_port()
+        self.env = {**os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                    "PARLEY_HTTP_PORT": str(self.port), "PARLEY_BIND_HOST": "127.0.0.1", **env}
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        """Reached by host name, as compose and k8s do."""
+        return f"http://localhost:{self.port}"
+
+    async def start(self) -> None:
+        self.proc = spawn([sys.executable, "-m", self.module], log_path=self.log_path, env=self.env, cwd=REPO_ROOT)
+
+    async def ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                assert self.proc.poll() is None, f"{self.module} died at start:\n{self.log()}"
+                try:
+                    async with http.get(f"http://127.0.0.1:{self.port}/readyz",
+                                        timeout=aiohttp.ClientTimeout(total=2)) as r:
+                        if r.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"{self.module} never became ready:\n{self.log()}")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""

@@ -2,46 +2,21 @@
 retries: the operator sees exactly 200, in order."""
 import asyncio
 import dataclasses
-import os
-import signal
-import subprocess
-import sys
-import urllib.request
 import uuid
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from parley.platform.procs import free_port
 from parley.service import create_app
 
 import gateway.__main__ as gateway_main
 from tests.conversations.visitor import ScriptedVisitor, send_reliably
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, settings
+from tests.support import ServiceProcess
 
 TOTAL = 200
 KILL_AFTER = 60
-
-
-def start_conversation_service(platform, port: int, log_path) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": platform.database_url, "KAFKA_BOOTSTRAP_SERVERS": platform.bootstrap,
-           "PARLEY_HTTP_PORT": str(port)}
-    return subprocess.Popen([sys.executable, "-m", "conversation"], env=env, stdout=open(log_path, "ab"),
-                            stderr=subprocess.STDOUT)
-
-
-async def wait_ready(port: int, proc: subprocess.Popen) -> None:
-    for _ in range(300):
-        assert proc.poll() is None, "the conversation service died at start"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except Exception:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError("the conversation service never became ready")
 
 
 @pytest.mark.slow
@@ -49,11 +24,10 @@ async def test_sigkill_of_the_conversation_service_loses_and_doubles_nothing(sta
     from gateway import rate_limits
     monkeypatch.setattr(rate_limits, "MESSAGES_PER_MINUTE_PER_VISITOR", 10_000)  # 200 in a minute is the point here
     monkeypatch.setattr(rate_limits, "MESSAGES_PER_MINUTE_PER_ADDRESS", 10_000)
-    port = free_port()
-    log = tmp_path / "conversation.log"
-    proc = start_conversation_service(platform, port, log)
-    await wait_ready(port, proc)
-    monkeypatch.setenv("PARLEY_CONVERSATION_URL", f"http://localhost:{port}")
+    service = ServiceProcess("conversation", platform.database_url, platform.bootstrap, tmp_path / "conversation.log")
+    await service.start()
+    await service.ready()
+    monkeypatch.setenv("PARLEY_CONVERSATION_URL", service.url)
     gateway = TestClient(TestServer(create_app(dataclasses.replace(gateway_main.SPEC, schema="gw_crash"),
                                                settings(platform, "gateway"))))
     await gateway.start_server()
@@ -77,13 +51,12 @@ async def test_sigkill_of_the_conversation_service_loses_and_doubles_nothing(sta
         for i in range(TOTAL):
             await send_reliably(visitor, f"message {i:03d}", str(uuid.uuid4()))
             if i == KILL_AFTER:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
+                service.kill()
                 # keep sending while it is down: these are refused and retried
                 send_during_outage = asyncio.create_task(send_reliably(visitor, f"message {i + 1:03d}", str(uuid.uuid4())))
                 await asyncio.sleep(1.0)
-                proc = start_conversation_service(platform, port, log)
-                await wait_ready(port, proc)
+                await service.start()
+                await service.ready()
                 await send_during_outage
                 break
         for j in range(KILL_AFTER + 2, TOTAL):
@@ -108,5 +81,4 @@ async def test_sigkill_of_the_conversation_service_loses_and_doubles_nothing(sta
         watcher.cancel()
     finally:
         await gateway.close()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
+        service.stop()

@@ -13,27 +13,21 @@ claims up in seconds rather than two minutes."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 import time
 
-import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from parley import db, kafka
-from parley.config import REPO_ROOT
 from parley.envelope import Event
-from parley.platform.procs import free_port, spawn
 from parley.service import STORE
 
 import crm_bridge.__main__ as crm_main
 from crm_bridge import standin
 from tests.crm_bridge.conftest import _end_offsets
 from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD, configure, conversation_with_operator
-from tests.support import create_database, drop_database
+from tests.support import ServiceProcess, create_database, drop_database
 
 REQUESTS = 20
 LEASE = 6            # seconds; the default is 120
@@ -43,53 +37,17 @@ SCHEMA = crm_main.SPEC.schema
 CONSUMER = crm_main.SPEC.consumers[0].name
 
 
-class BridgeProcess:
-    """`python -m crm_bridge` on its own database, started, killed and started again."""
+class BridgeProcess(ServiceProcess):
+    """`python -m crm_bridge` on its own database, with the test's connections to it."""
 
     def __init__(self, database_url: str, bootstrap: str, log_path):
-        self.port = free_port()
-        self.log_path = log_path
-        self.env = {**os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                    "PARLEY_HTTP_PORT": str(self.port), "PARLEY_BIND_HOST": "127.0.0.1",
-                    "PARLEY_CRM_ALLOW_PRIVATE": "1", "PARLEY_CRM_LEASE_SECONDS": str(LEASE)}
-        self.proc = None
-        self.pool: asyncpg.Pool | None = None     # the test's own connections to the process's database
-
-    @property
-    def url(self) -> str:
-        return f"http://localhost:{self.port}"
+        super().__init__("crm_bridge", database_url, bootstrap, log_path, PARLEY_CRM_ALLOW_PRIVATE="1",
+                         PARLEY_CRM_LEASE_SECONDS=str(LEASE))
+        self.pool: asyncpg.Pool | None = None
 
     async def start(self) -> None:
-        self.proc = spawn([sys.executable, "-m", "crm_bridge"], log_path=self.log_path, env=self.env, cwd=REPO_ROOT)
-        deadline = time.monotonic() + 60
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                assert self.proc.poll() is None, f"crm-bridge died at start:\n{self.log()}"
-                try:
-                    async with http.get(f"http://127.0.0.1:{self.port}/readyz",
-                                        timeout=aiohttp.ClientTimeout(total=2)) as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"crm-bridge never became ready:\n{self.log()}")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
+        await super().start()
+        await self.ready()
 
 
 @pytest.fixture

@@ -9,20 +9,14 @@ minute is one second here (PARLEY_SCHEDULER_MINUTE_SECONDS=1)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 import time
 import uuid
 from datetime import datetime, timezone
 
-import aiohttp
 import pytest
 
 from parley import db, internal_auth, kafka
-from parley.config import REPO_ROOT
 from parley.envelope import Event
-from parley.platform.procs import free_port, spawn
 from parley.service_client import ServiceClient, new_session, path
 
 import scheduler.__main__ as scheduler_main
@@ -30,59 +24,15 @@ from scheduler import timers
 from tests.scheduler.conftest import admin_headers, seed_offsets
 from tests.scheduler.test_timers import visitor_writes
 from tests.stack import by_host_name
-from tests.support import create_database, drop_database, eventually
+from tests.support import ServiceProcess, create_database, drop_database, eventually
 
 SCHEMA = scheduler_main.SPEC.schema
 CONSUMER = scheduler_main.SPEC.consumers[0].name
 MINUTES = 10            # the unanswered timer, in timer minutes of one second each
 
 
-class SchedulerProcess:
-    def __init__(self, database_url: str, bootstrap: str, log_path):
-        self.port = free_port()
-        self.log_path = log_path
-        self.env = {**os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                    "PARLEY_HTTP_PORT": str(self.port), "PARLEY_BIND_HOST": "127.0.0.1",
-                    "PARLEY_SCHEDULER_MINUTE_SECONDS": "1"}
-        self.proc = None
-
-    @property
-    def url(self) -> str:
-        return f"http://localhost:{self.port}"
-
-    async def start(self) -> None:
-        self.proc = spawn([sys.executable, "-m", "scheduler"], log_path=self.log_path, env=self.env, cwd=REPO_ROOT)
-
-    async def ready(self) -> None:
-        deadline = time.monotonic() + 60
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                assert self.proc.poll() is None, f"the scheduler died:\n{self.log()}"
-                try:
-                    async with http.get(f"http://127.0.0.1:{self.port}/readyz",
-                                        timeout=aiohttp.ClientTimeout(total=2)) as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"the scheduler never became ready:\n{self.log()}")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+def scheduler_process(database_url: str, bootstrap: str, log_path) -> ServiceProcess:
+    return ServiceProcess("scheduler", database_url, bootstrap, log_path, PARLEY_SCHEDULER_MINUTE_SECONDS="1")
 
 
 @pytest.fixture
@@ -121,7 +71,7 @@ async def published_alerts(bootstrap: str, conversation_id: str, timeout: float 
 async def test_sigkill_while_an_unanswered_timer_is_pending_alerts_once(replicas, scheduler_database, platform,
                                                                        stack, tmp_path):
     database_url, pool = scheduler_database
-    processes = [SchedulerProcess(database_url, platform.bootstrap, tmp_path / f"scheduler-{i}.log")
+    processes = [scheduler_process(database_url, platform.bootstrap, tmp_path / f"scheduler-{i}.log")
                  for i in range(replicas)]
     async with new_session() as http:
         try:
