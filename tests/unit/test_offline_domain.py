@@ -8,32 +8,11 @@ import uuid
 
 import pytest
 
-from parley.config import REPO_ROOT
-from parley.envelope import Event
-from parley.schemas import Catalog
-
 from conversation import domain
-from conversation.domain import DomainError, Operator
+from conversation.domain import DomainError
+from tests.unit.test_conversation_domain import OLGA, PROJECT, History
 
-CATALOG = Catalog(REPO_ROOT / "schemas")
-PROJECT, VISITOR = "demo", "v-1"
-OLGA = Operator(id=str(uuid.uuid4()), project_id=PROJECT, name="Olga")
-
-
-class History:
-    def __init__(self):
-        self.events: list[Event] = []
-
-    def add(self, events: list[Event]) -> list[Event]:
-        for e in events:
-            numbered = e.with_version(len(self.events) + 1)
-            CATALOG.validate(numbered)
-            self.events.append(numbered)
-        return events
-
-    @property
-    def state(self):
-        return domain.fold(self.events)
+VISITOR = "v-1"
 
 
 def message(h: History, cid: str, text: str = "hi", *, chat_open: bool = True, message_id: str | None = None):
