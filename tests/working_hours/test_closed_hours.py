@@ -13,39 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import aiohttp
 
 from parley.service_client import path
 
 from tests.conversations.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
-
-@dataclass
-class Visitor(ScriptedVisitor):
-    """The scripted widget, following the protocol's one new rule: after `offline_saved`
-    naming a new conversation, seqs start again at 1."""
-
-    async def _read(self, ws) -> None:
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            data = msg.json()
-            self.frames.append(data)
-            if data["type"] == "offline_saved" and data["conversation_id"] != self.conversation_id:
-                self.conversation_id, self.last_seq = data["conversation_id"], 0
-            if data["type"] == "event":
-                assert data["seq"] > self.last_seq, f"seq {data['seq']} after {self.last_seq}: a duplicate or reorder"
-                self.last_seq = data["seq"]
-                self.events.append(data)
-            elif data["type"] == "ack":
-                self.acks[data["id"]] = data["seq"]
-            elif data["type"] == "error":
-                self.errors.append(data)
-
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 OPEN = {"show_any_time": True, "time_zone": "UTC", "week": {}, "dates_off": [], "special_dates": {},
@@ -92,11 +67,11 @@ async def config_open(stack, expected: bool, timeout: float) -> dict:
     return await until(check, f"widget/config open={expected}", timeout)
 
 
-def availability(visitor: Visitor) -> list[dict]:
+def availability(visitor: ScriptedVisitor) -> list[dict]:
     return [f for f in visitor.frames if f["type"] == "availability"]
 
 
-async def frame(visitor: Visitor, predicate, what: str, timeout: float = 15) -> dict:
+async def frame(visitor: ScriptedVisitor, predicate, what: str, timeout: float = 15) -> dict:
     async def check():
         return next((f for f in visitor.frames if predicate(f)), None)
     return await until(check, what, timeout)
@@ -118,7 +93,7 @@ async def test_widget_config_and_open_sockets_follow_schedule_edits_within_two_s
     assert config["enabled"] is True and "texts" in config
 
     opens = await close_hours(stack, owner)   # the first edit also shows the gateway is listening
-    visitor = Visitor(stack.gateway)
+    visitor = ScriptedVisitor(stack.gateway)
     await visitor.start()
     first = await frame(visitor, lambda f: f["type"] == "availability", "availability after hello")
     assert first["open"] is False and at(first["next_open_at"]) == opens
@@ -142,7 +117,7 @@ async def test_widget_config_and_open_sockets_follow_schedule_edits_within_two_s
 async def test_closed_a_new_visitor_is_refused_and_the_offline_form_leaves_a_conversation(stack):
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     opens = await close_hours(stack, owner)
-    visitor = Visitor(stack.gateway)
+    visitor = ScriptedVisitor(stack.gateway)
     await visitor.start()
 
     message_id = await visitor.send("Hello, anyone?")
@@ -195,7 +170,7 @@ async def test_closed_a_new_visitor_is_refused_and_the_offline_form_leaves_a_con
 
 async def test_closed_a_conversation_that_is_going_carries_on_and_a_closed_one_leads_to_the_form(stack):
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
-    visitor = Visitor(stack.gateway)
+    visitor = ScriptedVisitor(stack.gateway)
     await visitor.start()
     await visitor.send_and_wait("Hi, while you are open")
     cid = visitor.conversation_id or (await (await stack.call("GET", "/api/inbox?view=new", owner)).json())[
@@ -238,7 +213,7 @@ async def test_closed_a_conversation_that_is_going_carries_on_and_a_closed_one_l
 
 async def test_the_idle_timer_closes_once_with_its_reason(stack):
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
-    visitor = Visitor(stack.gateway)
+    visitor = ScriptedVisitor(stack.gateway)
     await visitor.start()
     await visitor.send_and_wait("Hello")
     cid = (await (await stack.call("GET", "/api/inbox?view=new", owner)).json())["conversations"][0]["id"]
