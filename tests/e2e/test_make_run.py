@@ -124,6 +124,20 @@ def check_a_lead_reaches_the_standin(base: int, run_dir: Path) -> None:
     assert status(f"http://127.0.0.1:{base + STANDIN_OFFSET}/") == 200  # the page the banner points at
 
 
+def check_working_hours_switch_the_widget(base: int) -> None:
+    """The scheduler is wired in: the demo starts always open; hours that never open close
+    the widget at once (then put back as they were)."""
+    token, gateway = owner_token(base), f"http://127.0.0.1:{base}"
+    config = f"{gateway}/api/widget/config?project=demo"
+    assert call("GET", config)["open"] is True
+    before = call("GET", f"{gateway}/api/project/schedule", token)
+    assert before["show_any_time"] is True
+    call("PUT", f"{gateway}/api/project/schedule", token, {**before, "show_any_time": False, "week": {}})
+    assert eventually(lambda: call("GET", config), lambda c: c["open"] is False, timeout=10)["open"] is False
+    call("PUT", f"{gateway}/api/project/schedule", token, before)
+    assert eventually(lambda: call("GET", config), lambda c: c["open"] is True, timeout=10)["open"] is True
+
+
 def make_run_until_ready(run_dir: Path, base: int) -> tuple[subprocess.Popen, float, str]:
     env = {**os.environ, "PARLEY_RUN_DIR": str(run_dir), "PARLEY_PORT_BASE": str(base)}
     started = time.monotonic()
@@ -187,6 +201,7 @@ def test_make_run_becomes_ready_and_ctrl_c_leaves_nothing_behind(tmp_path):
             crm = f"http://127.0.0.1:{base}/api/project/crm"
             if attempt == "first":
                 check_a_lead_reaches_the_standin(base, run_dir)
+                check_working_hours_switch_the_widget(base)
                 # An admin's own choice, which the next start must leave alone.
                 admins_choice = call("PUT", crm, owner_token(base), {"kind": "bitrix24", "default_responsible": "3"})
             else:
