@@ -233,3 +233,30 @@ async def test_admins_are_told_when_nobody_takes_a_new_conversation(scheduler, s
     await app.wait_for_url(f"**/#/inbox/*/{cid}")
     assert await app.locator("[data-testid=toast][data-kind=unanswered]").count() == 0
     await visitor.ws.close()
+
+
+async def test_an_idle_conversation_closes_itself_and_the_app_says_why(scheduler, sched_stack, browser):  # noqa: F811
+    """The idle timer, end to end: the scheduler fires it, the conversation service closes
+    the conversation, and the operator looking at it sees why, live."""
+    from scheduler import timers
+    stack = sched_stack
+    scheduler.app[timers.TUNING].minute = 0.1          # an idle hour is 6 s here
+    r = await scheduler.put({"show_any_time": True, "time_zone": "UTC", "unanswered_alert_minutes": None,
+                             "idle_close_hours": 1})
+    assert r.status == 200, await r.text()
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
+    await app.evaluate("localStorage.setItem('parley.lang', 'en')")
+    await app.reload()
+    await app.get_by_test_id("tab-new").wait_for()
+    visitor = ScriptedVisitor(stack.gateway)
+    await visitor.start()
+    await visitor.send_and_wait("Anyone there?")
+    row = app.get_by_test_id("inbox-row").filter(has_text="Anyone there?").first
+    await row.wait_for(timeout=15000)
+    await row.click()
+    await app.get_by_test_id("take-button").click()
+    closed = app.locator("[data-testid=message][data-kind=system]", has_text="Closed automatically")
+    await closed.wait_for(timeout=30000)
+    assert "1" in await closed.inner_text()
+    await visitor.ws.close()
