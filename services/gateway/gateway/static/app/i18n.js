@@ -149,7 +149,7 @@ const en = {
   // ---- working hours: offline form and idle close ----
   left_while_closed: 'Left while closed', left_while_closed_hint: 'The visitor left this through the offline form while the chat was closed.',
   sys_started_offline: 'Left through the offline form while the chat was closed',
-  sys_closed_idle: 'Closed automatically: no messages for {n} hours',
+  sys_closed_idle: 'Closed automatically: no messages for {n} h',
   // ---- end of working hours strings ----
   // ---- working hours settings (hours.js) and the unanswered notification (notify.js) ----
   settings_hours: 'Working hours',
