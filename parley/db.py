@@ -3,7 +3,8 @@
 Each service owns one PostgreSQL schema. Its pool sets `search_path` to that schema,
 so SQL in services and in the backbone is written unqualified. Migrations are plain
 SQL files applied in name order: first the backbone's own (event store, outbox
-progress, consumer tracking), then the service's."""
+progress, consumer tracking), then the service's. A schema's event-store shard count is
+written once, by the first migration of that schema (PARLEY_EVENT_SHARDS)."""
 from __future__ import annotations
 
 import logging
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import asyncpg
 import orjson
+
+from parley.config import env
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +50,23 @@ async def connect(database_url: str, schema: str) -> asyncpg.Connection:
     return conn
 
 
-async def migrate(pool: asyncpg.Pool, schema: str, *dirs: Path) -> list[str]:
+MAX_EVENT_SHARDS = 256
+
+
+def event_shards_setting() -> int:
+    value = env("PARLEY_EVENT_SHARDS")
+    if not value.isdigit() or not 1 <= int(value) <= MAX_EVENT_SHARDS:
+        raise SystemExit(f"PARLEY_EVENT_SHARDS must be a whole number from 1 to {MAX_EVENT_SHARDS}, not {value!r}")
+    return int(value)
+
+
+async def migrate(pool: asyncpg.Pool, schema: str, *dirs: Path, event_shards: int | None = None) -> list[str]:
     """Apply every not-yet-applied .sql file from the backbone and `dirs`, each in its
-    own transaction. Safe to run from many replicas at once (advisory lock)."""
+    own transaction. Safe to run from many replicas at once (advisory lock). A schema
+    migrated for the first time gets `event_shards` shards (default PARLEY_EVENT_SHARDS);
+    an existing one keeps the count it has."""
     check_schema_name(schema)
+    wanted_shards = event_shards if event_shards is not None else event_shards_setting()
     files = sorted(BACKBONE_MIGRATIONS.glob("*.sql")) + [f for d in dirs for f in sorted(Path(d).glob("*.sql"))]
     applied_now = []
     async with pool.acquire() as conn:
@@ -70,6 +86,12 @@ async def migrate(pool: asyncpg.Pool, schema: str, *dirs: Path) -> list[str]:
                     await conn.execute(f"insert into {schema}.schema_migrations(name) values ($1)", name)
                 applied_now.append(name)
                 log.info("migration applied", extra={"schema": schema, "migration": name})
+            await conn.execute(f"""insert into {schema}.event_shards (shard) select generate_series(0, $1 - 1)
+                                   where not exists (select 1 from {schema}.event_shards)""", wanted_shards)
+            shards = await conn.fetchval(f"select count(*) from {schema}.event_shards")
+            if shards != wanted_shards:
+                log.warning("the event store keeps the shard count it was created with",
+                            extra={"schema": schema, "shards": shards, "PARLEY_EVENT_SHARDS": wanted_shards})
         finally:
             await conn.execute("select pg_advisory_unlock(hashtext('parley_migrate:' || $1))", schema)
     return applied_now

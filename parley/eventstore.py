@@ -4,6 +4,7 @@ outbox: the relay publishes from it (see relay.py)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, Sequence
@@ -15,7 +16,8 @@ from parley.schemas import Catalog
 
 log = logging.getLogger(__name__)
 
-_APPEND_LOCK = "select pg_advisory_xact_lock(hashtext('parley_append:' || current_schema()))"
+# The commit-order lock of one shard ($1), held until commit (see the 002 migration).
+_APPEND_LOCK = "select pg_advisory_xact_lock(hashtext('parley_append:' || current_schema()), $1::int)"
 _COLUMNS = "position, id::text, stream_id, stream_version, type, version, topic, occurred_at, correlation_id, causation_id, project_id, data"
 
 
@@ -62,22 +64,48 @@ def _row_to_stored(row: asyncpg.Record) -> StoredEvent:
 
 
 async def read_all(db: asyncpg.Pool | asyncpg.Connection, after: int = 0, limit: int = 1000) -> list[StoredEvent]:
-    """Events in commit order with position > after."""
+    """Events with position > after, by position. That is commit order within each shard
+    (and per stream), not across shards: for publishing, read one shard (read_shard)."""
     query = f"select {_COLUMNS} from events where position > $1 order by position limit $2"
     return [_row_to_stored(r) for r in await db.fetch(query, after, limit)]
 
 
-class _GroupCommit:
-    """Appends that arrive while a transaction commits share the next transaction.
+async def read_shard(db: asyncpg.Pool | asyncpg.Connection, shard: int, after: int = 0,
+                     limit: int = 1000) -> list[StoredEvent]:
+    """One shard's events in commit order with position > after: a reader that moved past
+    a position never misses a later commit below it."""
+    query = f"select {_COLUMNS} from events where shard = $1 and position > $2 order by position limit $3"
+    return [_row_to_stored(r) for r in await db.fetch(query, shard, after, limit)]
 
-    Commit order needs appends serialized (the advisory lock is held until commit), which
-    would cap a service at one append per disk flush. Instead, appends wait in a queue and
-    one transaction writes them all, each in its own savepoint - one append's conflict
-    fails only that append - and commits once. A single append still goes at once."""
+
+def shard_of(stream_id: str, shards: int) -> int:
+    """A stream's shard: the first 32 bits of the MD5 of its id, modulo the shard count.
+    Stable across processes, versions and languages (in SQL:
+    `('x' || left(md5(stream_id), 8))::bit(32)::bigint % shards`)."""
+    return int.from_bytes(hashlib.md5(stream_id.encode(), usedforsecurity=False).digest()[:4], "big") % shards
+
+
+async def shard_count(db: asyncpg.Pool | asyncpg.Connection) -> int:
+    """The schema's shard count, written by its first migration (db.migrate)."""
+    shards = await db.fetchval("select count(*) from event_shards")
+    if not shards:
+        raise RuntimeError("this schema has no event shards: run db.migrate on it first")
+    return shards
+
+
+class _GroupCommit:
+    """Appends to one shard that arrive while a transaction commits share the next one.
+
+    Commit order needs a shard's appends serialized (its advisory lock is held until
+    commit), which would cap a shard at one append per disk flush. Instead, appends wait
+    in a queue and one transaction writes them all, each in its own savepoint - one
+    append's conflict fails only that append - and commits once. A single append still
+    goes at once. One per shard: shards commit in parallel."""
     MAX_BATCH = 100
 
-    def __init__(self, pool: asyncpg.Pool):
+    def __init__(self, pool: asyncpg.Pool, shard: int):
         self.pool = pool
+        self.shard = shard
         self.queue: list[tuple[Callable[[asyncpg.Connection], Awaitable[Any]], asyncio.Future]] = []
         self.draining = False
 
@@ -102,7 +130,7 @@ class _GroupCommit:
         outcomes: list[tuple[bool, Any]] = []
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(_APPEND_LOCK)
+                await conn.execute(_APPEND_LOCK, self.shard)
                 for write, future in batch:
                     if future.cancelled():  # its caller is gone: write nothing for it
                         outcomes.append((False, None))
@@ -130,7 +158,19 @@ class EventStore:
         self.pool = pool
         self.catalog = catalog
         self.topic_for = topic_for or catalog.topic_for
-        self._group = _GroupCommit(pool)
+        self._shards: int | None = None  # read from the schema on first use
+        self._groups: dict[int, _GroupCommit] = {}
+
+    async def shard_for(self, stream_id: str) -> int:
+        if self._shards is None:
+            self._shards = await shard_count(self.pool)
+        return shard_of(stream_id, self._shards)
+
+    async def _group(self, stream_id: str) -> _GroupCommit:
+        shard = await self.shard_for(stream_id)
+        if shard not in self._groups:
+            self._groups[shard] = _GroupCommit(self.pool, shard)
+        return self._groups[shard]
 
     async def append(self, events: Iterable[Event], expected_version: int, *,
                      command_id: str | None = None, result: dict[str, Any] | None = None,
@@ -149,26 +189,31 @@ class EventStore:
             self.catalog.validate(e)
         topic = self.topic_for(stream_id)
         if conn is None:
-            await self._group.run(lambda c: self._append_locked(c, stream_id, topic, numbered, expected_version,
-                                                                command_id, result))
+            group = await self._group(stream_id)
+            await group.run(lambda c: self._append_locked(c, stream_id, topic, numbered, expected_version,
+                                                          command_id, result))
         else:
             await self._append_locked(conn, stream_id, topic, numbered, expected_version, command_id, result)
         return numbered
 
     async def _append_locked(self, conn, stream_id, topic, events, expected_version, command_id, result):
-        # Held until commit: positions are handed out in commit order (see the migration).
-        # Taking it again within one transaction (a group commit) returns at once.
-        await conn.execute(_APPEND_LOCK)
+        # The stream's shard lock, held until commit: within a shard, positions are handed
+        # out in commit order (see the migrations). Taking it again within one transaction
+        # (a group commit) returns at once. A transaction appending to streams of several
+        # shards holds each of their locks; PostgreSQL breaks a deadlock between two such
+        # transactions by failing one (execute() retries it).
+        shard = await self.shard_for(stream_id)
+        await conn.execute(_APPEND_LOCK, shard)
         actual = await conn.fetchval(
             "select coalesce(max(stream_version), 0) from events where stream_id = $1", stream_id)
         if actual != expected_version:
             raise ConcurrencyConflict(stream_id, expected_version, actual)
         await conn.executemany(
             """insert into events (id, stream_id, stream_version, type, version, topic, occurred_at,
-                                   correlation_id, causation_id, project_id, data)
-               values ($1, $2, $3, $4, $5, $6, $7::text::timestamptz, $8, $9, $10, $11)""",
+                                   correlation_id, causation_id, project_id, data, shard)
+               values ($1, $2, $3, $4, $5, $6, $7::text::timestamptz, $8, $9, $10, $11, $12)""",
             [(e.id, e.stream_id, e.stream_version, e.type, e.version, topic, e.occurred_at,
-              e.correlation_id, e.causation_id, e.project_id, e.data) for e in events])
+              e.correlation_id, e.causation_id, e.project_id, e.data, shard) for e in events])
         if command_id is not None:
             await conn.execute("insert into commands (command_id, stream_id, result) values ($1, $2, $3)",
                                command_id, stream_id, result or {})
@@ -204,9 +249,11 @@ class EventStore:
                     await effects(conn, appended)
                 return appended
             try:
-                appended = await self._group.run(write)
+                appended = await (await self._group(stream_id)).run(write)
                 return Outcome(decision.result, appended, replayed=False)
-            except ConcurrencyConflict:
+            except (ConcurrencyConflict, asyncpg.DeadlockDetectedError):
+                # A deadlock (effects appending to another shard's stream) rolled back the whole
+                # transaction, this command included: deciding again is safe.
                 if attempt == attempts:
                     raise
             except asyncpg.UniqueViolationError as e:

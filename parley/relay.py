@@ -1,11 +1,18 @@
-"""Outbox relay: publishes a schema's appended events to Kafka in commit order,
-keyed by stream id, and records how far it got.
+"""Outbox relay: publishes a schema's appended events to Kafka in commit order per
+shard, keyed by stream id, and records how far it got in each shard.
 
-- Order: events are read by `position`, which appends hand out in commit order
-  (see migrations/001_event_store.sql), so an event that committed late is never
-  skipped. Sends go out one after another into an idempotent producer (acks=all),
-  which keeps them in order within a partition across retries.
-- Crash safety: progress is recorded only after Kafka acknowledged the batch. A crash
+- Order: a stream lives in one shard, and within a shard appends hand out `position`
+  in commit order (the shard's lock is held until commit; see migrations/002), so a
+  reader of one shard by `position > cursor` never skips an event that committed
+  late. Each shard has its own cursor; one pass reads every shard's next batch in one
+  query. Sends go out one after another into an idempotent producer (acks=all), which
+  keeps them in order within a partition across retries, so each stream's events reach
+  its partition in stream order. Streams of different shards have no order between
+  them (nor had they any on the wire: different keys go to different partitions).
+- Rows appended before sharding (shard null, written under the old per-schema lock,
+  so in position order = commit order) are published first, from their own cursor
+  (shard -1), before any sharded row: a stream's old events go out before its new ones.
+- Crash safety: cursors are recorded only after Kafka acknowledged the batch. A crash
   in between republishes that batch; consumers skip the duplicates by stream version.
 - One active relay per schema: replicas wait on a PostgreSQL advisory lock.
 
@@ -22,7 +29,7 @@ import asyncpg
 from prometheus_client import Counter, Gauge
 
 from parley import db, kafka
-from parley.eventstore import StoredEvent, read_all
+from parley.eventstore import _COLUMNS, StoredEvent, _row_to_stored, shard_count
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,9 @@ class Relay:
                     return
             self.is_leader = True
             await conn.add_listener(f"parley_events_{self.schema}", lambda *_: self._wake.set())
+            await shard_count(conn)  # fails clearly on a schema that was never migrated
+            await conn.execute("""insert into relay_cursors (relay, shard, position)
+                                  select $1, shard, 0 from event_shards on conflict do nothing""", self.name)
             producer = kafka.producer(self.bootstrap)
             try:
                 await producer.start()
@@ -73,9 +83,14 @@ class Relay:
             await conn.close()
 
     async def _publish_until(self, stop, conn, producer) -> None:
+        unsharded_left = True  # rows from before sharding go first (none appear later)
         while not stop.is_set():
             self._wake.clear()
             try:
+                if unsharded_left:
+                    unsharded_left = await self._publish_unsharded(conn, producer) > 0
+                    if unsharded_left:
+                        continue
                 published = await self._publish_batch(conn, producer)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                 raise  # the database is gone: reconnect (and re-elect) in run()
@@ -87,23 +102,58 @@ class Relay:
             if published < self.batch_size:
                 await _wait_either(stop, self._wake, self.poll_interval)
 
+    async def _publish_unsharded(self, conn: asyncpg.Connection, producer) -> int:
+        """One batch of the rows from before sharding, in position order; 0 when none are left."""
+        last = await conn.fetchval("select position from relay_cursors where relay = $1 and shard = -1",
+                                   self.name) or 0
+        rows = await conn.fetch(f"select {_COLUMNS}, shard from events where shard is null and position > $1"
+                                " order by position limit $2", last, self.batch_size)
+        if not rows:
+            return 0
+        await self._send(producer, [_row_to_stored(r) for r in rows])
+        await conn.execute("""insert into relay_cursors (relay, shard, position) values ($1, -1, $2)
+                              on conflict (relay, shard) do update set position = excluded.position""",
+                           self.name, rows[-1]["position"])
+        PUBLISHED.labels(self.schema).inc(len(rows))
+        log.info("published events from before sharding", extra={"schema": self.schema, "events": len(rows)})
+        return len(rows)
+
     async def _publish_batch(self, conn: asyncpg.Connection, producer) -> int:
-        last = await conn.fetchval("select position from relay_progress where relay = $1", self.name) or 0
-        batch: list[StoredEvent] = await read_all(conn, after=last, limit=self.batch_size)
-        if not batch:
+        """Every shard's next batch (up to batch_size each), read in one query and sent in
+        commit order per shard; then each shard's cursor moves to its batch's last position.
+        Returns the size of the largest shard batch (batch_size: more may be waiting)."""
+        rows = await conn.fetch(f"""
+            select e.* from relay_cursors c cross join lateral (
+                select {_COLUMNS}, shard from events
+                where shard = c.shard and position > c.position order by position limit $2) e
+            where c.relay = $1 and c.shard >= 0
+            order by e.shard, e.position""", self.name, self.batch_size)
+        if not rows:
             LAG.labels(self.schema).set(0)
             return 0
+        await self._send(producer, [_row_to_stored(r) for r in rows])
+        last: dict[int, int] = {}
+        sizes: dict[int, int] = {}
+        for r in rows:
+            last[r["shard"]] = r["position"]
+            sizes[r["shard"]] = sizes.get(r["shard"], 0) + 1
+        await conn.execute("""update relay_cursors c set position = v.position
+                              from unnest($2::smallint[], $3::bigint[]) as v(shard, position)
+                              where c.relay = $1 and c.shard = v.shard""",
+                           self.name, list(last), list(last.values()))
+        PUBLISHED.labels(self.schema).inc(len(rows))
+        LAG.labels(self.schema).set(await conn.fetchval("""
+            select count(*) from (select 1 from relay_cursors c
+                                  join events e on e.shard = c.shard and e.position > c.position
+                                  where c.relay = $1 and c.shard >= 0 limit 100000) unpublished""", self.name))
+        return max(sizes.values())
+
+    @staticmethod
+    async def _send(producer, batch: list[StoredEvent]) -> None:
+        """Send in list order, then wait for every acknowledgement (raises if any failed)."""
         acks = [await producer.send(s.topic, s.event.to_bytes(), key=s.event.stream_id.encode(),
                                     headers=[("type", s.event.type.encode())]) for s in batch]
         await asyncio.gather(*acks)
-        position = batch[-1].position
-        await conn.execute("""insert into relay_progress (relay, position) values ($1, $2)
-                              on conflict (relay) do update set position = excluded.position""",
-                           self.name, position)
-        PUBLISHED.labels(self.schema).inc(len(batch))
-        newest = await conn.fetchval("select coalesce(max(position), 0) from events")
-        LAG.labels(self.schema).set(max(0, newest - position))
-        return len(batch)
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from parley.eventstore import ConcurrencyConflict, Decision, EventStore
+from parley.eventstore import ConcurrencyConflict, Decision, EventStore, read_shard, shard_count, shard_of
 from parley.schemas import SchemaViolation
 from tests.support import item_added
 
@@ -49,22 +49,26 @@ async def test_a_schema_violation_appends_nothing(store):
     assert await store.load("item-bad") == []
 
 
-async def test_read_all_is_commit_order_even_when_a_transaction_commits_late(store, pool):
+async def test_a_shard_is_read_in_commit_order_even_when_a_transaction_commits_late(store, pool):
     """The classic outbox bug: a transaction that took its sequence number first but
     commits last is skipped by a reader that already moved past it. Here A starts
-    first and commits last; a reader must never see B's event without A's."""
+    first and commits last, on a stream of the same shard as B's; a reader of that shard
+    must never see B's event without A's."""
+    shard = await store.shard_for("item-early")
+    shards = await shard_count(pool)
+    late = next(f"item-late{i}" for i in range(1000) if shard_of(f"item-late{i}", shards) == shard)
     async with pool.acquire() as conn_a:
         tx = conn_a.transaction()
         await tx.start()
-        await store.append([item_added("item-late", 1)], expected_version=0, conn=conn_a)
+        await store.append([item_added(late, 1)], expected_version=0, conn=conn_a)
         b = asyncio.create_task(store.append([item_added("item-early", 2)], expected_version=0))
         await asyncio.sleep(0.3)
-        seen_while_a_open = await store.read_all(after=0)
+        seen_while_a_open = await read_shard(pool, shard)
         await tx.commit()
     await b
-    seen = await store.read_all(after=0)
+    seen = await read_shard(pool, shard)
     assert seen_while_a_open == []  # B cannot become visible ahead of A
-    assert [s.event.stream_id for s in seen] == ["item-late", "item-early"]
+    assert [s.event.stream_id for s in seen] == [late, "item-early"]
     assert seen[0].position < seen[1].position
 
 
