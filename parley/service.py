@@ -1,26 +1,36 @@
 """The service skeleton every Parley service is built from: an aiohttp app with
 /healthz, /readyz (really checks PostgreSQL and Kafka), /metrics, JSON logs carrying
 correlation ids, migrations at start-up, the outbox relay and consumers as supervised
-background tasks, and a graceful shutdown that lets them finish their batch."""
+background tasks, and a graceful shutdown that lets them finish their batch.
+
+Admission control (every service but the public gateway): at most `MAX_COMMANDS_IN_FLIGHT`
+commands (POST, PUT, PATCH, DELETE) run at once in a process; a few more wait, at most
+`COMMAND_QUEUE` of them and for at most `COMMAND_WAIT_SECONDS`; anything beyond gets at
+once `503 busy` with `Retry-After` and nothing is stored. Offered twice what the process
+can do, it goes on doing what it can at its usual latency and says `busy` to the rest,
+rather than letting every request queue until the callers time out. Reads (GET) are not
+held: they are cheap and indexed, and a reader such as the gateway's catch-up after an
+admitted message must not be refused half-way through it."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable, Sequence
 
 import asyncpg
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from parley import db, internal_auth, kafka, logs
 from parley.config import Settings, env
 from parley.consumer import ConsumerRunner, Handler, Reset
 from parley.eventstore import EventStore
-from parley.http import errors_middleware
+from parley.http import Rejected, errors_middleware
 from parley.relay import Relay
 from parley.schemas import Catalog
 
@@ -33,6 +43,18 @@ TASKS = web.AppKey("tasks", dict)
 
 REQUESTS = Counter("parley_http_requests_total", "HTTP requests served", ["route", "status"])
 LATENCY = Histogram("parley_http_request_seconds", "HTTP request latency", ["route"])
+
+ADMISSION_REFUSED = Counter("parley_admission_refused_total", "Commands answered 503 busy by admission control")
+COMMANDS_IN_FLIGHT = Gauge("parley_commands_in_flight", "Commands running now (admission control)")
+
+# Admission control (see the module's docstring). A command costs a few ms of CPU and a
+# few database round trips: 16 at once keep the pool (10 connections) and the core busy;
+# more would only lengthen every command's latency.
+MAX_COMMANDS_IN_FLIGHT = 16
+COMMAND_QUEUE = 64
+COMMAND_WAIT_SECONDS = 0.25
+BUSY_RETRY_AFTER_SECONDS = "1"
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _CORRELATION_HEADER = "X-Correlation-Id"
 _VALID_CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
@@ -62,6 +84,84 @@ class ServiceSpec:
     # The gateway: its port is public, so it takes unsigned calls and keeps /metrics on
     # a second, internal port. Every other service answers signed calls only.
     public: bool = False
+
+
+def busy() -> Rejected:
+    return Rejected(503, "busy", "Parley is busy right now; send it again in a moment. Nothing was stored.",
+                    headers={"Retry-After": BUSY_RETRY_AFTER_SECONDS})
+
+
+class Admission:
+    """A bounded number of commands at once, a bounded, short wait for a place, then `busy`.
+
+    The bounds are attributes, read on every request: a test (or an operator's hook) may
+    change them on a running app (`app[ADMISSION].limit = 0` refuses every command)."""
+
+    def __init__(self, limit: int = MAX_COMMANDS_IN_FLIGHT, queue: int = COMMAND_QUEUE,
+                 wait: float = COMMAND_WAIT_SECONDS):
+        self.limit, self.queue, self.wait = limit, queue, wait
+        self.in_flight = 0
+        self.refused = 0
+        self._waiters: deque[asyncio.Future] = deque()   # FIFO; a timed-out waiter's future is done(False)
+
+    async def __aenter__(self) -> None:
+        if self.in_flight < self.limit and not any(not w.done() for w in self._waiters):
+            self._take()
+            return
+        if self.wait <= 0 or sum(not w.done() for w in self._waiters) >= self.queue:
+            self._refuse()
+        loop = asyncio.get_running_loop()
+        place = loop.create_future()
+        self._waiters.append(place)
+        timer = loop.call_later(self.wait, lambda: place.done() or place.set_result(False))
+        try:
+            granted = await place
+        except asyncio.CancelledError:
+            if place.done() and not place.cancelled() and place.result():
+                COMMANDS_IN_FLIGHT.inc()
+                self._release()  # the place was handed over just as the caller went away: pass it on
+            raise
+        finally:
+            timer.cancel()
+            try:
+                self._waiters.remove(place)
+            except ValueError:
+                pass
+        if not granted:
+            self._refuse()
+        COMMANDS_IN_FLIGHT.inc()  # a place handed over: in_flight already counts it
+
+    async def __aexit__(self, *_) -> None:
+        self._release()
+
+    def _take(self) -> None:
+        self.in_flight += 1
+        COMMANDS_IN_FLIGHT.inc()
+
+    def _refuse(self) -> None:
+        self.refused += 1
+        ADMISSION_REFUSED.inc()
+        raise busy()
+
+    def _release(self) -> None:
+        COMMANDS_IN_FLIGHT.dec()
+        while self._waiters:
+            place = self._waiters.popleft()
+            if not place.done():
+                place.set_result(True)  # the place goes straight to the longest waiter
+                return
+        self.in_flight -= 1
+
+
+ADMISSION = web.AppKey("admission", Admission)
+
+
+@web.middleware
+async def _admission(request: web.Request, handler):
+    if request.method in _READS or request.path in _PROBES:
+        return await handler(request)
+    async with request.app[ADMISSION]:
+        return await handler(request)
 
 
 @web.middleware
@@ -142,9 +242,11 @@ async def _supervise(name: str, run: Callable[[asyncio.Event], Awaitable[None]],
 def create_app(spec: ServiceSpec, settings: Settings) -> web.Application:
     middlewares = [_correlation_and_metrics, errors_middleware]
     if not spec.public:
-        middlewares.append(internal_auth.require_signed_calls())
+        # Signature first (an unsigned flood takes no place), then admission (innermost).
+        middlewares += [internal_auth.require_signed_calls(), _admission]
     app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
     app[SETTINGS] = settings
+    app[ADMISSION] = Admission()
     app[TASKS] = {}
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -8,7 +8,11 @@ socket's first message, so the next authentication uses it.
 The gateway follows `operator.events`: when an operator is deactivated or removed,
 changes password or logs out, the registry is asked whether each of their open
 sockets' sessions still stands (by session id: the token itself may have rotated since,
-on a REST call) and the socket is closed if not - on every gateway, within moments."""
+on a REST call) and the socket is closed if not - on every gateway, within moments.
+
+Pushes go through the socket's bounded send queue (send_queue.py): they never wait on
+the network, and an app that stops reading is closed with 4408 once its queue is full
+(it reconnects and resyncs its views, as after any reconnect)."""
 from __future__ import annotations
 
 import logging
@@ -21,7 +25,8 @@ from parley.envelope import Event
 from parley.http import Rejected, error_response, unavailable
 from parley.service_client import path
 
-from gateway import auth
+from gateway import auth, send_queue
+from gateway.send_queue import SendQueue
 from gateway.upstreams import registry
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,11 @@ ACCESS_EVENTS = {"operator.deactivated", "operator.removed", "operator.password_
 class OperatorSocket:
     ws: web.WebSocketResponse
     operator: dict
+    out: SendQueue | None = None   # every frame to the app goes through it
+
+    def __post_init__(self) -> None:
+        if self.out is None:
+            self.out = SendQueue(self.ws)
 
 
 @dataclass
@@ -70,17 +80,18 @@ async def operator_socket(request: web.Request) -> web.StreamResponse:
     if rotated and request.cookies.get(SESSION_COOKIE):
         auth.set_session_cookie(request, ws, rotated)
     await ws.prepare(request)
-    socket = OperatorSocket(ws, operator)
+    socket = OperatorSocket(ws, operator, SendQueue(ws, request.transport))
     sockets = request.app[SOCKETS]
     sockets.add(socket)
     try:
-        await ws.send_json({"type": "hello", "operator": operator})
+        await socket.out.send({"type": "hello", "operator": operator})
         if rotated:
-            await ws.send_json({"type": "session_rotated", "token": rotated})
+            await socket.out.send({"type": "session_rotated", "token": rotated})
         async for _ in ws:
             pass  # operators send commands over REST; the socket carries pushes
     finally:
         sockets.discard(socket)
+        socket.out.stop()
     return ws
 
 
@@ -104,10 +115,9 @@ async def on_operator_event(app: web.Application, event: Event) -> None:
             continue  # cannot tell now; the next access event or reconnect decides
         if not still_valid:
             log.info("closing a revoked operator socket", extra={"operator_id": operator_id, "cause": event.type})
-            await socket.ws.send_json({"type": "session_revoked", "reason": event.type})
-            await socket.ws.close(code=CLOSE_SESSION_REVOKED, message=b"session revoked")
+            socket.out.push({"type": "session_revoked", "reason": event.type})
+            socket.out.finish(CLOSE_SESSION_REVOKED, "session revoked")
 
 
 async def close_all(app: web.Application) -> None:
-    for socket in app[SOCKETS].all():
-        await socket.ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway shutting down")
+    await send_queue.close_all([s.out for s in app[SOCKETS].all()], WSCloseCode.GOING_AWAY, "gateway shutting down")

@@ -1,7 +1,12 @@
 """Live pushes: every conversation event, as it reaches Kafka, to the visitor sockets of
-that conversation and the operator sockets allowed to see it (audience.py decides)."""
+that conversation and the operator sockets allowed to see it (audience.py decides).
+
+Nothing here waits on a socket: every frame goes into the socket's bounded send queue
+(send_queue.py), serialized once for all the operator sockets it goes to; a socket whose
+queue is full is closed and resyncs when it comes back."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -14,6 +19,7 @@ from parley.contract import id_of
 
 from gateway import audience
 from gateway.operator_sockets import SOCKETS as OPERATOR_SOCKETS
+from gateway.send_queue import serialize
 from gateway.upstreams import conversation_summary
 from gateway.visitor_socket import VISITOR_SOCKETS
 
@@ -55,24 +61,25 @@ async def on_conversation_event(app: web.Application, event: Event) -> None:
     envelope = event.to_dict()
     cid = id_of(event.stream_id)
     for socket in list(app[VISITOR_SOCKETS].by_conversation.get(cid, ())):
-        await socket.deliver(envelope)
+        socket.deliver(envelope)
     summary = await _summary(app, cid, event.project_id, starts=event.type == "chat.conversation_started")
     if event.stream_version <= summary.pushed_seq:
         return  # a duplicate on the wire (a relay retry); visitors dedupe by seq themselves
     summary.pushed_seq = event.stream_version
     before, summary.assignee_id = summary.assignee_id, _assignee_after(event, summary.assignee_id)
-    message = audience.for_operator(envelope)
+    message = None
     for socket in app[OPERATOR_SOCKETS].all():
         # Whoever could see it before an assignment hears of it too: it leaves their "New".
-        if not socket.ws.closed and (audience.may_see(summary.project_id, summary.assignee_id, socket.operator)
-                                     or audience.may_see(summary.project_id, before, socket.operator)):
-            await socket.ws.send_json(message)
+        if socket.out.open and (audience.may_see(summary.project_id, summary.assignee_id, socket.operator)
+                                or audience.may_see(summary.project_id, before, socket.operator)):
+            message = message or serialize(audience.for_operator(envelope))
+            socket.out.push(message)
     if event.type == "assignment.assigned":
-        notification = {"type": "notification", "kind": "assigned", "conversation_id": cid,
-                        "by": event.data["by_name"], "requires_acknowledgement": True}
-        for socket in app[OPERATOR_SOCKETS].by_operator.get(event.data["operator_id"], ()):
-            if not socket.ws.closed:
-                await socket.ws.send_json(notification)
+        notification = serialize({"type": "notification", "kind": "assigned", "conversation_id": cid,
+                                  "by": event.data["by_name"], "requires_acknowledgement": True})
+        for socket in list(app[OPERATOR_SOCKETS].by_operator.get(event.data["operator_id"], ())):
+            socket.out.push(notification)
+    await asyncio.sleep(0)  # the sockets' send tasks write between two events of a batch
 
 
 async def on_lead_event(app: web.Application, event: Event) -> None:
@@ -83,11 +90,11 @@ async def on_lead_event(app: web.Application, event: Event) -> None:
         return
     cid = event.data["conversation_id"]
     summary = await _summary(app, cid, event.project_id)
-    message = {"type": "lead_outcome", "conversation_id": cid, "event": event.type, "at": event.occurred_at,
-               "data": event.data}
+    message = serialize({"type": "lead_outcome", "conversation_id": cid, "event": event.type,
+                         "at": event.occurred_at, "data": event.data})
     for socket in app[OPERATOR_SOCKETS].all():
-        if not socket.ws.closed and audience.may_see(summary.project_id, summary.assignee_id, socket.operator):
-            await socket.ws.send_json(message)
+        if audience.may_see(summary.project_id, summary.assignee_id, socket.operator):
+            socket.out.push(message)
 
 
 async def on_unanswered_alert(app: web.Application, event: Event) -> None:
@@ -96,12 +103,8 @@ async def on_unanswered_alert(app: web.Application, event: Event) -> None:
     notification, docs/working-hours.md); other operators are not."""
     d = event.data
     project_id = d.get("project_id") or event.project_id
-    frame = {"type": "notification", "kind": "unanswered", "conversation_id": d["conversation_id"],
-             "minutes": d.get("minutes")}
+    frame = serialize({"type": "notification", "kind": "unanswered", "conversation_id": d["conversation_id"],
+                       "minutes": d.get("minutes")})
     for socket in app[OPERATOR_SOCKETS].all():
-        if socket.operator["project"] == project_id and socket.operator.get("is_admin") is True \
-                and not socket.ws.closed:
-            try:
-                await socket.ws.send_json(frame)
-            except ConnectionError:
-                pass  # that socket is going away; the alert is for whoever is there
+        if socket.operator["project"] == project_id and socket.operator.get("is_admin") is True:
+            socket.out.push(frame)  # a socket going away drops it; the alert is for whoever is there

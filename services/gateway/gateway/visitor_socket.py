@@ -5,6 +5,11 @@ is sent under one lock and only if its `seq` is above the last one sent, so a re
 with `after=<seq>` gets every visible event once, in order, whatever arrives while the
 history is being read. A visitor may hold a few sockets (tabs), not an unbounded number.
 
+Every frame goes out through the socket's bounded send queue (send_queue.py), in the
+order it was queued. A live event never waits: it is queued at once, or held while the
+lock is taken (the history being read) and queued in seq order when it is free. A widget
+that stops reading is closed with 4408 once its queue is full and resumes with `after=`.
+
 Working hours (docs/working-hours.md): the hello is followed by an `availability` frame,
 and every message, contacts and offline form carries `chat_open` as the gateway's
 schedule says now; the conversation service refuses what would start or reopen a
@@ -23,6 +28,8 @@ from parley.service_client import path
 from gateway import audience, auth, availability, files
 from gateway.client_ip import client_ip
 from gateway.rate_limits import limits
+from gateway import send_queue
+from gateway.send_queue import CLOSE_TOO_SLOW, TOO_SLOW_REASON, SendQueue
 from gateway.upstreams import conversation
 
 log = logging.getLogger(__name__)
@@ -44,17 +51,50 @@ class VisitorSocket:
     last_seq: int
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     params: dict = field(default_factory=dict)
+    out: SendQueue | None = None   # every frame to the widget goes through it
+    held: list = field(default_factory=list)   # (conversation id, view) that came while the lock was held
+    _flusher: asyncio.Task | None = None
 
-    async def deliver(self, envelope: dict) -> None:
+    def __post_init__(self) -> None:
+        if self.out is None:
+            self.out = SendQueue(self.ws)
+
+    async def send(self, frame: dict) -> None:
+        """A frame of this socket's own exchange (hello, ack, error): queued after what is there."""
+        await self.out.send(frame)
+
+    def deliver(self, envelope: dict) -> None:
+        """A live event; never waits. Queued now, or held while the lock is taken and queued
+        in seq order as soon as it is free."""
         view = audience.for_visitor(envelope)
         if view is None:
             return
-        async with self.lock:
-            await self._send_if_new(view)
+        if not self.lock.locked() and not self.held:
+            self._enqueue_if_new(view)
+            return
+        self.held.append((self.conversation_id, view))
+        if len(self.held) > self.out.max_frames:
+            self.out.close(CLOSE_TOO_SLOW, TOO_SLOW_REASON)
+        elif self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_held())
+
+    async def _flush_held(self) -> None:
+        try:
+            async with self.lock:
+                held, self.held = self.held, []
+                for conversation_id, view in sorted(held, key=lambda h: h[1]["seq"]):
+                    if conversation_id == self.conversation_id:  # not one of a conversation left since
+                        self._enqueue_if_new(view)
+        finally:
+            self._flusher = None
 
     async def _send_if_new(self, view: dict) -> None:
-        if view["seq"] > self.last_seq and not self.ws.closed:
-            await self.ws.send_json(view)
+        if view["seq"] > self.last_seq and self.out.open:
+            await self.out.send(view)
+            self.last_seq = view["seq"]
+
+    def _enqueue_if_new(self, view: dict) -> None:
+        if view["seq"] > self.last_seq and self.out.push(view):
             self.last_seq = view["seq"]
 
     async def catch_up(self, app: web.Application) -> None:
@@ -128,15 +168,15 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
         return error_response(e.status, e.code, e.message, e.headers)
     ws = web.WebSocketResponse(heartbeat=25, max_msg_size=MAX_FRAME_BYTES)
     await ws.prepare(request)
-    socket = VisitorSocket(ws, project_id, visitor_id, None, after)
+    socket = VisitorSocket(ws, project_id, visitor_id, None, after, out=SendQueue(ws, request.transport))
     sockets.add(socket)
     conversation_id = body.get("conversation_id")
     if conversation_id:
         sockets.bind(socket, conversation_id)  # registered before reading history: nothing falls between
     try:
-        await ws.send_json({"type": "hello", "visitor_id": visitor_id, "conversation_id": conversation_id})
+        await socket.send({"type": "hello", "visitor_id": visitor_id, "conversation_id": conversation_id})
         is_open, next_open_at = await availability.now_open(request.app, project_id)
-        await ws.send_json({"type": "availability", "open": is_open, "next_open_at": next_open_at})
+        await socket.send({"type": "availability", "open": is_open, "next_open_at": next_open_at})
         await socket.catch_up(request.app)
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -146,13 +186,15 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
                 if not isinstance(data, dict):
                     raise ValueError
             except ValueError:
-                await ws.send_json({"type": "error", "code": "invalid_json", "message": "Send JSON objects."})
+                await socket.send({"type": "error", "code": "invalid_json", "message": "Send JSON objects."})
                 continue
             await _on_visitor_message(request, socket, data)
     except Rejected as e:  # the history could not be read: the widget reconnects and resumes
-        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=e.code.encode())
+        socket.out.finish(WSCloseCode.TRY_AGAIN_LATER, e.code)
+        await socket.out.wait_closed()
     finally:
         sockets.discard(socket)
+        socket.out.stop()
     return ws
 
 
@@ -180,9 +222,11 @@ async def _on_visitor_message(request: web.Request, socket: VisitorSocket, data:
             raise Rejected(422, "type_unknown", f"Unknown message type {str(kind)[:40]!r}.")
     except Rejected as e:
         frame = {"type": "error", "id": message_id, "code": e.code, "message": e.message}
+        if e.headers.get("Retry-After", "").isdigit():  # busy, service_unavailable: when to resend
+            frame["retry_after"] = int(e.headers["Retry-After"])
         if e.code == "chat_closed":
             frame["next_open_at"] = (await availability.now_open(request.app, socket.project_id))[1]
-        await socket.ws.send_json(frame)
+        await socket.send(frame)
 
 
 async def _post_message(request: web.Request, socket: VisitorSocket, data: dict) -> None:
@@ -200,7 +244,7 @@ async def _post_message(request: web.Request, socket: VisitorSocket, data: dict)
         app[VISITOR_SOCKETS].bind(socket, body["conversation_id"])
     await files.link(request, attachment, body["conversation_id"])
     await socket.catch_up(app)  # our own message (and anything before it) before the ack
-    await socket.ws.send_json({"type": "ack", "id": data.get("id"), "seq": body["seq"]})
+    await socket.send({"type": "ack", "id": data.get("id"), "seq": body["seq"]})
 
 
 async def _post_contacts(request: web.Request, socket: VisitorSocket, data: dict) -> None:
@@ -217,7 +261,7 @@ async def _post_contacts(request: web.Request, socket: VisitorSocket, data: dict
     if socket.conversation_id is None:
         app[VISITOR_SOCKETS].bind(socket, body["conversation_id"])
         socket.params = {}
-    await socket.ws.send_json({"type": "contacts_saved", "id": data.get("id") if isinstance(data.get("id"), str)
+    await socket.send({"type": "contacts_saved", "id": data.get("id") if isinstance(data.get("id"), str)
                                else None})
 
 
@@ -243,10 +287,10 @@ async def _post_offline(request: web.Request, socket: VisitorSocket, data: dict)
             socket.last_seq = 0
             sockets.bind(socket, body["conversation_id"])
             socket.params = {}
-        await socket.ws.send_json(saved)
+        await socket.send(saved)
     await socket.catch_up(app)
 
 
 async def close_all(app: web.Application) -> None:
-    for socket in app[VISITOR_SOCKETS].everyone():
-        await socket.ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway restarting")
+    await send_queue.close_all([s.out for s in app[VISITOR_SOCKETS].everyone()], WSCloseCode.GOING_AWAY,
+                               "gateway restarting")

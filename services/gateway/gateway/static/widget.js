@@ -655,7 +655,10 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       if (m.id && RETRYABLE.includes(m.code)) { // temporary: stays pending, resent after a pause
         if (el) status(el, '', t('send_failed_retrying'));
         if (m.id === inFlight) inFlight = null;
-        pumpTimer = setTimeout(pump, retryDelay); retryDelay = Math.min(retryDelay * 2, 15000);
+        // After retry_after (the server's hint) or our own backoff, with jitter (0.5-1.5x):
+        // the many widgets a busy server refused at once do not all come back at once.
+        const wait = Math.max(retryDelay, 1000 * (Number(m.retry_after) || 0));
+        pumpTimer = setTimeout(pump, wait / 2 + Math.random() * wait); retryDelay = Math.min(retryDelay * 2, 15000);
         return;
       }
       if (m.id) unqueue(m.id); // refused for good: not resent
