@@ -7,7 +7,6 @@ the consumer has applied everything."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import uuid
 
@@ -27,13 +26,7 @@ WRITERS = 20
 PARTITIONS = 4
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def progress(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+from bench.common import percentile, progress  # noqa: E402  (kept importable from here)
 
 
 def sample_event(stream_id: str, i: int):
@@ -133,8 +126,8 @@ async def parley_pipeline(comps, topic: str) -> dict[str, float]:
             "throughput": THROUGHPUT_EVENTS / elapsed}
 
 
-async def run(comps) -> dict[str, float]:
-    """Prints the backbone's figures; returns the floor for the other benchmarks."""
+async def run(comps) -> dict[str, dict[str, float]]:
+    """Prints the backbone's figures; returns the floor and ours."""
     payload_size = len(sample_event("item-0", 0).with_version(1).to_bytes())
     raw_topic, our_topic = f"bench.raw.{uuid.uuid4().hex[:8]}", f"bench.parley.{uuid.uuid4().hex[:8]}"
     await kafka.create_topics(comps.bootstrap, [Topic(t, "bench", ("item",), PARTITIONS, 1, {})
@@ -150,4 +143,5 @@ append -> relay -> consume   ({LATENCY_SAMPLES} sequential events for latency; {
   latency p99         {floor['p99'] * 1000:8.2f} ms       {ours['p99'] * 1000:8.2f} ms   {ours['p99'] / floor['p99']:6.1f}x
   throughput          {floor['throughput']:8.0f} /s       {ours['throughput']:8.0f} /s   {ours['throughput'] / floor['throughput']:6.2f}x
 """, flush=True)
-    return floor
+    return {"floor": floor, "parley": ours, "latency_samples": LATENCY_SAMPLES, "throughput_events": THROUGHPUT_EVENTS,
+            "writers": WRITERS}

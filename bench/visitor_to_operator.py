@@ -1,81 +1,166 @@
-"""A visitor's message to the operator's screen: widget WebSocket -> gateway ->
-conversation service (event store) -> relay -> Kafka -> gateway -> operator WebSocket.
+"""The rate ladder: many visitors write through /ws/visitor at a set total rate, each
+under the per-visitor limit with its own address; one admin operator watches
+/ws/operator. Per step: achieved rate (messages on the operator's screen per second),
+visitor -> operator-socket latency, ack latency, errors, each process's CPU - beside raw
+aiokafka produce -> consume at the same rate on the same broker, measured right after.
 
-Reported against the raw Kafka produce -> consume floor of the same run."""
+The path measured: widget WebSocket -> gateway -> conversation service (event store) ->
+relay -> Kafka -> gateway -> operator WebSocket."""
 from __future__ import annotations
 
-import dataclasses
-import os
-import secrets
-import tempfile
+import asyncio
+import math
+import struct
 import time
 import uuid
 
-import aiohttp
-from aiohttp.test_utils import TestServer
+from aiokafka import TopicPartition
 
-from parley.config import REPO_ROOT, Settings, env
-from parley.service import create_app
+from parley import kafka
+from parley.schemas import Topic
 
-from bench.append_relay_consume import percentile, progress
+from bench.clients import Tracker, Visitor, open_operator, owner_token
+from bench.common import CpuMeter, Stack, Ticker, percentile, progress
 
-SAMPLES = 200
+# The gateway allows 30 messages a minute per visitor; each bench visitor sends at most
+# 24 (0.4/s), so no limit is ever hit by the ladder itself: a `rate_limited` error in the
+# report is a finding.
+PER_VISITOR_RATE = 0.4
+RAW_PARTITIONS = 6  # as conversation.events
 
 
-def _settings(comps, service: str) -> Settings:
-    return Settings(service=service, http_port=0, database_url=comps.database_url, kafka_bootstrap=comps.bootstrap,
-                    log_level="WARNING", schemas_dir=REPO_ROOT / "schemas", shutdown_timeout=5)
+def sustainable(row: dict) -> bool:
+    """Keeping up: ≥ 95 % of the offered rate delivered, nothing refused, p99 under a second."""
+    return (row["achieved_per_s"] >= 0.95 * row["offered_per_s"] and not row["errors"]
+            and row["not_delivered"] == 0 and row["e2e_p99"] < 1.0)
 
 
-async def run(comps) -> dict[str, float]:
-    import conversation.__main__ as conversation_main
-    import gateway.__main__ as gateway_main
-    import operator_registry.__main__ as registry_main
-    from gateway import rate_limits
+async def parley_step(visitors: list[Visitor], tracker: Tracker, rate: float, duration: float, drain: float,
+                      label: str, meter: CpuMeter) -> dict:
+    k = min(len(visitors), max(1, math.ceil(rate / PER_VISITOR_RATE)))
+    offered = min(rate, k * PER_VISITOR_RATE)
+    n = int(offered * duration)
+    tag = f"L{uuid.uuid4().hex[:6]}"
+    ids = [f"{tag}-{i}" for i in range(n)]
+    tick = Ticker()
+    meter.start()
+    started = time.perf_counter()
+    i = 0
+    while i < n:
+        due = min(n, int((time.perf_counter() - started) * offered) + 1)
+        while i < due:
+            await visitors[i % k].send(ids[i])
+            i += 1
+        tick(lambda: f"{label}: {time.perf_counter() - started:4.1f}/{duration:.0f} s, sent {i}, "
+                     f"acked {sum(1 for x in ids[:i] if x in tracker.acked)}, "
+                     f"on the operator's screen {sum(1 for x in ids[:i] if x in tracker.delivered)}")
+        await asyncio.sleep(0.004)
+    sending_took = time.perf_counter() - started
+    deadline = time.perf_counter() + drain
+    while time.perf_counter() < deadline and not tracker.settled(ids):
+        await asyncio.sleep(0.05)
+    cpu = meter.stop()
+    row = {"offered_per_s": round(offered, 1), "visitors": k, "duration_s": round(sending_took, 2),
+           **tracker.summary(ids, started), "cpu_s": cpu,
+           "cpu_ms_per_delivered": {name: round(1000 * used / max(1, sum(1 for x in ids if x in tracker.delivered)), 2)
+                                    for name, used in cpu.items() if name != "wall"}}
+    for x in ids:  # late deliveries of this step must not be matched again
+        tracker.sent.pop(x, None)
+    return row
 
-    # One visitor sending hundreds of messages a minute is the point here, not abuse.
-    rate_limits.MESSAGES_PER_MINUTE_PER_VISITOR = rate_limits.MESSAGES_PER_MINUTE_PER_ADDRESS = 1_000_000
-    os.environ.setdefault("PARLEY_INTERNAL_SECRET", secrets.token_hex(32))
 
-    suffix = uuid.uuid4().hex[:6]
-    servers = []
-
-    async def start(spec, name):
-        server = TestServer(create_app(dataclasses.replace(spec, schema=f"bench_{name}_{suffix}"), _settings(comps, name)))
-        await server.start_server()
-        servers.append(server)
-        return f"http://localhost:{server.port}"  # by host name, as deployments reach services
-
-    os.environ["PARLEY_OPERATOR_REGISTRY_URL"] = await start(registry_main.SPEC, "registry")
-    os.environ["PARLEY_CONVERSATION_URL"] = await start(conversation_main.SPEC, "conversation")
-    os.environ.setdefault("PARLEY_VISITOR_SECRET", secrets.token_hex(32))
-    os.environ["PARLEY_FILES_DIR"] = tempfile.mkdtemp(prefix="parley-bench-files-")
-    gateway = await start(gateway_main.SPEC, "gateway")
-    latencies = []
+async def raw_kafka_step(bootstrap: str, topic: str, rate: float, duration: float, payload_size: int) -> dict:
+    """Raw aiokafka at the same rate: an idempotent acks=all producer (Parley's settings)
+    sends open-loop; a consumer in the same process reads; latency is send -> getmany."""
+    producer = kafka.producer(bootstrap)
+    consumer = kafka.consumer(bootstrap, None)
+    await producer.start()
+    await consumer.start()
+    latencies: list[float] = []
     try:
-        async with aiohttp.ClientSession() as http:
-            r = await http.post(f"{gateway}/api/session", json={
-                "project": "demo", "email": env("PARLEY_OWNER_EMAIL"), "password": env("PARLEY_OWNER_PASSWORD")})
-            token = (await r.json())["token"]
-            operator = await http.ws_connect(f"{gateway}/ws/operator?token={token}")
-            await operator.receive_json()
-            visitor_token = (await (await http.post(f"{gateway}/api/visitor/session", json={"project": "demo"})).json())["visitor_token"]
-            visitor = await http.ws_connect(f"{gateway}/ws/visitor?token={visitor_token}")
-            await visitor.receive_json()
-            progress(f"visitor -> operator: {SAMPLES} messages through the whole stack...")
-            for i in range(SAMPLES + 10):  # the first 10 warm up connections and caches
-                text = f"bench {i}"
-                started = time.perf_counter()
-                await visitor.send_json({"type": "message", "id": str(uuid.uuid4()), "text": text})
-                while True:
-                    push = await operator.receive_json(timeout=30)
-                    if push.get("event") == "chat.visitor_message_posted" and push["data"]["text"] == text:
-                        break
-                if i >= 10:
-                    latencies.append(time.perf_counter() - started)
-            await visitor.close()
-            await operator.close()
+        partitions = [TopicPartition(topic, p) for p in range(RAW_PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await consumer.position(tp)
+        n = int(rate * duration)
+        pad = b"x" * max(0, payload_size - 8)
+
+        async def receive() -> None:
+            while len(latencies) < n:
+                batches = await consumer.getmany(timeout_ms=200)
+                now = time.perf_counter()
+                for records in batches.values():
+                    latencies.extend(now - struct.unpack("d", r.value[:8])[0] for r in records)
+
+        reader = asyncio.create_task(receive())
+        started = time.perf_counter()
+        futures = []
+        i = 0
+        while i < n:
+            due = min(n, int((time.perf_counter() - started) * rate) + 1)
+            while i < due:
+                futures.append(await producer.send(topic, struct.pack("d", time.perf_counter()) + pad,
+                                                   key=f"conversation-{i % 997}".encode()))
+                i += 1
+            await asyncio.sleep(0.004)
+        await asyncio.gather(*futures)
+        try:
+            await asyncio.wait_for(reader, timeout=max(10.0, duration))
+        except asyncio.TimeoutError:
+            pass
+        elapsed = time.perf_counter() - started
     finally:
-        for server in reversed(servers):
-            await server.close()
-    return {"p50": percentile(latencies, 50), "p99": percentile(latencies, 99)}
+        await producer.stop()
+        await consumer.stop()
+    return {"achieved_per_s": round(len(latencies) / elapsed, 1), "p50": percentile(latencies, 50),
+            "p99": percentile(latencies, 99)}
+
+
+async def run(stack: Stack, http, visitors: list[Visitor], *, rates: list[float], step_seconds: float,
+              raw_seconds: float, drain_seconds: float, payload_size: int = 600) -> dict:
+    tracker = visitors[0].tracker
+    token = await owner_token(http, stack.gateway)
+    operator = await open_operator(http, stack.gateway, token, tracker.delivered, prefix="L")
+    raw_topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+    await kafka.create_topics(stack.comps.bootstrap, [Topic(raw_topic, "bench", ("conversation",), RAW_PARTITIONS, 1, {})])
+    meter = CpuMeter(stack)
+    rows = []
+
+    async def one(rate: float, label: str, kind: str) -> dict:
+        progress(f"{label}: {rate:.0f} msg/s offered for {step_seconds:.0f} s by "
+                 f"{min(len(visitors), math.ceil(rate / PER_VISITOR_RATE))} visitors")
+        row = await parley_step(visitors, tracker, rate, step_seconds, drain_seconds, label, meter)
+        progress(f"{label}: raw aiokafka produce -> consume at {rate:.0f} msg/s for {raw_seconds:.0f} s")
+        row["raw_kafka"] = await raw_kafka_step(stack.comps.bootstrap, raw_topic, row["offered_per_s"], raw_seconds,
+                                                payload_size)
+        row["target_per_s"], row["kind"] = rate, kind
+        row["sustainable"] = sustainable(row)
+        progress(f"{label}: achieved {row['achieved_per_s']}/s, visitor->operator p50/p99 "
+                 f"{_ms(row['e2e_p50'])}/{_ms(row['e2e_p99'])}, ack p99 {_ms(row['ack_p99'])}, "
+                 f"raw Kafka p99 {_ms(row['raw_kafka']['p99'])}, errors {row['errors'] or 'none'}")
+        return row
+
+    try:
+        # Warm up connections, caches and the first-message path before anything is timed.
+        await parley_step(visitors, tracker, min(rates[0], 20), 1, drain_seconds, "ladder warm-up", meter)
+        for n, rate in enumerate(rates):
+            rows.append(await one(rate, f"ladder step {n + 1}/{len(rates) + 1}", "ladder"))
+        found = [r for r in rows if r["sustainable"]]
+        base = max(r["achieved_per_s"] for r in found) if found else max(r["achieved_per_s"] for r in rows)
+        overload = max(1.0, round(2 * base))
+        cap = len(visitors) * PER_VISITOR_RATE
+        if overload > cap:
+            progress(f"2x sustainable would be {overload} msg/s; {len(visitors)} visitors under the limit give {cap:.0f}")
+        rows.append(await one(overload, f"ladder step {len(rates) + 1}/{len(rates) + 1} (2x sustainable)", "overload"))
+    finally:
+        await operator.close()
+    return {"rows": rows, "sustainable_per_s": base, "sustainable_found": bool(found),
+            "per_visitor_rate": PER_VISITOR_RATE, "step_seconds": step_seconds, "raw_seconds": raw_seconds,
+            "drain_seconds": drain_seconds}
+
+
+def _ms(s: float | None) -> str:
+    if s is None or (isinstance(s, float) and math.isnan(s)):
+        return "-"
+    return "never" if math.isinf(s) else f"{s * 1000:.0f} ms"

@@ -1,0 +1,260 @@
+"""The bench report: report.json (every figure), report.md (the story, ratios first) and
+latency.png (latency against rate, beside raw Kafka at the same rates)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import orjson
+
+
+def _clean(value):
+    """JSON has no infinity: a latency never reached (a message not delivered within the
+    drain window) is written as null; the row's not_delivered count says how many."""
+    if isinstance(value, float):
+        return None if math.isinf(value) or math.isnan(value) else value
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _ms(seconds) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "–"
+    if isinstance(seconds, float) and math.isinf(seconds):
+        return "not delivered"
+    return f"{seconds * 1000:,.0f} ms" if seconds >= 0.01 else f"{seconds * 1000:.1f} ms"
+
+
+def _x(ratio) -> str:
+    if ratio is None or (isinstance(ratio, float) and math.isnan(ratio)):
+        return "–"
+    if isinstance(ratio, float) and math.isinf(ratio):
+        return "∞"
+    return f"{ratio:.2f}×"
+
+
+def _ratio(a, b):
+    if a is None or b is None or b == 0 or (isinstance(b, float) and math.isinf(b)):
+        return None
+    return a / b
+
+
+def verdicts(results: dict) -> list[tuple[str, str, str, str]]:
+    """(figure, value, goal, met) rows; only ratios to floors of the same run decide."""
+    rows = []
+    ladder = results.get("ladder")
+    if ladder and "rows" in ladder:
+        best = [r for r in ladder["rows"] if r["sustainable"]]
+        peak = max((r["achieved_per_s"] for r in ladder["rows"]), default=0)
+        rows.append(("sustainable rate (≥95 % delivered, nothing refused, p99 < 1 s)",
+                     f"{ladder['sustainable_per_s']:.0f} msg/s" + ("" if ladder["sustainable_found"] else
+                                                                    " (no step kept up: peak achieved)"),
+                     "≥ 1,000 msg/s with p99 ≤ 100 ms", "yes" if any(
+                         r["offered_per_s"] >= 1000 and r["sustainable"] and r["e2e_p99"] <= 0.1 for r in best) else "no"))
+        overload = next((r for r in ladder["rows"] if r["kind"] == "overload"), None)
+        if overload and peak:
+            rows.append(("goodput at 2× sustainable / best achieved on the ladder",
+                         _x(overload["achieved_per_s"] / peak), "near 1× (excess refused fast as busy)",
+                         "yes" if overload["achieved_per_s"] >= 0.9 * peak else "no"))
+        if best:
+            top = max(best, key=lambda r: r["offered_per_s"])
+            rows.append((f"visitor→operator p99 / raw Kafka p99 at {top['offered_per_s']:.0f} msg/s",
+                         _x(_ratio(top["e2e_p99"], top["raw_kafka"]["p99"])), "(no goal; the floor)", "–"))
+    cost = results.get("cost")
+    if cost and "wall_ratio" in cost:
+        a, b = cost["lengths"]
+        rows.append((f"cost per message at length {b:,} / at {a:,} (wall; service CPU {_x(cost.get('cpu_ratio'))})",
+                     _x(cost["wall_ratio"]), "≤ 1.3×", "yes" if cost["wall_ratio"] <= 1.3 else "no"))
+    memory = results.get("memory")
+    if memory and "ratio" in memory:
+        rows.append((f"memory per idle visitor socket / bare aiohttp ({memory['gateway']['sockets']:,} sockets)",
+                     _x(memory["ratio"]), "≤ 1.5×", "yes" if memory["ratio"] is not None and memory["ratio"] <= 1.5 else "no"))
+    fanout = results.get("fanout")
+    if fanout and "p99_ratio" in fanout:
+        r = fanout["p99_ratio"]
+        rows.append((f"fan-out p99 with one stalled socket / all reading ({fanout['unstalled']['sockets_measured'] + 1:,} sockets)",
+                     _x(r), "≤ 1.2×", "yes" if r is not None and not math.isinf(r) and r <= 1.2 else "no"))
+    rebuild = results.get("rebuild")
+    if rebuild and "ratio" in rebuild:
+        r = rebuild["ratio"]
+        rows.append(("inbox rebuild events/s / raw aiokafka consume", f"{r:.0%}" if r is not None else "–", "≥ 30 %",
+                     "yes" if r is not None and r >= 0.3 else "no"))
+    backbone = results.get("backbone")
+    if backbone and "floor" in backbone:
+        f, p = backbone["floor"], backbone["parley"]
+        rows.append(("append→relay→consume p99 / raw Kafka p99 (one at a time)", _x(_ratio(p["p99"], f["p99"])),
+                     "(no goal; the floor)", "–"))
+        rows.append(("append→relay→consume throughput / raw Kafka", _x(_ratio(p["throughput"], f["throughput"])),
+                     "(no goal; the floor)", "–"))
+    return rows
+
+
+def markdown(report: dict) -> str:
+    m, res = report["machine"], report["results"]
+    out = [f"# Parley bench report{' (quick smoke run: tiny sizes, figures mean nothing)' if report['quick'] else ''}",
+           "",
+           f"`{report['command']}` on {report['started_at']} (UTC), commit `{report['commit']}`, "
+           f"{report['duration_s']:.0f} s in all.",
+           "",
+           f"Machine: {m['cpus']} CPUs ({m['cpu_model'] or 'unknown model'}), {m['memory_total_mb']:,} MB memory "
+           f"({m['memory_available_mb']:,} MB free at the start), load average {m['load_average_at_start']} at the "
+           f"start, Python {m['python']}, Linux {m['kernel']}; {report['components']}. Kafka, PostgreSQL, the five "
+           "services and the load generator all share these CPUs (and so does whatever else runs on the box): "
+           "every verdict is a ratio to a floor measured in this same run.",
+           "",
+           "## Verdicts", "", "| figure | value | goal | met |", "|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in verdicts(res)]
+    errors = {k: v["error"] for k, v in res.items() if isinstance(v, dict) and "error" in v}
+    if errors:
+        out += ["", "Sections that failed (their figures are missing):", ""]
+        out += [f"- **{k}**: `{v}`" for k, v in errors.items()]
+    ladder = res.get("ladder")
+    if ladder and "rows" in ladder:
+        out += ["", "## Rate ladder", "",
+                f"Visitors write through `/ws/visitor`, each from its own address behind one trusted proxy hop, each "
+                f"at most {ladder['per_visitor_rate'] * 60:.0f} messages a minute (the limit is 30); one admin "
+                f"operator reads `/ws/operator`. Each step sends for {ladder['step_seconds']:.0f} s, then waits up to "
+                f"{ladder['drain_seconds']:.0f} s for the stragglers; *achieved* is messages on the operator's screen "
+                "per second from the step's start to the last one's arrival. A message not delivered by then counts "
+                "as infinitely late in the percentiles. Raw Kafka: aiokafka produce (idempotent, acks=all) → consume "
+                f"at the same rate for {ladder['raw_seconds']:.0f} s, right after the step.",
+                "",
+                "| target msg/s | visitors | achieved | visitor→operator p50 / p99 | ack p50 / p99 | refused | "
+                "not delivered | raw Kafka p50 / p99 | p99 / raw p99 | CPU ms per message: gateway / conversation / "
+                "other services / Kafka+PostgreSQL+rest / load generator |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in ladder["rows"]:
+            c = r["cpu_ms_per_delivered"]
+            others = sum(v for k, v in c.items() if k in ("operator-registry", "crm-bridge", "scheduler"))
+            label = f"{r['target_per_s']:,.0f}" + (" (2× sustainable)" if r["kind"] == "overload" else "")
+            refused = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "0"
+            out.append(f"| {label} | {r['visitors']:,} | {r['achieved_per_s']:,.0f} | {_ms(r['e2e_p50'])} / "
+                       f"{_ms(r['e2e_p99'])} | {_ms(r['ack_p50'])} / {_ms(r['ack_p99'])} | {refused} | "
+                       f"{r['not_delivered']} | {_ms(r['raw_kafka']['p50'])} / {_ms(r['raw_kafka']['p99'])} | "
+                       f"{_x(_ratio(r['e2e_p99'], r['raw_kafka']['p99']))} | {c.get('gateway', 0):.1f} / "
+                       f"{c.get('conversation', 0):.1f} / {others:.1f} / {c.get('everything_else', 0):.1f} / "
+                       f"{c.get('loadgen', 0):.1f} |")
+        out += ["", f"Sustainable: {ladder['sustainable_per_s']:.0f} msg/s"
+                + ("" if ladder["sustainable_found"] else " (no step kept up; the peak achieved is used)") + ".",
+                "", "![latency against rate](latency.png)"]
+    cost = res.get("cost")
+    if cost and "points" in cost:
+        out += ["", "## Cost per message", "",
+                f"A visitor message and its catch-up read, as the gateway does them, against the conversation service "
+                f"directly (source: `{cost.get('source', '?')}`).", "",
+                "| conversation length (events) | wall median | wall p90 | conversation service CPU per message |",
+                "|---|---|---|---|"]
+        for length, p in cost["points"].items():
+            out.append(f"| {int(length):,} | {_ms(p['wall_median'])} | {_ms(p['wall_p90'])} | "
+                       f"{_ms(p['service_cpu_per_message'])} |")
+        out += ["", f"At {cost['lengths'][1]:,} / at {cost['lengths'][0]:,}: wall {_x(cost['wall_ratio'])}, "
+                f"service CPU {_x(cost.get('cpu_ratio'))} (goal ≤ 1.3×)."]
+    memory = res.get("memory")
+    if memory and "gateway" in memory:
+        b, g = memory["bare"], memory["gateway"]
+        out += ["", "## Memory per idle socket", "",
+                "| server | sockets | RSS before → after | per socket |", "|---|---|---|---|",
+                f"| bare aiohttp WebSocket server | {b['sockets']:,} | {b['rss_before_mb']} → {b['rss_after_mb']} MB | "
+                f"{b['kb_per_socket']} KiB |",
+                f"| Parley gateway, `/ws/visitor` | {g['sockets']:,} | {g['rss_before_mb']} → {g['rss_after_mb']} MB | "
+                f"{g['kb_per_socket']} KiB |", "", f"Ratio {_x(memory['ratio'])} (goal ≤ 1.5×)."]
+    fanout = res.get("fanout")
+    if fanout and "unstalled" in fanout:
+        out += ["", "## Fan-out with a stalled reader", "",
+                "| run | sockets measured | pushes arrived | p50 | p99 | stalled socket closed by the gateway |",
+                "|---|---|---|---|---|---|"]
+        for name in ("unstalled", "stalled"):
+            f = fanout[name]
+            out.append(f"| {'one socket stalled' if f['stalled'] else 'all reading'} | {f['sockets_measured']:,} | "
+                       f"{f['pushes_delivered']:,} / {f['pushes_expected']:,} | {_ms(f['p50'])} | {_ms(f['p99'])} | "
+                       f"{'–' if f['stalled_socket_closed_by_gateway'] is None else ('yes' if f['stalled_socket_closed_by_gateway'] else 'no')} |")
+        u = fanout["unstalled"]
+        out += ["", f"{u['messages']} messages at {u['rate_per_s']:.0f}/s, after {u['fill_messages']:,} large ones to a "
+                f"probe socket (and the stalled one) alone; the probe saw {fanout['stalled'].get('fill_seen_by_probe', '?')} "
+                f"of them in the stalled run. p99 ratio {_x(fanout['p99_ratio'])} (goal ≤ 1.2×)."]
+    rebuild = res.get("rebuild")
+    if rebuild and "raw" in rebuild:
+        out += ["", "## Inbox projection rebuild", "",
+                "| reader | events | seconds | events/s |", "|---|---|---|---|",
+                f"| raw aiokafka consume (parse only) | {rebuild['raw']['events']:,} | {rebuild['raw']['seconds']} | "
+                f"{rebuild['raw']['events_per_s']:,.0f} |",
+                f"| inbox rebuild (ConsumerRunner + projection) | {rebuild['rebuild']['events']:,} | "
+                f"{rebuild['rebuild']['seconds']} | {rebuild['rebuild']['events_per_s']:,.0f} |", "",
+                f"`{rebuild['topic']}` held {rebuild['events_in_topic']:,} events; rebuild "
+                f"{rebuild['ratio']:.0%} of raw (goal ≥ 30 %)." if rebuild.get("ratio") is not None else ""]
+    backbone = res.get("backbone")
+    if backbone and "floor" in backbone:
+        f, p = backbone["floor"], backbone["parley"]
+        out += ["", "## Backbone: append → relay → consume", "",
+                "| | raw Kafka | Parley | ratio |", "|---|---|---|---|",
+                f"| latency p50 (one at a time) | {_ms(f['p50'])} | {_ms(p['p50'])} | {_x(_ratio(p['p50'], f['p50']))} |",
+                f"| latency p99 | {_ms(f['p99'])} | {_ms(p['p99'])} | {_x(_ratio(p['p99'], f['p99']))} |",
+                f"| throughput ({backbone['writers']} writers) | {f['throughput']:,.0f}/s | {p['throughput']:,.0f}/s | "
+                f"{_x(_ratio(p['throughput'], f['throughput']))} |"]
+    out += ["", "Every figure, unrounded: `report.json` beside this file.", ""]
+    return "\n".join(out)
+
+
+def plot(report: dict, path: Path) -> bool:
+    ladder = report["results"].get("ladder")
+    if not ladder or "rows" not in ladder:
+        return False
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(ladder["rows"], key=lambda r: r["offered_per_s"])
+    rate = [r["offered_per_s"] for r in rows]
+    ceiling = max([v for r in rows for v in (r["e2e_p99"], r["ack_p99"], r["raw_kafka"]["p99"])
+                   if v is not None and not math.isinf(v) and not math.isnan(v)] + [0.001]) * 2000
+
+    def series(key, sub=None):
+        vals = [(r[sub][key] if sub else r[key]) for r in rows]
+        return [ceiling if v is None or math.isinf(v) or math.isnan(v) else v * 1000 for v in vals]
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    left.plot(rate, series("e2e_p99"), "o-", color="C3", label="visitor→operator p99")
+    left.plot(rate, series("e2e_p50"), "o--", color="C3", alpha=0.6, label="visitor→operator p50")
+    left.plot(rate, series("ack_p99"), "s-", color="C0", label="ack p99")
+    left.plot(rate, series("ack_p50"), "s--", color="C0", alpha=0.6, label="ack p50")
+    left.plot(rate, series("p99", "raw_kafka"), "^-", color="C2", label="raw aiokafka p99")
+    left.plot(rate, series("p50", "raw_kafka"), "^--", color="C2", alpha=0.6, label="raw aiokafka p50")
+    left.axhline(100, color="grey", lw=0.8, ls=":", label="goal p99 100 ms")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("offered rate, messages/s")
+    left.set_ylabel("latency, ms (top edge: not delivered)")
+    left.set_title("Latency against rate")
+    left.legend(fontsize=7)
+    left.grid(True, which="both", alpha=0.3)
+    right.plot(rate, [r["achieved_per_s"] for r in rows], "o-", color="C3", label="Parley achieved")
+    right.plot(rate, [r["raw_kafka"]["achieved_per_s"] for r in rows], "^-", color="C2", label="raw aiokafka achieved")
+    right.plot(rate, rate, ":", color="grey", label="offered")
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("offered rate, messages/s")
+    right.set_ylabel("achieved, messages/s")
+    right.set_title("Throughput")
+    right.legend(fontsize=7)
+    right.grid(True, which="both", alpha=0.3)
+    m = report["machine"]
+    fig.suptitle(f"Parley make bench, {report['started_at']} UTC, {m['cpus']} CPUs, {m['memory_total_mb']:,} MB"
+                 + (" (quick)" if report["quick"] else ""), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write(report: dict, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md", "plot": out_dir / "latency.png"}
+    if not plot(report, paths["plot"]):
+        paths.pop("plot")
+    report = {**report, "files": {k: str(v) for k, v in paths.items()}}
+    paths["json"].write_bytes(orjson.dumps(_clean(report), option=orjson.OPT_INDENT_2))
+    paths["markdown"].write_text(markdown(report))
+    return paths
