@@ -6,6 +6,8 @@ no skip."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -24,10 +26,16 @@ os.environ["PARLEY_INTERNAL_SECRET"] = INTERNAL_SECRET
 
 
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory):
-    comps = components.start(tmp_path_factory.mktemp("platform"))
+def platform():
+    """Outside pytest's own temporary folder: embedded PostgreSQL runs as another user and
+    must traverse its parents, and every pytest session started on the machine resets
+    /tmp/pytest-of-<user> to 0700 - a second `pytest` beside this one would cut the
+    database off mid-run."""
+    run_dir = Path(tempfile.mkdtemp(prefix="parley-test-platform-"))
+    comps = components.start(run_dir)
     yield comps
     comps.stop()
+    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -32,10 +34,12 @@ class CrashablePostgres:
 
 
 @pytest.fixture
-def crashable(tmp_path_factory):
-    pg = CrashablePostgres(tmp_path_factory.mktemp("crashable") / "pgdata")
+def crashable():
+    run_dir = Path(tempfile.mkdtemp(prefix="parley-test-crashable-"))   # outside pytest's 0700 folder: see conftest
+    pg = CrashablePostgres(run_dir / "pgdata")
     yield pg
     pg.server.cleanup()
+    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @pytest.fixture
