@@ -166,6 +166,13 @@ class EventStore:
             self._shards = await shard_count(self.pool)
         return shard_of(stream_id, self._shards)
 
+    async def in_shard_order(self, items: list, stream_of: Callable[[Any], str]) -> list:
+        """`items` sorted by the shard of their stream: a transaction appending to several
+        streams appends in this order, so it takes shard locks in ascending order and two
+        such transactions can never wait on each other in a cycle."""
+        shards = [await self.shard_for(stream_of(item)) for item in items]
+        return [item for _, item in sorted(zip(shards, items), key=lambda pair: pair[0])]
+
     async def _group(self, stream_id: str) -> _GroupCommit:
         shard = await self.shard_for(stream_id)
         if shard not in self._groups:

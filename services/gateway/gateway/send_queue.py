@@ -152,18 +152,30 @@ class SendQueue:
 
     async def _close(self, code: int, reason: str) -> None:
         self.close_code = code
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_GRACE_SECONDS
         try:
             await asyncio.wait_for(self.ws.close(code=code, message=reason.encode(), drain=False),
                                    CLOSE_GRACE_SECONDS)
-        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
-            pass
-        finally:
-            if self.transport is not None and not self.transport.is_closing():
+        except (asyncio.TimeoutError, ConnectionError, RuntimeError) as e:
+            log.debug("websocket close did not complete", extra={"error": repr(e)})
+        try:
+            # The close frame may still wait behind what the peer has not read: it gets the
+            # rest of the grace to read it, and is then cut off (nothing held for it any more).
+            while self._unsent() and loop.time() < deadline:
+                await asyncio.sleep(0.25)
+            if self._unsent():
                 self.transport.abort()
-            elif self.transport is not None and getattr(self.transport, "get_write_buffer_size", lambda: 0)():
-                self.transport.abort()  # closed, but still holding what the peer never read
+        finally:
             self._done.set()
 
+    def _unsent(self) -> int:
+        if self.transport is None:
+            return 0
+        try:
+            return self.transport.get_write_buffer_size()
+        except (AttributeError, RuntimeError):
+            return 0
 
 async def close_all(queues: list[SendQueue], code: int, reason: str) -> None:
     """Shutdown: every socket closed at once; waits for them, at most CLOSE_GRACE_SECONDS."""

@@ -196,7 +196,8 @@ async def publish_due_boundaries(pool: asyncpg.Pool, store: EventStore, batch: i
         rows = await conn.fetch(
             """select project_id, schedule, next_boundary from schedules where next_boundary <= now()
                order by next_boundary limit $1 for update skip locked""", batch)
-        for row in rows:
+        # several projects' streams in one transaction: shard locks in ascending order
+        for row in await store.in_shard_order(list(rows), lambda r: schedule_stream(r["project_id"])):
             project_id, boundary = row["project_id"], row["next_boundary"]
             schedule = parse_stored(row["schedule"])
             at = max(now(), boundary)

@@ -173,6 +173,10 @@ async def fire_due(app: web.Application) -> int:
         rows = await conn.fetch(
             """select * from timers where status = 'pending' and due_at <= now()
                order by due_at limit $1 for update skip locked""", tuning.batch)
+        # Each alert appends to its own stream, so this transaction takes several shards'
+        # commit-order locks: always in ascending shard order, so two replicas' passes can
+        # never wait on each other in a cycle.
+        rows = await store.in_shard_order(list(rows), lambda r: alert_stream(str(r["id"])))
         for row in rows:
             schedule = await current_schedule(conn, row["project_id"])
             due = due_for(schedule, row["kind"], row["anchor"], tuning.minute)
