@@ -225,9 +225,12 @@ class EventStore:
             await conn.execute("insert into commands (command_id, stream_id, result) values ($1, $2, $3)",
                                command_id, stream_id, result or {})
 
-    async def load(self, stream_id: str, *, conn: asyncpg.Connection | None = None) -> list[Event]:
-        query = f"select {_COLUMNS} from events where stream_id = $1 order by stream_version"
-        rows = await (conn or self.pool).fetch(query, stream_id)
+    async def load(self, stream_id: str, *, after: int = 0, conn: asyncpg.Connection | None = None) -> list[Event]:
+        """The stream's events with stream_version > after, in order: one range scan of the
+        unique (stream_id, stream_version) index, so reading the tail of a long stream
+        costs what the tail costs."""
+        query = f"select {_COLUMNS} from events where stream_id = $1 and stream_version > $2 order by stream_version"
+        rows = await (conn or self.pool).fetch(query, stream_id, after)
         return [_row_to_stored(r).event for r in rows]
 
     async def read_all(self, after: int = 0, limit: int = 1000) -> list[StoredEvent]:

@@ -20,11 +20,11 @@ from aiohttp import web
 from parley.actor import actor_of
 from parley.contract import canonical_uuid, conversation_stream, operator_may_see
 from parley.envelope import Event
-from parley.eventstore import ConcurrencyConflict, Decision, EventStore, Outcome
+from parley.eventstore import ConcurrencyConflict, Outcome
 from parley.http import RETRY_AFTER_SECONDS, Rejected, ok, read_json
 from parley.service import POOL, STORE
 
-from conversation import domain, projection
+from conversation import commands, domain
 from conversation.domain import DomainError, Operator
 
 log = logging.getLogger(__name__)
@@ -89,20 +89,33 @@ def operator_command(kind: str, me: Operator, conversation_id: str, key: str | N
     return f"{kind}:{made}", made
 
 
-async def run(store: EventStore, command_id: str, conversation_id: str,
-              decide: Callable[[domain.Conversation | None], list[Event]]) -> Outcome:
-    async def effects(conn: asyncpg.Connection, events: list[Event]) -> None:
-        for event in events:
-            await projection.apply(conn, event)
+COMMANDS = web.AppKey("commands", commands.CommandStore)
 
-    def decide_on(history: list[Event]) -> Decision:
-        return Decision(decide(domain.fold(history)), {"conversation_id": conversation_id})
 
+async def run(request: web.Request, command_id: str, conversation_id: str,
+              decide: Callable[[domain.Conversation | None], list[Event]], **kept) -> Outcome:
+    """A command, decided on the kept state (commands.run: `visitor_ids`/`reply_ids` it
+    checks for resends, `transcript` for a lead request)."""
     try:
-        return await store.execute(command_id, conversation_stream(conversation_id), decide_on, effects=effects,
-                                   attempts=20)
+        return await commands.run(request.app[COMMANDS], command_id, conversation_id, decide, **kept)
     except ConcurrencyConflict:
         raise _busy() from None
+
+
+async def _events_after(request: web.Request, body: dict[str, Any], conversation_id: str,
+                        appended: list[Event]) -> list[dict[str, Any]] | None:
+    """A visitor command's answer carries the events its socket has not sent (the gateway
+    sends them before the ack, with no second call): those after the caller's `after` in
+    its `conversation_id` (from the start when it named none or another one). Usually just
+    the command's own events; else one indexed read. None when the caller gave no `after`."""
+    after = body.get("after")
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        return None
+    if body.get("conversation_id") != conversation_id:
+        after = 0
+    if not appended or appended[0].stream_version != after + 1:
+        appended = await request.app[COMMANDS].events(conversation_stream(conversation_id), after=after)
+    return [e.to_dict() for e in appended]
 
 
 def _conversation_id(request: web.Request) -> str:
@@ -152,17 +165,17 @@ def _site_params(body: dict[str, Any]) -> dict[str, str]:
 
 
 async def _in_visitors_conversation(request: web.Request, project_id: str, visitor_id: str, command_id: str,
-                                    decide_in: Callable[[str], Callable[[domain.Conversation | None], list[Event]]]
-                                    ) -> str:
+                                    decide_in: Callable[[str], Callable[[domain.Conversation | None], list[Event]]],
+                                    **kept) -> tuple[str, Outcome]:
     """Run a visitor's command in their conversation, starting it if there is none; the
-    conversation's id. Two first commands at once: the loser's row in
+    conversation's id and the outcome. Two first commands at once: the loser's row in
     visitor_conversations is refused, and it runs again inside the winner's conversation."""
     for _ in range(3):
         conversation_id = (await _visitor_conversation(request.app[POOL], project_id, visitor_id)
                            or str(uuid.uuid4()))
         try:
-            outcome = await run(request.app[STORE], command_id, conversation_id, decide_in(conversation_id))
-            return outcome.result["conversation_id"]
+            outcome = await run(request, command_id, conversation_id, decide_in(conversation_id), **kept)
+            return outcome.result["conversation_id"], outcome
         except asyncpg.UniqueViolationError as e:
             if e.constraint_name != "visitor_conversations_pkey":
                 raise
@@ -189,12 +202,21 @@ async def visitor_message(request: web.Request) -> web.Response:
             return events
         return decide
 
-    conversation_id = await _in_visitors_conversation(
-        request, project_id, visitor_id, f"visitor-message:{project_id}:{visitor_id}:{message_id}", decide_in)
-    seq = await request.app[POOL].fetchval(
-        """select stream_version from events where stream_id = $1 and type = 'chat.visitor_message_posted'
-           and data->>'message_id' = $2""", conversation_stream(conversation_id), message_id)
-    return ok({"conversation_id": conversation_id, "seq": seq})
+    conversation_id, outcome = await _in_visitors_conversation(
+        request, project_id, visitor_id, f"visitor-message:{project_id}:{visitor_id}:{message_id}", decide_in,
+        visitor_ids=(message_id,))
+    return ok({"conversation_id": conversation_id,
+               "seq": await _message_seq(request, conversation_id, message_id, outcome.events),
+               "events": await _events_after(request, body, conversation_id, list(outcome.events))})
+
+
+async def _message_seq(request: web.Request, conversation_id: str, message_id: str, appended) -> int | None:
+    """The seq of the visitor's message: from the events just appended, else (a resend)
+    as recorded when it was stored."""
+    for event in appended:
+        if event.type == "chat.visitor_message_posted" and event.data["message_id"] == message_id:
+            return event.stream_version
+    return await commands.message_seq(request.app[POOL], conversation_id, message_id)
 
 
 async def _visitor_command(request: web.Request, kind: str, decide) -> web.Response:
@@ -203,7 +225,7 @@ async def _visitor_command(request: web.Request, kind: str, decide) -> web.Respo
     conversation_id = await _visitor_conversation(request.app[POOL], project_id, visitor_id)
     if conversation_id is None:
         raise Rejected(409, "no_conversation", "Write a message first.")
-    await run(request.app[STORE], f"{kind}:{uuid.uuid4()}", conversation_id, lambda s: decide(s, body))
+    await run(request, f"{kind}:{uuid.uuid4()}", conversation_id, lambda s: decide(s, body))
     return ok({"conversation_id": conversation_id})
 
 
@@ -218,12 +240,13 @@ async def visitor_contacts(request: web.Request) -> web.Response:
     project_id, visitor_id = _visitor(body)
     domain.clean_contacts(body)  # refused before anything is started
     params = _site_params(body)
-    conversation_id = await _in_visitors_conversation(
+    conversation_id, outcome = await _in_visitors_conversation(
         request, project_id, visitor_id, f"contacts:{uuid.uuid4()}",
         lambda cid: lambda s: domain.decide_contacts(s, body, conversation_id=cid, project_id=project_id,
                                                      visitor_id=visitor_id, page_url=body.get("page_url"),
                                                      params=params, chat_open=_chat_open(body)))
-    return ok({"conversation_id": conversation_id})
+    return ok({"conversation_id": conversation_id,
+               "events": await _events_after(request, body, conversation_id, list(outcome.events))})
 
 
 async def visitor_offline(request: web.Request) -> web.Response:
@@ -256,17 +279,16 @@ async def visitor_offline(request: web.Request) -> web.Response:
                 contacts=contacts, text=body.get("text"), page_url=body.get("page_url"), params=params,
                 chat_open=_chat_open(body), previous_conversation_id=previous)
         try:
-            outcome = await run(request.app[STORE], f"offline:{project_id}:{visitor_id}:{message_id}",
-                                conversation_id, decide)
+            outcome = await run(request, f"offline:{project_id}:{visitor_id}:{message_id}",
+                                conversation_id, decide, visitor_ids=(message_id,))
         except asyncpg.UniqueViolationError as e:
             if e.constraint_name != "visitor_conversations_pkey":
                 raise
             continue  # another first command won: decide again in its conversation
         conversation_id = outcome.result["conversation_id"]
-        seq = await pool.fetchval(
-            """select stream_version from events where stream_id = $1 and type = 'chat.visitor_message_posted'
-               and data->>'message_id' = $2""", conversation_stream(conversation_id), message_id)
-        return ok({"conversation_id": conversation_id, "seq": seq})
+        return ok({"conversation_id": conversation_id,
+                   "seq": await _message_seq(request, conversation_id, message_id, outcome.events),
+                   "events": await _events_after(request, body, conversation_id, list(outcome.events))})
     raise _busy()
 
 
@@ -279,7 +301,7 @@ async def close_idle(request: web.Request) -> web.Response:
     if key is None:
         raise Rejected(422, "idempotency_key_required", "Send the timer id as Idempotency-Key.")
     body = await read_json(request)
-    outcome = await run(request.app[STORE], f"close-idle:{key}", conversation_id,
+    outcome = await run(request, f"close-idle:{key}", conversation_id,
                         lambda s: domain.decide_close_idle(s, body.get("hours")))
     return ok({"conversation_id": conversation_id, "closed": bool(outcome.events)})
 
@@ -296,8 +318,8 @@ async def conversation_events(request: web.Request) -> web.Response:
         after = int(request.query.get("after", "0") or 0)
     except ValueError:
         raise Rejected(422, "after_invalid", "after is a stream version (a whole number).")
-    events = await request.app[STORE].load(conversation_stream(conversation_id))
-    return ok({"events": [e.to_dict() for e in events if e.stream_version > after]})
+    events = await request.app[STORE].load(conversation_stream(conversation_id), after=max(after, 0))
+    return ok({"events": [e.to_dict() for e in events]})
 
 
 async def conversation_summary(request: web.Request) -> web.Response:
@@ -410,7 +432,8 @@ async def _operator_command(request: web.Request, kind: str,
     me = operator_of(request)
     conversation_id = _conversation_id(request)
     command_id, made_id = operator_command(kind, me, conversation_id, idempotency_key(request))
-    outcome = await run(request.app[STORE], command_id, conversation_id, lambda s: decide(s, me, made_id))
+    outcome = await run(request, command_id, conversation_id, lambda s: decide(s, me, made_id),
+                        reply_ids=(made_id,) if kind == "reply" else (), transcript=kind == "lead")
     row = await request.app[POOL].fetchrow(f"select {_ROW} from conversations where id = $1", conversation_id)
     return ok({"conversation": row_view(row), "events": [e.to_dict() for e in outcome.events]})
 
@@ -483,7 +506,14 @@ ROUTES = [
 ]
 
 
+async def _command_store(app: web.Application):
+    store = app[STORE]
+    app[COMMANDS] = commands.CommandStore(store.pool, store.catalog, topic_for=store.topic_for)
+    yield
+
+
 def add_routes(app: web.Application) -> None:
+    app.cleanup_ctx.append(_command_store)  # after the service's own (app[STORE])
     app.middlewares.append(refusals_middleware)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)

@@ -113,11 +113,48 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
     return state
 
 
-def fold(events: list[Event]) -> Conversation | None:
-    state = None
+def fold(events: list[Event], state: Conversation | None = None) -> Conversation | None:
+    """The state after `events`, from scratch or on top of `state`."""
     for event in events:
         state = evolve(state, event)
     return state
+
+
+# ---- the kept state -------------------------------------------------------------
+# Commands decide on the state kept beside the stream (the conversation_state row,
+# written in the transaction that appends the events it follows), never by folding the
+# whole stream. It keeps everything a decision reads but what grows with every message:
+# the transcript (only a lead request reads it, from the events) and the message ids
+# (looked up by id: conversation_messages). The events stay the source of truth: the
+# kept state must equal kept(fold(events)), and a row of another STATE_FORMAT is
+# rebuilt from them.
+
+STATE_FORMAT = 1
+
+
+def kept(state: Conversation | None) -> Conversation | None:
+    """The part of a state the state row keeps."""
+    if state is None:
+        return None
+    return replace(state, transcript=(), message_ids=frozenset(), reply_ids=frozenset())
+
+
+def to_state(state: Conversation) -> dict[str, Any]:
+    """The state row's JSON."""
+    return {"format": STATE_FORMAT, "id": state.id, "project_id": state.project_id, "visitor_id": state.visitor_id,
+            "status": state.status, "assignee_id": state.assignee_id, "assignee_name": state.assignee_name,
+            "custom_params": state.custom_params, "contacts": state.contacts, "page_url": state.page_url,
+            "left_while_closed": state.left_while_closed}
+
+
+def from_state(row: dict[str, Any], *, message_ids: frozenset[str] = frozenset(),
+               reply_ids: frozenset[str] = frozenset()) -> Conversation | None:
+    """The state a row keeps, with the message ids a command asks about (the ones found);
+    None for a row of another format (rebuild it from the events)."""
+    if row.get("format") != STATE_FORMAT:
+        return None
+    fields = {k: v for k, v in row.items() if k != "format"}
+    return Conversation(**fields, message_ids=message_ids, reply_ids=reply_ids)
 
 
 # C0 controls but tab and newline, DEL, and UTF-16 surrogates (never valid on their own).

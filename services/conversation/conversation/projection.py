@@ -1,10 +1,14 @@
-"""The inbox follows the conversation events, in the transaction that appends them."""
+"""The conversation service's tables follow its events, in the transaction that appends
+them: the inbox (`conversations`), the message ids (`conversation_messages`) and the
+aggregate's kept state (`conversation_state`, keep_state)."""
 from __future__ import annotations
 
 import asyncpg
 
 from parley.contract import id_of
 from parley.envelope import Event
+
+from conversation import domain
 
 PREVIEW = 140
 
@@ -32,11 +36,13 @@ async def apply(conn: asyncpg.Connection, event: Event) -> None:
                           last_message_at = $3::text::timestamptz, unread = unread + 1,
                           waiting_since = coalesce(waiting_since, $3::text::timestamptz) where id = $1""",
                 cid, _preview(d["text"], d.get("attachment")), at)
+            await _message_id(conn, cid, "visitor", d["message_id"], event.stream_version)
         case "chat.operator_replied":
             await conn.execute(
                 """update conversations set last_message_text = $2, last_message_from = 'operator',
                           last_message_at = $3::text::timestamptz, unread = 0, waiting_since = null where id = $1""",
                 cid, _preview(d["text"], d.get("attachment")), at)
+            await _message_id(conn, cid, "operator", d["message_id"], event.stream_version)
         case "chat.custom_params_set":
             await conn.execute("update conversations set custom_params = custom_params || $2::jsonb where id = $1",
                                cid, d["params"])
@@ -61,6 +67,23 @@ async def apply(conn: asyncpg.Connection, event: Event) -> None:
                                cid, at)
     await conn.execute("update conversations set version = $2 where id = $1 and version < $2", cid,
                        event.stream_version)
+
+
+async def _message_id(conn: asyncpg.Connection, cid: str, side: str, message_id: str, seq: int) -> None:
+    await conn.execute("""insert into conversation_messages (conversation_id, side, message_id, seq)
+                          values ($1, $2, $3, $4) on conflict do nothing""", cid, side, message_id, seq)
+
+
+async def keep_state(conn: asyncpg.Connection, decided_on: domain.Conversation | None, events: list[Event]) -> None:
+    """The state after `events`, kept for the next command: `decided_on` is the state the
+    command decided on (the stream's state just before `events`)."""
+    if not events:
+        return
+    state = domain.fold(events, decided_on)
+    await conn.execute(
+        """insert into conversation_state (conversation_id, version, state) values ($1, $2, $3)
+           on conflict (conversation_id) do update set version = excluded.version, state = excluded.state""",
+        state.id, events[-1].stream_version, domain.to_state(state))
 
 
 def _preview(text: str, attachment: dict | None) -> str:

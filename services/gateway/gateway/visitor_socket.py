@@ -97,15 +97,17 @@ class VisitorSocket:
         if view["seq"] > self.last_seq and self.out.push(view):
             self.last_seq = view["seq"]
 
-    async def catch_up(self, app: web.Application) -> None:
-        """Everything visible after last_seq, from the conversation's history."""
+    async def catch_up(self, app: web.Application, events: list | None = None) -> None:
+        """Everything visible after last_seq: `events` a command's answer brought (its own
+        and any before them this socket had not sent), else from the conversation's history."""
         if self.conversation_id is None:
             return
         async with self.lock:
-            body = await conversation(app).checked(
-                "GET", path("internal", "conversations", self.conversation_id, "events"),
-                params={"after": str(self.last_seq)})
-            for envelope in body["events"]:
+            if events is None:  # a reconnect, or an answer that could not say
+                events = (await conversation(app).checked(
+                    "GET", path("internal", "conversations", self.conversation_id, "events"),
+                    params={"after": str(self.last_seq)}))["events"]
+            for envelope in events:
                 view = audience.for_visitor(envelope)
                 if view is not None:
                     await self._send_if_new(view)
@@ -239,11 +241,13 @@ async def _post_message(request: web.Request, socket: VisitorSocket, data: dict)
     body = await conversation(app).checked("POST", path("internal", "visitor", "messages"), json={
         "project_id": socket.project_id, "visitor_id": socket.visitor_id, "message_id": data.get("id"),
         "text": data.get("text", ""), "attachment": attachment, "page_url": data.get("page_url"),
-        "custom_params": socket.params, "chat_open": (await availability.now_open(app, socket.project_id))[0]})
+        "custom_params": socket.params, "chat_open": (await availability.now_open(app, socket.project_id))[0],
+        "after": socket.last_seq, "conversation_id": socket.conversation_id})
     if socket.conversation_id is None:
         app[VISITOR_SOCKETS].bind(socket, body["conversation_id"])
     await files.link(request, attachment, body["conversation_id"])
-    await socket.catch_up(app)  # our own message (and anything before it) before the ack
+    # our own message (and anything before it) before the ack, as the answer brought them
+    await socket.catch_up(app, body.get("events") if body["conversation_id"] == socket.conversation_id else None)
     await socket.send({"type": "ack", "id": data.get("id"), "seq": body["seq"]})
 
 
@@ -277,7 +281,8 @@ async def _post_offline(request: web.Request, socket: VisitorSocket, data: dict)
         "project_id": socket.project_id, "visitor_id": socket.visitor_id, "message_id": data.get("id"),
         "text": data.get("text"), "page_url": data.get("page_url"), "custom_params": socket.params,
         **{k: data.get(k) for k in ("name", "phone", "email")},
-        "chat_open": (await availability.now_open(app, socket.project_id))[0]})
+        "chat_open": (await availability.now_open(app, socket.project_id))[0],
+        "after": socket.last_seq, "conversation_id": socket.conversation_id})
     saved = {"type": "offline_saved", "id": data.get("id"), "conversation_id": body["conversation_id"], "seq": body["seq"]}
     async with socket.lock:  # said before any event of a new conversation, whose seqs start again at 1
         if socket.conversation_id != body["conversation_id"]:
@@ -288,7 +293,7 @@ async def _post_offline(request: web.Request, socket: VisitorSocket, data: dict)
             sockets.bind(socket, body["conversation_id"])
             socket.params = {}
         await socket.send(saved)
-    await socket.catch_up(app)
+    await socket.catch_up(app, body.get("events"))
 
 
 async def close_all(app: web.Application) -> None:

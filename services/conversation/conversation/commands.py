@@ -1,0 +1,125 @@
+"""Commands decide on the kept state, so a command costs the same at message 50 and at
+message 1,500 (issue 12).
+
+`EventStore.execute` loads the stream, hands the history to `decide` and appends after
+`len(history)`. The conversation service runs its commands through a `CommandStore`,
+whose `load` answers that with `Kept`: the version and the state kept in
+`conversation_state` (one row, plus the stream's head from the events index to check
+it is current) instead of every event. Everything else about execute is unchanged:
+command ids, retries on a concurrent writer, group commit, effects in the append's
+transaction (where projection.keep_state writes the next state).
+
+A row that is missing (a conversation from before the table) or of another format is
+made good from the events: what it lacks is folded on top, once, and written back by
+the command's transaction."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Callable
+
+import asyncpg
+
+from parley.contract import conversation_stream, id_of
+from parley.envelope import Event
+from parley.eventstore import Decision, EventStore, Outcome
+
+from conversation import domain, projection
+
+
+class Kept(Sequence):
+    """What execute needs of a history - its length, the stream's version - and the state
+    at that version. Not a list of events: reading one is an error, on purpose."""
+
+    def __init__(self, version: int, state: domain.Conversation | None):
+        self.version, self.state = version, state
+
+    def __len__(self) -> int:
+        return self.version
+
+    def __getitem__(self, index):
+        raise TypeError("Kept stands for the events without holding them: load them to read them")
+
+
+async def read_kept(store: "CommandStore", conversation_id: str) -> Kept:
+    """The kept state and its version: one query when the row is current."""
+    stream = conversation_stream(conversation_id)
+    row = await store.pool.fetchrow(
+        """select s.version, s.state,
+                  (select coalesce(max(stream_version), 0) from events where stream_id = $2) as head
+           from (select 1) one left join conversation_state s on s.conversation_id = $1::uuid""",
+        conversation_id, stream)
+    version, state = 0, None
+    if row["version"] is not None and (state := domain.from_state(row["state"])) is not None:
+        version = row["version"]
+    if row["head"] != version:  # behind (or no row yet): fold what it lacks, once
+        later = await store.events(stream, after=version)
+        state, version = domain.fold(later, state), version + len(later)
+    return Kept(version, state)
+
+
+class CommandStore(EventStore):
+    """The store commands run on: `load(stream)`, as execute calls it, is the kept state
+    (see the module); `events` reads events."""
+
+    async def load(self, stream_id: str, *, after: int = 0, conn: asyncpg.Connection | None = None):
+        if after or conn is not None:
+            return await self.events(stream_id, after=after, conn=conn)
+        return await read_kept(self, id_of(stream_id))
+
+    async def events(self, stream_id: str, *, after: int = 0, conn: asyncpg.Connection | None = None) -> list[Event]:
+        return await super().load(stream_id, after=after, conn=conn)
+
+
+async def known_ids(pool: asyncpg.Pool, conversation_id: str, *, visitor: Sequence[str] = (),
+                    operator: Sequence[str] = ()) -> tuple[frozenset[str], frozenset[str]]:
+    """Which of these message ids the conversation already has (visitor's, operators')."""
+    if not visitor and not operator:
+        return frozenset(), frozenset()
+    rows = await pool.fetch(
+        """select side, message_id from conversation_messages
+           where conversation_id = $1::uuid and message_id = any($2::text[])""",
+        conversation_id, list({*visitor, *operator}))
+    return (frozenset(r["message_id"] for r in rows if r["side"] == "visitor" and r["message_id"] in visitor),
+            frozenset(r["message_id"] for r in rows if r["side"] == "operator" and r["message_id"] in operator))
+
+
+async def message_seq(pool: asyncpg.Pool, conversation_id: str, message_id: str) -> int | None:
+    """The seq of the visitor's message with this id (the widget's id for it)."""
+    return await pool.fetchval(
+        """select seq from conversation_messages where conversation_id = $1::uuid and side = 'visitor'
+           and message_id = $2""", conversation_id, message_id)
+
+
+async def run(store: CommandStore, command_id: str, conversation_id: str,
+              decide: Callable[[domain.Conversation | None], list[Event]], *,
+              visitor_ids: Sequence[str] = (), reply_ids: Sequence[str] = (),
+              transcript: bool = False, attempts: int = 20) -> Outcome:
+    """Run `decide(state)` once per command id. The state is the kept one, with the
+    message ids among `visitor_ids`/`reply_ids` that the conversation already has;
+    `transcript=True` (a lead request) folds the events instead, as the lead carries
+    the whole transcript anyway. Raises ConcurrencyConflict after `attempts`."""
+    stream = conversation_stream(conversation_id)
+    decided_on: list[domain.Conversation | None] = [None]
+
+    async def decide_on(history: Kept) -> Decision:
+        state = history.state
+        if transcript and history.version:
+            state = domain.fold((await store.events(stream))[:history.version])
+        elif state is not None and (visitor_ids or reply_ids):
+            seen_visitor, seen_operator = await known_ids(store.pool, conversation_id, visitor=visitor_ids,
+                                                          operator=reply_ids)
+            state = _with_ids(state, seen_visitor, seen_operator)
+        decided_on[0] = state
+        return Decision(decide(state), {"conversation_id": conversation_id})
+
+    async def effects(conn: asyncpg.Connection, events: list[Event]) -> None:
+        for event in events:
+            await projection.apply(conn, event)
+        await projection.keep_state(conn, decided_on[0], events)
+
+    return await store.execute(command_id, stream, decide_on, effects=effects, attempts=attempts)
+
+
+def _with_ids(state: domain.Conversation, visitor: frozenset[str], operator: frozenset[str]) -> domain.Conversation:
+    return replace(state, message_ids=state.message_ids | visitor, reply_ids=state.reply_ids | operator)
