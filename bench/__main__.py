@@ -164,6 +164,7 @@ def main() -> int:
             asyncio.run(all_benchmarks(comps, stack, size, wanted, results))
         except KeyboardInterrupt:
             progress("interrupted: writing what was measured so far")
+            report_base["interrupted"] = True
         finally:
             stack.stop()
             comps.stop()
@@ -175,6 +176,8 @@ def main() -> int:
                                   "duration_s": time.monotonic() - started}, out)
     print((out / "report.md").read_text(), flush=True)
     progress("report: " + ", ".join(str(p) for p in paths.values()) + f"; service logs: {out / 'logs'}")
+    if report_base.get("interrupted"):
+        return 130
     return 1 if any(isinstance(v, dict) and "error" in v for v in results.values()) else 0
 
 

@@ -107,8 +107,7 @@ async def one_run(stack: Stack, http: aiohttp.ClientSession, cursor: VisitorCurs
         result = {"stalled": stalled, "sockets_measured": len(readers), "messages": messages, "rate_per_s": rate,
                   "fill_messages": fill, "fill_seen_by_probe": fill_through(), "pushes_expected": len(latencies), "pushes_delivered": delivered,
                   "p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "elapsed_s": round(elapsed, 2),
-                  "errors": {c: sum(1 for e in tracker.errors.values() if e[0] == c)
-                             for c in {e[0] for e in tracker.errors.values()}},
+                  "errors": _codes(tracker, tag),
                   "stalled_socket_closed_by_gateway": closed_by_gateway}
         progress(f"{label}: p50 {_ms(result['p50'])}, p99 {_ms(result['p99'])}, "
                  f"{delivered}/{len(latencies)} pushes arrived within {wait:.0f} s")
@@ -118,6 +117,15 @@ async def one_run(stack: Stack, http: aiohttp.ClientSession, cursor: VisitorCurs
             stuck.close()
         closers = readers + ([extra] if extra else [])  # the probe
         await asyncio.gather(*(r.close() for r in closers), return_exceptions=True)
+
+
+def _codes(tracker: Tracker, tag: str) -> dict[str, int]:
+    """Refusals of this run's messages (fill and measured), by code."""
+    codes: dict[str, int] = {}
+    for message_id, (code, _) in tracker.errors.items():
+        if message_id.startswith(tag):
+            codes[code] = codes.get(code, 0) + 1
+    return codes
 
 
 def _ms(seconds: float) -> str:

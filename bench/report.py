@@ -97,7 +97,8 @@ def markdown(report: dict) -> str:
     out = [f"# Parley bench report{' (quick smoke run: tiny sizes, figures mean nothing)' if report['quick'] else ''}",
            "",
            f"`{report['command']}` on {report['started_at']} (UTC), commit `{report['commit']}`, "
-           f"{report['duration_s']:.0f} s in all.",
+           f"{report['duration_s']:.0f} s in all." + (" **Interrupted: the sections after the last one shown did not run.**"
+                                                       if report.get("interrupted") else ""),
            "",
            f"Machine: {m['cpus']} CPUs ({m['cpu_model'] or 'unknown model'}), {m['memory_total_mb']:,} MB memory "
            f"({m['memory_available_mb']:,} MB free at the start), load average {m['load_average_at_start']} at the "
@@ -137,14 +138,21 @@ def markdown(report: dict) -> str:
                        f"{_x(_ratio(r['e2e_p99'], r['raw_kafka']['p99']))} | {c.get('gateway', 0):.1f} / "
                        f"{c.get('conversation', 0):.1f} / {others:.1f} / {c.get('everything_else', 0):.1f} / "
                        f"{c.get('loadgen', 0):.1f} |")
+        slow = [f"{r['target_per_s']:,.0f}/s: {r['backlog_settle_s']} s" + (f" ({r['unanswered_after_settle']} never answered)"
+                                                                              if r['unanswered_after_settle'] else "")
+                for r in ladder["rows"] if r.get("backlog_settle_s", 0) >= 1]
+        if slow:
+            out += ["", "Backlog left by a step, drained before the next one started: " + "; ".join(slow) + "."]
         out += ["", f"Sustainable: {ladder['sustainable_per_s']:.0f} msg/s"
                 + ("" if ladder["sustainable_found"] else " (no step kept up; the peak achieved is used)") + ".",
                 "", "![latency against rate](latency.png)"]
     cost = res.get("cost")
     if cost and "points" in cost:
         out += ["", "## Cost per message", "",
-                f"A visitor message and its catch-up read, as the gateway does them, against the conversation service "
-                f"directly (source: `{cost.get('source', '?')}`).", "",
+                ("A visitor message on the widget's socket until its ack, through in-process services"
+                 if "message_cost" in cost.get("source", "") else
+                 "A visitor message and its catch-up read, as the gateway does them, against the conversation service "
+                 "process") + f" (source: `{cost.get('source', '?')}`).", "",
                 "| conversation length (events) | wall median | wall p90 | conversation service CPU per message |",
                 "|---|---|---|---|"]
         for length, p in cost["points"].items():

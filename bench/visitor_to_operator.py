@@ -27,6 +27,7 @@ from bench.common import CpuMeter, Stack, Ticker, percentile, progress
 # report is a finding.
 PER_VISITOR_RATE = 0.4
 RAW_PARTITIONS = 6  # as conversation.events
+SETTLE_CAP = 60.0
 
 
 def sustainable(row: dict) -> bool:
@@ -60,9 +61,18 @@ async def parley_step(visitors: list[Visitor], tracker: Tracker, rate: float, du
     while time.perf_counter() < deadline and not tracker.settled(ids):
         await asyncio.sleep(0.05)
     cpu = meter.stop()
-    row = {"offered_per_s": round(offered, 1), "visitors": k, "duration_s": round(sending_took, 2),
-           **tracker.summary(ids, started), "cpu_s": cpu,
-           "cpu_ms_per_delivered": {name: round(1000 * used / max(1, sum(1 for x in ids if x in tracker.delivered)), 2)
+    summary = tracker.summary(ids, started)
+    # An overloaded step leaves messages queued in the gateway and the services; the next
+    # step must not be measured on top of them. Wait (up to SETTLE_CAP s) until every
+    # message of this step is answered, and say how long that took.
+    settle_started = time.perf_counter()
+    while time.perf_counter() - settle_started < SETTLE_CAP and not all(
+            x in tracker.acked or x in tracker.errors for x in ids):
+        await asyncio.sleep(0.1)
+    unsettled = sum(1 for x in ids if x not in tracker.acked and x not in tracker.errors)
+    row = {"backlog_settle_s": round(time.perf_counter() - settle_started, 1), "unanswered_after_settle": unsettled,"offered_per_s": round(offered, 1), "visitors": k, "duration_s": round(sending_took, 2),
+           **summary, "cpu_s": cpu,
+           "cpu_ms_per_delivered": {name: round(1000 * used / max(1, summary["delivered"]), 2)
                                     for name, used in cpu.items() if name != "wall"}}
     for x in ids:  # late deliveries of this step must not be matched again
         tracker.sent.pop(x, None)
