@@ -28,6 +28,7 @@ from parley.http import Rejected
 from parley.service_client import path
 
 from gateway import push, upstreams, visitor_socket
+from gateway.send_queue import serialize
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +118,7 @@ async def on_schedule_event(app: web.Application, event: Event) -> None:
     elif event.type == "schedule.unanswered_alert":
         await push.on_unanswered_alert(app, event)
     elif event.type == "schedule.availability_changed":
-        frame = {"type": "availability", "open": bool(d.get("open")), "next_open_at": d.get("next_open_at")}
+        frame = serialize({"type": "availability", "open": bool(d.get("open")), "next_open_at": d.get("next_open_at")})
         for socket in app[visitor_socket.VISITOR_SOCKETS].everyone():
-            if socket.project_id == project_id and not socket.ws.closed:
-                try:
-                    await socket.ws.send_json(frame)
-                except ConnectionError:
-                    pass  # that socket is going away; its widget asks again on reconnect
+            if socket.project_id == project_id:
+                socket.out.push(frame)   # never waits on a socket; one going away drops it and asks again on reconnect
