@@ -73,15 +73,19 @@ class CommandStore(EventStore):
 
 async def known_ids(pool: asyncpg.Pool, conversation_id: str, *, visitor: Sequence[str] = (),
                     operator: Sequence[str] = ()) -> tuple[frozenset[str], frozenset[str]]:
-    """Which of these message ids the conversation already has (visitor's, operators')."""
-    if not visitor and not operator:
-        return frozenset(), frozenset()
-    rows = await pool.fetch(
-        """select side, message_id from conversation_messages
-           where conversation_id = $1::uuid and message_id = any($2::text[])""",
-        conversation_id, list({*visitor, *operator}))
-    return (frozenset(r["message_id"] for r in rows if r["side"] == "visitor" and r["message_id"] in visitor),
-            frozenset(r["message_id"] for r in rows if r["side"] == "operator" and r["message_id"] in operator))
+    """Which of these message ids the conversation already has (visitor's, operators'):
+    one primary-key lookup each (commands ask about one), whatever the conversation's
+    length. (Equality, not `= any(array)`: PostgreSQL 16 may scan the conversation's
+    whole key range filtering by the array.)"""
+    found: dict[str, set[str]] = {"visitor": set(), "operator": set()}
+    for side, ids in (("visitor", visitor), ("operator", operator)):
+        for message_id in ids:
+            if await pool.fetchval(
+                    """select true from conversation_messages
+                       where conversation_id = $1::uuid and side = $2 and message_id = $3""",
+                    conversation_id, side, message_id):
+                found[side].add(message_id)
+    return frozenset(found["visitor"]), frozenset(found["operator"])
 
 
 async def message_seq(pool: asyncpg.Pool, conversation_id: str, message_id: str) -> int | None:
