@@ -237,23 +237,31 @@ class EventStore:
         return await read_all(self.pool, after, limit)
 
     async def execute(self, command_id: str, stream_id: str,
-                      decide: Callable[[list[Event]], Decision | Awaitable[Decision]],
-                      *, attempts: int = 5, effects: Effects | None = None) -> Outcome:
+                      decide: Callable[[Any], Decision | Awaitable[Decision]],
+                      *, attempts: int = 5, effects: Effects | None = None,
+                      basis: Callable[[str], Awaitable[tuple[int, Any]]] | None = None) -> Outcome:
         """Run a command exactly once per command id: load the stream, decide, append.
         A concurrent writer makes it reload and decide again; a retry of a command id
         that already succeeded returns the first result and appends nothing.
         `effects(conn, events)` runs in the append's transaction: the owning service's
-        own tables (and secrets, which never go into events) change atomically with it."""
+        own tables (and secrets, which never go into events) change atomically with it.
+        `basis(stream_id) -> (version, what decide gets)` replaces loading the whole
+        stream: a service that keeps its aggregate's state (written by its effects)
+        decides on that, and the append still expects exactly that version."""
         for attempt in range(1, attempts + 1):
             first = await self._recorded(command_id)
             if first is not None:
                 return Outcome(first, [], replayed=True)
-            history = await self.load(stream_id)
-            decision = decide(history)
+            if basis is None:
+                history = await self.load(stream_id)
+                version, decided_on = len(history), history
+            else:
+                version, decided_on = await basis(stream_id)
+            decision = decide(decided_on)
             if hasattr(decision, "__await__"):
                 decision = await decision
             async def write(conn: asyncpg.Connection) -> list[Event]:
-                appended = await self.append(decision.events, len(history), command_id=command_id,
+                appended = await self.append(decision.events, version, command_id=command_id,
                                              result=decision.result, conn=conn)
                 if effects is not None:
                     await effects(conn, appended)

@@ -12,9 +12,8 @@ import pytest
 
 from parley.contract import ACTOR_HEADER
 from parley.eventstore import ConcurrencyConflict
+from parley.service import STORE
 from parley.service_client import path
-
-from conversation.api import COMMANDS
 
 PROJECT = "demo"
 
@@ -228,7 +227,7 @@ def _route_of(path_: str) -> str:
 async def test_a_store_that_stays_contended_asks_to_try_again(stack, monkeypatch):
     async def contended(command_id, stream_id, *args, **kwargs):
         raise ConcurrencyConflict(stream_id, 1, 2)
-    monkeypatch.setattr(stack.conversation.app[COMMANDS], "execute", contended)  # the store commands run on
+    monkeypatch.setattr(stack.conversation.app[STORE], "execute", contended)
     answer = await visitor_message(stack, "v-contended")
     assert refused(answer, 503, "busy"), answer.raw
     assert answer.headers["Retry-After"].isdigit()

@@ -89,15 +89,12 @@ def operator_command(kind: str, me: Operator, conversation_id: str, key: str | N
     return f"{kind}:{made}", made
 
 
-COMMANDS = web.AppKey("commands", commands.CommandStore)
-
-
 async def run(request: web.Request, command_id: str, conversation_id: str,
               decide: Callable[[domain.Conversation | None], list[Event]], **kept) -> Outcome:
     """A command, decided on the kept state (commands.run: `visitor_ids`/`reply_ids` it
     checks for resends, `transcript` for a lead request)."""
     try:
-        return await commands.run(request.app[COMMANDS], command_id, conversation_id, decide, **kept)
+        return await commands.run(request.app[STORE], command_id, conversation_id, decide, **kept)
     except ConcurrencyConflict:
         raise _busy() from None
 
@@ -114,7 +111,7 @@ async def _events_after(request: web.Request, body: dict[str, Any], conversation
     if body.get("conversation_id") != conversation_id:
         after = 0
     if not appended or appended[0].stream_version != after + 1:
-        appended = await request.app[COMMANDS].events(conversation_stream(conversation_id), after=after)
+        appended = await request.app[STORE].load(conversation_stream(conversation_id), after=after)
     return [e.to_dict() for e in appended]
 
 
@@ -506,14 +503,7 @@ ROUTES = [
 ]
 
 
-async def _command_store(app: web.Application):
-    store = app[STORE]
-    app[COMMANDS] = commands.CommandStore(store.pool, store.catalog, topic_for=store.topic_for)
-    yield
-
-
 def add_routes(app: web.Application) -> None:
-    app.cleanup_ctx.append(_command_store)  # after the service's own (app[STORE])
     app.middlewares.append(refusals_middleware)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)

@@ -1,9 +1,7 @@
 """Commands decide on the kept state, so a command costs the same at message 50 and at
 message 1,500 (issue 12).
 
-`EventStore.execute` loads the stream, hands the history to `decide` and appends after
-`len(history)`. The conversation service runs its commands through a `CommandStore`,
-whose `load` answers that with `Kept`: the version and the state kept in
+`EventStore.execute` is given a `basis`: the version and the state kept in
 `conversation_state` (one row, plus the stream's head from the events index to check
 it is current) instead of every event. Everything else about execute is unchanged:
 command ids, retries on a concurrent writer, group commit, effects in the append's
@@ -15,33 +13,25 @@ the command's transaction."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import asyncpg
 
-from parley.contract import conversation_stream, id_of
+from parley.contract import conversation_stream
 from parley.envelope import Event
 from parley.eventstore import Decision, EventStore, Outcome
 
 from conversation import domain, projection
 
 
-class Kept(Sequence):
-    """What execute needs of a history - its length, the stream's version - and the state
-    at that version. Not a list of events: reading one is an error, on purpose."""
-
-    def __init__(self, version: int, state: domain.Conversation | None):
-        self.version, self.state = version, state
-
-    def __len__(self) -> int:
-        return self.version
-
-    def __getitem__(self, index):
-        raise TypeError("Kept stands for the events without holding them: load them to read them")
+@dataclass(frozen=True)
+class Kept:
+    version: int
+    state: domain.Conversation | None
 
 
-async def read_kept(store: "CommandStore", conversation_id: str) -> Kept:
+async def read_kept(store: EventStore, conversation_id: str) -> Kept:
     """The kept state and its version: one query when the row is current."""
     stream = conversation_stream(conversation_id)
     row = await store.pool.fetchrow(
@@ -53,22 +43,9 @@ async def read_kept(store: "CommandStore", conversation_id: str) -> Kept:
     if row["version"] is not None and (state := domain.from_state(row["state"])) is not None:
         version = row["version"]
     if row["head"] != version:  # behind (or no row yet): fold what it lacks, once
-        later = await store.events(stream, after=version)
+        later = await store.load(stream, after=version)
         state, version = domain.fold(later, state), version + len(later)
     return Kept(version, state)
-
-
-class CommandStore(EventStore):
-    """The store commands run on: `load(stream)`, as execute calls it, is the kept state
-    (see the module); `events` reads events."""
-
-    async def load(self, stream_id: str, *, after: int = 0, conn: asyncpg.Connection | None = None):
-        if after or conn is not None:
-            return await self.events(stream_id, after=after, conn=conn)
-        return await read_kept(self, id_of(stream_id))
-
-    async def events(self, stream_id: str, *, after: int = 0, conn: asyncpg.Connection | None = None) -> list[Event]:
-        return await super().load(stream_id, after=after, conn=conn)
 
 
 async def known_ids(pool: asyncpg.Pool, conversation_id: str, *, visitor: Sequence[str] = (),
@@ -95,7 +72,7 @@ async def message_seq(pool: asyncpg.Pool, conversation_id: str, message_id: str)
            and message_id = $2""", conversation_id, message_id)
 
 
-async def run(store: CommandStore, command_id: str, conversation_id: str,
+async def run(store: EventStore, command_id: str, conversation_id: str,
               decide: Callable[[domain.Conversation | None], list[Event]], *,
               visitor_ids: Sequence[str] = (), reply_ids: Sequence[str] = (),
               transcript: bool = False, attempts: int = 20) -> Outcome:
@@ -109,7 +86,7 @@ async def run(store: CommandStore, command_id: str, conversation_id: str,
     async def decide_on(history: Kept) -> Decision:
         state = history.state
         if transcript and history.version:
-            state = domain.fold((await store.events(stream))[:history.version])
+            state = domain.fold((await store.load(stream))[:history.version])
         elif state is not None and (visitor_ids or reply_ids):
             seen_visitor, seen_operator = await known_ids(store.pool, conversation_id, visitor=visitor_ids,
                                                           operator=reply_ids)
@@ -122,7 +99,11 @@ async def run(store: CommandStore, command_id: str, conversation_id: str,
             await projection.apply(conn, event)
         await projection.keep_state(conn, decided_on[0], events)
 
-    return await store.execute(command_id, stream, decide_on, effects=effects, attempts=attempts)
+    async def basis(_: str) -> tuple[int, Kept]:
+        kept = await read_kept(store, conversation_id)
+        return kept.version, kept
+
+    return await store.execute(command_id, stream, decide_on, effects=effects, attempts=attempts, basis=basis)
 
 
 def _with_ids(state: domain.Conversation, visitor: frozenset[str], operator: frozenset[str]) -> domain.Conversation:
