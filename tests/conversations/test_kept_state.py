@@ -44,7 +44,8 @@ async def every_kind_of_event(stack) -> str:
     await operator_call(stack, OLGA, cid, "contacts", name="Vera P.", phone="+7 900 000 00 01", email=None)
     await operator_call(stack, ADMIN, cid, "assign", operator={"id": PETR["id"], "project": PROJECT, "name": "Petr"})
     await operator_call(stack, PETR, cid, "status", status="closed")
-    await visitor_call(stack, "messages", visitor, message_id=str(uuid.uuid4()), text="One more thing")  # reopens
+    await operator_call(stack, PETR, cid, "status", status="in_work")  # an operator reopens it
+    await visitor_call(stack, "messages", visitor, message_id=str(uuid.uuid4()), text="One more thing")
     await operator_call(stack, PETR, cid, "lead")
     closed = await call(stack, "POST", path("internal", "conversations", cid, "close-idle"),
                         headers={"Idempotency-Key": f"timer-{uuid.uuid4()}"}, json={"hours": 2})

@@ -43,8 +43,8 @@ class ScriptedVisitor:
                 continue
             data = msg.json()
             self.frames.append(data)
-            if data["type"] == "offline_saved" and data["conversation_id"] != self.conversation_id:
-                # the offline form started a new conversation: its seqs start again at 1
+            if data["type"] in ("conversation", "offline_saved") and data["conversation_id"] != self.conversation_id:
+                # a new conversation (after a closed one, or the offline form's): seqs start again at 1
                 self.conversation_id, self.last_seq = data["conversation_id"], 0
             if data["type"] == "event":
                 assert data["seq"] > self.last_seq, f"seq {data['seq']} after {self.last_seq}: a duplicate or reorder"

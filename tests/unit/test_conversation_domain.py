@@ -193,7 +193,9 @@ def test_visitor_and_operator_message_ids_never_shadow_each_other():
 
 # ---- closed conversations -------------------------------------------------------------
 
-def test_a_visitor_writing_into_a_closed_conversation_reopens_it_with_the_same_operator():
+def test_a_message_that_lost_its_race_with_the_close_reopens_it_with_the_same_operator():
+    # (api.py sends a visitor's new message after a close to a new conversation; only a
+    # message decided while the close was being stored lands here)
     history = started(OLGA, status="closed")
     assert history.state.status == "closed"
     events = visitor_says(history, "One more question")
@@ -214,6 +216,17 @@ def test_a_resend_into_a_closed_conversation_does_not_reopen_it():
     assert domain.decide_visitor_message(history.state, conversation_id=CID, project_id=PROJECT, visitor_id="v1",
                                          message_id="m-bye", text="bye", attachment=None, page_url=None) == []
     assert history.state.status == "closed"
+
+
+def test_the_next_conversation_names_the_one_closed_before_it():
+    events = domain.decide_visitor_message(None, conversation_id=CID, project_id=PROJECT, visitor_id="v1",
+                                           message_id="m-next", text="Back again", attachment=None, page_url=None,
+                                           previous_conversation_id="1b2c3d4e-0000-4000-8000-000000000000")
+    assert [e.type for e in events] == ["chat.conversation_started", "chat.visitor_message_posted"]
+    assert events[0].data["previous_conversation_id"] == "1b2c3d4e-0000-4000-8000-000000000000"
+    first = domain.decide_visitor_message(None, conversation_id=CID, project_id=PROJECT, visitor_id="v1",
+                                          message_id="m-1", text="Hi", attachment=None, page_url=None)
+    assert "previous_conversation_id" not in first[0].data
 
 
 def test_closing_twice_appends_nothing_and_status_must_be_known():

@@ -184,7 +184,7 @@ async def test_closed_a_conversation_that_is_going_carries_on_and_a_closed_one_l
     assert r.status == 200
     await visitor.wait_for(lambda: "Yes, finishing up" in visitor.texts("operator_message"), "the reply")
 
-    # the operator closes it: writing again would reopen it, which is a start - refused
+    # the operator closes it: writing again would start the next conversation - refused while closed
     r = await stack.call("POST", f"/api/conversations/{cid}/status", owner, json={"status": "closed"})
     assert r.status == 200
     await visitor.wait_for(lambda: "closed" in visitor.kinds(), "closed")

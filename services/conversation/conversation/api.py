@@ -161,17 +161,36 @@ def _site_params(body: dict[str, Any]) -> dict[str, str]:
         return {}
 
 
+async def _conversation_for(pool: asyncpg.Pool, project_id: str, visitor_id: str,
+                            message_id: str | None) -> tuple[str, str | None]:
+    """(conversation id, previous conversation id) for a visitor's command: their
+    current conversation, or - when it is closed - a new one linked to it (conversations
+    end). A resend of a message the closed conversation already has goes to it, where
+    it is absorbed."""
+    current = await pool.fetchrow(
+        """select v.conversation_id::text as id, c.status from visitor_conversations v
+           left join conversations c on c.id = v.conversation_id where v.project_id = $1 and v.visitor_id = $2""",
+        project_id, visitor_id)
+    if current is None:
+        return str(uuid.uuid4()), None
+    if current["status"] == "closed" and not (message_id and await commands.message_seq(pool, current["id"],
+                                                                                         message_id)):
+        return str(uuid.uuid4()), current["id"]
+    return current["id"], None
+
+
 async def _in_visitors_conversation(request: web.Request, project_id: str, visitor_id: str, command_id: str,
-                                    decide_in: Callable[[str], Callable[[domain.Conversation | None], list[Event]]],
-                                    **kept) -> tuple[str, Outcome]:
-    """Run a visitor's command in their conversation, starting it if there is none; the
-    conversation's id and the outcome. Two first commands at once: the loser's row in
-    visitor_conversations is refused, and it runs again inside the winner's conversation."""
+                                    decide_in: Callable[[str, str | None],
+                                                        Callable[[domain.Conversation | None], list[Event]]],
+                                    *, message_id: str | None = None, **kept) -> tuple[str, Outcome]:
+    """Run a visitor's command in their conversation (_conversation_for): the
+    conversation's id and the outcome. `decide_in(conversation id, previous id)`. Two
+    first commands at once: the loser's row in visitor_conversations is refused, and it
+    runs again inside the winner's conversation."""
     for _ in range(3):
-        conversation_id = (await _visitor_conversation(request.app[POOL], project_id, visitor_id)
-                           or str(uuid.uuid4()))
+        conversation_id, previous = await _conversation_for(request.app[POOL], project_id, visitor_id, message_id)
         try:
-            outcome = await run(request, command_id, conversation_id, decide_in(conversation_id), **kept)
+            outcome = await run(request, command_id, conversation_id, decide_in(conversation_id, previous), **kept)
             return outcome.result["conversation_id"], outcome
         except asyncpg.UniqueViolationError as e:
             if e.constraint_name != "visitor_conversations_pkey":
@@ -187,12 +206,12 @@ async def visitor_message(request: web.Request) -> web.Response:
         raise Rejected(422, "message_id_required", "Every message carries the widget's id for it.")
     params = _site_params(body)
 
-    def decide_in(conversation_id: str):
+    def decide_in(conversation_id: str, previous: str | None):
         def decide(state: domain.Conversation | None) -> list[Event]:
             events = domain.decide_visitor_message(
                 state, conversation_id=conversation_id, project_id=project_id, visitor_id=visitor_id,
                 message_id=message_id, text=body.get("text"), attachment=body.get("attachment"),
-                page_url=body.get("page_url"), chat_open=_chat_open(body))
+                page_url=body.get("page_url"), chat_open=_chat_open(body), previous_conversation_id=previous)
             if state is None and params and events:
                 started = domain.evolve(None, events[0])
                 events[1:1] = domain.decide_custom_params(started, params)
@@ -201,7 +220,7 @@ async def visitor_message(request: web.Request) -> web.Response:
 
     conversation_id, outcome = await _in_visitors_conversation(
         request, project_id, visitor_id, f"visitor-message:{project_id}:{visitor_id}:{message_id}", decide_in,
-        visitor_ids=(message_id,))
+        message_id=message_id, visitor_ids=(message_id,))
     return ok({"conversation_id": conversation_id,
                "seq": await _message_seq(request, conversation_id, message_id, outcome.events),
                "events": await _events_after(request, body, conversation_id, list(outcome.events))})
@@ -239,9 +258,9 @@ async def visitor_contacts(request: web.Request) -> web.Response:
     params = _site_params(body)
     conversation_id, outcome = await _in_visitors_conversation(
         request, project_id, visitor_id, f"contacts:{uuid.uuid4()}",
-        lambda cid: lambda s: domain.decide_contacts(s, body, conversation_id=cid, project_id=project_id,
-                                                     visitor_id=visitor_id, page_url=body.get("page_url"),
-                                                     params=params, chat_open=_chat_open(body)))
+        lambda cid, previous: lambda s: domain.decide_contacts(
+            s, body, conversation_id=cid, project_id=project_id, visitor_id=visitor_id, page_url=body.get("page_url"),
+            params=params, chat_open=_chat_open(body), previous_conversation_id=previous))
     return ok({"conversation_id": conversation_id,
                "events": await _events_after(request, body, conversation_id, list(outcome.events))})
 
@@ -261,32 +280,19 @@ async def visitor_offline(request: web.Request) -> web.Response:
                           message_id=message_id, contacts=contacts, text=body.get("text"),
                           page_url=None)  # refused before anything is looked up
     params = _site_params(body)
-    pool = request.app[POOL]
-    for _ in range(3):
-        current = await pool.fetchrow(
-            """select v.conversation_id::text as id, c.status from visitor_conversations v
-               left join conversations c on c.id = v.conversation_id where v.project_id = $1 and v.visitor_id = $2""",
-            project_id, visitor_id)
-        previous = current["id"] if current and current["status"] == "closed" else None
-        conversation_id = current["id"] if current and not previous else str(uuid.uuid4())
 
-        def decide(state, cid=conversation_id, previous=previous):
-            return domain.decide_offline(
-                state, conversation_id=cid, project_id=project_id, visitor_id=visitor_id, message_id=message_id,
-                contacts=contacts, text=body.get("text"), page_url=body.get("page_url"), params=params,
-                chat_open=_chat_open(body), previous_conversation_id=previous)
-        try:
-            outcome = await run(request, f"offline:{project_id}:{visitor_id}:{message_id}",
-                                conversation_id, decide, visitor_ids=(message_id,))
-        except asyncpg.UniqueViolationError as e:
-            if e.constraint_name != "visitor_conversations_pkey":
-                raise
-            continue  # another first command won: decide again in its conversation
-        conversation_id = outcome.result["conversation_id"]
-        return ok({"conversation_id": conversation_id,
-                   "seq": await _message_seq(request, conversation_id, message_id, outcome.events),
-                   "events": await _events_after(request, body, conversation_id, list(outcome.events))})
-    raise _busy()
+    def decide_in(conversation_id: str, previous: str | None):
+        return lambda state: domain.decide_offline(
+            state, conversation_id=conversation_id, project_id=project_id, visitor_id=visitor_id,
+            message_id=message_id, contacts=contacts, text=body.get("text"), page_url=body.get("page_url"),
+            params=params, chat_open=_chat_open(body), previous_conversation_id=previous)
+
+    conversation_id, outcome = await _in_visitors_conversation(
+        request, project_id, visitor_id, f"offline:{project_id}:{visitor_id}:{message_id}", decide_in,
+        message_id=message_id, visitor_ids=(message_id,))
+    return ok({"conversation_id": conversation_id,
+               "seq": await _message_seq(request, conversation_id, message_id, outcome.events),
+               "events": await _events_after(request, body, conversation_id, list(outcome.events))})
 
 
 async def close_idle(request: web.Request) -> web.Response:
@@ -366,10 +372,20 @@ async def transcript(request: web.Request) -> web.Response:
     me = operator_of(request)
     conversation_id = _conversation_id(request)
     state, events = await _load(request, conversation_id)
-    if state is None or not domain.can_see(state, me):
+    if state is None or not (domain.can_see(state, me) or await _handles_this_visitor(request, state, me)):
         raise Rejected(404, "not_found", "Conversation not found.")
     row = await request.app[POOL].fetchrow(f"select {_ROW} from conversations where id = $1", conversation_id)
     return ok({"conversation": row_view(row), "events": [e.to_dict() for e in events]})
+
+
+async def _handles_this_visitor(request: web.Request, state: domain.Conversation, me: Operator) -> bool:
+    """An operator who may see one of a visitor's conversations may read the visitor's
+    others (their history, from the side panel), even those another operator handled;
+    reading only - commands still need the conversation itself (domain.can_see)."""
+    return state.project_id == me.project_id and bool(await request.app[POOL].fetchval(
+        """select exists (select 1 from conversations where project_id = $1 and visitor_id = $2
+                          and (assignee_id is null or assignee_id = $3))""",
+        state.project_id, state.visitor_id, me.id))
 
 
 CLIENT_HISTORY_LIMIT = 20

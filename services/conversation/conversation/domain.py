@@ -11,8 +11,11 @@ Decisions worth knowing:
 - Exactly one operator takes a conversation; the others get 409 already_taken naming
   the winner. Replies, notes, status changes and lead requests need the assignee or an
   admin; an unclaimed conversation must be taken first.
-- A visitor writing into a closed conversation reopens it (status back to in_work with
-  the same assignee, or new if nobody had it): the visitor's thread stays one thread.
+- Conversations end: once closed, the visitor's next message starts a new conversation
+  (`previous_conversation_id` links it to the closed one; api.py picks which). A
+  message that reaches a conversation closed a moment before (the close won a race
+  with it) reopens that one instead (status back to in_work with the same assignee, or
+  new if nobody had it), so nothing the visitor sent is refused.
 - Working hours (docs/working-hours.md): while the chat is closed (`chat_open` False,
   as the gateway computes it) nothing may start or reopen a conversation - that is
   `chat_closed`; a conversation that is not closed carries on. The offline form
@@ -293,9 +296,19 @@ def chat_closed() -> DomainError:
                        "conflict")
 
 
+def _started(conversation_id: str, project_id: str, visitor_id: str, page_url: str | None, *,
+             left_while_closed: bool = False, previous_conversation_id: str | None = None) -> Event:
+    data: dict[str, Any] = {"visitor_id": visitor_id, "page_url": page_url}
+    if left_while_closed:
+        data["left_while_closed"] = True
+    if previous_conversation_id:
+        data["previous_conversation_id"] = previous_conversation_id
+    return new_event("chat.conversation_started", conversation_stream(conversation_id), data, project_id=project_id)
+
+
 def decide_visitor_message(state: Conversation | None, *, conversation_id: str, project_id: str, visitor_id: str,
                            message_id: str, text: Any, attachment: Any, page_url: Any,
-                           chat_open: bool = True) -> list[Event]:
+                           chat_open: bool = True, previous_conversation_id: str | None = None) -> list[Event]:
     attachment = clean_attachment(attachment)
     text = clean_text(text, allow_empty=attachment is not None)
     page_url = clean_page_url(page_url)
@@ -304,8 +317,8 @@ def decide_visitor_message(state: Conversation | None, *, conversation_id: str, 
     if not chat_open and (state is None or (state.status == "closed" and message_id not in state.message_ids)):
         raise chat_closed()  # nothing may start or reopen a conversation outside working hours
     if state is None:
-        events.append(new_event("chat.conversation_started", stream, {"visitor_id": visitor_id, "page_url": page_url},
-                                project_id=project_id))
+        events.append(_started(conversation_id, project_id, visitor_id, page_url,
+                               previous_conversation_id=previous_conversation_id))
     elif state.visitor_id != visitor_id:
         raise DomainError("forbidden", "This is not your conversation.", "forbidden")
     elif message_id in state.message_ids:
@@ -335,7 +348,8 @@ def decide_custom_params(state: Conversation, params: Any) -> list[Event]:
 
 def decide_contacts(state: Conversation | None, contacts: dict[str, Any], *, conversation_id: str | None = None,
                     project_id: str | None = None, visitor_id: str | None = None, page_url: Any = None,
-                    params: dict[str, str] | None = None, chat_open: bool = True) -> list[Event]:
+                    params: dict[str, str] | None = None, chat_open: bool = True,
+                    previous_conversation_id: str | None = None) -> list[Event]:
     """The visitor's contact form. Contacts given before any message start the conversation
     (while the chat is open), with the params the socket held; contacts the
     conversation already has append nothing (a resent form)."""
@@ -346,10 +360,8 @@ def decide_contacts(state: Conversation | None, contacts: dict[str, Any], *, con
             raise _not_found()
         if not chat_open:
             raise chat_closed()
-        stream = conversation_stream(conversation_id)
-        events.append(new_event("chat.conversation_started", stream,
-                                {"visitor_id": visitor_id, "page_url": clean_page_url(page_url)},
-                                project_id=project_id))
+        events.append(_started(conversation_id, project_id, visitor_id, clean_page_url(page_url),
+                               previous_conversation_id=previous_conversation_id))
         state = evolve(None, events[0])
         if params:
             events += decide_custom_params(state, params)
@@ -376,13 +388,8 @@ def decide_offline(state: Conversation | None, *, conversation_id: str, project_
     text = clean_text(text)
     events: list[Event] = []
     if state is None:
-        started = {"visitor_id": visitor_id, "page_url": clean_page_url(page_url)}
-        if not chat_open:
-            started["left_while_closed"] = True
-        if previous_conversation_id:
-            started["previous_conversation_id"] = previous_conversation_id
-        events.append(new_event("chat.conversation_started", conversation_stream(conversation_id), started,
-                                project_id=project_id))
+        events.append(_started(conversation_id, project_id, visitor_id, clean_page_url(page_url),
+                               left_while_closed=not chat_open, previous_conversation_id=previous_conversation_id))
         state = evolve(None, events[0])
         if params:
             events += decide_custom_params(state, params)

@@ -243,8 +243,7 @@ async def _post_message(request: web.Request, socket: VisitorSocket, data: dict)
         "text": data.get("text", ""), "attachment": attachment, "page_url": data.get("page_url"),
         "custom_params": socket.params, "chat_open": (await availability.now_open(app, socket.project_id))[0],
         "after": socket.last_seq, "conversation_id": socket.conversation_id})
-    if socket.conversation_id is None:
-        app[VISITOR_SOCKETS].bind(socket, body["conversation_id"])
+    await _follow(app, socket, body["conversation_id"])
     await files.link(request, attachment, body["conversation_id"])
     # our own message (and anything before it) before the ack, as the answer brought them
     await socket.catch_up(app, body.get("events") if body["conversation_id"] == socket.conversation_id else None)
@@ -262,9 +261,7 @@ async def _post_contacts(request: web.Request, socket: VisitorSocket, data: dict
         "project_id": socket.project_id, "visitor_id": socket.visitor_id, "page_url": data.get("page_url"),
         "custom_params": socket.params, **{k: data.get(k) for k in ("name", "phone", "email")},
         "chat_open": (await availability.now_open(app, socket.project_id))[0]})
-    if socket.conversation_id is None:
-        app[VISITOR_SOCKETS].bind(socket, body["conversation_id"])
-        socket.params = {}
+    await _follow(app, socket, body["conversation_id"])
     await socket.send({"type": "contacts_saved", "id": data.get("id") if isinstance(data.get("id"), str)
                                else None})
 
@@ -283,17 +280,31 @@ async def _post_offline(request: web.Request, socket: VisitorSocket, data: dict)
         **{k: data.get(k) for k in ("name", "phone", "email")},
         "chat_open": (await availability.now_open(app, socket.project_id))[0],
         "after": socket.last_seq, "conversation_id": socket.conversation_id})
-    saved = {"type": "offline_saved", "id": data.get("id"), "conversation_id": body["conversation_id"], "seq": body["seq"]}
-    async with socket.lock:  # said before any event of a new conversation, whose seqs start again at 1
-        if socket.conversation_id != body["conversation_id"]:
-            sockets = app[VISITOR_SOCKETS]
-            sockets.discard(socket)   # off the closed conversation, onto the new one
-            sockets.add(socket)
-            socket.last_seq = 0
-            sockets.bind(socket, body["conversation_id"])
-            socket.params = {}
-        await socket.send(saved)
+    await _follow(app, socket, body["conversation_id"])
+    await socket.send({"type": "offline_saved", "id": data.get("id"), "conversation_id": body["conversation_id"],
+                       "seq": body["seq"]})
     await socket.catch_up(app, body.get("events"))
+
+
+async def _follow(app: web.Application, socket: VisitorSocket, conversation_id: str) -> None:
+    """The socket follows the visitor's conversation: bound to it on the first command;
+    moved to it when a command started the next one after a closed conversation
+    (conversations end), telling the widget with a `conversation` frame before any of
+    the new conversation's events - their seqs start again at 1."""
+    if socket.conversation_id == conversation_id:
+        return
+    sockets = app[VISITOR_SOCKETS]
+    if socket.conversation_id is None:
+        sockets.bind(socket, conversation_id)
+        socket.params = {}
+        return
+    async with socket.lock:
+        sockets.discard(socket)   # off the closed conversation, onto the new one
+        sockets.add(socket)
+        socket.last_seq = 0
+        sockets.bind(socket, conversation_id)
+        socket.params = {}
+        await socket.send({"type": "conversation", "conversation_id": conversation_id})
 
 
 async def close_all(app: web.Application) -> None:

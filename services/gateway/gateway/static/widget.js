@@ -627,6 +627,11 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       }
       inFlight = null; pump();
     } else if (m.type === 'availability') { avail = { open: m.open !== false, next: m.next_open_at || null }; mode(); }
+    else if (m.type === 'conversation') { // the last one was closed: this message started the next
+      if (m.conversation_id !== convId) newConversation(m.conversation_id);
+      convClosed = false; mode();
+      if (paramsSet) send({ type: 'params', params: { ...params } });
+    }
     else if (m.id && m.id === of.id && (m.type === 'offline_saved' || m.type === 'error')) offlineAnswer(m);
     else if (m.id && m.id === cf.id && m.code === 'chat_closed') {
       for (const k of ['name', 'phone', 'email']) if (cf.sent && cf.sent[k]) ui.of[k].value = cf.sent[k];
