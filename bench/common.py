@@ -11,13 +11,12 @@ import resource
 import secrets
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
-from parley.platform.procs import free_port, spawn, stop, wait_until
+from parley.platform.procs import answers_200, free_port, spawn, stop, wait_until
 
 # (service, python module), as parley/platform/run.py starts them.
 SERVICES = [("gateway", "gateway"), ("conversation", "conversation"), ("operator-registry", "operator_registry"),
@@ -70,14 +69,6 @@ def machine() -> dict:
             "fd_limit": list(resource.getrlimit(resource.RLIMIT_NOFILE))}
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except Exception:
-        return False
-
-
 @dataclass
 class Stack:
     """The five services as child processes on free ports, on the bench's Kafka and PostgreSQL.
@@ -125,7 +116,7 @@ class Stack:
                                      env={**self.env, "PARLEY_HTTP_PORT": str(self.ports[name])})
         for name, _ in SERVICES:
             proc = self.procs[name]
-            wait_until(f"{name} /readyz", lambda: _ready(f"http://127.0.0.1:{self.ports[name]}/readyz"),
+            wait_until(f"{name} /readyz", lambda: answers_200(f"http://127.0.0.1:{self.ports[name]}/readyz"),
                        timeout=120, alive=lambda: proc.poll() is None)
 
     def stop(self) -> None:

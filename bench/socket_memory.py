@@ -8,23 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import urllib.request
 
 import aiohttp
 
-from parley.platform.procs import free_port, spawn, stop, wait_until
+from parley.platform.procs import answers_200, free_port, spawn, stop, wait_until
 
 from bench.clients import OPEN_CONCURRENCY, Tracker, open_visitors
 from bench.common import Stack, Ticker, progress, rss_mb
 
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status == 200
-    except Exception:
-        return False
 
 
 async def _settled_rss(pid: int, settle: float) -> float:
@@ -38,7 +29,7 @@ async def bare(stack: Stack, http: aiohttp.ClientSession, n: int, settle: float)
                  env=stack.env)
     sockets = []
     try:
-        wait_until("bare aiohttp WebSocket server", lambda: _ready(f"http://127.0.0.1:{port}/readyz"), timeout=30,
+        wait_until("bare aiohttp WebSocket server", lambda: answers_200(f"http://127.0.0.1:{port}/readyz"), timeout=30,
                    alive=lambda: proc.poll() is None)
         # One socket first, so what is measured is per socket, not the first one's imports and buffers.
         first = await http.ws_connect(f"http://127.0.0.1:{port}/ws")

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from typing import Callable
 
 _PR_SET_PDEATHSIG = 1
@@ -61,6 +62,15 @@ def port_is_free(port: int) -> bool:
 
 def say(message: str) -> None:
     print(f"[parley] {message}", file=sys.stderr, flush=True)
+
+
+def answers_200(url: str) -> bool:
+    """A readiness probe for wait_until: the URL answers 200 within 2 s."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except Exception:
+        return False
 
 
 def wait_until(what: str, ready: Callable[[], bool], *, timeout: float, alive: Callable[[], bool] = lambda: True,

@@ -22,7 +22,7 @@ import orjson
 
 from parley.config import env, resolve_path
 from parley.platform import components
-from parley.platform.procs import say, spawn, stop, wait_until
+from parley.platform.procs import answers_200, say, spawn, stop, wait_until
 
 # (service, python module) in start order; ports are PARLEY_PORT_BASE + index.
 SERVICES = [
@@ -34,14 +34,6 @@ SERVICES = [
 ]
 # The CRM stand-in's port: after the services and the gateway's internal port (base + 5).
 STANDIN_OFFSET = 6
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except Exception:
-        return False
 
 
 def _kept_secret(run_dir: Path, name: str) -> str:
@@ -154,11 +146,11 @@ def main() -> int:
             say(f"starting {name} on :{base + i} (log: {logs_dir / (name + '.log')})")
             procs[name] = spawn([sys.executable, "-m", module], log_path=logs_dir / f"{name}.log",
                                 env={**child_env, "PARLEY_HTTP_PORT": str(base + i), **extra_env.get(name, {})})
-        wait_until("the CRM stand-in", lambda: _ready(f"http://127.0.0.1:{standin_port}/_leads"),
+        wait_until("the CRM stand-in", lambda: answers_200(f"http://127.0.0.1:{standin_port}/_leads"),
                    timeout=60, alive=lambda: procs["crm-standin"].poll() is None)
         for i, (name, _) in enumerate(SERVICES):
             proc = procs[name]
-            wait_until(f"{name} /readyz", lambda: _ready(f"http://127.0.0.1:{base + i}/readyz"),
+            wait_until(f"{name} /readyz", lambda: answers_200(f"http://127.0.0.1:{base + i}/readyz"),
                        timeout=120, alive=lambda: proc.poll() is None)
         gateway = f"http://localhost:{base}"
         try:
