@@ -221,6 +221,13 @@ async def visitor_message(request: web.Request) -> web.Response:
     conversation_id, outcome = await _in_visitors_conversation(
         request, project_id, visitor_id, f"visitor-message:{project_id}:{visitor_id}:{message_id}", decide_in,
         message_id=message_id, visitor_ids=(message_id,))
+    return await _message_answer(request, body, conversation_id, message_id, outcome)
+
+
+async def _message_answer(request: web.Request, body: dict[str, Any], conversation_id: str, message_id: str,
+                          outcome: Outcome) -> web.Response:
+    """A visitor message's answer (the message route's and the offline form's): its
+    conversation, its seq, and the events the caller's socket has not sent."""
     return ok({"conversation_id": conversation_id,
                "seq": await _message_seq(request, conversation_id, message_id, outcome.events),
                "events": await _events_after(request, body, conversation_id, list(outcome.events))})
@@ -290,9 +297,7 @@ async def visitor_offline(request: web.Request) -> web.Response:
     conversation_id, outcome = await _in_visitors_conversation(
         request, project_id, visitor_id, f"offline:{project_id}:{visitor_id}:{message_id}", decide_in,
         message_id=message_id, visitor_ids=(message_id,))
-    return ok({"conversation_id": conversation_id,
-               "seq": await _message_seq(request, conversation_id, message_id, outcome.events),
-               "events": await _events_after(request, body, conversation_id, list(outcome.events))})
+    return await _message_answer(request, body, conversation_id, message_id, outcome)
 
 
 async def close_idle(request: web.Request) -> web.Response:
