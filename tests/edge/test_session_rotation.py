@@ -3,10 +3,13 @@
 Before, `/internal/sessions/verify` rotated a token that was due and the gateway threw
 the new one away: the inbox, the conversation routes and `/ws/operator` all verified
 that way, so the operator kept the old token and lost the session when its grace ran
-out - a day after logging in. Here tokens rotate every 2 s with a 3 s grace: a cookie
+out - a day after logging in. Here tokens rotate every 60 s with a 90 s grace: a cookie
 client, a bearer client and the operator socket each stay logged in across several
 rotations, and every rotation comes back (Set-Cookie and X-Parley-Session on REST; the
-cookie on the socket's upgrade response and a `session_rotated` message on it)."""
+cookie on the socket's upgrade response and a `session_rotated` message on it).
+
+Time passes by `elapse`, which moves the registry's session clocks back instead of
+sleeping: the rules under test compare those columns with now(), and the suite stays fast."""
 from __future__ import annotations
 
 import asyncio
@@ -14,17 +17,26 @@ import asyncio
 import aiohttp
 import pytest
 
+from parley.service import POOL
 from tests.edge.conftest import bearer, cookie_login, cookie_of
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
-ROTATE_SECONDS, GRACE_SECONDS = 2, 3
+ROTATE_SECONDS, GRACE_SECONDS = 60, 90
 DUE = ROTATE_SECONDS + 0.6       # a wait after which the token is certainly due for rotation
 PAST_GRACE = GRACE_SECONDS + 0.8  # a wait after which a rotated-out token is certainly dead
 
 
+async def elapse(stack, seconds: float) -> None:
+    """As if `seconds` had passed for every session: rotation is due when rotated_at is
+    older than the rotation period, and a rotated-out token dies at previous_until."""
+    await stack.registry.app[POOL].execute(
+        "update sessions set rotated_at = rotated_at - make_interval(secs => $1),"
+        " previous_until = previous_until - make_interval(secs => $1)", seconds)
+
+
 @pytest.fixture
 def fast_rotation(monkeypatch):
-    """Call it once the test's people exist: from then on tokens rotate every 2 s.
+    """Call it once the test's people exist: from then on tokens rotate every minute.
     (operator_registry.accounts reads both settings on every use.)"""
     def start() -> None:
         monkeypatch.setenv("PARLEY_SESSION_ROTATE_SECONDS", str(ROTATE_SECONDS))
@@ -61,7 +73,7 @@ async def test_a_cookie_session_stays_valid_across_rotations(stack, cast, fast_r
         lambda: browser.get("/api/templates"),
     ]
     for i, request in enumerate(requests):
-        await asyncio.sleep(PAST_GRACE if i % 2 else DUE)
+        await elapse(stack, PAST_GRACE if i % 2 else DUE)
         r = await request()
         assert r.status in (200, 201), f"request {i}: {r.status} {await r.text()}"
         # The token was due: the response rotated it, and carried the new one back.
@@ -89,7 +101,7 @@ async def test_a_bearer_client_follows_x_parley_session(stack, cast, fast_rotati
     seen = [token]
     paths = ["/api/inbox", f"/api/conversations/{cast.cid}", "/api/session", "/api/inbox?view=mine", "/api/templates"]
     for i, path_ in enumerate(paths):
-        await asyncio.sleep(PAST_GRACE if i % 2 else DUE)
+        await elapse(stack, PAST_GRACE if i % 2 else DUE)
         r = await bearer_client.get(path_, headers=bearer(token))
         assert r.status == 200, f"{path_}: {r.status} {await r.text()}"
         assert "Set-Cookie" not in r.headers  # a bearer client gets no cookie
@@ -110,7 +122,7 @@ async def test_the_operator_socket_hands_the_rotated_token_back(stack, cast, fas
     first = cookie_of(browser)
     for round_ in range(3):
         before = cookie_of(browser)
-        await asyncio.sleep(DUE)
+        await elapse(stack, DUE)
         ws = await browser.ws_connect("/ws/operator")
         try:
             rotated = set_cookie_tokens(ws._response)  # the upgrade response itself
@@ -120,7 +132,7 @@ async def test_the_operator_socket_hands_the_rotated_token_back(stack, cast, fas
             assert messages[0]["type"] == "hello" and messages[0]["operator"]["id"] == cast.b_id
             assert messages[1] == {"type": "session_rotated", "token": rotated[-1]}
             # Past the grace of the token the socket was opened with, REST still works with the cookie.
-            await asyncio.sleep(PAST_GRACE)
+            await elapse(stack, PAST_GRACE)
             r = await browser.get("/api/inbox", params={"view": "mine"})
             assert r.status == 200, await r.text()
             assert not ws.closed
@@ -136,7 +148,7 @@ async def test_a_socket_client_with_a_token_follows_session_rotated(stack, cast,
                                                        "password": cast.password})
     token = first = (await r.json())["token"]
     for _ in range(3):
-        await asyncio.sleep(PAST_GRACE)
+        await elapse(stack, PAST_GRACE)
         ws = await bearer_client.ws_connect("/ws/operator", params={"token": token})
         try:
             assert (await ws.receive_json(timeout=10))["type"] == "hello"
@@ -161,7 +173,7 @@ async def test_a_refusal_still_carries_the_rotated_token(stack, cast, fast_rotat
     first = cookie_of(browser)
     for path_ in (f"/api/conversations/{cast.cid}", b_file, f"/api/conversations/{cast.cid}/notes"):
         before = cookie_of(browser)
-        await asyncio.sleep(PAST_GRACE)
+        await elapse(stack, PAST_GRACE)
         if path_.endswith("/notes"):
             r = await browser.post(path_, json={"text": "not mine"})
         else:
@@ -192,11 +204,11 @@ async def test_rotations_on_calls_behind_a_route_reach_the_client(stack, cast, f
                                 (ada, lambda: ada.post(f"/api/conversations/{cast.cid}/assign",
                                                        json={"operator_id": cast.b_id}))):
             before = cookie_of(client)
-            await asyncio.sleep(PAST_GRACE)
+            await elapse(stack, PAST_GRACE)
             r = await request()
             assert r.status == 200, await r.text()
             assert cookie_of(client) != before, f"{r.url.path}: the rotated token did not come back"
-            await asyncio.sleep(PAST_GRACE)
+            await elapse(stack, PAST_GRACE)
             r = await client.get("/api/session")
             assert r.status == 200, f"{r.url.path}: logged out after a rotation ({await r.text()})"
 
@@ -207,7 +219,7 @@ async def test_logging_in_again_over_an_older_session_gives_the_new_one(stack, c
     fast_rotation()
     browser = await browser_client()
     await cookie_login(browser, cast.a_email, cast.password)
-    await asyncio.sleep(ROTATE_SECONDS + 0.6)
+    await elapse(stack, ROTATE_SECONDS + 0.6)
     me = (await cookie_login(browser, cast.b_email, cast.password))["operator"]
     assert me["id"] == cast.b_id
     r = await browser.get("/api/session")
@@ -227,10 +239,10 @@ async def test_an_operator_socket_is_judged_by_its_session_not_its_first_token(s
     hello = await ws.receive_json(timeout=10)
     assert hello["type"] == "hello" and hello["operator"]["session_id"] == first.split(".")[0]
 
-    await asyncio.sleep(DUE)
+    await elapse(stack, DUE)
     rotated = await stack.call("GET", "/api/inbox?view=mine", first)
     current = rotated.headers["X-Parley-Session"]
-    await asyncio.sleep(PAST_GRACE)
+    await elapse(stack, PAST_GRACE)
     assert await dead(stack, first), "the socket's own token has rotated away"
 
     assert (await stack.call("DELETE", "/api/session", second)).status == 204  # operator.logged_out
