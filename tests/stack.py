@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from parley import internal_auth
 from parley.config import REPO_ROOT, Settings, env
-from parley.service import STORE, create_app
+from parley.service import POOL, STORE, create_app
 from parley.service_client import ServiceClient, new_session
 
 import conversation.__main__ as conversation_main
@@ -66,6 +66,14 @@ class Stack:
         assert r.status == 201, await r.text()
         body = await r.json()
         return body["id"], await self.login(email, password), email
+
+    async def elapse_sessions(self, seconds: float) -> None:
+        """As if `seconds` had passed for every session, without waiting: rotation is due
+        once rotated_at is older than the rotation period, and a rotated-out token dies at
+        previous_until, both compared with now() in the registry."""
+        await self.registry.app[POOL].execute(
+            "update sessions set rotated_at = rotated_at - make_interval(secs => $1),"
+            " previous_until = previous_until - make_interval(secs => $1)", seconds)
 
     async def create_project(self, project_id: str, owner_email: str, owner_password: str) -> str:
         store = self.registry.app[STORE]

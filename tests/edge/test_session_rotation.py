@@ -8,8 +8,9 @@ client, a bearer client and the operator socket each stay logged in across sever
 rotations, and every rotation comes back (Set-Cookie and X-Parley-Session on REST; the
 cookie on the socket's upgrade response and a `session_rotated` message on it).
 
-Time passes by `elapse`, which moves the registry's session clocks back instead of
-sleeping: the rules under test compare those columns with now(), and the suite stays fast."""
+Time passes by `Stack.elapse_sessions`, which moves the registry's session clocks back
+instead of sleeping: the rules under test compare those columns with now(), and the
+suite stays fast."""
 from __future__ import annotations
 
 import asyncio
@@ -17,21 +18,12 @@ import asyncio
 import aiohttp
 import pytest
 
-from parley.service import POOL
 from tests.edge.conftest import bearer, cookie_login, cookie_of
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 ROTATE_SECONDS, GRACE_SECONDS = 60, 90
 DUE = ROTATE_SECONDS + 0.6       # a wait after which the token is certainly due for rotation
 PAST_GRACE = GRACE_SECONDS + 0.8  # a wait after which a rotated-out token is certainly dead
-
-
-async def elapse(stack, seconds: float) -> None:
-    """As if `seconds` had passed for every session: rotation is due when rotated_at is
-    older than the rotation period, and a rotated-out token dies at previous_until."""
-    await stack.registry.app[POOL].execute(
-        "update sessions set rotated_at = rotated_at - make_interval(secs => $1),"
-        " previous_until = previous_until - make_interval(secs => $1)", seconds)
 
 
 @pytest.fixture
@@ -73,7 +65,7 @@ async def test_a_cookie_session_stays_valid_across_rotations(stack, cast, fast_r
         lambda: browser.get("/api/templates"),
     ]
     for i, request in enumerate(requests):
-        await elapse(stack, PAST_GRACE if i % 2 else DUE)
+        await stack.elapse_sessions(PAST_GRACE if i % 2 else DUE)
         r = await request()
         assert r.status in (200, 201), f"request {i}: {r.status} {await r.text()}"
         # The token was due: the response rotated it, and carried the new one back.
@@ -101,7 +93,7 @@ async def test_a_bearer_client_follows_x_parley_session(stack, cast, fast_rotati
     seen = [token]
     paths = ["/api/inbox", f"/api/conversations/{cast.cid}", "/api/session", "/api/inbox?view=mine", "/api/templates"]
     for i, path_ in enumerate(paths):
-        await elapse(stack, PAST_GRACE if i % 2 else DUE)
+        await stack.elapse_sessions(PAST_GRACE if i % 2 else DUE)
         r = await bearer_client.get(path_, headers=bearer(token))
         assert r.status == 200, f"{path_}: {r.status} {await r.text()}"
         assert "Set-Cookie" not in r.headers  # a bearer client gets no cookie
@@ -122,7 +114,7 @@ async def test_the_operator_socket_hands_the_rotated_token_back(stack, cast, fas
     first = cookie_of(browser)
     for round_ in range(3):
         before = cookie_of(browser)
-        await elapse(stack, DUE)
+        await stack.elapse_sessions(DUE)
         ws = await browser.ws_connect("/ws/operator")
         try:
             rotated = set_cookie_tokens(ws._response)  # the upgrade response itself
@@ -132,7 +124,7 @@ async def test_the_operator_socket_hands_the_rotated_token_back(stack, cast, fas
             assert messages[0]["type"] == "hello" and messages[0]["operator"]["id"] == cast.b_id
             assert messages[1] == {"type": "session_rotated", "token": rotated[-1]}
             # Past the grace of the token the socket was opened with, REST still works with the cookie.
-            await elapse(stack, PAST_GRACE)
+            await stack.elapse_sessions(PAST_GRACE)
             r = await browser.get("/api/inbox", params={"view": "mine"})
             assert r.status == 200, await r.text()
             assert not ws.closed
@@ -148,7 +140,7 @@ async def test_a_socket_client_with_a_token_follows_session_rotated(stack, cast,
                                                        "password": cast.password})
     token = first = (await r.json())["token"]
     for _ in range(3):
-        await elapse(stack, PAST_GRACE)
+        await stack.elapse_sessions(PAST_GRACE)
         ws = await bearer_client.ws_connect("/ws/operator", params={"token": token})
         try:
             assert (await ws.receive_json(timeout=10))["type"] == "hello"
@@ -173,7 +165,7 @@ async def test_a_refusal_still_carries_the_rotated_token(stack, cast, fast_rotat
     first = cookie_of(browser)
     for path_ in (f"/api/conversations/{cast.cid}", b_file, f"/api/conversations/{cast.cid}/notes"):
         before = cookie_of(browser)
-        await elapse(stack, PAST_GRACE)
+        await stack.elapse_sessions(PAST_GRACE)
         if path_.endswith("/notes"):
             r = await browser.post(path_, json={"text": "not mine"})
         else:
@@ -204,11 +196,11 @@ async def test_rotations_on_calls_behind_a_route_reach_the_client(stack, cast, f
                                 (ada, lambda: ada.post(f"/api/conversations/{cast.cid}/assign",
                                                        json={"operator_id": cast.b_id}))):
             before = cookie_of(client)
-            await elapse(stack, PAST_GRACE)
+            await stack.elapse_sessions(PAST_GRACE)
             r = await request()
             assert r.status == 200, await r.text()
             assert cookie_of(client) != before, f"{r.url.path}: the rotated token did not come back"
-            await elapse(stack, PAST_GRACE)
+            await stack.elapse_sessions(PAST_GRACE)
             r = await client.get("/api/session")
             assert r.status == 200, f"{r.url.path}: logged out after a rotation ({await r.text()})"
 
@@ -219,7 +211,7 @@ async def test_logging_in_again_over_an_older_session_gives_the_new_one(stack, c
     fast_rotation()
     browser = await browser_client()
     await cookie_login(browser, cast.a_email, cast.password)
-    await elapse(stack, ROTATE_SECONDS + 0.6)
+    await stack.elapse_sessions(ROTATE_SECONDS + 0.6)
     me = (await cookie_login(browser, cast.b_email, cast.password))["operator"]
     assert me["id"] == cast.b_id
     r = await browser.get("/api/session")
@@ -239,10 +231,10 @@ async def test_an_operator_socket_is_judged_by_its_session_not_its_first_token(s
     hello = await ws.receive_json(timeout=10)
     assert hello["type"] == "hello" and hello["operator"]["session_id"] == first.split(".")[0]
 
-    await elapse(stack, DUE)
+    await stack.elapse_sessions(DUE)
     rotated = await stack.call("GET", "/api/inbox?view=mine", first)
     current = rotated.headers["X-Parley-Session"]
-    await elapse(stack, PAST_GRACE)
+    await stack.elapse_sessions(PAST_GRACE)
     assert await dead(stack, first), "the socket's own token has rotated away"
 
     assert (await stack.call("DELETE", "/api/session", second)).status == 204  # operator.logged_out
