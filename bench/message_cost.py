@@ -91,6 +91,7 @@ async def measure(comps, lengths=(50, 1500), samples: int = 60, *, vacuum: bool 
     rate_limits.MESSAGES_PER_MINUTE_PER_VISITOR = rate_limits.MESSAGES_PER_MINUTE_PER_ADDRESS = 1_000_000
     rate_limits.NEW_VISITORS_PER_MINUTE_PER_ADDRESS = 1_000  # a short conversation per 10 samples
     os.environ.setdefault("PARLEY_INTERNAL_SECRET", secrets.token_hex(32))
+    os.environ["PARLEY_SEED_DEMO"] = "1"  # its visitors write to project demo
     suffix = uuid.uuid4().hex[:6]
     servers = []
 

@@ -34,8 +34,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "PARLEY_FILES_DIR": (".run/files", "Gateway: folder for uploaded files (avatars, attachments), stored under generated names."),
     "PARLEY_SESSION_ROTATE_SECONDS": ("86400", "operator-registry: a session token older than this is replaced on its next use."),
     "PARLEY_SESSION_ROTATION_GRACE_SECONDS": ("60", "operator-registry: how long a rotated-out token still works, for requests already in flight with it."),
-    "PARLEY_OWNER_EMAIL": ("owner@parley.local", "The demo project's owner login (printed by `make run`)."),
-    "PARLEY_OWNER_PASSWORD": ("parley-demo-owner", "The demo project's owner password."),
+    "PARLEY_SEED_DEMO": ("", "operator-registry: 1 creates project `demo` at start-up (chat enabled, owned by PARLEY_OWNER_EMAIL) if it does not exist. `make run` and the tests set it; compose and k8s do not, so a new installation starts at the gateway's /setup page (or `python -m parley.admin create-project`)."),
+    "PARLEY_OWNER_EMAIL": ("owner@parley.local", "With PARLEY_SEED_DEMO=1 only: the demo project's owner login (printed by `make run`)."),
+    "PARLEY_OWNER_PASSWORD": ("parley-demo-owner", "With PARLEY_SEED_DEMO=1 only: the demo project's owner password."),
     "PARLEY_CRM_ALLOW_PRIVATE": ("", "crm-bridge: 1 allows CRM URLs on loopback, private, link-local and other non-public addresses, and plain http (for the local CRM stand-in; `make run` and the tests set it). Unset, an admin cannot point Parley at internal services."),
     "PARLEY_CRM_LEASE_SECONDS": ("120", "crm-bridge: how long a claimed lead delivery is its worker's; one not finished by then (the process died, or the call overran) is taken up again, looking the lead up in the CRM before creating it. Keep it well above a CRM call's worst case (30 s); the crash test shortens it."),
 }

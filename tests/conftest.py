@@ -23,6 +23,8 @@ TEST_PARTITIONS = 4
 # Every service in the suite (in-process or spawned) signs and checks calls with this key.
 INTERNAL_SECRET = "test-internal-secret-" + "y" * 32
 os.environ["PARLEY_INTERNAL_SECRET"] = INTERNAL_SECRET
+# The suite's stacks start with project demo, as `make run` does (tests/setup start without it).
+os.environ["PARLEY_SEED_DEMO"] = "1"
 
 
 @pytest.fixture(scope="session")

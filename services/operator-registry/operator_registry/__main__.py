@@ -16,7 +16,10 @@ def routes(app: web.Application) -> None:
     async def seed(app: web.Application) -> None:
         await commands.seed_demo_project(app[STORE], DEMO_PROJECT, env("PARLEY_OWNER_EMAIL"),
                                          env("PARLEY_OWNER_PASSWORD"))
-    app.on_startup.append(seed)
+    # Only `make run` and the tests want a demo: a real installation starts with no
+    # project, at the gateway's /setup page (or `python -m parley.admin create-project`).
+    if env("PARLEY_SEED_DEMO") == "1":
+        app.on_startup.append(seed)
 
 
 SPEC = ServiceSpec(
