@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA_LIBS := deploy/kafka/target/libs/.fetched
 
-.PHONY: install chromium run test bench clean
+.PHONY: install chromium nginx run test bench clean
 
 install: $(STAMP) $(KAFKA_LIBS)
 
@@ -22,6 +22,20 @@ chromium:
 		echo "[parley] error: /usr/bin/chromium is missing and installing it needs root." >&2; \
 		echo "[parley]        Install Debian's chromium package, then run make again:" >&2; \
 		echo "[parley]          sudo apt-get update && sudo apt-get install -y chromium" >&2; \
+		exit 1; \
+	fi
+
+# The production topology test (tests/topology) puts Debian's nginx in front of two
+# gateways as the ingress. Installed only when missing; needs root (apt-get).
+nginx:
+	@if [ -x /usr/sbin/nginx ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "[parley] installing Debian's nginx for the topology test..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; \
+	else \
+		echo "[parley] error: /usr/sbin/nginx is missing and installing it needs root." >&2; \
+		echo "[parley]        Install Debian's nginx package, then run make again:" >&2; \
+		echo "[parley]          sudo apt-get update && sudo apt-get install -y nginx" >&2; \
 		exit 1; \
 	fi
 
@@ -40,7 +54,7 @@ $(KAFKA_LIBS): deploy/kafka/pom.xml
 run: install
 	@$(BIN)/python -m parley.platform.run
 
-test: install chromium
+test: install chromium nginx
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
