@@ -1,6 +1,7 @@
 """Operations commands.
 
   python -m parley.admin create-topics   create the topics declared in schemas/asyncapi.yaml
+  python -m parley.admin migrate         migrate every service's schema (DATABASE_URL)
 """
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import argparse
 import asyncio
 import sys
 
-from parley import kafka
+from parley import kafka, migrate_services
 from parley.config import env, resolve_path
 from parley.schemas import load_topics
 
@@ -18,7 +19,16 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     topics = commands.add_parser("create-topics", help="create missing topics (idempotent)")
     topics.add_argument("--bootstrap", default=env("KAFKA_BOOTSTRAP_SERVERS"))
+    migrate = commands.add_parser("migrate", help="migrate every service's schema (idempotent)")
+    migrate.add_argument("--database-url", default=env("DATABASE_URL"))
     args = parser.parse_args(argv)
+    if args.command == "migrate":
+        if not args.database_url:
+            parser.error("set DATABASE_URL or pass --database-url")
+        applied = asyncio.run(migrate_services.migrate_all(args.database_url))
+        for schema, names in applied.items():
+            print(f"{schema}: {', '.join(names) if names else 'up to date'}")
+        return 0
     if not args.bootstrap:
         parser.error("set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap")
     declared = load_topics(resolve_path(env("PARLEY_SCHEMAS_DIR")) / "asyncapi.yaml")
