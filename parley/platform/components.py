@@ -44,6 +44,10 @@ class Components:
     database_url: str
     kind: str
     _stops: list[Callable[[], None]] = field(default_factory=list)
+    # The local broker and the embedded server when started here (else None): the chaos
+    # run's supervisor kills and restarts them (parley/platform/supervisor.py).
+    broker: LocalKafka | None = None
+    postgres: object | None = None
 
     def stop(self) -> None:
         for stop in reversed(self._stops):
@@ -51,7 +55,7 @@ class Components:
         self._stops.clear()
 
 
-def _start_kafka(run_dir: Path, use_docker: bool, stops: list) -> tuple[str, str]:
+def _start_kafka(run_dir: Path, use_docker: bool, stops: list, handles: dict) -> tuple[str, str]:
     if env("KAFKA_BOOTSTRAP_SERVERS"):
         return env("KAFKA_BOOTSTRAP_SERVERS"), "external"
     if use_docker:
@@ -60,12 +64,12 @@ def _start_kafka(run_dir: Path, use_docker: bool, stops: list) -> tuple[str, str
         container = KafkaContainer("confluentinc/cp-kafka:7.7.1").with_kraft().start()
         stops.append(container.stop)
         return container.get_bootstrap_server(), "testcontainers"
-    broker = LocalKafka(run_dir)
+    broker = handles["broker"] = LocalKafka(run_dir)
     stops.append(broker.stop)
     return broker.start(), "local jars"
 
 
-def _start_postgres(run_dir: Path, use_docker: bool, stops: list) -> tuple[str, str]:
+def _start_postgres(run_dir: Path, use_docker: bool, stops: list, handles: dict) -> tuple[str, str]:
     if env("DATABASE_URL"):
         return env("DATABASE_URL"), "external"
     if use_docker:
@@ -77,7 +81,7 @@ def _start_postgres(run_dir: Path, use_docker: bool, stops: list) -> tuple[str, 
     import pgserver
     pgdata = run_dir / "postgres"
     say(f"starting embedded PostgreSQL 16 in {pgdata}...")
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = handles["postgres"] = pgserver.get_server(pgdata, cleanup_mode="stop")
     stops.append(server.cleanup)
     return server.get_uri(), "embedded pgserver"
 
@@ -88,9 +92,10 @@ def start(run_dir: Path | None = None, *, use_docker: bool | None = None) -> Com
     if use_docker is None:
         use_docker = not (env("KAFKA_BOOTSTRAP_SERVERS") and env("DATABASE_URL")) and docker_available()
     stops: list[Callable[[], None]] = []
+    handles: dict = {}
     try:
-        database_url, pg_kind = _start_postgres(run_dir, use_docker, stops)
-        bootstrap, kafka_kind = _start_kafka(run_dir, use_docker, stops)
+        database_url, pg_kind = _start_postgres(run_dir, use_docker, stops, handles)
+        bootstrap, kafka_kind = _start_kafka(run_dir, use_docker, stops, handles)
         created = asyncio.run(kafka.create_topics(bootstrap, load_topics(resolve_path(env("PARLEY_SCHEMAS_DIR")) / "asyncapi.yaml")))
         if created:
             say(f"created topics: {', '.join(created)}")
@@ -98,4 +103,4 @@ def start(run_dir: Path | None = None, *, use_docker: bool | None = None) -> Com
         for stop in reversed(stops):
             stop()
         raise
-    return Components(bootstrap, database_url, f"Kafka: {kafka_kind}, PostgreSQL: {pg_kind}", stops)
+    return Components(bootstrap, database_url, f"Kafka: {kafka_kind}, PostgreSQL: {pg_kind}", stops, **handles)
