@@ -27,7 +27,7 @@ def _docs(path: Path):
 
 
 def test_k8s_deployments_get_the_secret_and_only_the_gateway_reaches_the_services():
-    k8s = DEPLOY / "k8s"
+    k8s = DEPLOY / "k8s" / "base"
     kustomization = yaml.safe_load((k8s / "kustomization.yaml").read_text())
     assert "network-policies.yaml" in kustomization["resources"]
     for name in SERVICES:
@@ -42,5 +42,10 @@ def test_k8s_deployments_get_the_secret_and_only_the_gateway_reaches_the_service
     inner = policies["services-from-gateway-only"]["spec"]
     assert set(inner["podSelector"]["matchExpressions"][0]["values"]) == set(SERVICES) - {"gateway"}
     assert inner["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
-    secret_example = next(d for d in _docs(k8s / "secret.example.yaml"))
-    assert "PARLEY_INTERNAL_SECRET" in secret_example["stringData"]
+    overlay = DEPLOY / "k8s" / "overlays" / "production"
+    secret_keys = {line.split("=", 1)[0] for line in (overlay / "secrets.env.example").read_text().splitlines()
+                   if line and not line.startswith("#")}
+    assert "PARLEY_INTERNAL_SECRET" in secret_keys
+    generators = yaml.safe_load((overlay / "kustomization.yaml").read_text())["secretGenerator"]
+    assert {"name": "parley-secrets", "envs": ["secrets.env"]} in generators
+    assert "deploy/k8s/overlays/production/secrets.env" in (REPO_ROOT / ".gitignore").read_text().splitlines()
