@@ -106,7 +106,6 @@ class Stack:
                     "PARLEY_TRUSTED_PROXY_HOPS": "1",
                     "PARLEY_VISITOR_SECRET": os.environ.get("PARLEY_VISITOR_SECRET") or secrets.token_hex(32),
                     "PARLEY_INTERNAL_SECRET": os.environ.get("PARLEY_INTERNAL_SECRET") or secrets.token_hex(32),
-                    "PARLEY_FILES_DIR": str(self.run_dir / "files"),
                     "PARLEY_SEED_DEMO": "1"}  # the bench's visitors and operators use project demo
         # The bench process mints visitor tokens and signs internal calls with the same keys.
         for name in ("PARLEY_VISITOR_SECRET", "PARLEY_INTERNAL_SECRET", "PARLEY_TRUSTED_PROXY_HOPS"):

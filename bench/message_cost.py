@@ -105,7 +105,6 @@ async def measure(comps, lengths=(50, 1500), samples: int = 60, *, vacuum: bool 
     os.environ["PARLEY_OPERATOR_REGISTRY_URL"] = await start(registry_main.SPEC, "registry")
     os.environ["PARLEY_CONVERSATION_URL"] = await start(conversation_main.SPEC, "conversation")
     os.environ.setdefault("PARLEY_VISITOR_SECRET", secrets.token_hex(32))
-    os.environ["PARLEY_FILES_DIR"] = tempfile.mkdtemp(prefix="parley-bench-files-")
     gateway = await start(gateway_main.SPEC, "gateway")
     pause = float(os.environ.get("PARLEY_BENCH_PAUSE", "0"))
     short, long = sorted(lengths)

@@ -31,7 +31,6 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "PARLEY_SCHEDULER_MINUTE_SECONDS": ("60", "scheduler: how many seconds a timer minute lasts (unanswered_alert_minutes, and idle_close_hours as 60 of them). Leave it at 60; the tests shorten it so timers fire in seconds."),
     "PARLEY_VISITOR_SECRET": ("", "Gateway: the key that signs visitor tokens, 32+ random characters, the same on every gateway. `make run` generates one in PARLEY_RUN_DIR."),
     "PARLEY_TRUSTED_PROXY_HOPS": ("0", "Gateway: how many reverse proxies of yours stand in front of it (an ingress: 1). Their X-Forwarded-For entries give the client's address for throttling and rate limits; 0 trusts none."),
-    "PARLEY_FILES_DIR": (".run/files", "Gateway: folder for uploaded files (avatars, attachments), stored under generated names."),
     "PARLEY_SESSION_ROTATE_SECONDS": ("86400", "operator-registry: a session token older than this is replaced on its next use."),
     "PARLEY_SESSION_ROTATION_GRACE_SECONDS": ("60", "operator-registry: how long a rotated-out token still works, for requests already in flight with it."),
     "PARLEY_SEED_DEMO": ("", "operator-registry: 1 creates project `demo` at start-up (chat enabled, owned by PARLEY_OWNER_EMAIL) if it does not exist. `make run` and the tests set it; compose and k8s do not, so a new installation starts at the gateway's /setup page (or `python -m parley.admin create-project`)."),

@@ -86,7 +86,7 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(platform, tmp_path, monkeypatch):
+async def stack(platform, monkeypatch):
     suffix = uuid.uuid4().hex[:8]
     registry_spec = dataclasses.replace(registry_main.SPEC, schema=f"reg_{suffix}")
     registry = TestClient(TestServer(create_app(registry_spec, settings(platform, "operator-registry"))))
@@ -97,7 +97,6 @@ async def stack(platform, tmp_path, monkeypatch):
     monkeypatch.setenv("PARLEY_OPERATOR_REGISTRY_URL", by_host_name(registry))
     monkeypatch.setenv("PARLEY_CONVERSATION_URL", by_host_name(conversation))
     monkeypatch.setenv("PARLEY_VISITOR_SECRET", "test-visitor-secret-" + "x" * 32)
-    monkeypatch.setenv("PARLEY_FILES_DIR", str(tmp_path / "files"))
     gateway_spec = dataclasses.replace(gateway_main.SPEC, schema=f"gw_{suffix}")
     gateway = TestClient(TestServer(create_app(gateway_spec, settings(platform, "gateway"))))
     await gateway.start_server()

@@ -128,7 +128,6 @@ def main() -> int:
                      "PARLEY_INTERNAL_PORT": str(base + 5),
                      "PARLEY_VISITOR_SECRET": env("PARLEY_VISITOR_SECRET") or _kept_secret(run_dir, "visitor-secret"),
                      "PARLEY_INTERNAL_SECRET": env("PARLEY_INTERNAL_SECRET") or _kept_secret(run_dir, "internal-secret"),
-                     "PARLEY_FILES_DIR": str(run_dir / "files"),
                      "PARLEY_SEED_DEMO": "1"}  # a newcomer tries project demo at once
         # The stand-in is in memory: a restart forgets its leads, but the kept secret
         # keeps the demo project's stored webhook URL valid. Its seeded manager #1 has

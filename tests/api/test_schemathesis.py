@@ -86,7 +86,6 @@ def gateway(platform, tmp_path_factory):
         "PARLEY_CRM_BRIDGE_URL": f"http://localhost:{ports['crm_bridge']}",
         "PARLEY_SCHEDULER_URL": f"http://localhost:{ports['scheduler']}",
         "PARLEY_VISITOR_SECRET": "schemathesis-visitor-secret-" + "v" * 32,
-        "PARLEY_FILES_DIR": str(tmp / "files"),
     }, "scheduler": {"PARLEY_CONVERSATION_URL": f"http://localhost:{ports['conversation']}"}}
     procs = []
     try:

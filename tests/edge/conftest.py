@@ -4,11 +4,9 @@ else than the operator who attacks it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -189,10 +187,6 @@ async def cast(stack) -> Cast:
 async def conversation_events(stack: Stack, cid: str) -> list[dict]:
     """Every stored event of a conversation, read behind the gateway (a signed call)."""
     return (await stack.conversation_client.checked("GET", path("internal", "conversations", cid, "events")))["events"]
-
-
-def attachments_dir() -> Path:
-    return Path(os.environ["PARLEY_FILES_DIR"]) / "attachments"
 
 
 def new_id() -> str:

@@ -3,21 +3,26 @@
 Before, `request.content.read(N)` returned what happened to be buffered, not N bytes: a
 3.4 MB attachment was stored as 0.55-0.78 MB with "201 Created", a valid 3 MB avatar
 was refused as unreadable, a JSON body arriving in two packets was `invalid_json`, and
-a chunked upload (no Content-Length) slipped past the 10 MiB limit. Now uploads stream
-to disk counting the real bytes (413 above the limit, nothing kept) and JSON is read to
-its end however it arrives."""
+a chunked upload (no Content-Length) slipped past the 10 MiB limit. Now uploads are
+read counting the real bytes (413 above the limit, nothing kept) and JSON is read to
+its end however it arrives. The bytes live in PostgreSQL, so every gateway replica
+serves every file."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import os
 
 import orjson
+from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
-from parley.service import POOL
-from tests.edge.conftest import attachments_dir, bearer, raw_request
+import gateway.__main__ as gateway_main
+from parley.service import POOL, create_app
+from tests.edge.conftest import bearer, raw_request
+from tests.stack import settings
 
 MB = 1000 * 1000
 MiB = 1024 * 1024
@@ -39,10 +44,15 @@ async def visitor_token(stack) -> str:
     return (await r.json())["visitor_token"]
 
 
-async def kept_files(stack) -> tuple[int, list[str]]:
-    rows = await stack.gateway.app[POOL].fetchval("select count(*) from files")
-    folder = attachments_dir()
-    return rows, sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+async def kept_files(stack) -> tuple[int, int]:
+    """Attachments stored: rows, and bytes (which live in the same rows)."""
+    row = await stack.gateway.app[POOL].fetchrow(
+        "select count(*) as n, coalesce(sum(length(content)), 0) as bytes from files")
+    return row["n"], row["bytes"]
+
+
+async def kept_avatars(stack) -> list[str]:
+    return [r["id"] for r in await stack.gateway.app[POOL].fetch("select id from avatars order by id")]
 
 PDF = b"%PDF-1.4\n"
 
@@ -120,14 +130,13 @@ async def test_a_3_mb_avatar_is_accepted(stack, cast, bearer_client):
 
 
 async def test_an_avatar_over_the_limit_is_refused_however_it_is_sent(stack, cast, bearer_client):
-    avatars = attachments_dir().parent / "avatars"
-    before = sorted(p.name for p in avatars.iterdir()) if avatars.exists() else []
+    before = await kept_avatars(stack)
     for data in (chunked(b"\x89PNG\r\n\x1a\n", 11 * MiB), b"\x89PNG\r\n\x1a\n" + os.urandom(11 * MiB)):
         r = await bearer_client.put(f"/api/operators/{cast.b_id}/avatar", data=data,
                                     headers={**bearer(cast.b), "Content-Type": "image/png"})
         assert r.status == 413, await r.text()
         assert (await r.json())["error"]["code"] == "avatar_file_too_large"
-    assert (sorted(p.name for p in avatars.iterdir()) if avatars.exists() else []) == before
+    assert await kept_avatars(stack) == before
     r = await bearer_client.get(f"/api/operators/{cast.b_id}", headers=bearer(cast.b))
     assert (await r.json())["avatar_url"] is None
 
@@ -169,7 +178,38 @@ async def test_an_operator_uploads_only_to_a_conversation_they_may_see(stack, ca
         r = await stack.call("POST", f"/api/conversations/{cid}/attachments", cast.a, data=b"%PDF-1.4 x",
                              headers={"Content-Type": "application/octet-stream"})
         assert r.status == 404, await r.text()
-    assert not attachments_dir().exists() or not list(attachments_dir().iterdir())
+    assert await kept_files(stack) == (0, 0)
     r = await stack.call("POST", f"/api/conversations/{cast.cid}/attachments", cast.b, data=b"%PDF-1.4 x",
                          headers={"Content-Type": "application/octet-stream"})
     assert r.status == 201
+
+
+async def test_a_second_gateway_replica_serves_what_the_first_stored(stack, cast, bearer_client, platform):
+    """Two replicas behind one ingress share nothing but PostgreSQL: an attachment and an
+    avatar uploaded through one are downloaded whole through the other."""
+    schema = await stack.gateway.app[POOL].fetchval("select current_schema()")
+    replica = TestClient(TestServer(create_app(dataclasses.replace(gateway_main.SPEC, schema=schema),
+                                               settings(platform, "gateway"))))
+    await replica.start_server()
+    try:
+        data = pdf_of(3 * MB)
+        r = await bearer_client.post(f"/api/conversations/{cast.cid}/attachments", data=data,
+                                     headers={**bearer(cast.b), "X-File-Name": "contract.pdf"})
+        assert r.status == 201, await r.text()
+        stored = await r.json()
+        # In the database itself, not on the disk of the replica that took the upload.
+        assert await stack.gateway.app[POOL].fetchval(
+            "select length(content) from files where id = $1", stored["file_id"]) == len(data)
+        r = await replica.get(stored["url"], headers=bearer(cast.b))
+        assert r.status == 200 and sha(await r.read()) == sha(data)
+
+        out = io.BytesIO()
+        Image.frombytes("RGB", (200, 200), os.urandom(200 * 200 * 3)).save(out, "PNG")
+        r = await bearer_client.put(f"/api/operators/{cast.b_id}/avatar", data=out.getvalue(),
+                                    headers={**bearer(cast.b), "Content-Type": "image/png"})
+        assert r.status == 200, await r.text()
+        r = await replica.get((await r.json())["avatar_url"])
+        assert r.status == 200 and r.headers["Content-Type"] == "image/png"
+        assert Image.open(io.BytesIO(await r.read())).size == (96, 96)
+    finally:
+        await replica.close()

@@ -1,16 +1,16 @@
-"""Operator avatars: upload (validated by content, stored under a generated name) and
-serving the widget-sized copy."""
+"""Operator avatars: upload (validated by content, stored under a generated name in
+PostgreSQL, like attachments, so every gateway replica serves them) and serving the
+widget-sized copy."""
 from __future__ import annotations
 
 import re
 import secrets
-from pathlib import Path
 
 from aiohttp import web
 
-from parley.config import env, resolve_path
 from parley.contract import canonical_uuid
 from parley.http import Rejected, ok, read_body
+from parley.service import POOL
 from parley.service_client import path, refusal
 
 from gateway import auth
@@ -18,12 +18,6 @@ from gateway.avatars import MAX_AVATAR_BYTES, AvatarRejected, validate_avatar
 from gateway.upstreams import as_caller, registry
 
 _AVATAR_NAME = re.compile(r"^[a-f0-9]{32}$")
-
-
-def avatars_dir() -> Path:
-    path_ = resolve_path(env("PARLEY_FILES_DIR")) / "avatars"
-    path_.mkdir(parents=True, exist_ok=True)
-    return path_
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -51,9 +45,10 @@ async def upload(request: web.Request) -> web.Response:
     except AvatarRejected as e:
         raise Rejected(422, e.code, e.message)
     avatar_id = secrets.token_hex(16)
-    folder = avatars_dir()
-    (folder / f"{avatar_id}.png").write_bytes(avatar.widget)
-    (folder / f"{avatar_id}.original.{'png' if avatar.format == 'png' else 'jpg'}").write_bytes(avatar.original)
+    pool = request.app[POOL]
+    await pool.execute("insert into avatars (id, widget, original, original_type) values ($1, $2, $3, $4)",
+                       avatar_id, avatar.widget, avatar.original,
+                       "image/png" if avatar.format == "png" else "image/jpeg")
     try:
         stored = await client.call("PUT", path("internal", "operators", operator_id, "avatar"),
                                    json={"avatar_id": avatar_id}, headers=headers)
@@ -61,8 +56,7 @@ async def upload(request: web.Request) -> web.Response:
         if stored.status >= 300:
             raise refusal(stored)
     except Rejected:
-        for f in folder.glob(f"{avatar_id}.*"):
-            f.unlink(missing_ok=True)
+        await pool.execute("delete from avatars where id = $1", avatar_id)
         raise
     return ok(stored.body)
 
@@ -70,8 +64,9 @@ async def upload(request: web.Request) -> web.Response:
 async def serve(request: web.Request) -> web.StreamResponse:
     """GET /avatars/{name}.png - the 96 px copy shown in the widget and the app."""
     name = request.match_info["name"]
-    file = avatars_dir() / f"{name}.png"
-    if not _AVATAR_NAME.match(name) or not file.exists():
+    widget = await request.app[POOL].fetchval("select widget from avatars where id = $1", name) \
+        if _AVATAR_NAME.match(name) else None
+    if widget is None:
         raise web.HTTPNotFound()
-    return web.FileResponse(file, headers={"Content-Type": "image/png", "X-Content-Type-Options": "nosniff",
+    return web.Response(body=widget, headers={"Content-Type": "image/png", "X-Content-Type-Options": "nosniff",
                                            "Cache-Control": "public, max-age=31536000, immutable"})

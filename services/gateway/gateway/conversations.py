@@ -113,7 +113,7 @@ def _no_such_file() -> Rejected:
 async def download(request: web.Request) -> web.StreamResponse:
     row = await files.file_row(request)
     if request.query.get("token") and await visitor_files.may_download(request, row):
-        return files.download(row)
+        return await files.download(request, row)
     try:
         me = await auth.current_operator(request)
     except Rejected as e:
@@ -123,12 +123,12 @@ async def download(request: web.Request) -> web.StreamResponse:
     if me["project"] != row["project_id"]:
         raise _no_such_file()
     if row["uploaded_by"] == f"operator:{me['id']}":
-        return files.download(row)
+        return await files.download(request, row)
     if row["conversation_id"]:
         answer = await conversation(request.app).call(
             "GET", path("internal", "conversations", row["conversation_id"], "summary"))
         if answer.status == 200 and audience.may_see(answer.body["project_id"], answer.body["assignee_id"], me):
-            return files.download(row)
+            return await files.download(request, row)
     raise _no_such_file()
 
 

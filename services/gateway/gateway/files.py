@@ -1,25 +1,23 @@
 """Attachments: size-limited, type-checked by content against an allow-list, stored
 under generated names, served as downloads only to that conversation's participants.
 
-An upload streams to a temporary file while its bytes are counted - the limit holds
-for chunked bodies too, and a body arriving in many packets is stored whole - and is
-renamed into place only when complete and accepted; a refused upload leaves nothing.
-Each uploader may hold a bounded number (and size) of files not yet sent in a message,
-and such files are deleted after UNATTACHED_TTL."""
+An upload is read whole while its bytes are counted - the limit holds for chunked
+bodies too, and a body arriving in many packets is stored whole - and is stored, row
+and bytes in one insert, only when complete and accepted; a refused upload leaves
+nothing. The bytes live in PostgreSQL (migration 002), so any gateway replica serves
+any file and a pg_dump holds them. Each uploader may hold a bounded number (and size)
+of files not yet sent in a message, and such files are deleted after UNATTACHED_TTL."""
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import secrets
-from pathlib import Path
 from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from parley.config import env, resolve_path
-from parley.http import Rejected, ok
+from parley.http import Rejected, ok, read_body
 from parley.service import POOL
 
 log = logging.getLogger(__name__)
@@ -29,7 +27,6 @@ UNATTACHED_PER_UPLOADER = 20
 UNATTACHED_BYTES_PER_UPLOADER = 50 * 1024 * 1024
 UNATTACHED_TTL_HOURS = 24
 _FILE_ID = re.compile(r"^[a-f0-9]{32}$")
-_CHUNK = 64 * 1024
 
 # By content, never by name: (magic prefix, content type).
 _SIGNATURES = [
@@ -62,12 +59,6 @@ def sniff(head: bytes, *, complete: bool = True) -> str | None:
     return None
 
 
-def files_dir() -> Path:
-    path = resolve_path(env("PARLEY_FILES_DIR")) / "attachments"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def clean_name(raw: str) -> str:
     name = unquote(raw or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
     name = "".join(c for c in name if c.isprintable())[:200]
@@ -76,24 +67,6 @@ def clean_name(raw: str) -> str:
 
 def too_large(limit: int) -> Rejected:
     return Rejected(413, "file_too_large", f"Files are limited to {limit // (1024 * 1024)} MiB.")
-
-
-async def receive(request: web.Request, target: Path, limit: int) -> int:
-    """Stream the body into `target`, counting real bytes; 413 (and nothing kept) above `limit`."""
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large(limit)
-    size = 0
-    try:
-        with open(target, "wb") as out:
-            async for chunk in request.content.iter_chunked(_CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise too_large(limit)
-                out.write(chunk)
-        return size
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
 
 
 async def _check_quota(request: web.Request, uploaded_by: str) -> None:
@@ -107,27 +80,23 @@ async def _check_quota(request: web.Request, uploaded_by: str) -> None:
 
 async def store_upload(request: web.Request, project_id: str, uploaded_by: str) -> dict:
     await _check_quota(request, uploaded_by)
-    file_id = secrets.token_hex(16)
-    folder = files_dir()
-    partial = folder / f".{file_id}.part"
-    size = await receive(request, partial, MAX_FILE_BYTES)
     try:
-        if size == 0:
-            raise Rejected(422, "file_empty", "The file is empty.")
-        with open(partial, "rb") as f:
-            head = f.read(_SNIFF_BYTES)
-        content_type = sniff(head, complete=size <= _SNIFF_BYTES)
-        if content_type is None:
-            raise Rejected(415, "file_type_not_allowed",
-                           "Send images (PNG, JPEG, GIF, WebP), PDF, text or office documents.")
-        name = clean_name(request.headers.get("X-File-Name", ""))
-        os.replace(partial, folder / file_id)
-    finally:
-        partial.unlink(missing_ok=True)
+        data = await read_body(request, MAX_FILE_BYTES)
+    except Rejected as e:
+        raise too_large(MAX_FILE_BYTES) if e.status == 413 else e
+    if not data:
+        raise Rejected(422, "file_empty", "The file is empty.")
+    content_type = sniff(data[:_SNIFF_BYTES], complete=len(data) <= _SNIFF_BYTES)
+    if content_type is None:
+        raise Rejected(415, "file_type_not_allowed",
+                       "Send images (PNG, JPEG, GIF, WebP), PDF, text or office documents.")
+    file_id = secrets.token_hex(16)
+    name = clean_name(request.headers.get("X-File-Name", ""))
     await request.app[POOL].execute(
-        "insert into files (id, project_id, name, size, content_type, uploaded_by) values ($1, $2, $3, $4, $5, $6)",
-        file_id, project_id, name, size, content_type, uploaded_by)
-    return {"file_id": file_id, "url": f"/files/{file_id}", "name": name, "size": size,
+        "insert into files (id, project_id, name, size, content_type, uploaded_by, content)"
+        " values ($1, $2, $3, $4, $5, $6, $7)",
+        file_id, project_id, name, len(data), content_type, uploaded_by, data)
+    return {"file_id": file_id, "url": f"/files/{file_id}", "name": name, "size": len(data),
             "content_type": content_type}
 
 
@@ -162,8 +131,12 @@ async def file_row(request: web.Request):
     return row
 
 
-def download(row) -> web.StreamResponse:
-    return web.FileResponse(files_dir() / row["id"], headers={
+async def download(request: web.Request, row) -> web.Response:
+    """The file's bytes, read only once the caller may have them (file_row leaves them out)."""
+    content = await request.app[POOL].fetchval("select content from files where id = $1", row["id"])
+    if content is None:  # uploaded before the bytes moved into PostgreSQL (migration 002)
+        raise web.HTTPNotFound()
+    return web.Response(body=content, headers={
         "Content-Type": row["content_type"] if row["content_type"].startswith("image/") else "application/octet-stream",
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(row['name'])}",
         "X-Content-Type-Options": "nosniff",
@@ -176,16 +149,14 @@ def uploaded(info: dict) -> web.Response:
 
 
 async def delete_expired(pool, older_than_hours: float = UNATTACHED_TTL_HOURS) -> int:
-    """Delete files never sent in a message within the TTL (rows first, then bytes)."""
-    rows = await pool.fetch(
-        "delete from files where conversation_id is null and created_at < now() - make_interval(secs => $1) "
-        "returning id", float(older_than_hours) * 3600)
-    folder = files_dir()
-    for row in rows:
-        (folder / row["id"]).unlink(missing_ok=True)
-    if rows:
-        log.info("expired unsent uploads deleted", extra={"count": len(rows)})
-    return len(rows)
+    """Delete files never sent in a message within the TTL (row and bytes together)."""
+    deleted = await pool.fetchval(
+        "with gone as (delete from files where conversation_id is null"
+        " and created_at < now() - make_interval(secs => $1) returning 1) select count(*) from gone",
+        float(older_than_hours) * 3600)
+    if deleted:
+        log.info("expired unsent uploads deleted", extra={"count": deleted})
+    return deleted
 
 
 def expiry_loop(app: web.Application):
