@@ -25,7 +25,7 @@ from parley.envelope import Event
 from parley.http import Rejected, error_response, unavailable
 from parley.service_client import path
 
-from gateway import auth, send_queue
+from gateway import auth, send_queue, socket_metrics
 from gateway.send_queue import SendQueue
 from gateway.upstreams import registry
 
@@ -83,6 +83,7 @@ async def operator_socket(request: web.Request) -> web.StreamResponse:
     socket = OperatorSocket(ws, operator, SendQueue(ws, request.transport))
     sockets = request.app[SOCKETS]
     sockets.add(socket)
+    socket_metrics.opened("operator")
     try:
         await socket.out.send({"type": "hello", "operator": operator})
         if rotated:
@@ -92,6 +93,7 @@ async def operator_socket(request: web.Request) -> web.StreamResponse:
     finally:
         sockets.discard(socket)
         socket.out.stop()
+        socket_metrics.closed("operator")
     return ws
 
 

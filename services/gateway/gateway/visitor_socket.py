@@ -25,7 +25,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from parley.http import Rejected, error_response
 from parley.service_client import path
 
-from gateway import audience, auth, availability, files
+from gateway import audience, auth, availability, files, socket_metrics
 from gateway.client_ip import client_ip
 from gateway.rate_limits import limits
 from gateway import send_queue
@@ -172,6 +172,7 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     socket = VisitorSocket(ws, project_id, visitor_id, None, after, out=SendQueue(ws, request.transport))
     sockets.add(socket)
+    socket_metrics.opened("visitor")
     conversation_id = body.get("conversation_id")
     if conversation_id:
         sockets.bind(socket, conversation_id)  # registered before reading history: nothing falls between
@@ -197,6 +198,7 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
     finally:
         sockets.discard(socket)
         socket.out.stop()
+        socket_metrics.closed("visitor")
     return ws
 
 

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 from aiohttp import web
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from parley import internal_auth
 from parley import working_hours as wh
@@ -45,6 +45,10 @@ from scheduler.schedules import current_schedule, locked_schedule, now
 log = logging.getLogger(__name__)
 
 FIRED = Counter("parley_scheduler_timers_fired_total", "Timers fired", ["kind", "outcome"])
+# Overdue timers: how late the oldest due timer of the last fire pass was, and when that
+# pass ran (a stuck or dead loop stops moving it). The alert rules read both.
+OVERDUE = Gauge("parley_scheduler_timer_overdue_seconds", "How late the oldest due timer was at the last fire pass")
+LAST_PASS = Gauge("parley_scheduler_fire_pass_timestamp_seconds", "When the timer fire loop last looked for due timers")
 
 NAMESPACE = uuid.UUID("0f2b9a64-5d1e-4c8e-8b7a-3e9d2c1a4f60")
 MINUTE_SECONDS_VAR = "PARLEY_SCHEDULER_MINUTE_SECONDS"
@@ -173,6 +177,8 @@ async def fire_due(app: web.Application) -> int:
         rows = await conn.fetch(
             """select * from timers where status = 'pending' and due_at <= now()
                order by due_at limit $1 for update skip locked""", tuning.batch)
+        LAST_PASS.set_to_current_time()
+        OVERDUE.set(max(0.0, (now() - min(r["due_at"] for r in rows)).total_seconds()) if rows else 0.0)
         # Each alert appends to its own stream, so this transaction takes several shards'
         # commit-order locks: always in ascending shard order, so two replicas' passes can
         # never wait on each other in a cycle.
