@@ -11,7 +11,7 @@ from parley.service import SETTINGS, ServiceSpec, main
 from gateway import (auth, availability, avatar_files, conversation_crm, conversations, cors, crm_routes, files,
                      operator_sockets, project_config, push, rate_limits, registry_routes, upstreams, visitor_api,
                      visitor_socket)
-from gateway import schedule_routes
+from gateway import schedule_routes, setup_routes
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -78,6 +78,7 @@ def routes(app: web.Application) -> None:
     crm_routes.add_routes(app)
     conversation_crm.add_routes(app)
     schedule_routes.add_routes(app)
+    setup_routes.add_routes(app)
 
 
 def live(topic: str, on_event):
@@ -97,6 +98,7 @@ SPEC = ServiceSpec(
     public=True,
     routes=routes,
     loops=[("files:expiry", files.expiry_loop),
+           ("setup:announce", setup_routes.announce),
            ("live:operator.events", live("operator.events", operator_sockets.on_operator_event)),
            ("live:conversation.events", live("conversation.events", push.on_conversation_event)),
            ("live:lead.events", live("lead.events", push.on_lead_event)),

@@ -5,13 +5,14 @@ from aiohttp import web
 from parley.config import env
 from parley.service import STORE, ServiceSpec, main
 
-from operator_registry import api, commands
+from operator_registry import api, commands, first_run
 
 DEMO_PROJECT = "demo"
 
 
 def routes(app: web.Application) -> None:
     api.add_routes(app)
+    first_run.add_routes(app)
 
     async def seed(app: web.Application) -> None:
         await commands.seed_demo_project(app[STORE], DEMO_PROJECT, env("PARLEY_OWNER_EMAIL"),

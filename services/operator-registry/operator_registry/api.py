@@ -185,6 +185,14 @@ async def login(request: web.Request) -> web.Response:
         await accounts.record_failure(pool, pair_key, address_key)
         return error(401, "invalid_credentials", "Wrong project, email or password.")
     await accounts.forget_failures(pool, pair_key)
+    return await open_session(request, operator)
+
+
+async def open_session(request: web.Request, operator: Any) -> web.Response:
+    """A new session for an operator who proved who they are (`operator`: its `id` and
+    `project_id`): 201 with the token in the body and in X-Parley-Session, from which the
+    gateway sets its cookie. Login and the first-run setup both end here."""
+    pool = request.app[POOL]
     session_id = str(uuid.uuid4())
     tokens: list[str] = []
 

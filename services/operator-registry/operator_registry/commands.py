@@ -1,5 +1,6 @@
 """Running registry commands: load a stream, decide, append, and update the registry's
-tables in the same transaction. Used by the HTTP API and by the start-up seeding."""
+tables in the same transaction. Used by the HTTP API, the start-up seeding, the first-run page and
+`python -m parley.admin create-project`."""
 from __future__ import annotations
 
 import uuid
@@ -46,12 +47,48 @@ async def run(store: EventStore, command_id: str, stream_id: str, evolve, decide
 
 
 async def create_project(store: EventStore, command_id: str, project_id: str, *, name: str, owner_name: str,
-                         owner_email: str, owner_password: str, language: str, owner_operator_id: str) -> Outcome:
+                         owner_email: str, owner_password: str, language: str, owner_operator_id: str,
+                         extra: Extra | None = None) -> Outcome:
     password_hash = await accounts.hash_password(domain.check_password(owner_password))
     return await run(store, command_id, project_stream(project_id), domain.evolve_project,
                      lambda p: domain.decide_create_project(p, project_id, name, owner_name, owner_email, language,
                                                             owner_operator_id),
-                     password_hash=password_hash)
+                     password_hash=password_hash, extra=extra)
+
+
+# Held until commit by a transaction creating the installation's first project.
+_FIRST_PROJECT_LOCK = "select pg_advisory_xact_lock(hashtext('parley_first_project:' || current_schema()))"
+
+
+def _only_project(project_id: str) -> Extra:
+    """Runs in the creating transaction, after its projects row is written: two first-run
+    setups racing (different ids, so different streams, perhaps different shards) take
+    this lock in turn, and the second, seeing the first's committed row, is refused and
+    rolled back. Exactly one project comes out of /setup, across every gateway."""
+    async def check(conn: asyncpg.Connection, events: list[Event]) -> None:
+        await conn.execute(_FIRST_PROJECT_LOCK)
+        if await conn.fetchval("select exists (select 1 from projects where id <> $1)", project_id):
+            raise domain.setup_already_done()
+    return check
+
+
+async def open_project(store: EventStore, project_id: Any, *, name: Any, owner_name: Any, owner_email: Any,
+                       owner_password: Any, language: str = "en", first_only: bool = False,
+                       owner_operator_id: str | None = None, command_prefix: str | None = None) -> str:
+    """The one way a project comes to be - the demo seed, `python -m parley.admin
+    create-project` and the first-run page: created, its chat enabled, its owner the
+    first operator (an admin) with the given password. Each field is checked first, with
+    a code naming it (domain.check_new_project). `first_only`: refused with 409
+    `setup_already_done` unless it is the installation's first project. Returns the
+    owner's operator id."""
+    domain.check_new_project(project_id, name, owner_name, owner_email, owner_password)
+    owner_id = owner_operator_id or str(uuid.uuid4())
+    prefix = command_prefix or f"open:{uuid.uuid4()}"
+    await create_project(store, f"{prefix}:create", project_id, name=name, owner_name=owner_name,
+                         owner_email=owner_email, owner_password=owner_password, language=language,
+                         owner_operator_id=owner_id, extra=_only_project(project_id) if first_only else None)
+    await enable_chat(store, f"{prefix}:enable", Actor(owner_id, project_id, True, True))
+    return owner_id
 
 
 async def enable_chat(store: EventStore, command_id: str, owner: Actor) -> Outcome:
@@ -73,8 +110,6 @@ async def seed_demo_project(store: EventStore, project_id: str, owner_email: str
     """`make run`'s demo project, chat enabled, owned by PARLEY_OWNER_EMAIL. Idempotent."""
     if await store.load(project_stream(project_id)):
         return
-    owner_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"parley:{project_id}:owner"))
-    await create_project(store, f"seed:{project_id}:create", project_id, name="Demo", owner_name="Owner",
-                         owner_email=owner_email, owner_password=owner_password, language="en",
-                         owner_operator_id=owner_id)
-    await enable_chat(store, f"seed:{project_id}:enable", Actor(owner_id, project_id, True, True))
+    await open_project(store, project_id, name="Demo", owner_name="Owner", owner_email=owner_email,
+                       owner_password=owner_password, language="en", command_prefix=f"seed:{project_id}",
+                       owner_operator_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"parley:{project_id}:owner")))

@@ -219,14 +219,14 @@ def clean_avatar_id(avatar_id: Any) -> str:
     return avatar_id
 
 
-def clean_name(name: Any) -> str:
+def clean_name(name: Any, what: str = "Display name") -> str:
     if not isinstance(name, str):
-        raise invalid("name_required", "Display name is required (a string).")
+        raise invalid("name_required", f"{what} is required (a string).")
     name = one_line(name)
     if not name:
-        raise invalid("name_required", "Display name is required.")
+        raise invalid("name_required", f"{what} is required.")
     if len(name) > NAME_MAX:
-        raise invalid("name_too_long", f"Display name is {len(name)} characters; at most {NAME_MAX}.")
+        raise invalid("name_too_long", f"{what} is {len(name)} characters; at most {NAME_MAX}.")
     return name
 
 
@@ -292,6 +292,32 @@ def clean_template(title: Any, text: Any) -> tuple[str, str]:
     return title, text
 
 
+PROJECT_ID_RULE = "A project id is 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."
+
+
+def setup_already_done() -> Conflict:
+    return Conflict("setup_already_done", "This installation already has a project; "
+                                          "log in to it, or ask its owner to add you.")
+
+
+def check_new_project(project_id: Any, name: Any, owner_name: Any, owner_email: Any, password: Any) -> None:
+    """A new project's form (the first-run page, `parley.admin create-project`), field by
+    field: each refusal's code names its field (`owner_email_invalid`), so a form can show
+    it beside that field. The rules are the usual ones; only the codes are the form's."""
+    def project_id_rule():
+        if not valid_project_id(project_id):
+            raise invalid("project_id_invalid", PROJECT_ID_RULE)
+
+    checks = [("project_id", project_id_rule), ("project_name", lambda: clean_name(name, "Project name")),
+              ("owner_name", lambda: clean_name(owner_name, "Your name")),
+              ("owner_email", lambda: clean_email(owner_email)), ("password", lambda: check_password(password))]
+    for field_name, check in checks:
+        try:
+            check()
+        except Invalid as e:
+            raise invalid(f"{field_name}_invalid", e.message) from None
+
+
 # ---- permissions --------------------------------------------------------------
 
 def require_admin(actor: Actor) -> None:
@@ -322,7 +348,7 @@ def decide_create_project(state: Project | None, project_id: str, name: str, own
     if state is not None:
         raise Conflict("project_exists", f"Project {project_id!r} already exists.")
     if not valid_project_id(project_id):
-        raise invalid("project_id_invalid", "A project id is 1-100 letters, digits, '.', '_' or '-'.")
+        raise invalid("project_id_invalid", PROJECT_ID_RULE)
     if language not in LANGUAGES:
         raise invalid("language_invalid", f"Language must be one of {', '.join(LANGUAGES)}.")
     return [new_event("project.created", f"project-{project_id}",
