@@ -41,6 +41,14 @@ VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 
+# Variables for `make run` and the tests only: a deployment (deploy/compose.yaml,
+# deploy/k8s) must not need them, and tests/deploy checks that it sets every other one.
+LOCAL_ONLY_VARIABLES: frozenset[str] = frozenset({
+    "PARLEY_PORT_BASE", "PARLEY_RUN_DIR", "PARLEY_OWNER_EMAIL", "PARLEY_OWNER_PASSWORD", "PARLEY_SEED_DEMO",
+    "PARLEY_SCHEDULER_MINUTE_SECONDS", "PARLEY_CRM_ALLOW_PRIVATE",
+})
+
+
 def env(name: str) -> str:
     default, _ = VARIABLES[name]
     return os.environ.get(name, default)
