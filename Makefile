@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA_LIBS := deploy/kafka/target/libs/.fetched
 
-.PHONY: install chromium nginx run test bench clean
+.PHONY: install chromium nginx deploy-tools run test bench clean
 
 install: $(STAMP) $(KAFKA_LIBS)
 
@@ -54,7 +54,26 @@ $(KAFKA_LIBS): deploy/kafka/pom.xml
 run: install
 	@$(BIN)/python -m parley.platform.run
 
-test: install chromium nginx
+# The offline deploy checks (tests/deploy): promtool from Debian's prometheus package, and
+# kustomize - kubectl's built-in one, or a pinned kustomize built from the Go module proxy
+# into $(BIN) when kubectl is absent. Installed only when missing; apt-get needs root.
+KUSTOMIZE_VERSION := v5.5.0
+deploy-tools:
+	@if command -v promtool >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "[parley] installing Debian's prometheus package (promtool) for the deploy checks..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	else \
+		echo "[parley] error: promtool is missing and installing it needs root:" >&2; \
+		echo "[parley]          sudo apt-get update && sudo apt-get install -y prometheus" >&2; \
+		exit 1; \
+	fi
+	@if command -v kubectl >/dev/null || [ -x $(BIN)/kustomize ]; then :; else \
+		echo "[parley] building kustomize $(KUSTOMIZE_VERSION) into $(BIN)..."; \
+		GOBIN=$(abspath $(BIN)) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); \
+	fi
+
+test: install chromium nginx deploy-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
