@@ -287,7 +287,7 @@ class Topology:
         self._wait(self.plan.postgres, lambda: subprocess.run(
             [str(bin_dir / "pg_isready"), "-h", str(folder / "sockets"), "-p", "5432"],
             capture_output=True).returncode == 0, 30)
-        if database != user:
+        if database != "postgres":  # initdb makes only `postgres`; the image's entrypoint creates POSTGRES_DB
             subprocess.run(as_pg + [str(bin_dir / "createdb"), "-h", str(folder / "sockets"), "-p", "5432",
                                     "-U", user, database], check=True, capture_output=True)
 
@@ -467,12 +467,9 @@ class Topology:
 
     def stop(self) -> None:
         """Parley first (SIGTERM, as compose stops), then the ingress, Kafka and PostgreSQL."""
-        order = [n for n in self.processes if n not in (self.plan.kafka, self.plan.postgres)]
-        for name in reversed(order):
-            stop(self.processes[name].proc, timeout=15)
-        for name in (self.plan.kafka, self.plan.postgres):
-            if name in self.processes:
-                stop(self.processes[name].proc, timeout=20)
+        infrastructure = {self.plan.kafka, self.plan.postgres} if self.plan else set()
+        _stop_together([p.proc for n, p in self.processes.items() if n not in infrastructure and p.proc], 15)
+        _stop_together([p.proc for n, p in self.processes.items() if n in infrastructure and p.proc], 20)
         self.processes.clear()
         if self.client:
             self.client.close()
@@ -484,6 +481,21 @@ class Topology:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _stop_together(procs: list[subprocess.Popen], timeout: float) -> None:
+    """SIGTERM to all at once (as `docker compose down` does), then each waited for, SIGKILL
+    after `timeout`: the graceful shutdowns overlap instead of adding up."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def env_file_with_fresh_secrets(**extra: str) -> dict[str, str]:
