@@ -79,5 +79,10 @@ test: install chromium nginx deploy-tools
 bench: install
 	$(BIN)/python -m bench
 
+# Services, Kafka and PostgreSQL killed in turn under a supervisor while scripted clients
+# chat (docs/chaos.md); report in test-artifacts/chaos. CHAOS_ARGS=--quick for the short one.
+chaos: install
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
+
 clean:
 	rm -rf .run test-artifacts deploy/kafka/target
