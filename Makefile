@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA_LIBS := deploy/kafka/target/libs/.fetched
 
-.PHONY: install chromium nginx deploy-tools run test bench clean
+.PHONY: install chromium nginx deploy-tools run test bench chaos clean
 
 install: $(STAMP) $(KAFKA_LIBS)
 
