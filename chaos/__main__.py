@@ -12,7 +12,7 @@ from chaos import report
 from chaos.run import Settings, progress, run
 
 # The short version, as tests/chaos runs it: one kill of each kind, fewer messages.
-QUICK = Settings(visitors=6, messages=4, operators=2, rounds=1, quiet=2.0, pause=2.5, settle=60.0)
+QUICK = Settings(visitors=6, messages=4, operators=2, rounds=1, quiet=1.0, pause=2.5, settle=60.0)
 
 
 def main() -> int:
