@@ -85,7 +85,7 @@ def _delete_namespace(name: str) -> None:
 class Namespace:
     def __init__(self, hosts: Mapping[str, list[str]]):
         if os.geteuid() != 0:
-            raise SystemExit("the production topology needs root (ip netns, /etc/netns); run it as root")
+            raise RuntimeError("the production topology needs root (ip netns, /etc/netns); run it as root")
         remove_stale_namespaces()
         self.name = f"{NS_PREFIX}{os.getpid()}"
         if _ip("netns", "list").stdout.split().count(self.name):
