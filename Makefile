@@ -7,35 +7,28 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA_LIBS := deploy/kafka/target/libs/.fetched
 
-.PHONY: install chromium nginx deploy-tools run test bench chaos clean
+.PHONY: install system-packages kustomize run test bench chaos clean
 
 install: $(STAMP) $(KAFKA_LIBS)
 
-# The browser tests drive Debian's chromium through Playwright (executable_path, no
-# `playwright install`). Installed only when missing; needs root (apt-get).
-chromium:
-	@if [ -x /usr/bin/chromium ]; then :; \
+# Debian packages the suite drives as real components, installed only when missing, in
+# one apt-get run (needs root):
+#   chromium    the browser tests (Playwright with executable_path, no `playwright install`)
+#   nginx       the ingress in front of two gateways in the topology test (tests/topology)
+#   prometheus  promtool, which checks the alert rules (tests/deploy)
+system-packages:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		echo "[parley] installing Debian's chromium for the browser tests..."; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		echo "[parley] installing Debian's$$missing for the test suite..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else \
-		echo "[parley] error: /usr/bin/chromium is missing and installing it needs root." >&2; \
-		echo "[parley]        Install Debian's chromium package, then run make again:" >&2; \
-		echo "[parley]          sudo apt-get update && sudo apt-get install -y chromium" >&2; \
-		exit 1; \
-	fi
-
-# The production topology test (tests/topology) puts Debian's nginx in front of two
-# gateways as the ingress. Installed only when missing; needs root (apt-get).
-nginx:
-	@if [ -x /usr/sbin/nginx ]; then :; \
-	elif [ "$$(id -u)" = 0 ]; then \
-		echo "[parley] installing Debian's nginx for the topology test..."; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; \
-	else \
-		echo "[parley] error: /usr/sbin/nginx is missing and installing it needs root." >&2; \
-		echo "[parley]        Install Debian's nginx package, then run make again:" >&2; \
-		echo "[parley]          sudo apt-get update && sudo apt-get install -y nginx" >&2; \
+		echo "[parley] error: Debian's$$missing must be installed for the test suite, which needs root." >&2; \
+		echo "[parley]        Install them, then run make again:" >&2; \
+		echo "[parley]          sudo apt-get update && sudo apt-get install -y$$missing" >&2; \
 		exit 1; \
 	fi
 
@@ -54,26 +47,16 @@ $(KAFKA_LIBS): deploy/kafka/pom.xml
 run: install
 	@$(BIN)/python -m parley.platform.run
 
-# The offline deploy checks (tests/deploy): promtool from Debian's prometheus package, and
-# kustomize - kubectl's built-in one, or a pinned kustomize built from the Go module proxy
-# into $(BIN) when kubectl is absent. Installed only when missing; apt-get needs root.
+# kustomize for the offline deploy checks (tests/deploy): kubectl's built-in one, or a
+# pinned kustomize built from the Go module proxy into $(BIN) when kubectl is absent.
 KUSTOMIZE_VERSION := v5.5.0
-deploy-tools:
-	@if command -v promtool >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ]; then \
-		echo "[parley] installing Debian's prometheus package (promtool) for the deploy checks..."; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
-	else \
-		echo "[parley] error: promtool is missing and installing it needs root:" >&2; \
-		echo "[parley]          sudo apt-get update && sudo apt-get install -y prometheus" >&2; \
-		exit 1; \
-	fi
+kustomize:
 	@if command -v kubectl >/dev/null || [ -x $(BIN)/kustomize ]; then :; else \
 		echo "[parley] building kustomize $(KUSTOMIZE_VERSION) into $(BIN)..."; \
 		GOBIN=$(abspath $(BIN)) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); \
 	fi
 
-test: install chromium nginx deploy-tools
+test: install system-packages kustomize
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install

@@ -383,7 +383,7 @@ class Topology:
             dir=folder, ip=self.addresses[INGRESS], port=INGRESS_PORT, gateways=gateways))
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(nginx).exists():
-            raise RuntimeError("nginx is missing: `make nginx` installs Debian's package")
+            raise RuntimeError("nginx is missing: `make system-packages` installs Debian's package")
         self._spawn(Process(INGRESS, [nginx, "-e", str(folder / "error.log"), "-p", str(folder), "-c",
                                       str(folder / "nginx.conf")], {"PATH": "/usr/sbin:/usr/bin:/bin"}, folder,
                             self.run_dir / "logs" / "ingress.log"))

@@ -37,13 +37,13 @@ def compose() -> dict:
 
 
 def kustomize_command() -> list[str]:
-    """kubectl's built-in kustomize, or the pinned one `make deploy-tools` installs."""
+    """kubectl's built-in kustomize, or the pinned one `make kustomize` installs."""
     if shutil.which("kubectl"):
         return ["kubectl", "kustomize"]
     local = REPO_ROOT / ".venv" / "bin" / "kustomize"
     if local.exists():
         return [str(local), "build"]
-    pytest.fail("neither kubectl nor .venv/bin/kustomize: run `make deploy-tools`")
+    pytest.fail("neither kubectl nor .venv/bin/kustomize: run `make kustomize`")
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_k8s_workloads_are_probed_limited_and_unprivileged(built):
 
 def test_promtool_checks_the_alert_rules():
     promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: run `make deploy-tools` (Debian's prometheus package)"
+    assert promtool, "promtool is missing: run `make system-packages` (Debian's prometheus package)"
     result = subprocess.run([promtool, "check", "rules", str(OBSERVABILITY / "alerts.yml")],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
