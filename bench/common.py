@@ -17,10 +17,8 @@ from pathlib import Path
 import psutil
 
 from parley.platform.procs import answers_200, free_port, spawn, stop, wait_until
+from parley.service_names import SERVICES
 
-# (service, python module), as parley/platform/run.py starts them.
-SERVICES = [("gateway", "gateway"), ("conversation", "conversation"), ("operator-registry", "operator_registry"),
-            ("crm-bridge", "crm_bridge"), ("scheduler", "scheduler")]
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -12,9 +12,7 @@ import importlib
 
 from parley import db
 from parley.service import ServiceSpec
-
-# The Python packages of the services; each one's __main__ holds its SPEC.
-SERVICE_PACKAGES = ("gateway", "conversation", "operator_registry", "crm_bridge", "scheduler")
+from parley.service_names import SERVICE_PACKAGES
 
 
 def service_specs() -> list[ServiceSpec]:

@@ -23,15 +23,9 @@ import orjson
 from parley.config import env, resolve_path
 from parley.platform import components
 from parley.platform.procs import answers_200, say, spawn, stop, wait_until
+from parley.service_names import SERVICES
 
 # (service, python module) in start order; ports are PARLEY_PORT_BASE + index.
-SERVICES = [
-    ("gateway", "gateway"),
-    ("conversation", "conversation"),
-    ("operator-registry", "operator_registry"),
-    ("crm-bridge", "crm_bridge"),
-    ("scheduler", "scheduler"),
-]
 # The CRM stand-in's port: after the services and the gateway's internal port (base + 5).
 STANDIN_OFFSET = 6
 

@@ -20,13 +20,14 @@ import yaml
 
 from parley.config import LOCAL_ONLY_VARIABLES, REPO_ROOT, VARIABLES
 from parley.schemas import load_topics
+from parley.service_names import SERVICE_NAMES
 
 DEPLOY = REPO_ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 OBSERVABILITY = DEPLOY / "observability"
 SCHEMAS = Path(__file__).parent / "schemas"
 KUBERNETES_VERSION = "1.32"
-PARLEY_SERVICES = ["gateway", "conversation", "operator-registry", "crm-bridge", "scheduler"]
+PARLEY_SERVICES = list(SERVICE_NAMES)
 # Set by the image (deploy/Dockerfile ENV), not by compose or k8s.
 SET_BY_IMAGE = {"PARLEY_SCHEMAS_DIR"}
 CODE_DIRS = [REPO_ROOT / "parley", REPO_ROOT / "services"]

@@ -6,9 +6,10 @@ from pathlib import Path
 import yaml
 
 from parley.config import REPO_ROOT
+from parley.service_names import SERVICE_NAMES
 
 DEPLOY = REPO_ROOT / "deploy"
-SERVICES = ["gateway", "conversation", "operator-registry", "crm-bridge", "scheduler"]
+SERVICES = list(SERVICE_NAMES)
 
 
 def test_compose_gives_every_service_the_internal_secret_and_a_bind_address():
