@@ -101,6 +101,7 @@ class Visitor:
     out_of_order_seen: int = 0
     connections: int = 0
     sent_frames: int = 0
+    done_writing: bool = False
     retried: Counter = field(default_factory=Counter)         # resends by cause: error code, or "no answer"
     _answers: dict[str, dict] = field(default_factory=dict)   # client id -> ack or error frame
     _ws: aiohttp.ClientWebSocketResponse | None = None
@@ -248,7 +249,7 @@ class Operator:
     mine: set[str] = field(default_factory=set)
     replied: dict[str, str] = field(default_factory=dict)            # visitor message text -> reply text, acked
     final_errors: list[dict] = field(default_factory=list)
-    redeliveries: int = 0          # a push of a seq already shown (dropped, as the app does)
+    redeliveries: int = 0          # an event of a seq already shown (dropped, as the app does)
     conflicts: int = 0             # a seq shown with different content: never allowed
     connections: int = 0
     resyncs: int = 0

@@ -48,7 +48,7 @@ def markdown(report: dict) -> str:
               f"({', '.join(f'{k}: {v}' for k, v in sorted(f['errors_5xx_in_kills'].items())) or 'none'}) | |",
               f"| connection failures (refused, reset) | {f['connection_failures']} | |",
               f"| socket reconnects | {f['reconnects']} | |",
-              f"| pushes redelivered, dropped by seq | {f['redeliveries_absorbed']} | |",
+              f"| events an operator got again, dropped by seq | {f['redeliveries_absorbed']} | |",
               "", "## Kills", "", "| # | target | down (s) |", "|---:|---|---:|"]
     for i, k in enumerate(report["kills"], 1):
         lines.append(f"| {i} | {k['target']} | {k['down_s']} |")

@@ -74,6 +74,7 @@ async def _chat(visitor: Visitor, settings: Settings, kills_over: asyncio.Event,
             k += 1
             await visitor.send(f"v{visitor.number} #{k}")
             await asyncio.sleep(settings.pause * (0.8 + visitor.number % 5 / 10))
+        visitor.done_writing = True
         await stop.wait()
     finally:
         connected.cancel()
@@ -107,8 +108,7 @@ async def chaos(sys_: system.System, settings: Settings) -> tuple[checks.Figures
             progress(f"kills over; visitors finish their {settings.messages} messages each and the answers arrive...")
             deadline = time.monotonic() + settings.settle + kills.GRACE
             while time.monotonic() < deadline:
-                if all(len(v.acked) + len(v.never_acked) + len(v.final_errors) >= settings.messages for v in visitors) \
-                        and _owed(visitors, operators) == 0:
+                if all(v.done_writing for v in visitors) and _owed(visitors, operators) == 0:
                     break
                 await asyncio.sleep(0.5)
             progress(f"settled: {sum(len(v.acked) for v in visitors)} visitor messages acked, "
