@@ -82,6 +82,8 @@ def _out_of_order(messages: list[tuple[str, int, str]]) -> bool:
     asked: set[str] = set()
     for kind, _, text in messages:
         if kind == "chat.visitor_message_posted":
+            if text in asked:
+                continue  # a duplicate: counted as one, not as disorder too
             m = _NUMBERED.match(text)
             if m:
                 if int(m.group(2)) <= last_number.get(m.group(1), 0):
