@@ -41,6 +41,7 @@ from parley.platform import compose_plan
 from parley.platform.compose_plan import ComposePlan, Service
 from parley.platform.kafka_local import LIBS, _LOG4J, ensure_jars
 from parley.platform.procs import pid_alive, say, spawn, stop
+from parley.service_client import new_session
 
 NS_PREFIX = "parley-topo-"
 CLONE_NEWNET = 0x40000000
@@ -360,9 +361,8 @@ class Topology:
         return compose_plan._http_port(service)
 
     async def _ready(self, url: str) -> bool:
-        import aiohttp
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+            async with new_session(total_timeout=2) as http:
                 async with http.get(url) as r:
                     return r.status == 200
         except Exception:

@@ -235,12 +235,16 @@ async def test_admins_are_told_when_nobody_takes_a_new_conversation(scheduler, s
     await visitor.ws.close()
 
 
-async def test_an_idle_conversation_closes_itself_and_the_app_says_why(scheduler, sched_stack, browser):  # noqa: F811
+async def test_an_idle_conversation_closes_itself_and_the_app_says_why(scheduler, sched_stack, browser,  # noqa: F811
+                                                                      monkeypatch):
     """The idle timer, end to end: the scheduler fires it, the conversation service closes
     the conversation, and the operator looking at it sees why, live."""
     from scheduler import timers
     stack = sched_stack
-    scheduler.app[timers.TUNING].minute = 0.1          # an idle hour is 6 s here
+    # An idle hour is 6 s here. The consumer arms timers with the setting, read at each
+    # event; the fixture's 0.5 s minute would make the hour 30 s, as long as the wait below.
+    monkeypatch.setenv(timers.MINUTE_SECONDS_VAR, "0.1")
+    scheduler.app[timers.TUNING].minute = 0.1
     r = await scheduler.put({"show_any_time": True, "time_zone": "UTC", "unanswered_alert_minutes": None,
                              "idle_close_hours": 1})
     assert r.status == 200, await r.text()
