@@ -29,6 +29,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "PARLEY_CRM_BRIDGE_URL": ("http://127.0.0.1:8083", "Gateway: where crm-bridge answers (`make run` sets it)."),
     "PARLEY_SCHEDULER_URL": ("http://127.0.0.1:8084", "Gateway: where the scheduler answers (working hours; `make run` sets it)."),
     "PARLEY_SCHEDULER_MINUTE_SECONDS": ("60", "scheduler: how many seconds a timer minute lasts (unanswered_alert_minutes, and idle_close_hours as 60 of them). Leave it at 60; the tests shorten it so timers fire in seconds."),
+    "PARLEY_PRESENCE_GRACE_SECONDS": ("30", "operator-registry and gateway: an operator with no app open anywhere for this long is offline (gateways send heartbeats every third of it). Leave it at 30; the tests shorten it."),
     "PARLEY_VISITOR_SECRET": ("", "Gateway: the key that signs visitor tokens, 32+ random characters, the same on every gateway. `make run` generates one in PARLEY_RUN_DIR."),
     "PARLEY_TRUSTED_PROXY_HOPS": ("0", "Gateway: how many reverse proxies of yours stand in front of it (an ingress: 1). Their X-Forwarded-For entries give the client's address for throttling and rate limits; 0 trusts none."),
     "PARLEY_SESSION_ROTATE_SECONDS": ("86400", "operator-registry: a session token older than this is replaced on its next use."),
@@ -45,7 +46,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
 # deploy/k8s) must not need them, and tests/deploy checks that it sets every other one.
 LOCAL_ONLY_VARIABLES: frozenset[str] = frozenset({
     "PARLEY_PORT_BASE", "PARLEY_RUN_DIR", "PARLEY_OWNER_EMAIL", "PARLEY_OWNER_PASSWORD", "PARLEY_SEED_DEMO",
-    "PARLEY_SCHEDULER_MINUTE_SECONDS", "PARLEY_CRM_ALLOW_PRIVATE",
+    "PARLEY_SCHEDULER_MINUTE_SECONDS", "PARLEY_CRM_ALLOW_PRIVATE", "PARLEY_PRESENCE_GRACE_SECONDS",
 })
 
 

@@ -11,7 +11,7 @@ from parley.service import SETTINGS, ServiceSpec, main
 from gateway import (auth, availability, avatar_files, conversation_crm, conversations, cors, crm_routes, files,
                      operator_sockets, project_config, push, rate_limits, registry_routes, upstreams, visitor_api,
                      visitor_socket)
-from gateway import schedule_routes, setup_routes
+from gateway import presence, schedule_routes, setup_routes
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -56,6 +56,7 @@ def routes(app: web.Application) -> None:
     app[rate_limits.LIMITS] = rate_limits.Limits()
     project_config.setup(app)
     availability.setup(app)
+    presence.setup(app)
     app[push.SUMMARIES] = OrderedDict()
     app.on_shutdown.append(operator_sockets.close_all)
     app.on_shutdown.append(visitor_socket.close_all)
@@ -79,6 +80,15 @@ def routes(app: web.Application) -> None:
     conversation_crm.add_routes(app)
     schedule_routes.add_routes(app)
     setup_routes.add_routes(app)
+    typing_signals.add_routes(app)
+
+
+def both(*handlers):
+    """One live subscription for several handlers of the same topic."""
+    async def on_event(app: web.Application, event) -> None:
+        for handler in handlers:
+            await handler(app, event)
+    return on_event
 
 
 def live(topic: str, on_event):
@@ -99,10 +109,13 @@ SPEC = ServiceSpec(
     routes=routes,
     loops=[("files:expiry", files.expiry_loop),
            ("setup:announce", setup_routes.announce),
-           ("live:operator.events", live("operator.events", operator_sockets.on_operator_event)),
+           ("presence:report", presence.report_loop),
+           ("live:operator.events", live("operator.events", both(operator_sockets.on_operator_event,
+                                                                 presence.on_operator_event))),
            ("live:conversation.events", live("conversation.events", push.on_conversation_event)),
            ("live:lead.events", live("lead.events", push.on_lead_event)),
-           ("live:schedule.events", live("schedule.events", availability.on_schedule_event))],
+           ("live:schedule.events", live("schedule.events", availability.on_schedule_event)),
+           ("live:typing.signals", typing_signals.follow)],
 )
 
 if __name__ == "__main__":

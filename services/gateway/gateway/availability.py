@@ -118,7 +118,9 @@ async def on_schedule_event(app: web.Application, event: Event) -> None:
     elif event.type == "schedule.unanswered_alert":
         await push.on_unanswered_alert(app, event)
     elif event.type == "schedule.availability_changed":
-        frame = serialize({"type": "availability", "open": bool(d.get("open")), "next_open_at": d.get("next_open_at")})
+        from gateway import presence   # (presence builds on this module)
+        frame = serialize({"type": "availability", "open": bool(d.get("open")), "next_open_at": d.get("next_open_at"),
+                           "online": await presence.someone_online(app, project_id)})
         for socket in app[visitor_socket.VISITOR_SOCKETS].everyone():
             if socket.project_id == project_id:
                 socket.out.push(frame)   # never waits on a socket; one going away drops it and asks again on reconnect

@@ -15,6 +15,7 @@ the network, and an app that stops reading is closed with 4408 once its queue is
 (it reconnects and resyncs its views, as after any reconnect)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -49,8 +50,12 @@ class OperatorSocket:
 @dataclass
 class OperatorSockets:
     by_operator: dict[str, set[OperatorSocket]] = field(default_factory=dict)
+    # Set when an operator's first socket here opens: presence.py reports them at once.
+    someone_arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, socket: OperatorSocket) -> None:
+        if socket.operator["id"] not in self.by_operator:
+            self.someone_arrived.set()
         self.by_operator.setdefault(socket.operator["id"], set()).add(socket)
 
     def discard(self, socket: OperatorSocket) -> None:

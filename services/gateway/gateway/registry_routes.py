@@ -39,6 +39,8 @@ ROUTES = [
     ("POST", "/api/templates"),
     ("PATCH", "/api/templates/{id}"),
     ("DELETE", "/api/templates/{id}"),
+    ("GET", "/api/presence"),
+    ("PUT", "/api/presence"),
 ]
 _QUERY_PARAMS = {"/api/templates": ("q",)}
 # GET /api/widget/config is visitor_api.widget_config: the registry's answer plus the working hours.

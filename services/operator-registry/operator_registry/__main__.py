@@ -5,7 +5,7 @@ from aiohttp import web
 from parley.config import env
 from parley.service import STORE, ServiceSpec, main
 
-from operator_registry import api, commands, first_run
+from operator_registry import api, commands, first_run, presence
 
 DEMO_PROJECT = "demo"
 
@@ -13,6 +13,8 @@ DEMO_PROJECT = "demo"
 def routes(app: web.Application) -> None:
     api.add_routes(app)
     first_run.add_routes(app)
+    for method, route, handler in presence.ROUTES:
+        app.router.add_route(method, route, handler)
 
     async def seed(app: web.Application) -> None:
         await commands.seed_demo_project(app[STORE], DEMO_PROJECT, env("PARLEY_OWNER_EMAIL"),
@@ -29,6 +31,7 @@ SPEC = ServiceSpec(
     default_port=8082,
     migrations=Path(__file__).parent / "migrations",
     routes=routes,
+    loops=[("presence:sweep", presence.sweep_loop)],
 )
 
 if __name__ == "__main__":
