@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from parley import kafka, logs
 from parley.envelope import Event
@@ -16,8 +16,13 @@ log = logging.getLogger(__name__)
 
 
 class LiveSubscriber:
-    def __init__(self, bootstrap: str, topics: Sequence[str], handle: Callable[[Event], Awaitable[None]]):
-        self.bootstrap, self.topics, self.handle = bootstrap, list(topics), handle
+    """`decode` turns a record into what `handle` gets (a Parley event by default; a
+    topic of ephemeral signals, such as typing.signals, passes its own, returning None
+    for what it does not understand)."""
+
+    def __init__(self, bootstrap: str, topics: Sequence[str], handle: Callable[[Any], Awaitable[None]],
+                 decode: Callable[[bytes], Any] = Event.from_bytes):
+        self.bootstrap, self.topics, self.handle, self.decode = bootstrap, list(topics), handle, decode
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = kafka.consumer(self.bootstrap, None, *self.topics, auto_offset_reset="latest")
@@ -33,14 +38,16 @@ class LiveSubscriber:
 
     async def _deliver(self, raw: bytes) -> None:
         try:
-            event = Event.from_bytes(raw)
+            event = self.decode(raw)
         except Exception:
-            log.error("skipping a message that is not a Parley event")
+            event = None
+        if event is None:
+            log.error("skipping a message that is not a Parley event", extra={"topics": self.topics})
             return
-        token = logs.correlation_id.set(event.correlation_id)
+        token = logs.correlation_id.set(getattr(event, "correlation_id", None))
         try:
             await self.handle(event)
         except Exception:
-            log.exception("live handler failed", extra={"event_type": event.type})
+            log.exception("live handler failed", extra={"event_type": getattr(event, "type", None)})
         finally:
             logs.correlation_id.reset(token)

@@ -55,9 +55,18 @@ def test_an_event_type_without_a_schema_is_refused(catalog):
 
 def test_asyncapi_declares_the_five_topics_and_routes_streams():
     topics = {t.name: t for t in load_topics(REPO_ROOT / "schemas" / "asyncapi.yaml")}
-    assert set(topics) == {"conversation.events", "operator.events", "project.events", "lead.events", "schedule.events"}
+    events = {"conversation.events", "operator.events", "project.events", "lead.events", "schedule.events"}
+    assert set(topics) == events | {"typing.signals"}
     assert topics["conversation.events"].partitions >= 3
-    assert all(t.config["retention.ms"] == "-1" for t in topics.values())
+    assert all(topics[name].config["retention.ms"] == "-1" for name in events)   # projections rebuild from them
+
+
+def test_typing_signals_are_ephemeral_and_never_routed_to():
+    """Typing never enters the event store: no stream category routes to its topic, and it
+    keeps a minute at most."""
+    typing = next(t for t in load_topics(REPO_ROOT / "schemas" / "asyncapi.yaml") if t.name == "typing.signals")
+    assert typing.stream_categories == () and typing.owner == "gateway"
+    assert 0 < int(typing.config["retention.ms"]) <= 60_000
 
 
 def test_streams_route_to_their_topic(catalog):

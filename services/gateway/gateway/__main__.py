@@ -11,7 +11,7 @@ from parley.service import SETTINGS, ServiceSpec, main
 from gateway import (auth, availability, avatar_files, conversation_crm, conversations, cors, crm_routes, files,
                      operator_sockets, project_config, push, rate_limits, registry_routes, upstreams, visitor_api,
                      visitor_socket)
-from gateway import presence, schedule_routes, setup_routes
+from gateway import presence, schedule_routes, setup_routes, typing_signals
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"

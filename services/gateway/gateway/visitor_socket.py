@@ -222,6 +222,9 @@ async def _on_visitor_message(request: web.Request, socket: VisitorSocket, data:
             await _post_contacts(request, socket, data)
         elif kind == "offline_message":
             await _post_offline(request, socket, data)
+        elif kind == "typing":
+            from gateway import typing_signals   # imports push, which imports this module
+            await typing_signals.from_visitor(request.app, socket.project_id, socket.conversation_id)
         else:
             raise Rejected(422, "type_unknown", f"Unknown message type {str(kind)[:40]!r}.")
     except Rejected as e:
