@@ -41,7 +41,7 @@ TOPIC = "typing.signals"
 THROTTLE_SECONDS = 2.0
 NAME_MAX = 80
 SIDES = ("visitor", "operator")
-PRODUCER = web.AppKey("typing_producer", object)
+PRODUCER = web.AppKey("typing_producer", dict)   # {"producer": AIOKafkaProducer | None}
 LAST_SENT = web.AppKey("typing_last_sent", OrderedDict)
 MAX_REMEMBERED = 50_000
 
@@ -50,10 +50,10 @@ async def producer(app: web.Application):
     """Cleanup context: one producer per gateway, started lazily by the first signal
     (a gateway nobody types on never connects it)."""
     app[LAST_SENT] = OrderedDict()
-    app[PRODUCER] = None
+    app[PRODUCER] = {"producer": None}
     yield
-    if app[PRODUCER] is not None:
-        await app[PRODUCER].stop()
+    if app[PRODUCER]["producer"] is not None:
+        await app[PRODUCER]["producer"].stop()
 
 
 def signal(conversation_id: str, project_id: str, side: str, name: str | None = None) -> dict[str, Any]:
@@ -83,16 +83,17 @@ def throttled(app: web.Application, conversation_id: str, side: str, now: float 
 async def publish(app: web.Application, conversation_id: str, project_id: str, side: str,
                   name: str | None = None) -> bool:
     """Send a typing signal (the caller has throttled it); False when it could not go."""
-    if app[PRODUCER] is None:
-        made = kafka.producer(app[SETTINGS].kafka_bootstrap, enable_idempotence=False, acks=1, linger_ms=0)
-        await made.start()
-        if app[PRODUCER] is None:
-            app[PRODUCER] = made
-        else:   # another signal started one meanwhile
-            await made.stop()
+    held = app[PRODUCER]
     try:
-        await app[PRODUCER].send(TOPIC, orjson.dumps(signal(conversation_id, project_id, side, name)),
-                                 key=conversation_id.encode())
+        if held["producer"] is None:
+            made = kafka.producer(app[SETTINGS].kafka_bootstrap, enable_idempotence=False, acks=1, linger_ms=0)
+            await made.start()
+            if held["producer"] is None:
+                held["producer"] = made
+            else:   # another signal started one meanwhile
+                await made.stop()
+        await held["producer"].send(TOPIC, orjson.dumps(signal(conversation_id, project_id, side, name)),
+                                    key=conversation_id.encode())
     except Exception as e:   # the broker away: a typing dot is not worth an error
         log.warning("typing signal not sent", extra={"error": type(e).__name__})
         return False
