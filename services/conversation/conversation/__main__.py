@@ -1,15 +1,24 @@
 from pathlib import Path
 
+from aiohttp import web
+
 from parley.service import ServiceSpec, main
 
-from conversation import api
+from conversation import api, auto_assign
+
+
+def routes(app: web.Application) -> None:
+    api.add_routes(app)
+    auto_assign.setup(app)
+
 
 SPEC = ServiceSpec(
     name="conversation",
     schema="conversation",
     default_port=8081,
     migrations=Path(__file__).parent / "migrations",
-    routes=api.add_routes,
+    routes=routes,
+    loops=[("offers:sweep", auto_assign.sweep_loop)],
 )
 
 if __name__ == "__main__":

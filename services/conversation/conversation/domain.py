@@ -83,6 +83,11 @@ class Conversation:
     page_url: str | None = None
     transcript: tuple[dict[str, Any], ...] = ()   # what a lead carries: messages, never notes
     left_while_closed: bool = False                # started by the offline form while the chat was closed
+    # Auto-assignment (offers.py): the offer waiting for an Accept, and who has been
+    # offered the conversation since it was last new (each at most once per round).
+    offer_id: str | None = None
+    offer_to: str | None = None
+    offered_ids: tuple[str, ...] = ()
 
 
 def evolve(state: Conversation | None, event: Event) -> Conversation:
@@ -109,9 +114,19 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
             return replace(state, contacts=given if d.get("by_operator_id") else {**state.contacts, **given})
         case "chat.page_visited":
             return replace(state, page_url=d["page_url"])
-        case "assignment.taken" | "assignment.assigned":
-            return replace(state, assignee_id=d["operator_id"], assignee_name=d["operator_name"])
+        case "assignment.taken" | "assignment.assigned" | "assignment.accepted":
+            return replace(state, assignee_id=d["operator_id"], assignee_name=d["operator_name"],
+                           offer_id=None, offer_to=None)
+        case "assignment.offered":
+            return replace(state, offer_id=d["offer_id"], offer_to=d["operator_id"],
+                           offered_ids=state.offered_ids + (d["operator_id"],))
+        case "assignment.offer_expired":
+            return replace(state, offer_id=None, offer_to=None) if state.offer_id == d["offer_id"] else state
         case "status.changed":
+            if d["status"] == "new":   # back with nobody on it: a new round of offers
+                return replace(state, status="new", offer_id=None, offer_to=None, offered_ids=())
+            if d["status"] == "closed":
+                return replace(state, status="closed", offer_id=None, offer_to=None)
             return replace(state, status=d["status"])
     return state
 
@@ -132,7 +147,7 @@ def fold(events: list[Event], state: Conversation | None = None) -> Conversation
 # kept state must equal kept(fold(events)), and a row of another STATE_FORMAT is
 # rebuilt from them.
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2   # 2: the offer fields
 
 
 def kept(state: Conversation | None) -> Conversation | None:
@@ -147,7 +162,8 @@ def to_state(state: Conversation) -> dict[str, Any]:
     return {"format": STATE_FORMAT, "id": state.id, "project_id": state.project_id, "visitor_id": state.visitor_id,
             "status": state.status, "assignee_id": state.assignee_id, "assignee_name": state.assignee_name,
             "custom_params": state.custom_params, "contacts": state.contacts, "page_url": state.page_url,
-            "left_while_closed": state.left_while_closed}
+            "left_while_closed": state.left_while_closed, "offer_id": state.offer_id, "offer_to": state.offer_to,
+            "offered_ids": list(state.offered_ids)}
 
 
 def from_state(row: dict[str, Any], *, message_ids: frozenset[str] = frozenset(),
@@ -157,6 +173,7 @@ def from_state(row: dict[str, Any], *, message_ids: frozenset[str] = frozenset()
     if row.get("format") != STATE_FORMAT:
         return None
     fields = {k: v for k, v in row.items() if k != "format"}
+    fields["offered_ids"] = tuple(fields.get("offered_ids") or ())
     return Conversation(**fields, message_ids=message_ids, reply_ids=reply_ids)
 
 

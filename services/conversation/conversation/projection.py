@@ -57,11 +57,23 @@ async def apply(conn: asyncpg.Connection, event: Event) -> None:
                               visitor_name = coalesce($3, visitor_name) where id = $1""", cid, given, d.get("name"))
         case "chat.page_visited":
             await conn.execute("update conversations set page_url = $2 where id = $1", cid, d["page_url"])
-        case "assignment.taken" | "assignment.assigned":
-            await conn.execute("update conversations set assignee_id = $2, assignee_name = $3 where id = $1",
+        case "assignment.taken" | "assignment.assigned" | "assignment.accepted":
+            await conn.execute("""update conversations set assignee_id = $2, assignee_name = $3, offer_id = null,
+                                  offered_to = null, offered_at = null where id = $1""",
                                cid, d["operator_id"], d["operator_name"])
+        case "assignment.offered":
+            await conn.execute(
+                """update conversations set offer_id = $2, offered_to = $3, offered_at = $4::text::timestamptz,
+                          last_offered_to = $3, last_offered_at = $4::text::timestamptz where id = $1""",
+                cid, d["offer_id"], d["operator_id"], at)
+        case "assignment.offer_expired":
+            await conn.execute("""update conversations set offer_id = null, offered_to = null, offered_at = null
+                                  where id = $1 and offer_id = $2""", cid, d["offer_id"])
         case "status.changed":
             await conn.execute("update conversations set status = $2 where id = $1", cid, d["status"])
+            if d["status"] in ("new", "closed"):   # as the aggregate: no offer stands any more
+                await conn.execute("update conversations set offer_id = null, offered_to = null, offered_at = null"
+                                   " where id = $1", cid)
         case "lead.requested":
             await conn.execute("update conversations set lead_requested_at = $2::text::timestamptz where id = $1",
                                cid, at)

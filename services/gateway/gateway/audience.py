@@ -30,7 +30,7 @@ def for_visitor(event: dict[str, Any]) -> dict[str, Any] | None:
     if kind == "chat.operator_replied":
         return {**base, "kind": "operator_message", "id": d["message_id"], "text": d["text"],
                 "attachment": _attachment(d.get("attachment")), "operator": _operator(d)}
-    if kind in ("assignment.taken", "assignment.assigned"):
+    if kind in ("assignment.taken", "assignment.assigned", "assignment.accepted"):
         return {**base, "kind": "operator_joined", "operator": _operator(d)}
     if kind == "status.changed" and d["status"] == "closed":
         return {**base, "kind": "closed"}

@@ -13,7 +13,7 @@ from parley.service_client import path
 from gateway import audience, auth, files, visitor_files
 from gateway.upstreams import as_caller, as_operator, conversation, conversation_summary, registry
 
-ACTIONS = ("take", "messages", "notes", "status", "lead")
+ACTIONS = ("take", "messages", "notes", "status", "lead", "accept")
 _INBOX_VIEWS = ("new", "mine", "all")
 
 
@@ -46,7 +46,7 @@ async def transcript(request: web.Request) -> web.Response:
 
 
 async def command(request: web.Request) -> web.Response:
-    """take, messages, notes, status, lead: the same call, the service decides."""
+    """take, messages, notes, status, lead, accept (an offer): the same call, the service decides."""
     me = await auth.current_operator(request)
     cid = conversation_id(request)
     action = request.match_info["action"]
@@ -138,5 +138,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/conversations/{id}/assign", assign)
     app.router.add_put("/api/conversations/{id}/contacts", set_contacts)
     app.router.add_post("/api/conversations/{id}/attachments", operator_attachment)
-    app.router.add_post("/api/conversations/{id}/{action:take|messages|notes|status|lead}", command)
+    app.router.add_post("/api/conversations/{id}/{action:take|messages|notes|status|lead|accept}", command)
     app.router.add_get("/files/{id}", download)

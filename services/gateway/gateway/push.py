@@ -52,7 +52,7 @@ async def _summary(app: web.Application, cid: str, project_id: str, *, starts: b
 
 
 def _assignee_after(event: Event, assignee: str | None) -> str | None:
-    if event.type in ("assignment.taken", "assignment.assigned"):
+    if event.type in ("assignment.taken", "assignment.assigned", "assignment.accepted"):
         return event.data["operator_id"]
     return assignee
 
@@ -79,6 +79,12 @@ async def on_conversation_event(app: web.Application, event: Event) -> None:
                                   "by": event.data["by_name"], "requires_acknowledgement": True})
         for socket in list(app[OPERATOR_SOCKETS].by_operator.get(event.data["operator_id"], ())):
             socket.out.push(notification)
+    if event.type == "assignment.offered":   # auto-assignment: the offered operator's pop-up with Accept
+        offer = serialize({"type": "notification", "kind": "offer", "conversation_id": cid,
+                           "offer_id": event.data["offer_id"], "seconds": event.data["seconds"],
+                           "at": event.occurred_at, "requires_acknowledgement": True})
+        for socket in list(app[OPERATOR_SOCKETS].by_operator.get(event.data["operator_id"], ())):
+            socket.out.push(offer)
     await asyncio.sleep(0)  # the sockets' send tasks write between two events of a batch
 
 

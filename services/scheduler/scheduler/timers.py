@@ -40,6 +40,7 @@ from parley.logs import new_correlation_id
 from parley.service import POOL, STORE
 from parley.service_client import ServiceClient, new_session, path
 
+from scheduler import offer_timers
 from scheduler.schedules import current_schedule, locked_schedule, now
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,9 @@ async def on_conversation_event(conn: asyncpg.Connection, event: Event, minute: 
     minute = minute if minute is not None else minute_seconds()
     conversation_id = id_of(event.stream_id)
     t = event.type
+    if t.startswith("assignment.") or t == "status.changed":   # auto-assignment's offers
+        await offer_timers.on_conversation_event(conn, event, minute,
+                                                 timer_id(conversation_id, "offer", event.stream_version))
     if t == "chat.conversation_started":
         await _set(conn, event, "unanswered", minute)
         await _set(conn, event, "idle", minute)
@@ -150,7 +154,7 @@ async def recompute_project(conn: asyncpg.Connection, app: web.Application, proj
     new schedule and settings."""
     minute = app[TUNING].minute if TUNING in app else minute_seconds()
     rows = await conn.fetch("select id, kind, anchor from timers where project_id = $1 and status = 'pending'"
-                            " for update", project_id)
+                            " and kind <> 'offer' for update", project_id)   # offers count wall time
     if rows:
         await conn.executemany("update timers set due_at = $2 where id = $1",
                                [(r["id"], due_for(schedule, r["kind"], r["anchor"], minute)) for r in rows])
@@ -173,6 +177,7 @@ async def fire_due(app: web.Application) -> int:
     store: EventStore = app[STORE]
     tuning: Tuning = app[TUNING]
     idle: list[asyncpg.Record] = []
+    offers: list[asyncpg.Record] = []
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
             """select * from timers where status = 'pending' and due_at <= now()
@@ -184,6 +189,12 @@ async def fire_due(app: web.Application) -> int:
         # never wait on each other in a cycle.
         rows = await store.in_shard_order(list(rows), lambda r: alert_stream(str(r["id"])))
         for row in rows:
+            if row["kind"] == "offer":      # wall time, a lease like idle's: offer_timers.py
+                await conn.execute(
+                    "update timers set due_at = now() + make_interval(secs => $2), attempts = attempts + 1"
+                    " where id = $1", row["id"], tuning.lease)
+                offers.append(row)
+                continue
             schedule = await current_schedule(conn, row["project_id"])
             due = due_for(schedule, row["kind"], row["anchor"], tuning.minute)
             if due is None or (due > now() and row["attempts"] == 0):
@@ -198,7 +209,24 @@ async def fire_due(app: web.Application) -> int:
                 idle.append(row)
     for row in idle:
         await _close_idle(app, row)
+    for row in offers:
+        await _expire_offer(app, row)
     return len(rows)
+
+
+async def _expire_offer(app: web.Application, row: asyncpg.Record) -> None:
+    finished = await offer_timers.expire(app, app[CONVERSATION]["client"], row)
+    if finished is None:
+        FIRED.labels("offer", "retry").inc()
+        return
+    status, outcome = finished
+    async with app[POOL].acquire() as conn:
+        await conn.execute(
+            "update timers set status = $2, outcome = $3, finished_at = now() where id = $1 and status = 'pending'",
+            row["id"], status, outcome)
+    FIRED.labels("offer", outcome["outcome"]).inc()
+    log.info("offer timer fired", extra={"timer_id": str(row["id"]), "conversation_id": str(row["conversation_id"]),
+                                         **outcome})
 
 
 async def _alert(conn: asyncpg.Connection, store: EventStore, row: asyncpg.Record, minutes: int) -> None:
