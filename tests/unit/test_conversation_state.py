@@ -109,7 +109,9 @@ def test_the_row_keeps_what_decisions_read_but_not_what_grows_with_the_conversat
         visitor(h, "x" * 100)
     assert set(h.row) == {"format", "id", "project_id", "visitor_id", "status", "assignee_id", "assignee_name",
                           "custom_params", "contacts", "page_url", "left_while_closed",
-                          "offer_id", "offer_to", "offered_ids"}   # offered_ids: one per operator per round
+                          "offer_id", "offer_to", "offered_ids",   # offered_ids: one per operator per round
+                          "last_visitor_seq", "last_reply_seq", "read_by_operator_seq", "read_by_visitor_seq",
+                          "rated"}
     assert len(orjson.dumps(h.row)) < 1000
 
 

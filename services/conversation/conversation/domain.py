@@ -88,6 +88,13 @@ class Conversation:
     offer_id: str | None = None
     offer_to: str | None = None
     offered_ids: tuple[str, ...] = ()
+    # Read receipts (receipts.py): the seq of each side's last message, and how far each
+    # side has read the other's; CSAT (ratings.py): rated once.
+    last_visitor_seq: int = 0
+    last_reply_seq: int = 0
+    read_by_operator_seq: int = 0
+    read_by_visitor_seq: int = 0
+    rated: bool = False
 
 
 def evolve(state: Conversation | None, event: Event) -> Conversation:
@@ -99,11 +106,13 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
                                 left_while_closed=bool(d.get("left_while_closed")))
         case "chat.visitor_message_posted":
             return replace(state, message_ids=state.message_ids | {d["message_id"]},
+                           last_visitor_seq=event.stream_version,
                            transcript=state.transcript + ({"from": "visitor", "text": d["text"],
                                                            "attachment": d.get("attachment"),
                                                            "at": event.occurred_at},))
         case "chat.operator_replied":
             return replace(state, reply_ids=state.reply_ids | {d["message_id"]},
+                           last_reply_seq=event.stream_version,
                            transcript=state.transcript + ({"from": "operator", "operator": d["operator_name"],
                                                            "text": d["text"], "attachment": d.get("attachment"),
                                                            "at": event.occurred_at},))
@@ -114,6 +123,12 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
             return replace(state, contacts=given if d.get("by_operator_id") else {**state.contacts, **given})
         case "chat.page_visited":
             return replace(state, page_url=d["page_url"])
+        case "chat.read_by_operator":
+            return replace(state, read_by_operator_seq=max(state.read_by_operator_seq, d["seq"]))
+        case "chat.read_by_visitor":
+            return replace(state, read_by_visitor_seq=max(state.read_by_visitor_seq, d["seq"]))
+        case "chat.rated":
+            return replace(state, rated=True)
         case "assignment.taken" | "assignment.assigned" | "assignment.accepted":
             return replace(state, assignee_id=d["operator_id"], assignee_name=d["operator_name"],
                            offer_id=None, offer_to=None)
@@ -147,7 +162,7 @@ def fold(events: list[Event], state: Conversation | None = None) -> Conversation
 # kept state must equal kept(fold(events)), and a row of another STATE_FORMAT is
 # rebuilt from them.
 
-STATE_FORMAT = 2   # 2: the offer fields
+STATE_FORMAT = 3   # 2: the offer fields; 3: read receipts and the rating
 
 
 def kept(state: Conversation | None) -> Conversation | None:
@@ -163,7 +178,9 @@ def to_state(state: Conversation) -> dict[str, Any]:
             "status": state.status, "assignee_id": state.assignee_id, "assignee_name": state.assignee_name,
             "custom_params": state.custom_params, "contacts": state.contacts, "page_url": state.page_url,
             "left_while_closed": state.left_while_closed, "offer_id": state.offer_id, "offer_to": state.offer_to,
-            "offered_ids": list(state.offered_ids)}
+            "offered_ids": list(state.offered_ids), "last_visitor_seq": state.last_visitor_seq,
+            "last_reply_seq": state.last_reply_seq, "read_by_operator_seq": state.read_by_operator_seq,
+            "read_by_visitor_seq": state.read_by_visitor_seq, "rated": state.rated}
 
 
 def from_state(row: dict[str, Any], *, message_ids: frozenset[str] = frozenset(),
