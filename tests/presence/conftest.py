@@ -60,6 +60,7 @@ class AppSocket:
 
     @classmethod
     async def open(cls, gateway: TestClient, token: str) -> "AppSocket":
+        gateway.session.cookie_jar.clear()   # the token, not the last login's cookie, says who this is
         ws = await gateway.ws_connect(f"/ws/operator?token={token}")
         assert (await ws.receive_json(timeout=10))["type"] == "hello"
         frames: list[dict] = []
@@ -76,3 +77,7 @@ class AppSocket:
     async def close(self) -> None:
         await self.ws.close()
         self.task.cancel()
+
+
+# The scheduler's fixtures (its offer timers), for the auto-assignment tests.
+from tests.scheduler.conftest import sched_stack, scheduler  # noqa: E402,F401
