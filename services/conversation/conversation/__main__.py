@@ -4,12 +4,14 @@ from aiohttp import web
 
 from parley.service import ServiceSpec, main
 
-from conversation import api, auto_assign
+from conversation import api, auto_assign, rating_routes, read_routes
 
 
 def routes(app: web.Application) -> None:
     api.add_routes(app)
     auto_assign.setup(app)
+    read_routes.add_routes(app)
+    rating_routes.add_routes(app)
 
 
 SPEC = ServiceSpec(

@@ -74,6 +74,17 @@ async def apply(conn: asyncpg.Connection, event: Event) -> None:
             if d["status"] in ("new", "closed"):   # as the aggregate: no offer stands any more
                 await conn.execute("update conversations set offer_id = null, offered_to = null, offered_at = null"
                                    " where id = $1", cid)
+        case "chat.read_by_operator":   # opened by an operator: unread is what came after it
+            await conn.execute(
+                """update conversations set unread = (
+                       select count(*) from conversation_messages
+                       where conversation_id = $1 and side = 'visitor' and seq > $2) where id = $1""", cid, d["seq"])
+        case "chat.rated":
+            await conn.execute(
+                """insert into ratings (conversation_id, project_id, operator_id, operator_name, rating, comment,
+                                        rated_at)
+                   values ($1, $2, $3, $4, $5, $6, $7::text::timestamptz) on conflict do nothing""",
+                cid, event.project_id, d["operator_id"], d["operator_name"], d["rating"], d["comment"], at)
         case "lead.requested":
             await conn.execute("update conversations set lead_requested_at = $2::text::timestamptz where id = $1",
                                cid, at)

@@ -11,7 +11,7 @@ from parley.service import SETTINGS, ServiceSpec, main
 from gateway import (auth, availability, avatar_files, conversation_crm, conversations, cors, crm_routes, files,
                      operator_sockets, project_config, push, rate_limits, registry_routes, upstreams, visitor_api,
                      visitor_socket)
-from gateway import assignment_routes, presence, schedule_routes, setup_routes, typing_signals
+from gateway import assignment_routes, csat, presence, schedule_routes, setup_routes, typing_signals
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -82,6 +82,7 @@ def routes(app: web.Application) -> None:
     assignment_routes.add_routes(app)
     setup_routes.add_routes(app)
     typing_signals.add_routes(app)
+    csat.add_routes(app)
 
 
 def both(*handlers):

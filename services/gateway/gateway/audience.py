@@ -1,6 +1,7 @@
 """Who sees which conversation event - the one place that decides it.
 
-Visitors see messages (theirs and operators'), who joined, and the closing; never
+Visitors see messages (theirs and operators'), who joined, the closing, that an
+operator has read their messages (not who) and their own rating; never
 internal notes, assignments by name of the admin, params, contacts or lead requests.
 Operators see everything of the conversations they may see: the unclaimed ones and
 their own, and an admin every conversation of the project."""
@@ -34,6 +35,10 @@ def for_visitor(event: dict[str, Any]) -> dict[str, Any] | None:
         return {**base, "kind": "operator_joined", "operator": _operator(d)}
     if kind == "status.changed" and d["status"] == "closed":
         return {**base, "kind": "closed"}
+    if kind == "chat.read_by_operator":   # "Read" under the visitor's messages up to `read_seq`
+        return {**base, "kind": "read", "read_seq": d["seq"]}
+    if kind == "chat.rated":              # asked once: a reloaded widget does not ask again
+        return {**base, "kind": "rated", "rating": d["rating"]}
     return None
 
 

@@ -13,7 +13,7 @@ from parley.service_client import path
 from gateway import audience, auth, files, visitor_files
 from gateway.upstreams import as_caller, as_operator, conversation, conversation_summary, registry
 
-ACTIONS = ("take", "messages", "notes", "status", "lead", "accept")
+ACTIONS = ("take", "messages", "notes", "status", "lead", "accept", "read")
 _INBOX_VIEWS = ("new", "mine", "all")
 
 
@@ -138,5 +138,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/conversations/{id}/assign", assign)
     app.router.add_put("/api/conversations/{id}/contacts", set_contacts)
     app.router.add_post("/api/conversations/{id}/attachments", operator_attachment)
-    app.router.add_post("/api/conversations/{id}/{action:take|messages|notes|status|lead|accept}", command)
+    app.router.add_post("/api/conversations/{id}/{action:take|messages|notes|status|lead|accept|read}", command)
     app.router.add_get("/files/{id}", download)

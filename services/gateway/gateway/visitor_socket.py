@@ -25,7 +25,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from parley.http import Rejected, error_response
 from parley.service_client import path
 
-from gateway import audience, auth, availability, files, socket_metrics
+from gateway import audience, auth, availability, csat, files, read_receipts, socket_metrics
 from gateway.client_ip import client_ip
 from gateway.rate_limits import limits
 from gateway import send_queue
@@ -53,6 +53,7 @@ class VisitorSocket:
     params: dict = field(default_factory=dict)
     out: SendQueue | None = None   # every frame to the widget goes through it
     held: list = field(default_factory=list)   # (conversation id, view) that came while the lock was held
+    read_upto: int = 0   # the last seq this socket passed on as read (read_receipts.py)
     _flusher: asyncio.Task | None = None
 
     def __post_init__(self) -> None:
@@ -225,6 +226,10 @@ async def _on_visitor_message(request: web.Request, socket: VisitorSocket, data:
         elif kind == "typing":
             from gateway import typing_signals   # imports push, which imports this module
             await typing_signals.from_visitor(request.app, socket.project_id, socket.conversation_id)
+        elif kind == "read":
+            await read_receipts.from_visitor(request.app, socket, data)
+        elif kind == "rate":
+            await csat.from_visitor(request.app, socket, data)
         else:
             raise Rejected(422, "type_unknown", f"Unknown message type {str(kind)[:40]!r}.")
     except Rejected as e:
@@ -306,7 +311,7 @@ async def _follow(app: web.Application, socket: VisitorSocket, conversation_id: 
     async with socket.lock:
         sockets.discard(socket)   # off the closed conversation, onto the new one
         sockets.add(socket)
-        socket.last_seq = 0
+        socket.last_seq = socket.read_upto = 0
         sockets.bind(socket, conversation_id)
         socket.params = {}
         await socket.send({"type": "conversation", "conversation_id": conversation_id})
