@@ -76,7 +76,8 @@ class Tuning:
 
     @classmethod
     def from_env(cls) -> "Tuning":
-        return cls(minute=minute_seconds())
+        minute = minute_seconds()
+        return cls(minute=minute, lease=30.0 * minute / 60)   # the lease follows the timers' time scale
 
 
 TUNING = web.AppKey("scheduler_tuning", Tuning)
