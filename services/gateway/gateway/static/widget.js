@@ -142,6 +142,12 @@ h2{margin:0;font-size:16px;font-weight:600;line-height:1.3}
 .tm:empty{display:none}.tm:empty+span::before{content:none}
 .m[data-status=pending] .b{opacity:.72}
 .me[data-status=sent]:has(~.me) .st{display:none}
+.me[data-status=read]:has(~.me) .st{display:none}
+.ty{font-size:13px;color:#6b7280;font-style:italic;padding:4px 16px 0;background:#f9fafb}
+.rt{align-self:stretch;display:grid;gap:8px;padding:12px;border:1px solid #e5e7eb;border-radius:12px;background:#fff}
+.rt h3{margin:0;font-size:14px;font-weight:600}.rs{display:flex;gap:4px}
+.rs button{font-size:26px;line-height:1;color:#d1d5db;padding:2px}.rs button[aria-pressed=true]{color:#f59e0b}
+.rt textarea{min-height:56px;font-size:14px}.rt .cb .sd{color:#fff}
 .m[data-status=failed] .b{background:#fee2e2;border-color:#fecaca;color:#7f1d1d}
 .av{width:30px;height:30px;border-radius:50%;flex:none;object-fit:cover;background:#e0e7ff;color:#3730a3;display:grid;place-items:center;font-size:13px;font-weight:600}
 .f{display:flex;align-items:center;gap:6px;text-decoration:none;color:inherit}
@@ -176,9 +182,13 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
   // Offline-form texts the project's settings may not have yet (ru/en defaults).
   const OFF = {
     en: { offline_message_label: 'Message', offline_contact_required: 'Leave a phone or an email so that we can answer.',
-      offline_opens_at: 'We open at {time}', offline_text_required: 'Write your message.' },
+      offline_opens_at: 'We open at {time}', offline_text_required: 'Write your message.',
+      status_read: 'Read', rating_prompt: 'How did we do?', rating_comment_placeholder: 'Anything to add? (optional)',
+      rating_submit_label: 'Send rating', rating_thanks: 'Thank you for your rating!' },
     ru: { offline_message_label: 'Сообщение', offline_contact_required: 'Оставьте телефон или почту, чтобы мы могли ответить.',
-      offline_opens_at: 'Откроемся {time}', offline_text_required: 'Напишите сообщение.' },
+      offline_opens_at: 'Откроемся {time}', offline_text_required: 'Напишите сообщение.',
+      status_read: 'Прочитано', rating_prompt: 'Как мы справились?', rating_comment_placeholder: 'Хотите что-то добавить? (необязательно)',
+      rating_submit_label: 'Отправить оценку', rating_thanks: 'Спасибо за оценку!' },
   };
   const t = (k, name) => String(T[k] || (OFF[lang] || OFF.en)[k] || '').split('{name}').join(name || '');
   const sleep = ms => new Promise(r => setTimeout(r, ms));
@@ -197,7 +207,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     ui.sc = h('div', { class: 'sc', role: 'log', 'aria-live': 'polite', 'aria-label': t('window_title') }, ui.ls, ui.wait);
     ui.cn = h('div', { class: 'cn', role: 'status', hidden: true });
     ui.ta = h('textarea', { rows: 1, maxlength: MAX_TEXT, placeholder: t('input_placeholder'), 'aria-label': t('input_placeholder'),
-      oninput: grow, onkeydown: e => {
+      oninput: () => { grow(); typingNow(); }, onkeydown: e => {
         if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) { e.preventDefault(); submit(); }
       } });
     ui.file = h('input', { type: 'file', hidden: true, tabindex: -1, 'aria-hidden': 'true', onchange: () => {
@@ -208,7 +218,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       onkeydown: e => { if (e.key === 'Escape') { e.stopPropagation(); setOpen(false); } } },
     h('div', { class: 'hd' }, h('div', null, title, ui.sub = h('p', null, t('online_subtitle'))),
       h('button', { class: 'x', type: 'button', 'aria-label': t('close_label'), title: t('close_label'), onclick: () => setOpen(false) }, icon(I_X))),
-    ui.cn, ui.sc, ui.cbox = contactForm(),
+    ui.cn, ui.sc, ui.ty = h('div', { class: 'ty', role: 'status', hidden: true }), ui.cbox = contactForm(),
     ui.fm = h('form', { class: 'fm', onsubmit: e => { e.preventDefault(); submit(); } },
       h('button', { class: 'ib', type: 'button', 'aria-label': t('attach_label'), title: t('attach_label'), onclick: () => ui.file.click() }, icon(I_CLIP)),
       ui.file, ui.ta,
@@ -267,8 +277,9 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     badOff(k, k === 'phone' && m.code === 'phone_invalid' ? t('contact_invalid_phone') : k === 'email' ? t('contact_invalid_email') : String(m.message || m.code || ''));
   }
   function newConversation(id) { // seqs start again at 1: the closed conversation's transcript goes
-    convId = id; lastSeq = 0; joined = false;
+    convId = id; lastSeq = 0; joined = false; readSent = 0;
     ui.ls.querySelectorAll('[data-seq]').forEach(e => e.remove());
+    if (ui.rate) { ui.rate.remove(); ui.rate = null; }
   }
   // Chat or offline form, as availability says; typed text goes along to whichever is shown.
   function mode() {
@@ -353,6 +364,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     if (o) {
       ui.dot.hidden = true;
       connect();
+      markRead();
       ui.sc.scrollTop = ui.sc.scrollHeight;
       ui.ta.focus({ preventScroll: true });
     } else if (host.shadowRoot.activeElement) ui.la.focus();
@@ -626,7 +638,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
         else { const el = byId.get(e.id); if (el.getAttribute('data-status') === 'pending') status(el, '', '…'); }
       }
       inFlight = null; pump();
-    } else if (m.type === 'availability') { avail = { open: m.open !== false, next: m.next_open_at || null }; mode(); }
+    } else if (m.type === 'availability') { avail = { open: m.open !== false && m.online !== false, next: m.next_open_at || null }; mode(); }
     else if (m.type === 'conversation') { // the last one was closed: this message started the next
       if (m.conversation_id !== convId) newConversation(m.conversation_id);
       convClosed = false; mode();
@@ -638,6 +650,8 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       cf.id = cf.sent = null; ui.cs.disabled = false; showForm(false); toOffline('', m.next_open_at);
     } else if (m.id && m.id === cf.id && (m.type === 'contacts_saved' || m.type === 'error')) contactsAnswer(m);
     else if (m.type === 'event') event(m);
+    else if (m.type === 'typing') showTyping(m.operator);
+    else if (rt.id && m.id === rt.id && (m.type === 'rated' || m.type === 'error')) ratingAnswer(m);
     else if (m.type === 'ack') {
       if (typeof m.id !== 'string') return;
       unqueue(m.id);
@@ -694,14 +708,71 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     } else if (k === 'closed') {
       el = notice(t('chat_closed'), k);
       hasVisitor = joined = false;
-    } else return; // a kind this widget does not know yet
+    } else if (k === 'read') { // an operator opened the conversation: "Read" under the visitor's messages
+      ui.ls.querySelectorAll('.me[data-seq]').forEach(e => { if (+e.getAttribute('data-seq') <= +m.read_seq) status(e, 'read', t('status_read')); });
+      return;
+    } else if (k === 'rated') { rated(convId); return; }
+    else return; // a kind this widget does not know yet
     const closedNow = k === 'closed' || (convClosed && k !== 'visitor_message' && k !== 'operator_message');
     if (closedNow !== convClosed) { convClosed = closedNow; mode(); }
     if (el.classList.contains('m')) fill(el, m);
     el.setAttribute('data-seq', seq);
     place(el, seq);
     waiting();
+    if (k === 'operator_message') { ui.ty.hidden = true; markRead(); }
+    if (k === 'closed') askRating(convId);
     if (!isOpen && (k === 'operator_message' || k === 'operator_joined') && Date.now() - helloAt > 1500) ui.dot.hidden = false;
+  }
+
+  // ---- typing and read state (ephemeral typing through the gateway; reads are stored)
+  let typingAt = 0, typingTimer = 0, readSent = 0;
+  function typingNow() { // at most one signal per 2 s, only into a conversation someone can see
+    const now = Date.now();
+    if (!connected || !convId || convClosed || !ui.ta.value.trim() || now - typingAt < 2000) return;
+    typingAt = now; send({ type: 'typing' });
+  }
+  function showTyping(op) {
+    ui.ty.textContent = t('typing', op && op.name ? String(op.name) : '').trim();
+    ui.ty.hidden = !ui.ty.textContent;
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(() => { ui.ty.hidden = true; }, 4000);
+  }
+  function markRead() { // the visitor has seen the operators' messages up to lastSeq
+    if (!connected || !isOpen || D.visibilityState === 'hidden' || lastSeq <= readSent || !ui.ls.querySelector('.op[data-seq]')) return;
+    readSent = lastSeq; send({ type: 'read', seq: lastSeq });
+  }
+  D.addEventListener('visibilitychange', markRead);
+
+  // ---- CSAT: once a conversation is closed, a 1-5 rating and an optional comment, once
+  const rt = { id: null, cid: null, done: new Set() };
+  function askRating(cid) {
+    if (!cid || rt.done.has(cid) || ui.rate) return;
+    let score = 0;
+    const stars = [1, 2, 3, 4, 5].map(n => h('button', { type: 'button', 'aria-pressed': 'false', 'aria-label': `${n} / 5`, 'data-score': n,
+      onclick: () => { score = n; stars.forEach((b, i) => b.setAttribute('aria-pressed', String(i < n))); ui.rsend.disabled = false; } }, '★'));
+    ui.rcomment = h('textarea', { rows: 2, maxlength: 1000, placeholder: t('rating_comment_placeholder'), 'aria-label': t('rating_comment_placeholder') });
+    ui.rerr = h('div', { class: 'ce', role: 'alert' });
+    ui.rsend = h('button', { class: 'sd', type: 'submit', disabled: true }, t('rating_submit_label'));
+    ui.rate = h('form', { class: 'rt', 'data-kind': 'rating', 'aria-label': t('rating_prompt'), onsubmit: e => {
+      e.preventDefault();
+      if (!score) return;
+      rt.id = uuid(); rt.cid = cid; ui.rsend.disabled = true; ui.rerr.textContent = '';
+      send({ type: 'rate', id: rt.id, conversation_id: cid, rating: score, comment: ui.rcomment.value.trim() || null });
+    } }, h('h3', null, t('rating_prompt')), h('div', { class: 'rs', role: 'group', 'aria-label': t('rating_prompt') }, ...stars),
+    ui.rcomment, ui.rerr, h('div', { class: 'cb' }, ui.rsend));
+    mutate(() => ui.ls.append(ui.rate), true);
+  }
+  function rated(cid, thanks) { // asked once: whether rated here, in another tab, or before a reload
+    if (cid) rt.done.add(cid);
+    if (!ui.rate) return;
+    const r = ui.rate; ui.rate = null;
+    if (thanks) r.replaceWith(notice(t('rating_thanks'), 'rated', 'ok')); else r.remove();
+  }
+  function ratingAnswer(m) {
+    const cid = rt.cid; rt.id = null;
+    if (m.type === 'rated' || m.code === 'already_rated') return rated(cid, true);
+    if (RETRYABLE.includes(m.code)) { if (ui.rsend) ui.rsend.disabled = false; return; }
+    if (ui.rerr) { ui.rerr.textContent = String(m.message || m.code || ''); ui.rsend.disabled = false; }
   }
 
   // ---- start: after DOMContentLoaded, when the browser is idle
@@ -715,7 +786,8 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     if (!cfg || !cfg.enabled) return;
     T = cfg.texts && typeof cfg.texts === 'object' ? cfg.texts : {};
     lang = typeof cfg.language === 'string' ? cfg.language : '';
-    avail = { open: cfg.open !== false, next: cfg.next_open_at || null };
+    // "Online now" only when someone is online within working hours (presence); otherwise the offline form.
+    avail = { open: cfg.open !== false && cfg.online !== false, next: cfg.next_open_at || null };
     build();
     const ob = readOutbox();
     ob.forEach(e => watch(pending(e)));

@@ -23,6 +23,12 @@ export function createConversationView(ctx) {
   let leads = [];               // this conversation's CRM handoffs (GET .../leads), oldest first
   let card = null;              // the returning client's card (GET .../client), null while loading
   let cardError = null;
+  // Read receipts (issue 13): how far this app has told the server it showed the conversation,
+  // and how far the visitor has read the operators' replies ("Seen" under the last one).
+  let readSent = 0;
+  let visitorReadSeq = 0;
+  let typingSentAt = 0;         // the operator's typing signal: at most one per TYPING_EVERY_MS
+  let typingTimer = null;
 
   // ---- layout -------------------------------------------------------------------------
   const backButton = h('button', { class: 'btn btn-ghost back', type: 'button', onclick: () => ctx.closeConversation() },
@@ -39,6 +45,8 @@ export function createConversationView(ctx) {
     'aria-labelledby': 'conv-title', tabindex: '0' });
   const side = h('aside', { class: 'side-panel', id: 'side-panel', 'aria-label': t('details') });
   const banner = h('div', { class: 'conv-banner', hidden: true });
+  const typing = h('p', { class: 'typing-indicator muted small', 'data-testid': 'visitor-typing', role: 'status',
+    hidden: true }, t('visitor_typing'));
 
   // composer
   const input = h('textarea', { class: 'reply-input', id: 'reply-input', 'data-testid': 'reply-input', rows: '3',
@@ -64,7 +72,7 @@ export function createConversationView(ctx) {
     composerError, hint);
   const picker = h('div', { class: 'popover-host' });
 
-  const body = h('div', { class: 'conv-body' }, h('div', { class: 'conv-main' }, banner, transcript, composer, picker), side);
+  const body = h('div', { class: 'conv-body' }, h('div', { class: 'conv-main' }, banner, transcript, typing, composer, picker), side);
   const empty = h('div', { class: 'conv-empty' }, h('p', null, t('pick_conversation')));
   const view = h('div', { class: 'conv-view', hidden: true }, head, body);
   const el = h('section', { class: 'conv-pane', 'aria-label': t('conversation') }, empty, view);
@@ -73,7 +81,11 @@ export function createConversationView(ctx) {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
     if ((e.ctrlKey || e.metaKey) && e.key === '/') { e.preventDefault(); openTemplates(); }
   });
-  input.addEventListener('input', () => { if (id) store.drafts.set(id, input.value); sendKey = null; composerError.textContent = ''; });
+  input.addEventListener('input', () => {
+    if (id) store.drafts.set(id, input.value); sendKey = null; composerError.textContent = '';
+    signalTyping();
+  });
+  document.addEventListener('visibilitychange', () => markRead());
   el.addEventListener('keydown', (e) => {
     if ((e.ctrlKey || e.metaKey) && e.key === '/' && id && !input.disabled) { e.preventDefault(); openTemplates(); }
   });
@@ -88,6 +100,7 @@ export function createConversationView(ctx) {
     if (id === conversationId) return;
     closePopoverIfAny();
     id = conversationId; conversation = null; seen = new Set(); maxSeq = 0;
+    readSent = 0; visitorReadSeq = 0; typing.hidden = true; clearTimeout(typingTimer);
     pendingAttachment = null; sendKey = null; contactsForm = null; leads = []; card = null; cardError = null;
     renderAttachment();
     empty.hidden = true; view.hidden = false;
@@ -112,6 +125,7 @@ export function createConversationView(ctx) {
       for (const ev of result.events) addEvent(ev, false);
       scrollToEnd();
       renderHead();
+      markRead();
       loadLeads();
       loadCard(false);
     } catch (e) {
@@ -138,19 +152,57 @@ export function createConversationView(ctx) {
     const nearBottom = transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight < 80;
     addEvent(ev, true);
     if (nearBottom) scrollToEnd();
+    if (ev.event === 'chat.visitor_message_posted') { typing.hidden = true; markRead(); }
+  }
+
+  /** The operator is looking at the conversation: the visitor's messages up to maxSeq are read.
+   * Only while the page is visible, and only when it moves forward (the server ignores the rest). */
+  function markRead() {
+    if (!id || document.visibilityState === 'hidden' || maxSeq <= readSent) return;
+    const forId = id, upto = maxSeq;
+    readSent = upto;
+    api('POST', `/api/conversations/${forId}/read`, { seq: upto }, { quiet401: true })
+      .then((result) => { for (const ev of result.events || []) { applyToRow(ev); if (forId === id) applyEvent(ev); } })
+      .catch(() => { if (forId === id && readSent === upto) readSent = 0; });   // told again on the next chance
+  }
+
+  /** The visitor types (a push from /ws/operator): shown for a few seconds or until their message. */
+  function showTyping(msg) {
+    if (!id || msg.conversation_id !== id) return;
+    typing.hidden = false;
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(() => { typing.hidden = true; }, 4000);
+  }
+
+  /** The operator types a reply: the visitor sees it; at most one signal per 2 s, never for notes. */
+  function signalTyping() {
+    const now = Date.now();
+    if (!id || noteMode || !canAct() || !input.value.trim() || now - typingSentAt < 2000) return;
+    typingSentAt = now;
+    api('POST', `/api/conversations/${id}/typing`, {}, { quiet401: true }).catch(() => { /* a typing dot only */ });
+  }
+
+  /** "Seen" under the last operator reply the visitor has read. */
+  function renderSeen() {
+    for (const old of transcript.querySelectorAll('.seen-mark')) old.remove();
+    const replies = [...transcript.querySelectorAll('.msg-operator')].filter((n) => Number(n.dataset.seq) <= visitorReadSeq);
+    const last = replies[replies.length - 1];
+    if (last) last.querySelector('.msg-col').append(h('p', { class: 'seen-mark muted small', 'data-testid': 'seen' }, t('seen')));
   }
 
   function addEvent(ev, live) {
     if (seen.has(ev.seq)) return;
     seen.add(ev.seq);
     maxSeq = Math.max(maxSeq, ev.seq);
+    if (ev.event === 'chat.read_by_visitor') { visitorReadSeq = Math.max(visitorReadSeq, ev.data.seq); }
     const node = eventEl(ev);
-    if (!node) return;
+    if (!node) { if (ev.event === 'chat.read_by_visitor') renderSeen(); return; }
     node.dataset.seq = String(ev.seq);
     if (live) node.classList.add('fresh');
     // keep seq order even if events come out of order
     const after = [...transcript.children].find((c) => Number(c.dataset.seq) > ev.seq);
     transcript.insertBefore(node, after || null);
+    if (ev.event === 'chat.operator_replied' && visitorReadSeq >= ev.seq) renderSeen();
   }
 
   function eventEl(ev) {
@@ -189,6 +241,12 @@ export function createConversationView(ctx) {
       }
       case 'chat.page_visited':
         return system(t('sys_page', { url: d.page_url }), time);
+      case 'chat.rated': {
+        const stars = '★'.repeat(d.rating) + '☆'.repeat(5 - d.rating);
+        const node = system(t(d.comment ? 'sys_rated_comment' : 'sys_rated', { stars, n: d.rating, comment: d.comment }), time);
+        node.dataset.testid = 'rating';
+        return node;
+      }
       default:
         return null;
     }
@@ -667,6 +725,7 @@ export function createConversationView(ctx) {
     open,
     close,
     applyEvent,
+    showTyping,
     /** crm-bridge's lead.created / lead.failed for a conversation: the open one shows it at once. */
     applyLeadOutcome(msg) { if (id && msg.conversation_id === id) { loadLeads(); loadCard(true); } },
     reload() { if (id) return load(); return Promise.resolve(); },

@@ -6,11 +6,11 @@ import { h, clear, avatar, icon } from './dom.js';
 import { t } from './i18n.js';
 import { store } from './store.js';
 
-export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites', 'hours', 'crm', 'crm_deliveries'];
+export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites', 'hours', 'crm', 'crm_deliveries', 'ratings', 'assignment'];
 // The CRM sections (crm.js) and working hours (hours.js) are listed for admins only; anyone
 // opening their URL gets the API's answer.
 export const CRM_SECTIONS = ['crm', 'crm_deliveries'];
-export const ADMIN_SECTIONS = [...CRM_SECTIONS, 'hours'];
+export const ADMIN_SECTIONS = [...CRM_SECTIONS, 'hours', 'ratings', 'assignment'];
 
 export function createSettings(ctx) {
   const me = store.me;
@@ -35,7 +35,9 @@ export function createSettings(ctx) {
     const builders = { chat: chatSection, operators: operatorsSection, templates: templatesSection, widget: widgetSection, sites: sitesSection,
       hours: async (n) => (await import('./hours.js')).hoursSection(n),
       crm: async (n) => (await import('./crm.js')).crmSettingsSection(n),
-      crm_deliveries: async (n) => (await import('./crm.js')).crmDeliveriesSection(n) };
+      crm_deliveries: async (n) => (await import('./crm.js')).crmDeliveriesSection(n),
+      ratings: async (n) => (await import('./ratings.js')).ratingsSection(n),
+      assignment: async (n) => (await import('./assignment.js')).assignmentSection(n) };
     const node = h('div', { class: 'settings-section', 'data-testid': `settings-${section}`, 'aria-busy': 'true' },
       h('h3', { class: 'section-title', tabindex: '-1' }, t(`settings_${section}`)));
     clear(panel).append(node);
@@ -352,7 +354,8 @@ async function templatesSection(node) {
 const TEXT_GROUPS = [
   ['group_header', ['launcher_label', 'window_title', 'online_subtitle', 'offline_subtitle', 'close_label']],
   ['group_conversation', ['greeting', 'input_placeholder', 'send_label', 'attach_label', 'status_sent', 'status_delivered',
-    'typing', 'waiting_for_operator', 'operator_joined', 'chat_closed', 'new_conversation_label']],
+    'status_read', 'typing', 'waiting_for_operator', 'operator_joined', 'chat_closed', 'new_conversation_label']],
+  ['group_rating', ['rating_prompt', 'rating_comment_placeholder', 'rating_submit_label', 'rating_thanks']],
   ['group_notices', ['file_too_large', 'file_type_not_allowed', 'send_failed_retrying', 'reconnecting', 'reconnected', 'chat_unavailable']],
   ['group_contacts', ['contact_open_label', 'contact_form_title', 'name_label', 'phone_label', 'email_label', 'contact_submit_label',
     'contact_cancel_label', 'contact_thanks', 'contact_invalid_phone', 'contact_invalid_email', 'privacy_note']],

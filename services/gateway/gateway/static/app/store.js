@@ -84,6 +84,7 @@ export function applyToRow(ev) {
       row.assignee_id = d.operator_id; row.assignee_name = d.operator_name; break;
     case 'status.changed': row.status = d.status; break;
     case 'lead.requested': row.lead_requested_at = ev.at; break;
+    case 'chat.read_by_operator': row.unread = 0; break;   // an operator opened it (later messages count again)
     default: break;
   }
   row.version = ev.seq;
