@@ -654,6 +654,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     else if (rt.id && m.id === rt.id && (m.type === 'rated' || m.type === 'error')) ratingAnswer(m);
     else if (m.type === 'ack') {
       if (typeof m.id !== 'string') return;
+      if (!convId && typeof m.conversation_id === 'string') convId = m.conversation_id; // the first message started it
       unqueue(m.id);
       if (m.id === inFlight) { inFlight = null; retryDelay = 1000; pump(); }
       const el = byId.get(m.id);
