@@ -179,8 +179,8 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
         sockets.bind(socket, conversation_id)  # registered before reading history: nothing falls between
     try:
         await socket.send({"type": "hello", "visitor_id": visitor_id, "conversation_id": conversation_id})
-        is_open, next_open_at = await availability.now_open(request.app, project_id)
-        await socket.send({"type": "availability", "open": is_open, "next_open_at": next_open_at})
+        from gateway import presence   # (presence pushes to these sockets: imported here, not at the top)
+        await socket.send(await presence.availability_frame(request.app, project_id))   # open, next_open_at, online
         await socket.catch_up(request.app)
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:

@@ -7,6 +7,8 @@ import { startLive } from './live.js';
 import { createInbox } from './inbox.js';
 import { createConversationView } from './conversation.js';
 import * as notify from './notify.js';
+import { createPresence } from './presence.js';
+import * as offers from './offers.js';
 
 const root = document.getElementById('app');
 let ui = null;          // the mounted shell: {inbox, conversation, settings, ...}
@@ -133,6 +135,7 @@ function mountShell() {
   const inbox = createInbox(ctx);
   const conversation = createConversationView(ctx);
   const connection = h('span', { class: 'connection', role: 'status', 'data-testid': 'connection' });
+  const presence = createPresence(me);
   const notifButton = h('button', { class: 'btn btn-small', type: 'button', 'data-testid': 'enable-notifications',
     hidden: notify.desktopPermission() !== 'default', onclick: async () => {
       const result = await notify.requestDesktopPermission();
@@ -146,7 +149,7 @@ function mountShell() {
     canSettings ? h('a', { href: '#/settings/operators', 'data-testid': 'settings-link', class: 'nav-link' }, t('settings')) : null);
   const header = h('header', { class: 'topbar' },
     h('a', { href: '#/inbox/new', class: 'brand-link', 'aria-label': t('home') }, brand()), nav,
-    h('span', { class: 'spacer' }), connection, notifButton, languageSwitch(),
+    h('span', { class: 'spacer' }), presence.el, connection, notifButton, languageSwitch(),
     h('span', { class: 'me' }, avatar(me.name, me.avatar_url, 'sm'), h('span', { class: 'me-name' }, me.name || me.email)),
     h('button', { class: 'btn btn-small btn-ghost', type: 'button', 'data-testid': 'logout', onclick: logout }, t('log_out')));
   const offline = h('div', { class: 'offline-banner', role: 'status', hidden: true }, t('reconnecting'));
@@ -156,7 +159,7 @@ function mountShell() {
   const skip = h('a', { class: 'skip-link', href: '#main', onclick: (e) => { e.preventDefault(); main.focus(); } }, t('skip_to_content'));
   clear(root).append(skip, header, offline, main);
   const previous = ui;
-  ui = { inbox, conversation, connection, offline, workspace, settingsHost, nav, settings: null, canSettings };
+  ui = { inbox, conversation, connection, offline, workspace, settingsHost, nav, settings: null, canSettings, presence };
   if (previous && previous.lastState) connectionState(previous.lastState === 'resynced' ? 'online' : previous.lastState);
   route_();
   if (!hadUi || !previous) inbox.refresh(); else inbox.setView(inbox.view);
@@ -223,10 +226,15 @@ function onMessage(msg) {
     const result = applyToRow(msg);
     if (result === 'unknown' || result === 'gap') scheduleRefresh(400);
     ui.conversation.applyEvent(msg);
+    offers.onConversationEvent(msg);
     if (msg.event === 'chat.conversation_started' && result === true) notify.notifyNewConversation(msg);
     updateTitle();
   } else if (msg.type === 'lead_outcome') {
     ui.conversation.applyLeadOutcome(msg);
+  } else if (msg.type === 'presence') {
+    ui.presence.apply(msg);
+  } else if (msg.type === 'notification' && msg.kind === 'offer') {   // auto-assignment: Accept or let it move on
+    offers.showOffer(msg, openConversation);
   } else if (msg.type === 'notification' && msg.kind === 'assigned') {
     notify.notifyAssigned(msg);
     scheduleRefresh(300);

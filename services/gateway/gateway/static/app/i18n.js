@@ -192,6 +192,18 @@ const en = {
   hours_open_now: 'Open now', hours_closed_now: 'Closed', hours_opens_at: '— opens {when} ({zone})', hours_never_opens: '— no working hours ahead',
   unanswered_title: 'Nobody has taken a conversation for {n} minutes', unanswered_title_one: 'Nobody has taken a conversation for a minute',
   unanswered_body: 'It is waiting in New.',
+  // presence and auto-assignment (presence.js, offers.js, assignment.js)
+  presence_label: 'My status', presence_online: 'Online', presence_away: 'Away', presence_offline: 'Offline',
+  team_online: 'Online: {names}', team_online_none: 'Nobody online',
+  offer_title: 'A new conversation for you', offer_body: 'Accept it within {n} s, or it goes to the next operator.',
+  offer_accept: 'Accept', offer_gone: 'This offer has expired or the conversation went to someone else.',
+  settings_assignment: 'Assignment', assignment_mode: 'New conversations',
+  mode_manual: 'Manual: operators take them from New',
+  mode_round_robin: 'Round robin: offered to each online operator in turn',
+  mode_least_busy: 'Least busy: offered to the online operator with the fewest open conversations',
+  offer_seconds: 'Seconds to accept an offer', default_capacity: 'Open conversations per operator (least busy)',
+  assignment_save: 'Save', assignment_saved: 'Saved.',
+  assignment_help: 'An offer not accepted in time goes to the next online operator. With nobody online, conversations wait in New.',
   // ---- end of working hours settings strings ----
   // durations
   d_s: '{n} s', d_m: '{n} min', d_hm: '{h} h {m} min', d_d: '{n} d',
@@ -381,6 +393,17 @@ const ru = {
   hours_open_now: 'Сейчас открыт', hours_closed_now: 'Закрыт', hours_opens_at: '— откроется {when} ({zone})', hours_never_opens: '— рабочих часов впереди нет',
   unanswered_title: 'Диалог никто не взял уже {n} мин', unanswered_title_one: 'Диалог никто не взял уже {n} мин',
   unanswered_body: 'Он ждёт во вкладке «Новые».',
+  presence_label: 'Мой статус', presence_online: 'В сети', presence_away: 'Отошёл', presence_offline: 'Не в сети',
+  team_online: 'В сети: {names}', team_online_none: 'Никого нет в сети',
+  offer_title: 'Вам новый диалог', offer_body: 'Примите его за {n} с, иначе он перейдёт следующему оператору.',
+  offer_accept: 'Принять', offer_gone: 'Предложение истекло или диалог уже у другого оператора.',
+  settings_assignment: 'Распределение', assignment_mode: 'Новые диалоги',
+  mode_manual: 'Вручную: операторы берут их из «Новых»',
+  mode_round_robin: 'По кругу: предлагаются операторам в сети по очереди',
+  mode_least_busy: 'Наименее занятому: оператору в сети с наименьшим числом открытых диалогов',
+  offer_seconds: 'Секунд на принятие предложения', default_capacity: 'Открытых диалогов на оператора (наименее занятому)',
+  assignment_save: 'Сохранить', assignment_saved: 'Сохранено.',
+  assignment_help: 'Непринятое вовремя предложение переходит следующему оператору в сети. Если в сети никого нет, диалоги ждут в «Новых».',
   // ---- end of working hours settings strings ----
   d_s: '{n} с', d_m: '{n} мин', d_hm: '{h} ч {m} мин', d_d: '{n} дн',
 };
