@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from parley.contract import conversation_stream
+from parley.contract import canonical_uuid, conversation_stream
 from parley.envelope import Event, new_event
 
 from conversation.domain import Conversation, DomainError, Operator, _not_found, evolve
@@ -68,6 +68,8 @@ def parse_settings(body: Any) -> Settings:
     if not isinstance(capacities, dict) or len(capacities) > 1000:
         raise DomainError("capacities_invalid", "capacities maps operator ids to whole numbers.")
     for operator_id, n in capacities.items():
+        if canonical_uuid(operator_id) != operator_id:
+            raise DomainError("capacities_invalid", "capacities maps operator ids (UUIDs) to whole numbers.")
         _int_in(n, CAPACITY, "capacities")
     return Settings(mode, seconds, default_capacity, dict(capacities))
 
