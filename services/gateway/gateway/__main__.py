@@ -11,7 +11,7 @@ from parley.service import SETTINGS, ServiceSpec, main
 from gateway import (auth, availability, avatar_files, conversation_crm, conversations, cors, crm_routes, files,
                      operator_sockets, project_config, push, rate_limits, registry_routes, upstreams, visitor_api,
                      visitor_socket)
-from gateway import assignment_routes, csat, presence, schedule_routes, setup_routes, typing_signals
+from gateway import assignment_routes, csat, presence, schedule_routes, setup_routes, typing_signals, verified_visitors
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -56,6 +56,7 @@ def routes(app: web.Application) -> None:
     app[rate_limits.LIMITS] = rate_limits.Limits()
     project_config.setup(app)
     availability.setup(app)
+    verified_visitors.setup(app)
     presence.setup(app)
     app[push.SUMMARIES] = OrderedDict()
     app.on_shutdown.append(operator_sockets.close_all)

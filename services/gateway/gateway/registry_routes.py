@@ -41,6 +41,8 @@ ROUTES = [
     ("DELETE", "/api/templates/{id}"),
     ("GET", "/api/presence"),
     ("PUT", "/api/presence"),
+    ("GET", "/api/project/identity-secret"),
+    ("POST", "/api/project/identity-secret/rotate"),
 ]
 _QUERY_PARAMS = {"/api/templates": ("q",)}
 # GET /api/widget/config is visitor_api.widget_config: the registry's answer plus the working hours.

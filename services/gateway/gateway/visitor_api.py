@@ -10,7 +10,7 @@ from aiohttp import web
 from parley.http import Rejected, ok, read_json
 from parley.service_client import path
 
-from gateway import auth, availability, files, presence, project_config, visitor_tokens
+from gateway import auth, availability, files, presence, project_config, verified_visitors, visitor_tokens
 from gateway.client_ip import client_ip
 from gateway.rate_limits import limits
 from gateway.upstreams import as_caller, registry, relay
@@ -38,13 +38,24 @@ async def visitor_session(request: web.Request) -> web.Response:
     if not config["enabled"]:
         raise Rejected(409, "chat_disabled", "The chat is switched off for this site.")
     previous = visitor_tokens.verify(body.get("visitor_token"))
-    if previous and previous[0] == project_id:
-        return ok({"visitor_token": body["visitor_token"], "visitor_id": previous[1]}, status=201)
+    if previous and previous[0] != project_id:
+        previous = None
+    # Parley.identify (verified_visitors.py): a valid hash makes this the verified visitor;
+    # anything else leaves the visitor anonymous and says why (never an error). A verified
+    # visitor's token kept in a browser whose claim no longer verifies is not reused.
+    verified, extra = None, {}
+    if body.get("identity") is not None:
+        verified, reason = await verified_visitors.check(request.app, project_id, body["identity"])
+        extra = {"verified": verified is not None, **({"reason": reason} if reason else {})}
+        if previous and previous[1] != verified and (verified or verified_visitors.is_verified(previous[1])):
+            previous = None
+    if previous:
+        return ok({"visitor_token": body["visitor_token"], "visitor_id": previous[1], **extra}, status=201)
     if not limits(request.app).visitor_sessions_per_address.allow(client_ip(request)):
         raise Rejected(429, "rate_limited", "Too many new visitors from this address; wait a minute.",
                        headers={"Retry-After": "60"})
-    token, visitor_id = visitor_tokens.issue(project_id)
-    return ok({"visitor_token": token, "visitor_id": visitor_id}, status=201)
+    token, visitor_id = visitor_tokens.issue(project_id, verified)
+    return ok({"visitor_token": token, "visitor_id": visitor_id, **extra}, status=201)
 
 
 async def visitor_attachment(request: web.Request) -> web.Response:

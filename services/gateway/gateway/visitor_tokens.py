@@ -27,8 +27,9 @@ def _secret() -> bytes:
     return shared_secret("PARLEY_VISITOR_SECRET", "on every gateway")
 
 
-def issue(project_id: str) -> tuple[str, str]:
-    visitor_id = secrets.token_hex(16)
+def issue(project_id: str, visitor_id: str | None = None) -> tuple[str, str]:
+    """A token for a new anonymous visitor, or for `visitor_id` (a verified visitor's)."""
+    visitor_id = visitor_id or secrets.token_hex(16)
     payload = _b64(orjson.dumps({"p": project_id, "v": visitor_id}))
     return f"{payload}.{_b64(hmac.new(_secret(), payload.encode(), hashlib.sha256).digest())}", visitor_id
 

@@ -5,7 +5,7 @@ from aiohttp import web
 from parley.config import env
 from parley.service import STORE, ServiceSpec, main
 
-from operator_registry import api, commands, first_run, presence
+from operator_registry import api, commands, first_run, identity_secrets, presence
 
 DEMO_PROJECT = "demo"
 
@@ -13,7 +13,7 @@ DEMO_PROJECT = "demo"
 def routes(app: web.Application) -> None:
     api.add_routes(app)
     first_run.add_routes(app)
-    for method, route, handler in presence.ROUTES:
+    for method, route, handler in presence.ROUTES + identity_secrets.ROUTES:
         app.router.add_route(method, route, handler)
 
     async def seed(app: web.Application) -> None:

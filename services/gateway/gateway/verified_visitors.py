@@ -1,0 +1,88 @@
+"""Verified visitors (issue 13, item 5): `Parley.identify({id, name, email, hash})`.
+
+`hash` is the hex HMAC-SHA256 of `id` under the project's identity secret (kept by the
+registry, identity_secrets.py; read here over a signed call and cached for
+SECRET_TTL_SECONDS, so a rotation reaches every gateway within that). A visitor whose
+hash verifies gets a visitor token for `verified:<digest of project and id>`: the same
+id is the same visitor on every device and browser, so their conversations follow them.
+The id itself is never in the token or the events (only the digest), and the prefix
+marks the visitor as verified for operators.
+
+Anything else - no hash, a wrong one, no secret yet, the registry not answering - is
+not an error: the visitor stays anonymous (their own random id) and the answer says
+`verified: false` with the reason, which the widget writes to the browser console. So a
+claim without a valid hash never joins anyone's history."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from typing import Any
+
+from aiohttp import web
+
+from parley.service_client import path
+
+from gateway.upstreams import registry
+
+PREFIX = "verified:"
+ID_MAX = 200
+SECRET_TTL_SECONDS = 30.0
+_HASH = re.compile(r"^[0-9a-fA-F]{64}$")
+SECRETS = web.AppKey("identity_secrets", dict)
+
+
+def expected_hash(secret: str, identity_id: str) -> str:
+    """What the site's server computes: hex HMAC-SHA256(secret, id)."""
+    return hmac.new(secret.encode(), identity_id.encode(), hashlib.sha256).hexdigest()
+
+
+def visitor_id_for(project_id: str, identity_id: str) -> str:
+    """The verified visitor's id: stable per project and id, and not the id itself."""
+    return PREFIX + hashlib.sha256(f"{project_id}\n{identity_id}".encode()).hexdigest()[:40]
+
+
+def is_verified(visitor_id: str) -> bool:
+    return visitor_id.startswith(PREFIX)
+
+
+async def _secret(app: web.Application, project_id: str) -> str | None:
+    cache = app[SECRETS]
+    hit = cache.get(project_id)
+    if hit and hit[0] > time.monotonic():
+        return hit[1]
+    answer = await registry(app).call("GET", path("internal", "projects", project_id, "identity-secret"))
+    if answer.status == 404:
+        secret = None
+    elif answer.status == 200:
+        secret = answer.body["secret"]
+    else:
+        return hit[1] if hit else None   # the registry away: the last known secret, else nobody is verified
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[project_id] = (time.monotonic() + SECRET_TTL_SECONDS, secret)
+    return secret
+
+
+async def check(app: web.Application, project_id: str, identity: Any) -> tuple[str | None, str | None]:
+    """(verified visitor id, None) or (None, why not)."""
+    if not isinstance(identity, dict):
+        return None, "identity_invalid"
+    identity_id, claimed = identity.get("id"), identity.get("hash")
+    if isinstance(identity_id, int) and not isinstance(identity_id, bool):
+        identity_id = str(identity_id)
+    if not isinstance(identity_id, str) or not 1 <= len(identity_id) <= ID_MAX:
+        return None, "identity_invalid"
+    if not isinstance(claimed, str) or not _HASH.match(claimed):
+        return None, "hash_missing"
+    secret = await _secret(app, project_id)
+    if secret is None:
+        return None, "no_identity_secret"
+    if not hmac.compare_digest(expected_hash(secret, identity_id), claimed.lower()):
+        return None, "hash_invalid"
+    return visitor_id_for(project_id, identity_id), None
+
+
+def setup(app: web.Application) -> None:
+    app[SECRETS] = {}
