@@ -68,7 +68,22 @@
     paramsSet = true;
     if (connected) send({ type: 'params', params: { ...params } });
   }
-  const api = { setCustomParams, _v: 1 };
+  // Parley.identify({id, name, email, hash}): a logged-in user of the site, verified by the
+  // gateway (hash = hex HMAC-SHA256 of id under the project's identity secret, made on the
+  // site's server). Verified, they keep their conversations on every device; a missing or
+  // wrong hash is ignored (anonymous) with a warning here.
+  let identity = null;
+  function identify(obj) {
+    if (!obj || typeof obj !== 'object' || (typeof obj.id !== 'string' && typeof obj.id !== 'number') || obj.id === '') {
+      warn('identify expects {id, name, email, hash}; ignored'); return;
+    }
+    const text = v => (typeof v === 'string' && v ? v.slice(0, 200) : undefined);
+    identity = { id: String(obj.id), name: text(obj.name), email: text(obj.email), hash: text(obj.hash) };
+    if (!identity.hash) warn('identify: no hash, so the visitor stays anonymous (see the identity secret in the app settings)');
+    needSession = true;
+    if (ws) ws.close(); else if (ui.p) connect(); // reconnects as the verified visitor
+  }
+  const api = { setCustomParams, identify, _v: 1 };
   const run = c => {
     if (Array.isArray(c) && typeof c[0] === 'string' && c[0][0] !== '_' && typeof api[c[0]] === 'function') api[c[0]](...c.slice(1));
     else warn('unknown command', c);
@@ -558,11 +573,12 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
   async function session() {
     const r = await fetch(`${ORIGIN}/api/visitor/session`, {
       method: 'POST', credentials: 'omit', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(token ? { project: PROJECT, visitor_token: token } : { project: PROJECT }),
+      body: JSON.stringify({ project: PROJECT, ...(token ? { visitor_token: token } : {}), ...(identity ? { identity } : {}) }),
     });
     if (!r.ok) throw new Error('session ' + r.status);
     const j = await r.json();
     if (!j || typeof j.visitor_token !== 'string') throw new Error('session: no token');
+    if (identity && j.verified === false) warn(`identify: not verified (${j.reason || 'hash_invalid'}); the visitor stays anonymous`);
     if (token && j.visitor_token !== token) { // a new visitor: the old transcript is not theirs
       lastSeq = 0;
       ui.ls.querySelectorAll('[data-seq]').forEach(e => e.remove());
@@ -793,7 +809,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     const ob = readOutbox();
     ob.forEach(e => watch(pending(e)));
     try { const o = JSON.parse(store.get('offline') || 'null'); if (o && o.type === 'offline_message') { of.sent = o; of.id = o.id; ui.os.disabled = true; } } catch { /* none */ }
-    if (token || ob.length || of.sent) connect(); // a returning visitor: history and live replies; a new one connects on open
+    if (token || ob.length || of.sent || identity) connect(); // a returning visitor: history and live replies; a new one connects on open
   }
   const boot = () => (W.requestIdleCallback ? W.requestIdleCallback(init, { timeout: 2000 }) : setTimeout(init, 1));
   if (D.readyState === 'loading') D.addEventListener('DOMContentLoaded', boot, { once: true }); else boot();

@@ -230,6 +230,12 @@ export function createConversationView(ctx) {
         return system(t('sys_taken', { name: d.operator_name }), time);
       case 'assignment.assigned':
         return system(t('sys_assigned', { by: d.by_name, name: d.operator_name }), time);
+      case 'assignment.offered':     // auto-assignment: who was offered it, and when
+        return system(t('sys_offered', { name: d.operator_name, n: d.seconds }), time);
+      case 'assignment.offer_expired':
+        return system(t('sys_offer_expired'), time);
+      case 'assignment.accepted':
+        return system(t('sys_accepted', { name: d.operator_name }), time);
       case 'status.changed':
         if (d.reason === 'idle') return system(t('sys_closed_idle', { n: d.idle_hours }), time);
         return system(t('sys_status', { status: statusLabel(d.status) }), time);
@@ -280,6 +286,9 @@ export function createConversationView(ctx) {
     const r = row();
     if (!r) return;
     title.textContent = r.visitor_name || t('visitor');
+    if ((r.visitor_id || '').startsWith('verified:')) {   // Parley.identify with a valid hash (verified_visitors.py)
+      title.append(' ', h('span', { class: 'chip chip-ok', 'data-testid': 'verified-badge', title: t('verified_hint') }, t('verified')));
+    }
     clear(subtitle).append(h('span', { class: `status status-${r.status}` }, statusLabel(r.status)),
       h('span', null, r.assignee_name ? t('assigned_to', { name: r.assignee_name }) : t('unassigned')));
     if (r.waiting_since) {

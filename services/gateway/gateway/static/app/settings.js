@@ -6,11 +6,11 @@ import { h, clear, avatar, icon } from './dom.js';
 import { t } from './i18n.js';
 import { store } from './store.js';
 
-export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites', 'hours', 'crm', 'crm_deliveries', 'ratings', 'assignment'];
+export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites', 'hours', 'crm', 'crm_deliveries', 'ratings', 'assignment', 'identity'];
 // The CRM sections (crm.js) and working hours (hours.js) are listed for admins only; anyone
 // opening their URL gets the API's answer.
 export const CRM_SECTIONS = ['crm', 'crm_deliveries'];
-export const ADMIN_SECTIONS = [...CRM_SECTIONS, 'hours', 'ratings', 'assignment'];
+export const ADMIN_SECTIONS = [...CRM_SECTIONS, 'hours', 'ratings', 'assignment', 'identity'];
 
 export function createSettings(ctx) {
   const me = store.me;
@@ -37,7 +37,8 @@ export function createSettings(ctx) {
       crm: async (n) => (await import('./crm.js')).crmSettingsSection(n),
       crm_deliveries: async (n) => (await import('./crm.js')).crmDeliveriesSection(n),
       ratings: async (n) => (await import('./ratings.js')).ratingsSection(n),
-      assignment: async (n) => (await import('./assignment.js')).assignmentSection(n) };
+      assignment: async (n) => (await import('./assignment.js')).assignmentSection(n),
+      identity: async (n) => (await import('./identity.js')).identitySection(n) };
     const node = h('div', { class: 'settings-section', 'data-testid': `settings-${section}`, 'aria-busy': 'true' },
       h('h3', { class: 'section-title', tabindex: '-1' }, t(`settings_${section}`)));
     clear(panel).append(node);

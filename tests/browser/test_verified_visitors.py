@@ -1,0 +1,46 @@
+"""Issue 13, item 5 in a real Chromium: Parley.identify with a valid hash follows the
+visitor to another browser, which shows their conversation; a forged hash leaves the
+visitor anonymous with a console warning; the operator sees "Verified"."""
+from gateway import verified_visitors
+from tests.browser.test_operator_app import open_app, visitor_says
+from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
+
+WIDGET = "#parley-widget"
+
+
+async def _device(browser, base: str, identity: dict):
+    """A fresh browser context (another device) on the demo page, identified before the widget opens."""
+    page = await (await browser.new_context()).new_page()
+    page.warnings = []
+    page.on("console", lambda m: page.warnings.append(m.text) if m.type == "warning" else None)
+    await page.goto(f"{base}/demo")
+    await page.wait_for_function("() => window.Parley && window.Parley.identify")
+    await page.evaluate("identity => Parley.identify(identity)", identity)
+    await page.click(f"{WIDGET} button.la")
+    return page
+
+
+async def test_a_verified_visitor_is_the_same_in_another_browser_and_a_forged_one_is_not(stack, browser):
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    secret = (await (await stack.call("GET", "/api/project/identity-secret", owner)).json())["secret"]
+    alice = {"id": "alice-7", "name": "Alice", "email": "alice@example.com",
+             "hash": verified_visitors.expected_hash(secret, "alice-7")}
+
+    laptop = await _device(browser, base, alice)
+    await visitor_says(laptop, "Where is my order #77?")
+    phone = await _device(browser, base, alice)
+    await phone.locator(f"{WIDGET} .me", has_text="Where is my order #77?").wait_for(timeout=15000)
+
+    forged = await _device(browser, base, {**alice, "hash": "0" * 64})
+    await visitor_says(forged, "Show me Alice's orders")
+    assert await forged.locator(f"{WIDGET} .me", has_text="order #77").count() == 0
+    assert any("identify: not verified (hash_invalid)" in w for w in forged.warnings), forged.warnings
+    assert not any("identify" in w for w in laptop.warnings + phone.warnings)
+
+    app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
+    await app.locator("[data-testid=inbox-row]", has_text="Where is my order #77?").click()
+    await app.get_by_test_id("verified-badge").wait_for(timeout=15000)
+    await app.locator("[data-testid=inbox-row]", has_text="Show me Alice's orders").click()
+    await app.locator("[data-testid=message]", has_text="Show me Alice's orders").wait_for(timeout=15000)
+    assert await app.get_by_test_id("verified-badge").count() == 0
