@@ -50,6 +50,9 @@ async def test_an_auto_assigned_offer_pops_up_and_accept_assigns_it(stack, brows
     await eventually(lambda: _assignee_is(stack, owner, conversation["id"], "Offered Olga"), timeout=10,
                      what="Olga is the assignee")
     await app.wait_for_function("location.hash.includes(%r)" % conversation["id"], timeout=10000)
+    # The conversation's history says who was offered it and who accepted.
+    await app.get_by_text("Offered to Offered Olga").wait_for(timeout=10000)
+    await app.get_by_text("Offered Olga accepted the conversation").wait_for(timeout=10000)
 
     async def joined():
         return "Offered Olga" in " ".join(await visitor.locator("#parley-widget [data-kind]").all_inner_texts())

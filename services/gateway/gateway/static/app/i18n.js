@@ -44,6 +44,8 @@ const en = {
   remove_attachment: 'Remove {name}',
   sys_started: 'Conversation started', sys_taken: '{name} took the conversation into work',
   sys_assigned: '{by} assigned the conversation to {name}', sys_status: 'Status: {status}',
+  sys_offered: 'Offered to {name} ({n} s to accept)', sys_offer_expired: 'The offer was not accepted in time',
+  sys_accepted: '{name} accepted the conversation',
   sys_lead: 'Sent to CRM — lead requested', sys_contacts: 'The visitor left contacts: {contacts}',
   sys_contacts_by_operator: 'Contacts corrected: {contacts}', edit_contacts: 'Edit contacts',
   // the conversation's CRM handoff and the returning client's card (conversation.js)
@@ -247,6 +249,8 @@ const ru = {
   remove_attachment: 'Убрать {name}',
   sys_started: 'Диалог начат', sys_taken: '{name} взял(а) диалог в работу',
   sys_assigned: '{by} назначил(а) диалог: {name}', sys_status: 'Статус: {status}',
+  sys_offered: 'Предложен оператору {name} ({n} с на принятие)', sys_offer_expired: 'Предложение не принято вовремя',
+  sys_accepted: '{name} принял(а) диалог',
   sys_lead: 'Отправлено в CRM — заявка создаётся', sys_contacts: 'Посетитель оставил контакты: {contacts}',
   sys_contacts_by_operator: 'Контакты исправлены: {contacts}', edit_contacts: 'Изменить контакты',
   // передача в CRM и карточка вернувшегося клиента (conversation.js)
