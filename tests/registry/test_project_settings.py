@@ -104,6 +104,7 @@ async def test_a_retried_command_with_the_same_idempotency_key_adds_one_operator
 def test_openapi_documents_every_public_route(platform):
     from parley.service import create_app
     import gateway.__main__ as gateway_main
+    from gateway.conversations import ACTIONS
     from tests.stack import settings
     spec = yaml.safe_load((REPO_ROOT / "services/gateway/gateway/openapi.yaml").read_text())
     documented = {(m.upper(), p) for p, item in spec["paths"].items() for m in item if m != "parameters"}
@@ -116,8 +117,8 @@ def test_openapi_documents_every_public_route(platform):
             continue
         if path == "/app" or path.startswith("/app/"):
             continue  # the operator app's pages and assets, not API
-        public.add((route.method, path.replace("{action:take|messages|notes|status|lead}", "{action}")))
-    actions = {("POST", f"/api/conversations/{{id}}/{a}") for a in ("take", "messages", "notes", "status", "lead")}
+        public.add((route.method, path.replace("{action:" + "|".join(ACTIONS) + "}", "{action}")))
+    actions = {("POST", f"/api/conversations/{{id}}/{a}") for a in ACTIONS}
     public = (public - {("POST", "/api/conversations/{id}/{action}")}) | actions
     assert public == documented
 
