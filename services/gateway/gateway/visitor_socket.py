@@ -257,7 +257,7 @@ async def _post_message(request: web.Request, socket: VisitorSocket, data: dict)
     await files.link(request, attachment, body["conversation_id"])
     # our own message (and anything before it) before the ack, as the answer brought them
     await socket.catch_up(app, body.get("events") if body["conversation_id"] == socket.conversation_id else None)
-    await socket.send({"type": "ack", "id": data.get("id"), "seq": body["seq"]})
+    await socket.send({"type": "ack", "id": data.get("id"), "seq": body["seq"], "conversation_id": body["conversation_id"]})
 
 
 async def _post_contacts(request: web.Request, socket: VisitorSocket, data: dict) -> None:

@@ -229,6 +229,8 @@ function onMessage(msg) {
     offers.onConversationEvent(msg);
     if (msg.event === 'chat.conversation_started' && result === true) notify.notifyNewConversation(msg);
     updateTitle();
+  } else if (msg.type === 'typing') {   // the visitor is typing (ephemeral, never stored)
+    ui.conversation.showTyping(msg);
   } else if (msg.type === 'lead_outcome') {
     ui.conversation.applyLeadOutcome(msg);
   } else if (msg.type === 'presence') {

@@ -100,6 +100,9 @@ const en = {
   text_offline_subtitle: 'Subtitle (offline)', text_close_label: 'Close button', text_greeting: 'Greeting',
   text_input_placeholder: 'Message placeholder', text_send_label: 'Send button', text_attach_label: 'Attach button',
   text_status_sent: 'Status: sent', text_status_delivered: 'Status: delivered', text_typing: 'Typing ({name})',
+  text_status_read: 'Status: read', group_rating: 'Rating after the chat', text_rating_prompt: 'Rating question',
+  text_rating_comment_placeholder: 'Comment field placeholder', text_rating_submit_label: 'Send rating button',
+  text_rating_thanks: 'Thanks for the rating',
   text_waiting_for_operator: 'Waiting for an operator', text_operator_joined: 'Operator joined ({name})',
   text_chat_closed: 'Chat closed', text_new_conversation_label: 'New chat button', text_file_too_large: 'File too large',
   text_file_type_not_allowed: 'File type not allowed', text_send_failed_retrying: 'Send failed, retrying',
@@ -207,6 +210,18 @@ const en = {
   assignment_save: 'Save', assignment_saved: 'Saved.',
   assignment_help: 'An offer not accepted in time goes to the next online operator. With nobody online, conversations wait in New.',
   // ---- end of working hours settings strings ----
+  // ---- typing, read receipts, CSAT (issue 13) ----
+  visitor_typing: 'The visitor is typing…', seen: 'Seen', sys_rated: 'The visitor rated the chat {stars} ({n} of 5)',
+  sys_rated_comment: 'The visitor rated the chat {stars} ({n} of 5): “{comment}”',
+  settings_ratings: 'Ratings', ratings_period: 'Period', ratings_weeks: 'Last {n} weeks',
+  ratings_by_operator: 'By operator', ratings_by_week: 'By week', ratings_recent: 'Latest ratings',
+  ratings_operator: 'Operator', ratings_week: 'Week of', ratings_count: 'Ratings', ratings_average: 'Average',
+  ratings_comment: 'Comment', ratings_nobody: 'Nobody (not taken)', ratings_none: 'No ratings in this period yet.',
+  verified: 'Verified', verified_hint: 'Logged in on the site: identified with Parley.identify and a valid hash',
+  settings_identity: 'Verified visitors', identity_secret: 'Identity secret',
+  identity_help: 'For sites with logged-in users. On your server, compute hash = HMAC-SHA256 of the user id under this secret (hex), and call Parley.identify on the page. A verified visitor keeps their conversations on every device; a missing or wrong hash leaves the visitor anonymous. Keep the secret on your server only.',
+  identity_rotate: 'Rotate the secret', identity_rotate_confirm: 'Rotate now: hashes made with the old secret stop working',
+  identity_rotated: 'A new secret is in force; update your server.', identity_created: 'Created {when}',
   // durations
   d_s: '{n} s', d_m: '{n} min', d_hm: '{h} h {m} min', d_d: '{n} d',
 };
@@ -303,6 +318,9 @@ const ru = {
   text_offline_subtitle: 'Подзаголовок (не в сети)', text_close_label: 'Кнопка закрытия', text_greeting: 'Приветствие',
   text_input_placeholder: 'Подсказка в поле ввода', text_send_label: 'Кнопка отправки', text_attach_label: 'Кнопка вложения',
   text_status_sent: 'Статус: отправлено', text_status_delivered: 'Статус: доставлено', text_typing: 'Печатает ({name})',
+  text_status_read: 'Статус: прочитано', group_rating: 'Оценка после чата', text_rating_prompt: 'Вопрос об оценке',
+  text_rating_comment_placeholder: 'Подсказка в поле комментария', text_rating_submit_label: 'Кнопка отправки оценки',
+  text_rating_thanks: 'Спасибо за оценку',
   text_waiting_for_operator: 'Ожидание оператора', text_operator_joined: 'Оператор подключился ({name})',
   text_chat_closed: 'Чат завершён', text_new_conversation_label: 'Кнопка нового чата', text_file_too_large: 'Файл слишком большой',
   text_file_type_not_allowed: 'Тип файла запрещён', text_send_failed_retrying: 'Ошибка отправки, повтор',
@@ -409,6 +427,18 @@ const ru = {
   assignment_save: 'Сохранить', assignment_saved: 'Сохранено.',
   assignment_help: 'Непринятое вовремя предложение переходит следующему оператору в сети. Если в сети никого нет, диалоги ждут в «Новых».',
   // ---- end of working hours settings strings ----
+  // ---- typing, read receipts, CSAT (issue 13) ----
+  visitor_typing: 'Посетитель печатает…', seen: 'Прочитано', sys_rated: 'Посетитель оценил чат: {stars} ({n} из 5)',
+  sys_rated_comment: 'Посетитель оценил чат: {stars} ({n} из 5): «{comment}»',
+  settings_ratings: 'Оценки', ratings_period: 'Период', ratings_weeks: 'Последние {n} нед.',
+  ratings_by_operator: 'По операторам', ratings_by_week: 'По неделям', ratings_recent: 'Последние оценки',
+  ratings_operator: 'Оператор', ratings_week: 'Неделя с', ratings_count: 'Оценок', ratings_average: 'Средняя',
+  ratings_comment: 'Комментарий', ratings_nobody: 'Никто (не взят)', ratings_none: 'За этот период оценок пока нет.',
+  verified: 'Подтверждён', verified_hint: 'Вошёл на сайте: назван через Parley.identify с верной подписью',
+  settings_identity: 'Подтверждённые посетители', identity_secret: 'Секрет для подписи',
+  identity_help: 'Для сайтов, где пользователи входят в учётную запись. На своём сервере вычислите hash = HMAC-SHA256 от id пользователя с этим секретом (hex) и вызовите Parley.identify на странице. Подтверждённый посетитель видит свои диалоги на любом устройстве; без подписи или с неверной подписью посетитель остаётся анонимным. Храните секрет только на сервере.',
+  identity_rotate: 'Сменить секрет', identity_rotate_confirm: 'Сменить сейчас: подписи со старым секретом перестанут действовать',
+  identity_rotated: 'Действует новый секрет; обновите его на сервере.', identity_created: 'Создан {when}',
   d_s: '{n} с', d_m: '{n} мин', d_hm: '{h} ч {m} мин', d_d: '{n} дн',
 };
 
