@@ -1,6 +1,9 @@
-"""Issue 13, items 3-4 in a real Chromium: the visitor sees the operator typing and
-"Read", the operator sees the visitor typing and "Seen", and once the chat is closed
-the visitor rates it - once - and the admin finds it on the Ratings page."""
+"""Issue 13's journey in a real Chromium: the project offers new conversations round
+robin; the operator's app pops the offer up and Accept opens it; the visitor sees
+"Read" and the operator typing, the operator sees the visitor typing and "Seen", and
+once the chat is closed the visitor rates it - once - and the admin finds it on the
+Ratings page. (tests/browser/test_auto_assignment.py covers nobody online.)"""
+from conversation import auto_assign
 from tests.browser.conftest import screenshot_path
 from tests.browser.test_operator_app import open_app, open_demo, visitor_says
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
@@ -10,16 +13,23 @@ WIDGET = "#parley-widget"
 
 async def test_typing_read_and_rating_between_widget_and_app(stack, browser):
     base = str(stack.gateway.make_url("")).rstrip("/")
+    stack.conversation.app[auto_assign.REGISTRY]["client"] = stack.registry_client   # (set after it started)
+    stack.conversation.app[auto_assign.TUNING].sweep_seconds = 0.2
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    r = await stack.call("PUT", "/api/project/assignment", owner,
+                         json={"assignment_mode": "round_robin", "offer_seconds": 600})
+    assert r.status == 200, await r.text()
     app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
     visitor = await open_demo(browser, base)
 
     await visitor_says(visitor, "Hello! Is the blue kettle in stock?")
-    row = app.get_by_test_id("inbox-row").first
-    await row.wait_for(timeout=15000)
-    await row.click()
-    # Opened: the visitor's message shows as read, and the inbox row has no unread badge left.
+    # Offered to the one operator online: Accept makes it theirs and opens it.
+    accept = app.get_by_test_id("offer-accept")
+    await accept.wait_for(timeout=15000)
+    await accept.click()
+    await app.get_by_text("accepted the conversation").wait_for(timeout=15000)
+    # Opened: the visitor's message shows as read.
     await visitor.locator(f"{WIDGET} .me[data-status=read]").wait_for(timeout=15000)
-    await app.get_by_test_id("take-button").click()
 
     # The operator types: the widget says so (the signal goes through typing.signals).
     reply = app.get_by_test_id("reply-input")
