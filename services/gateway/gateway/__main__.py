@@ -11,7 +11,7 @@ from parley.service import SETTINGS, ServiceSpec, main
 from gateway import (auth, availability, avatar_files, conversation_crm, conversations, cors, crm_routes, files,
                      operator_sockets, project_config, push, rate_limits, registry_routes, upstreams, visitor_api,
                      visitor_socket)
-from gateway import assignment_routes, csat, presence, schedule_routes, setup_routes, typing_signals, verified_visitors
+from gateway import admin_settings_routes, csat, presence, setup_routes, typing_signals, verified_visitors
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -79,8 +79,7 @@ def routes(app: web.Application) -> None:
     registry_routes.add_routes(app)
     crm_routes.add_routes(app)
     conversation_crm.add_routes(app)
-    schedule_routes.add_routes(app)
-    assignment_routes.add_routes(app)
+    admin_settings_routes.add_routes(app)
     setup_routes.add_routes(app)
     typing_signals.add_routes(app)
     csat.add_routes(app)
