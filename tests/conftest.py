@@ -65,4 +65,4 @@ async def topic(platform) -> str:
     return name
 
 
-from tests.stack import stack  # noqa: E402,F401  (the in-process services, for any test that asks)
+from tests.stack import gateway_b, stack  # noqa: E402,F401  (the in-process services, for any test that asks)

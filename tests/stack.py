@@ -126,3 +126,15 @@ async def stack(platform, monkeypatch):
     await gateway.close()
     await conversation.close()
     await registry.close()
+
+
+@pytest.fixture
+async def gateway_b(stack, platform):
+    """A second gateway replica beside the stack's: its own process state, the same
+    services and schemas, as two replicas behind one ingress."""
+    schema = await stack.gateway.app[POOL].fetchval("select current_schema()")
+    client = TestClient(TestServer(create_app(dataclasses.replace(gateway_main.SPEC, schema=schema),
+                                              settings(platform, "gateway"))))
+    await client.start_server()
+    yield client
+    await client.close()

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
+from aiohttp.test_utils import TestClient
 
 from parley.config import REPO_ROOT
 from parley.envelope import new_event
@@ -126,3 +127,30 @@ class ServiceProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+
+class AppSocket:
+    """An operator app's /ws/operator, its frames collected."""
+
+    def __init__(self, ws, task, frames):
+        self.ws, self.task, self.frames = ws, task, frames
+
+    @classmethod
+    async def open(cls, gateway: TestClient, token: str) -> "AppSocket":
+        gateway.session.cookie_jar.clear()   # the token, not the last login's cookie, says who this is
+        ws = await gateway.ws_connect(f"/ws/operator?token={token}")
+        assert (await ws.receive_json(timeout=10))["type"] == "hello"
+        frames: list[dict] = []
+
+        async def read():
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    frames.append(msg.json())
+        return cls(ws, asyncio.create_task(read()), frames)
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [f for f in self.frames if f.get("type") == kind]
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.task.cancel()

@@ -5,44 +5,14 @@ in test_scale_out.py): each side's typing reaches the other through the typing.s
 topic, and the conversation's stream holds no trace of it."""
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import time
 
-import aiohttp
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
-
-from parley.service import POOL, create_app
 from parley.service_client import path
 
-import gateway.__main__ as gateway_main
 from gateway import typing_signals
 from tests.conversations.visitor import ScriptedVisitor
-from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, settings
-from tests.support import eventually
-
-
-@pytest.fixture
-async def gateway_b(stack, platform):
-    schema = await stack.gateway.app[POOL].fetchval("select current_schema()")
-    client = TestClient(TestServer(create_app(dataclasses.replace(gateway_main.SPEC, schema=schema),
-                                              settings(platform, "gateway"))))
-    await client.start_server()
-    yield client
-    await client.close()
-
-
-async def _operator_socket(gateway: TestClient, token: str):
-    ws = await gateway.ws_connect(f"/ws/operator?token={token}")
-    assert (await ws.receive_json(timeout=10))["type"] == "hello"
-    frames: list[dict] = []
-
-    async def read():
-        async for msg in ws:
-            if msg.type == aiohttp.WSMsgType.TEXT:
-                frames.append(msg.json())
-    return ws, frames, asyncio.create_task(read())
+from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
+from tests.support import AppSocket, eventually
 
 
 async def _until_seen(signal, seen, what: str, attempts: int = 6) -> float:
@@ -62,7 +32,7 @@ async def _until_seen(signal, seen, what: str, attempts: int = 6) -> float:
 
 async def test_typing_crosses_gateways_both_ways_and_is_never_stored(stack, gateway_b):
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
-    ws, frames, reader = await _operator_socket(gateway_b, owner)       # the operator on gateway B
+    app = await AppSocket.open(gateway_b, owner)                       # the operator on gateway B
     visitor = ScriptedVisitor(stack.gateway)                           # the visitor on gateway A
     await visitor.start()
     await visitor.send_and_wait("Is the red one in stock?")
@@ -73,7 +43,7 @@ async def test_typing_crosses_gateways_both_ways_and_is_never_stored(stack, gate
 
     # The visitor types on A; the operator's socket on B shows it.
     def operator_saw():
-        return [f for f in frames if f.get("type") == "typing"]
+        return app.of_type("typing")
     visitor_to_operator = await _until_seen(lambda: visitor.ws.send_json({"type": "typing"}), operator_saw,
                                             "the visitor typing, on the operator's socket")
     assert operator_saw()[0]["conversation_id"] == cid and operator_saw()[0]["side"] == "visitor"
@@ -108,8 +78,7 @@ async def test_typing_crosses_gateways_both_ways_and_is_never_stored(stack, gate
     assert r.status == 404
     print(f"typing latency across gateways: visitor->operator {visitor_to_operator * 1000:.0f} ms, "
           f"operator->visitor {operator_to_visitor * 1000:.0f} ms")
-    await ws.close()
-    await reader
+    await app.close()
     await visitor.drop()
 
 

@@ -9,20 +9,16 @@ its end however it arrives. The bytes live in PostgreSQL, so every gateway repli
 serves every file."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
 import os
 
 import orjson
-from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
-import gateway.__main__ as gateway_main
-from parley.service import POOL, create_app
+from parley.service import POOL
 from tests.edge.conftest import bearer, raw_request
-from tests.stack import settings
 
 MB = 1000 * 1000
 MiB = 1024 * 1024
@@ -184,32 +180,25 @@ async def test_an_operator_uploads_only_to_a_conversation_they_may_see(stack, ca
     assert r.status == 201
 
 
-async def test_a_second_gateway_replica_serves_what_the_first_stored(stack, cast, bearer_client, platform):
+async def test_a_second_gateway_replica_serves_what_the_first_stored(stack, cast, bearer_client, gateway_b):
     """Two replicas behind one ingress share nothing but PostgreSQL: an attachment and an
     avatar uploaded through one are downloaded whole through the other."""
-    schema = await stack.gateway.app[POOL].fetchval("select current_schema()")
-    replica = TestClient(TestServer(create_app(dataclasses.replace(gateway_main.SPEC, schema=schema),
-                                               settings(platform, "gateway"))))
-    await replica.start_server()
-    try:
-        data = pdf_of(3 * MB)
-        r = await bearer_client.post(f"/api/conversations/{cast.cid}/attachments", data=data,
-                                     headers={**bearer(cast.b), "X-File-Name": "contract.pdf"})
-        assert r.status == 201, await r.text()
-        stored = await r.json()
-        # In the database itself, not on the disk of the replica that took the upload.
-        assert await stack.gateway.app[POOL].fetchval(
-            "select length(content) from files where id = $1", stored["file_id"]) == len(data)
-        r = await replica.get(stored["url"], headers=bearer(cast.b))
-        assert r.status == 200 and sha(await r.read()) == sha(data)
+    data = pdf_of(3 * MB)
+    r = await bearer_client.post(f"/api/conversations/{cast.cid}/attachments", data=data,
+                                 headers={**bearer(cast.b), "X-File-Name": "contract.pdf"})
+    assert r.status == 201, await r.text()
+    stored = await r.json()
+    # In the database itself, not on the disk of the replica that took the upload.
+    assert await stack.gateway.app[POOL].fetchval(
+        "select length(content) from files where id = $1", stored["file_id"]) == len(data)
+    r = await gateway_b.get(stored["url"], headers=bearer(cast.b))
+    assert r.status == 200 and sha(await r.read()) == sha(data)
 
-        out = io.BytesIO()
-        Image.frombytes("RGB", (200, 200), os.urandom(200 * 200 * 3)).save(out, "PNG")
-        r = await bearer_client.put(f"/api/operators/{cast.b_id}/avatar", data=out.getvalue(),
-                                    headers={**bearer(cast.b), "Content-Type": "image/png"})
-        assert r.status == 200, await r.text()
-        r = await replica.get((await r.json())["avatar_url"])
-        assert r.status == 200 and r.headers["Content-Type"] == "image/png"
-        assert Image.open(io.BytesIO(await r.read())).size == (96, 96)
-    finally:
-        await replica.close()
+    out = io.BytesIO()
+    Image.frombytes("RGB", (200, 200), os.urandom(200 * 200 * 3)).save(out, "PNG")
+    r = await bearer_client.put(f"/api/operators/{cast.b_id}/avatar", data=out.getvalue(),
+                                headers={**bearer(cast.b), "Content-Type": "image/png"})
+    assert r.status == 200, await r.text()
+    r = await gateway_b.get((await r.json())["avatar_url"])
+    assert r.status == 200 and r.headers["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(await r.read())).size == (96, 96)

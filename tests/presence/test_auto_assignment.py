@@ -16,7 +16,8 @@ from parley.service import POOL
 from parley.service_client import ServiceClient, path
 
 from conversation import auto_assign
-from tests.presence.conftest import AppSocket, add_operator, own_project
+from tests.presence.conftest import add_operator, own_project
+from tests.support import AppSocket
 from tests.stack import by_host_name
 from tests.support import eventually
 

@@ -9,7 +9,8 @@ import time
 
 from parley.service import POOL
 
-from tests.presence.conftest import GRACE_SECONDS, AppSocket, add_operator, own_project
+from tests.presence.conftest import GRACE_SECONDS, add_operator, own_project
+from tests.support import AppSocket
 from tests.support import eventually
 
 
