@@ -179,7 +179,7 @@ async def test_sigkill_of_crm_bridge_mid_delivery_loses_and_doubles_no_lead(brid
     async def all_delivered():
         rows = await pool.fetch("select * from deliveries")
         return rows if rows and all(r["status"] == "delivered" for r in rows) else None
-    rows = await wait_for("every delivery delivered after the restart", all_delivered, 40, process)
+    rows = await wait_for("every delivery delivered after the restart", all_delivered, 90, process)
 
     leads, calls = await leads_of(crm)
     origins = [lead["ORIGIN_ID"] for lead in leads]
