@@ -82,7 +82,6 @@ def start(keep_dir: bool = False) -> System:
                "PARLEY_TRUSTED_PROXY_HOPS": "1",
                "PARLEY_VISITOR_SECRET": secrets.token_hex(32),
                "PARLEY_INTERNAL_SECRET": os.environ.get("PARLEY_INTERNAL_SECRET") or secrets.token_hex(32),
-               "PARLEY_FILES_DIR": str(run_dir / "files"),
                "PARLEY_SEED_DEMO": "1", "PARLEY_OWNER_EMAIL": owner_email, "PARLEY_OWNER_PASSWORD": owner_password,
                "PARLEY_SHUTDOWN_TIMEOUT": "5"}
         children: list[Child] = [PostgresChild(comps.postgres), KafkaChild(comps.broker)]
