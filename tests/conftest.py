@@ -69,11 +69,7 @@ from tests.stack import gateway_b, stack  # noqa: E402,F401  (the in-process ser
 
 
 def pytest_collection_modifyitems(config, items):
-    """The crm-bridge crash test goes first and the short chaos run last. Late in a full
-    session the crash test fails (the crm-bridge restarted after SIGKILL takes up none of
-    its lost claims within 90 s) while it passes alone, after a 65 s pause, and first;
-    the cause is not found yet (docs/chaos.md, Known problem). The chaos run kills and
-    restarts a broker and a database of its own: last, it can disturb nothing."""
-    first = [item for item in items if item.nodeid.startswith("tests/crm_bridge/test_crash.py")]
+    """The short chaos run goes last: it kills and restarts a broker and a database of its
+    own, and last it can disturb nothing."""
     last = [item for item in items if item.nodeid.startswith("tests/chaos/test_chaos.py")]
-    items[:] = first + [item for item in items if item not in first and item not in last] + last
+    items[:] = [item for item in items if item not in last] + last

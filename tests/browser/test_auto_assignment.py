@@ -76,4 +76,4 @@ async def test_the_admin_header_names_who_is_online(stack, browser):
     await team.filter(has_text="Present Pavel").wait_for(timeout=10000)
     await operator.get_by_test_id("presence-select").select_option("away")
     await admin.wait_for_function(
-        "!document.querySelector('[data-testid=team-presence]').textContent.includes('Present Pavel')", timeout=10000)
+        "!document.querySelector('[data-testid=team-presence]').textContent.includes('Present Pavel')", timeout=30000)
