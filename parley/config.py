@@ -55,6 +55,20 @@ def env(name: str) -> str:
     return os.environ.get(name, default)
 
 
+def positive_seconds(name: str, maximum: float = 3600) -> float:
+    """A duration setting in seconds, above 0 and at most `maximum`; an empty value is its
+    default. A bad value stops the process at once, saying what is wanted."""
+    default = VARIABLES[name][0]
+    raw = env(name) or default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= maximum:
+        raise SystemExit(f"{name} must be a number of seconds above 0 (default {default}), not {raw!r}")
+    return value
+
+
 def shared_secret(name: str, shared_by: str) -> bytes:
     """A key every process of one installation must hold alike (32+ random characters);
     the process stops at once, saying how to make one, when it is missing or short."""

@@ -6,21 +6,14 @@ theirs for the grace period (PARLEY_PRESENCE_GRACE_SECONDS). Gateways report eve
 third of it, so one lost heartbeat never makes anyone offline."""
 from __future__ import annotations
 
-from parley.config import env
+from parley.config import positive_seconds
 
 STATUSES = ("online", "away", "offline")
 GRACE_VAR = "PARLEY_PRESENCE_GRACE_SECONDS"
 
 
 def grace_seconds() -> float:
-    raw = env(GRACE_VAR) or "30"
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 3600:
-        raise SystemExit(f"{GRACE_VAR} must be a number of seconds above 0 (default 30), not {raw!r}")
-    return value
+    return positive_seconds(GRACE_VAR)
 
 
 def heartbeat_seconds() -> float:

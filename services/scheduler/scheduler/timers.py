@@ -31,7 +31,7 @@ from prometheus_client import Counter, Gauge
 
 from parley import internal_auth
 from parley import working_hours as wh
-from parley.config import env
+from parley.config import env, positive_seconds
 from parley.contract import id_of
 from parley.envelope import Event
 from parley.eventstore import ConcurrencyConflict, EventStore
@@ -57,14 +57,7 @@ MINUTE_SECONDS_VAR = "PARLEY_SCHEDULER_MINUTE_SECONDS"
 
 def minute_seconds() -> float:
     """How many seconds a timer's "minute" lasts: 60, shortened by the tests."""
-    raw = env(MINUTE_SECONDS_VAR) or "60"
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 3600:
-        raise SystemExit(f"{MINUTE_SECONDS_VAR} must be a number of seconds above 0 (default 60), not {raw!r}")
-    return value
+    return positive_seconds(MINUTE_SECONDS_VAR)
 
 
 @dataclass
