@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 from dataclasses import dataclass
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -24,7 +23,7 @@ import gateway.__main__ as gateway_main
 from gateway import upstreams
 from tests.conversations.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, by_host_name, settings
-from tests.support import eventually
+from tests.support import AppSocket, eventually
 
 VISITORS_PER_GATEWAY, MESSAGES = 10, 8  # within a gateway's 120 messages a minute per address
 
@@ -64,18 +63,6 @@ async def _call(gateway: TestClient, method: str, path: str, token: str, **kwarg
     return await gateway.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
 
 
-async def _operator_socket(gateway: TestClient, token: str):
-    ws = await gateway.ws_connect(f"/ws/operator?token={token}")
-    assert (await ws.receive_json(timeout=10))["type"] == "hello"
-    frames: list[dict] = []
-
-    async def read():
-        async for msg in ws:
-            if msg.type == aiohttp.WSMsgType.TEXT:
-                frames.append(msg.json())
-    return ws, frames, asyncio.create_task(read())
-
-
 def _visitor_texts(frames: list[dict]) -> dict[str, list[tuple[int, str]]]:
     by_conversation: dict[str, list[tuple[int, str]]] = {}
     for f in frames:
@@ -88,7 +75,7 @@ async def test_visitors_through_two_gateways_and_two_replicas_lose_nothing_and_k
     stack = two.stack
     assert stack.gateway.app[upstreams.CONVERSATION].base_url != two.gateway_b.app[upstreams.CONVERSATION].base_url
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
-    sockets = [await _operator_socket(g, owner) for g in two.gateways]  # the admin, on both gateways
+    sockets = [await AppSocket.open(g, owner) for g in two.gateways]  # the admin, on both gateways
     await asyncio.sleep(0.5)
 
     visitors = [ScriptedVisitor(g) for g in two.gateways for _ in range(VISITORS_PER_GATEWAY)]
@@ -108,14 +95,14 @@ async def test_visitors_through_two_gateways_and_two_replicas_lose_nothing_and_k
 
     # Each gateway's operator socket got every message of every conversation, in order -
     # those written through the other gateway and the other replica too.
-    for _, frames, _ in sockets:
+    for frames in (socket.frames for socket in sockets):
         await eventually(lambda frames=frames: sum(len(t) for t in _visitor_texts(frames).values())
                          >= len(visitors) * MESSAGES, timeout=60, what="every message on the operator socket")
-    by_first = {texts[0][1]: cid for cid, texts in _visitor_texts(sockets[0][1]).items()}
+    by_first = {texts[0][1]: cid for cid, texts in _visitor_texts(sockets[0].frames).items()}
     expected = {by_first[sent[i][0]]: sent[i] for i in range(len(visitors))}
     assert len(expected) == len(visitors)  # one conversation each
-    for _, frames, _ in sockets:
-        seen = _visitor_texts(frames)
+    for socket in sockets:
+        seen = _visitor_texts(socket.frames)
         assert {cid: [t for _, t in pairs] for cid, pairs in seen.items()} == expected
         for pairs in seen.values():
             assert [s for s, _ in pairs] == sorted({s for s, _ in pairs})
@@ -136,9 +123,8 @@ async def test_visitors_through_two_gateways_and_two_replicas_lose_nothing_and_k
         return all(set(expected) <= ids for ids in lists)
     await eventually(inbox_complete, timeout=30, what="every conversation in the inbox through both gateways")
 
-    for ws, _, reader in sockets:
-        await ws.close()
-        await reader
+    for socket in sockets:
+        await socket.close()
     for v in visitors:
         await v.drop()
 
