@@ -12,14 +12,21 @@ from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.support import eventually
 
 
-async def test_an_auto_assigned_offer_pops_up_and_accept_assigns_it(stack, browser):
-    base = str(stack.gateway.make_url("")).rstrip("/")
+async def offer_round_robin(stack) -> str:
+    """Project demo offers new conversations round robin (offers standing 10 min), swept
+    every 0.2 s; returns the owner's token."""
     stack.conversation.app[auto_assign.REGISTRY]["client"] = stack.registry_client   # (set after it started)
     stack.conversation.app[auto_assign.TUNING].sweep_seconds = 0.2
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     r = await stack.call("PUT", "/api/project/assignment", owner,
                          json={"assignment_mode": "round_robin", "offer_seconds": 600})
     assert r.status == 200, await r.text()
+    return owner
+
+
+async def test_an_auto_assigned_offer_pops_up_and_accept_assigns_it(stack, browser):
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    owner = await offer_round_robin(stack)
     assert (await stack.call("PUT", "/api/presence", owner, json={"status": "away"})).status == 200
 
     # Nobody online: the widget shows the offline form.

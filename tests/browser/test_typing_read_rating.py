@@ -3,8 +3,8 @@ robin; the operator's app pops the offer up and Accept opens it; the visitor see
 "Read" and the operator typing, the operator sees the visitor typing and "Seen", and
 once the chat is closed the visitor rates it - once - and the admin finds it on the
 Ratings page. (tests/browser/test_auto_assignment.py covers nobody online.)"""
-from conversation import auto_assign
 from tests.browser.conftest import screenshot_path
+from tests.browser.test_auto_assignment import offer_round_robin
 from tests.browser.test_operator_app import open_app, open_demo, visitor_says
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
@@ -13,12 +13,7 @@ WIDGET = "#parley-widget"
 
 async def test_typing_read_and_rating_between_widget_and_app(stack, browser):
     base = str(stack.gateway.make_url("")).rstrip("/")
-    stack.conversation.app[auto_assign.REGISTRY]["client"] = stack.registry_client   # (set after it started)
-    stack.conversation.app[auto_assign.TUNING].sweep_seconds = 0.2
-    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
-    r = await stack.call("PUT", "/api/project/assignment", owner,
-                         json={"assignment_mode": "round_robin", "offer_seconds": 600})
-    assert r.status == 200, await r.text()
+    await offer_round_robin(stack)
     app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
     visitor = await open_demo(browser, base)
 
