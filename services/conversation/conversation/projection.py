@@ -1,100 +1,165 @@
-"""The conversation service's tables follow its events, in the transaction that appends
-them: the inbox (`conversations`), the message ids (`conversation_messages`) and the
-aggregate's kept state (`conversation_state`, keep_state)."""
+"""The conversation service's tables follow its events: the inbox (`conversations`), the
+message ids (`conversation_messages`), the visitors' current conversations
+(`visitor_conversations`), the ratings, and the aggregate's kept state
+(`conversation_state`, keep_state).
+
+Live, `apply` runs in the transaction that appends the events; a rebuild gives
+`apply_all` a whole partition batch (ConsumerRunner's handle_batch). Either way the
+rules are inbox.py's, pure: the rows of the conversations concerned are loaded in one
+query, the events folded into them in memory, and the results written back with one
+statement per table - a constant number of round trips per batch, not per event."""
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any, Sequence
+
 import asyncpg
+import orjson
 
 from parley.contract import id_of
 from parley.envelope import Event
 
-from conversation import domain
+from conversation import domain, inbox
 
-PREVIEW = 140
+_LOAD = f"select {', '.join(inbox.COLUMNS)} from conversations where id = any($1::uuid[])"
+
+# Rows whose visitor messages after a read mark are needed (chat.read_by_operator).
+# The join keeps one primary-key range scan per conversation.
+_VISITOR_SEQS = """
+select m.conversation_id::text, m.seq
+from unnest($1::uuid[], $2::int[]) as r(id, mark)
+join conversation_messages m on m.conversation_id = r.id and m.side = 'visitor' and m.seq > r.mark
+"""
+
+# Every column arrives as an array of text (or int/bool) and is cast here, so loaded
+# values (UUID, datetime) and an event's own (str) are written alike.
+_TYPES = {"id": "uuid", "assignee_id": "uuid", "offer_id": "uuid", "offered_to": "uuid", "last_offered_to": "uuid",
+          "contacts": "jsonb", "custom_params": "jsonb", "last_message_at": "timestamptz",
+          "waiting_since": "timestamptz", "started_at": "timestamptz", "lead_requested_at": "timestamptz",
+          "offered_at": "timestamptz", "last_offered_at": "timestamptz", "unread": "int", "version": "int",
+          "left_while_closed": "bool"}
+_ARRAY = {"int": "int[]", "bool": "bool[]"}
+_UPSERT = """
+insert into conversations ({columns})
+select {casts} from unnest({params}) as r({columns})
+on conflict (id) do update set {updates}
+""".format(columns=", ".join(inbox.COLUMNS),
+           casts=", ".join(f"r.{c}::{_TYPES.get(c, 'text')}" if _TYPES.get(c) not in _ARRAY else f"r.{c}"
+                           for c in inbox.COLUMNS),
+           params=", ".join(f"${i}::{_ARRAY.get(_TYPES.get(c, 'text'), 'text[]')}"
+                            for i, c in enumerate(inbox.COLUMNS, 1)),
+           updates=", ".join(f"{c} = excluded.{c}" for c in inbox.COLUMNS if c != "id"))
+
+_MESSAGES = """
+insert into conversation_messages (conversation_id, side, message_id, seq)
+select * from unnest($1::uuid[], $2::text[], $3::text[], $4::int[])
+on conflict do nothing
+"""
+_RATINGS = """
+insert into ratings (conversation_id, project_id, operator_id, operator_name, rating, comment, rated_at)
+select c, p, o, n, r, m, t::timestamptz
+from unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::smallint[], $6::text[], $7::text[])
+     as x(c, p, o, n, r, m, t)
+on conflict do nothing
+"""
+_LEAVE_PREVIOUS = """
+delete from visitor_conversations v
+using unnest($1::text[], $2::text[], $3::uuid[]) as x(project_id, visitor_id, conversation_id)
+where v.project_id = x.project_id and v.visitor_id = x.visitor_id and v.conversation_id = x.conversation_id
+"""
+# No upsert: a second conversation for the same visitor must fail here (see api.visitor_message).
+_ENTER = """
+insert into visitor_conversations (project_id, visitor_id, conversation_id)
+select * from unnest($1::text[], $2::text[], $3::uuid[])
+"""
 
 
 async def apply(conn: asyncpg.Connection, event: Event) -> None:
-    d, cid, at = event.data, id_of(event.stream_id), event.occurred_at
-    match event.type:
-        case "chat.conversation_started":
-            await conn.execute(
-                """insert into conversations (id, project_id, visitor_id, page_url, started_at, version,
-                                              left_while_closed)
-                   values ($1, $2, $3, $4, $5::text::timestamptz, $6, $7)""",
-                cid, event.project_id, d["visitor_id"], d.get("page_url"), at, event.stream_version,
-                bool(d.get("left_while_closed")))
-            if d.get("previous_conversation_id"):  # the offline form after a closed conversation takes its place
-                await conn.execute(
-                    """delete from visitor_conversations where project_id = $1 and visitor_id = $2
-                       and conversation_id = $3""", event.project_id, d["visitor_id"], d["previous_conversation_id"])
-            # No upsert: a second conversation for the same visitor must fail here (see api.visitor_message).
-            await conn.execute("insert into visitor_conversations (project_id, visitor_id, conversation_id) values ($1, $2, $3)",
-                               event.project_id, d["visitor_id"], cid)
-        case "chat.visitor_message_posted":
-            await conn.execute(
-                """update conversations set last_message_text = $2, last_message_from = 'visitor',
-                          last_message_at = $3::text::timestamptz, unread = unread + 1,
-                          waiting_since = coalesce(waiting_since, $3::text::timestamptz) where id = $1""",
-                cid, _preview(d["text"], d.get("attachment")), at)
-            await _message_id(conn, cid, "visitor", d["message_id"], event.stream_version)
-        case "chat.operator_replied":
-            await conn.execute(
-                """update conversations set last_message_text = $2, last_message_from = 'operator',
-                          last_message_at = $3::text::timestamptz, unread = 0, waiting_since = null where id = $1""",
-                cid, _preview(d["text"], d.get("attachment")), at)
-            await _message_id(conn, cid, "operator", d["message_id"], event.stream_version)
-        case "chat.custom_params_set":
-            await conn.execute("update conversations set custom_params = custom_params || $2::jsonb where id = $1",
-                               cid, d["params"])
-        case "chat.contacts_given":
-            given = {k: d.get(k) for k in ("name", "phone", "email") if d.get(k)}
-            if d.get("by_operator_id"):  # an operator's contacts replace what was known
-                await conn.execute("update conversations set contacts = $2::jsonb, visitor_name = $3 where id = $1",
-                                   cid, given, d.get("name"))
+    await apply_all(conn, [event])
+
+
+async def apply_all(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """The tables after `events` (in stream order per conversation), in a few statements."""
+    if not events:
+        return
+    ids = list(dict.fromkeys(id_of(e.stream_id) for e in events))
+    rows: dict[str, inbox.Row | None] = {str(r["id"]): dict(r) for r in await conn.fetch(_LOAD, ids)}
+    visitor_seqs = await _visitor_seqs_after_reads(conn, events)
+    touched: dict[str, None] = {}
+    messages: list[inbox.Message] = []
+    ratings: list[inbox.Rating] = []
+    moves: list[inbox.VisitorConversation] = []
+    for event in events:
+        cid = id_of(event.stream_id)
+        rows[cid] = inbox.evolve(rows.get(cid), event, visitor_seqs.get(cid, ()))
+        touched[cid] = None
+        if (m := inbox.message(event)) is not None:
+            messages.append(m)
+            if m.side == "visitor":
+                visitor_seqs.setdefault(cid, []).append(m.seq)
+        elif (r := inbox.rating(event)) is not None:
+            ratings.append(r)
+        elif (v := inbox.visitor_conversation(event)) is not None:
+            moves.append(v)
+    written = [rows[cid] for cid in touched if rows.get(cid) is not None]
+    if written:
+        await conn.execute(_UPSERT, *[[_db_value(row[c]) for row in written] for c in inbox.COLUMNS])
+    if moves:
+        await _move_visitors(conn, moves)
+    if messages:
+        await conn.execute(_MESSAGES, *map(list, zip(*messages)))
+    if ratings:
+        await conn.execute(_RATINGS, *map(list, zip(*ratings)))
+
+
+async def _visitor_seqs_after_reads(conn: asyncpg.Connection, events: Sequence[Event]) -> dict[str, list[int]]:
+    """For each conversation read by an operator in `events`: the seqs of its visitor
+    messages already stored after the lowest read mark (the batch's own are added as
+    they are folded)."""
+    marks: dict[str, int] = {}
+    for e in events:
+        if e.type == "chat.read_by_operator":
+            cid = id_of(e.stream_id)
+            marks[cid] = min(marks.get(cid, e.data["seq"]), e.data["seq"])
+    found: dict[str, list[int]] = {}
+    if marks:
+        for cid, seq in await conn.fetch(_VISITOR_SEQS, list(marks), list(marks.values())):
+            found.setdefault(cid, []).append(seq)
+    return found
+
+
+async def _move_visitors(conn: asyncpg.Connection, moves: list[inbox.VisitorConversation]) -> None:
+    """visitor_conversations after the starts in `moves`, as if each were applied in turn:
+    a start that leaves a previous conversation deletes that row (in the table, or
+    among this batch's own), and every start inserts its row - a visitor who still has
+    one makes the insert fail, as it must."""
+    entered: dict[tuple[str, str], list[str]] = {}   # the batch's rows by visitor; more than one fails
+    leave: list[tuple[str, str, str]] = []
+    for move in moves:
+        key = (move.project_id, move.visitor_id)
+        mine = entered.setdefault(key, [])
+        if move.previous is not None:
+            if move.previous in mine:
+                mine.remove(move.previous)
             else:
-                await conn.execute(
-                    """update conversations set contacts = contacts || $2::jsonb,
-                              visitor_name = coalesce($3, visitor_name) where id = $1""", cid, given, d.get("name"))
-        case "chat.page_visited":
-            await conn.execute("update conversations set page_url = $2 where id = $1", cid, d["page_url"])
-        case "assignment.taken" | "assignment.assigned" | "assignment.accepted":
-            await conn.execute("""update conversations set assignee_id = $2, assignee_name = $3, offer_id = null,
-                                  offered_to = null, offered_at = null where id = $1""",
-                               cid, d["operator_id"], d["operator_name"])
-        case "assignment.offered":
-            await conn.execute(
-                """update conversations set offer_id = $2, offered_to = $3, offered_at = $4::text::timestamptz,
-                          last_offered_to = $3, last_offered_at = $4::text::timestamptz where id = $1""",
-                cid, d["offer_id"], d["operator_id"], at)
-        case "assignment.offer_expired":
-            await conn.execute("""update conversations set offer_id = null, offered_to = null, offered_at = null
-                                  where id = $1 and offer_id = $2""", cid, d["offer_id"])
-        case "status.changed":
-            await conn.execute("update conversations set status = $2 where id = $1", cid, d["status"])
-            if d["status"] in ("new", "closed"):   # as the aggregate: no offer stands any more
-                await conn.execute("update conversations set offer_id = null, offered_to = null, offered_at = null"
-                                   " where id = $1", cid)
-        case "chat.read_by_operator":   # opened by an operator: unread is what came after it
-            await conn.execute(
-                """update conversations set unread = (
-                       select count(*) from conversation_messages
-                       where conversation_id = $1 and side = 'visitor' and seq > $2) where id = $1""", cid, d["seq"])
-        case "chat.rated":
-            await conn.execute(
-                """insert into ratings (conversation_id, project_id, operator_id, operator_name, rating, comment,
-                                        rated_at)
-                   values ($1, $2, $3, $4, $5, $6, $7::text::timestamptz) on conflict do nothing""",
-                cid, event.project_id, d["operator_id"], d["operator_name"], d["rating"], d["comment"], at)
-        case "lead.requested":
-            await conn.execute("update conversations set lead_requested_at = $2::text::timestamptz where id = $1",
-                               cid, at)
-    await conn.execute("update conversations set version = $2 where id = $1 and version < $2", cid,
-                       event.stream_version)
+                leave.append((*key, move.previous))
+        mine.append(move.conversation_id)
+    if leave:
+        await conn.execute(_LEAVE_PREVIOUS, *map(list, zip(*leave)))
+    enter = [(*key, cid) for key, cids in entered.items() for cid in cids]
+    if enter:
+        await conn.execute(_ENTER, *map(list, zip(*enter)))
 
 
-async def _message_id(conn: asyncpg.Connection, cid: str, side: str, message_id: str, seq: int) -> None:
-    await conn.execute("""insert into conversation_messages (conversation_id, side, message_id, seq)
-                          values ($1, $2, $3, $4) on conflict do nothing""", cid, side, message_id, seq)
+def _db_value(value: Any) -> Any:
+    """A column's value as the upsert's arrays take it: text for all but int and bool."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    return str(value)   # a loaded UUID
 
 
 async def keep_state(conn: asyncpg.Connection, decided_on: domain.Conversation | None, events: list[Event]) -> None:
@@ -107,9 +172,3 @@ async def keep_state(conn: asyncpg.Connection, decided_on: domain.Conversation |
         """insert into conversation_state (conversation_id, version, state) values ($1, $2, $3)
            on conflict (conversation_id) do update set version = excluded.version, state = excluded.state""",
         state.id, events[-1].stream_version, domain.to_state(state))
-
-
-def _preview(text: str, attachment: dict | None) -> str:
-    if not text and attachment:
-        return f"📎 {attachment['name']}"
-    return text if len(text) <= PREVIEW else text[:PREVIEW - 1] + "…"
