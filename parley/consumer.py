@@ -3,7 +3,11 @@
 For each batch of one partition, one transaction holds: the handler's effects, the
 last applied version of each stream (an event at or below it is a duplicate - e.g. a
 relay republishing after a crash - and is skipped), and the Kafka offset to resume
-from. On partition assignment the runner seeks to the offsets stored with the state
+from. The claim is made for the whole batch at once (one statement locks and reads the
+stored version of every stream in it, one more stores the new versions with the
+offset), so a batch costs a constant number of round trips besides its handler's.
+A handler takes one event (`handle`) or the batch's new events at once
+(`handle_batch`, for a projection that writes them set-based). On partition assignment the runner seeks to the offsets stored with the state
 (the pattern of aiokafka's local_state_consumer example), so a crash anywhere replays
 only what was not committed, and the replay is absorbed.
 
@@ -25,6 +29,7 @@ from parley.envelope import Event
 log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
+BatchHandler = Callable[[asyncpg.Connection, list[Event]], Awaitable[None]]
 Reset = Callable[[asyncpg.Connection], Awaitable[None]]
 
 APPLIED = Counter("parley_consumer_applied_total", "Events applied by a consumer", ["consumer"])
@@ -34,23 +39,40 @@ INVALID = Counter("parley_consumer_invalid_total", "Messages that are not Parley
 FAILURES = Counter("parley_consumer_failures_total", "Batches rolled back by a handler error and retried", ["consumer"])
 LAG = Gauge("parley_consumer_lag", "Messages in the partition not yet applied", ["consumer", "topic", "partition"])
 
+# The claim locks the batch's streams (in one order, so two claimers cannot deadlock)
+# and returns the version each had applied, the latest committed one: a concurrent
+# duplicate (another member still applying a batch during a rebalance) waits on these
+# rows and then finds its versions taken. A stream new to the consumer gets its row at 0.
 _CLAIM = """
-with previous as (select stream_version from consumer_streams where consumer = $1 and stream_id = $2)
-insert into consumer_streams (consumer, stream_id, stream_version) values ($1, $2, $3)
-on conflict (consumer, stream_id) do update set stream_version = excluded.stream_version
-    where consumer_streams.stream_version < excluded.stream_version
-returning (select stream_version from previous)
+insert into consumer_streams (consumer, stream_id, stream_version)
+select $1, stream_id, 0 from unnest($2::text[]) as s(stream_id)
+on conflict (consumer, stream_id) do update set stream_version = consumer_streams.stream_version
+returning stream_id, stream_version
+"""
+_STORE = """
+with streams as (
+    update consumer_streams c set stream_version = s.stream_version
+    from unnest($5::text[], $6::int[]) as s(stream_id, stream_version)
+    where c.consumer = $1 and c.stream_id = s.stream_id
+)
+insert into consumer_offsets (consumer, topic, partition, next_offset) values ($1, $2, $3, $4)
+on conflict (consumer, topic, partition) do update set next_offset = excluded.next_offset
 """
 
 
 class ConsumerRunner:
     def __init__(self, pool: asyncpg.Pool, bootstrap: str, *, name: str, topics: Sequence[str],
-                 handle: Handler, reset: Reset | None = None, retry_delay: float = 1.0):
+                 handle: Handler | None = None, handle_batch: BatchHandler | None = None,
+                 reset: Reset | None = None, retry_delay: float = 1.0, max_records: int = 500):
+        if (handle is None) == (handle_batch is None):
+            raise ValueError("give a ConsumerRunner either handle or handle_batch")
         self.pool = pool
         self.bootstrap = bootstrap
         self.name = name  # also the Kafka consumer group
         self.topics = list(topics)
         self.handle = handle
+        self.handle_batch = handle_batch
+        self.max_records = max_records
         self.reset = reset
         self.retry_delay = retry_delay
         self._consumer = None
@@ -76,7 +98,7 @@ class ConsumerRunner:
         await consumer.start()
         try:
             while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=300, max_records=500)
+                batches = await consumer.getmany(timeout_ms=300, max_records=self.max_records)
                 async with self._applying:
                     for tp, messages in batches.items():
                         # A seek to the position a fetch was already at can make the client
@@ -110,40 +132,52 @@ class ConsumerRunner:
             log.info("kafka offset commit skipped", extra={"consumer": self.name, "error": repr(e)})
 
     async def _apply(self, tp: TopicPartition, messages) -> None:
+        events: list[Event] = []
+        for message in messages:
+            try:
+                events.append(Event.from_bytes(message.value))
+            except Exception:
+                INVALID.labels(self.name).inc()
+                log.error("skipping a message that is not a Parley event",
+                          extra={"consumer": self.name, "topic": tp.topic, "partition": tp.partition,
+                                 "offset": message.offset})
         async with self.pool.acquire() as conn, conn.transaction():
-            for message in messages:
-                try:
-                    event = Event.from_bytes(message.value)
-                except Exception:
-                    INVALID.labels(self.name).inc()
-                    log.error("skipping a message that is not a Parley event",
-                              extra={"consumer": self.name, "topic": tp.topic, "partition": tp.partition,
-                                     "offset": message.offset})
-                    continue
-                await self._apply_event(conn, event)
-            await conn.execute(
-                """insert into consumer_offsets (consumer, topic, partition, next_offset) values ($1, $2, $3, $4)
-                   on conflict (consumer, topic, partition) do update set next_offset = excluded.next_offset""",
-                self.name, tp.topic, tp.partition, messages[-1].offset + 1)
+            fresh, applied = await self._claim(conn, events)
+            if fresh:
+                if self.handle_batch is not None:
+                    await self.handle_batch(conn, fresh)
+                else:
+                    for event in fresh:
+                        token = logs.correlation_id.set(event.correlation_id)
+                        try:
+                            await self.handle(conn, event)
+                        finally:
+                            logs.correlation_id.reset(token)
+            await conn.execute(_STORE, self.name, tp.topic, tp.partition, messages[-1].offset + 1,
+                               list(applied), list(applied.values()))
+        APPLIED.labels(self.name).inc(len(fresh))
 
-    async def _apply_event(self, conn: asyncpg.Connection, event: Event) -> None:
-        # The claim is the dedupe and the lock: a concurrent duplicate waits on this row
-        # and then finds the version already taken.
-        claimed = await conn.fetch(_CLAIM, self.name, event.stream_id, event.stream_version)
-        if not claimed:
-            DUPLICATES.labels(self.name).inc()
-            return
-        previous = claimed[0][0] or 0
-        if event.stream_version != previous + 1 and previous:
-            GAPS.labels(self.name).inc()
-            log.warning("stream version gap", extra={"consumer": self.name, "stream_id": event.stream_id,
-                                                     "previous": previous, "got": event.stream_version})
-        token = logs.correlation_id.set(event.correlation_id)
-        try:
-            await self.handle(conn, event)
-        finally:
-            logs.correlation_id.reset(token)
-        APPLIED.labels(self.name).inc()
+    async def _claim(self, conn: asyncpg.Connection, events: list[Event]) -> tuple[list[Event], dict[str, int]]:
+        """The events not applied before (in batch order) and each stream's version after
+        them. An event at or below its stream's applied version is a duplicate; one that
+        skips versions is applied and counted as a gap."""
+        if not events:
+            return [], {}
+        stored = dict(await conn.fetch(_CLAIM, self.name, sorted({e.stream_id for e in events})))
+        fresh: list[Event] = []
+        applied: dict[str, int] = {}
+        for event in events:
+            previous = applied.get(event.stream_id, stored[event.stream_id])
+            if event.stream_version <= previous:
+                DUPLICATES.labels(self.name).inc()
+                continue
+            if previous and event.stream_version != previous + 1:
+                GAPS.labels(self.name).inc()
+                log.warning("stream version gap", extra={"consumer": self.name, "stream_id": event.stream_id,
+                                                         "previous": previous, "got": event.stream_version})
+            applied[event.stream_id] = event.stream_version
+            fresh.append(event)
+        return fresh, applied
 
     def _report_lag(self, consumer) -> None:
         for tp in consumer.assignment():
