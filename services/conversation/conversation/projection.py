@@ -72,14 +72,32 @@ _ENTER = """
 insert into visitor_conversations (project_id, visitor_id, conversation_id)
 select * from unnest($1::text[], $2::text[], $3::uuid[])
 """
+# Replayed from the topic, a visitor's conversations may come in any order: Kafka orders
+# a conversation's events, not two conversations' (their ids go to different
+# partitions). A returning visitor's new conversation may be applied before the closed
+# one it replaced; whichever comes second, the visitor keeps the one that started later.
+_ENTER_REPLAYED = """
+insert into visitor_conversations as v (project_id, visitor_id, conversation_id)
+select * from unnest($1::text[], $2::text[], $3::uuid[])
+on conflict (project_id, visitor_id) do update set conversation_id = excluded.conversation_id
+where (select started_at from conversations where id = excluded.conversation_id)
+    > (select started_at from conversations where id = v.conversation_id)
+"""
 
 
 async def apply(conn: asyncpg.Connection, event: Event) -> None:
+    """Live: in the transaction that appends `event`."""
     await apply_all(conn, [event])
 
 
-async def apply_all(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-    """The tables after `events` (in stream order per conversation), in a few statements."""
+async def replay(conn: asyncpg.Connection, events: list[Event]) -> None:
+    """A rebuild from the topic: one partition batch (ConsumerRunner's handle_batch)."""
+    await apply_all(conn, events, replayed=True)
+
+
+async def apply_all(conn: asyncpg.Connection, events: Sequence[Event], *, replayed: bool = False) -> None:
+    """The tables after `events` (in stream order per conversation), in a few statements.
+    `replayed`: read from the topic, where two conversations' events come in any order."""
     if not events:
         return
     ids = list(dict.fromkeys(id_of(e.stream_id) for e in events))
@@ -105,7 +123,7 @@ async def apply_all(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     if written:
         await conn.execute(_UPSERT, *[[_db_value(row[c]) for row in written] for c in inbox.COLUMNS])
     if moves:
-        await _move_visitors(conn, moves)
+        await _move_visitors(conn, moves, replayed)
     if messages:
         await conn.execute(_MESSAGES, *map(list, zip(*messages)))
     if ratings:
@@ -128,11 +146,11 @@ async def _visitor_seqs_after_reads(conn: asyncpg.Connection, events: Sequence[E
     return found
 
 
-async def _move_visitors(conn: asyncpg.Connection, moves: list[inbox.VisitorConversation]) -> None:
+async def _move_visitors(conn: asyncpg.Connection, moves: list[inbox.VisitorConversation], replayed: bool) -> None:
     """visitor_conversations after the starts in `moves`, as if each were applied in turn:
     a start that leaves a previous conversation deletes that row (in the table, or
     among this batch's own), and every start inserts its row - a visitor who still has
-    one makes the insert fail, as it must."""
+    one makes the insert fail, as it must live. Replayed, the later start wins instead."""
     entered: dict[tuple[str, str], list[str]] = {}   # the batch's rows by visitor; more than one fails
     leave: list[tuple[str, str, str]] = []
     for move in moves:
@@ -146,9 +164,11 @@ async def _move_visitors(conn: asyncpg.Connection, moves: list[inbox.VisitorConv
         mine.append(move.conversation_id)
     if leave:
         await conn.execute(_LEAVE_PREVIOUS, *map(list, zip(*leave)))
+    if replayed:   # one row per visitor for the upsert: of the batch's own, the last (commit order)
+        entered = {key: cids[-1:] for key, cids in entered.items()}
     enter = [(*key, cid) for key, cids in entered.items() for cid in cids]
     if enter:
-        await conn.execute(_ENTER, *map(list, zip(*enter)))
+        await conn.execute(_ENTER_REPLAYED if replayed else _ENTER, *map(list, zip(*enter)))
 
 
 def _db_value(value: Any) -> Any:
