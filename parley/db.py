@@ -38,8 +38,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
                                   encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without a reset query. asyncpg's default sends `pg_advisory_unlock_all();
+    CLOSE ALL; UNLISTEN *; RESET ALL` on every release - a round trip per acquire, about
+    a tenth of the conversation service's CPU per message (issue 12, py-spy). Pool
+    connections never keep session state: locks are transaction-scoped (`_xact_`), the
+    one session lock (migrate) is released in a `finally`, LISTEN and `pg_try_advisory_lock`
+    use their own connections (db.connect), and settings are `set local`. asyncpg still
+    rolls back a transaction left open before calling this."""
+
+
 async def create_pool(database_url: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size,
+    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, reset=_keep_session,
                                      init=_init_connection, server_settings=_server_settings(schema))
 
 
