@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import asyncpg
+import orjson
 
 from parley.envelope import Event
 from parley.schemas import Catalog
@@ -18,6 +19,24 @@ log = logging.getLogger(__name__)
 
 # The commit-order lock of one shard ($1), held until commit (see the 002 migration).
 _APPEND_LOCK = "select pg_advisory_xact_lock(hashtext('parley_append:' || current_schema()), $1::int)"
+# The version check, the events and the command's record in one round trip (_append_locked).
+# Data-modifying CTEs run to completion whether or not the outer query reads them.
+_APPEND = """
+with appended as (
+    insert into events (id, stream_id, stream_version, type, version, topic, occurred_at,
+                        correlation_id, causation_id, project_id, data, shard)
+    select e.id, $1, e.stream_version, e.type, e.version, $4, e.occurred_at::timestamptz,
+           e.correlation_id, e.causation_id, e.project_id, e.data::jsonb, $3
+    from unnest($5::uuid[], $6::int[], $7::text[], $8::int[], $9::text[], $10::text[], $11::text[], $12::text[],
+                $13::text[]) with ordinality
+         as e(id, stream_version, type, version, occurred_at, correlation_id, causation_id, project_id, data, n)
+    where (select coalesce(max(stream_version), 0) from events where stream_id = $1) = $2
+    order by e.n
+    returning 1),
+recorded as (
+    insert into commands (command_id, stream_id, result)
+    select $14::text, $1, $15::jsonb where $14::text is not null and exists (select from appended))
+select count(*) from appended"""
 _COLUMNS = "position, id::text, stream_id, stream_version, type, version, topic, occurred_at, correlation_id, causation_id, project_id, data"
 
 
@@ -128,12 +147,18 @@ class _GroupCommit:
 
     async def _commit(self, batch) -> None:
         outcomes: list[tuple[bool, Any]] = []
+        # A lone append needs no savepoint: if it fails, the transaction it fails is its own
+        # (two round trips fewer for every append on a quiet shard).
+        alone = len(batch) == 1
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute(_APPEND_LOCK, self.shard)
                 for write, future in batch:
                     if future.cancelled():  # its caller is gone: write nothing for it
                         outcomes.append((False, None))
+                        continue
+                    if alone:
+                        outcomes.append((True, await write(conn)))
                         continue
                     try:
                         async with conn.transaction():  # a savepoint
@@ -181,10 +206,12 @@ class EventStore:
 
     async def append(self, events: Iterable[Event], expected_version: int, *,
                      command_id: str | None = None, result: dict[str, Any] | None = None,
-                     conn: asyncpg.Connection | None = None) -> list[Event]:
+                     conn: asyncpg.Connection | None = None, holds_lock: bool = False) -> list[Event]:
         """Append events to one stream after `expected_version` (0: the stream must not
         exist). Raises ConcurrencyConflict if the stream is elsewhere, SchemaViolation if
-        an event breaks its schema. Returns the events with their stream versions."""
+        an event breaks its schema. Returns the events with their stream versions.
+        `conn`: append in the caller's transaction; `holds_lock`: that transaction already
+        holds the stream's shard lock (a group commit's write)."""
         events = list(events)
         if not events:
             return []
@@ -198,32 +225,35 @@ class EventStore:
         if conn is None:
             group = await self._group(stream_id)
             await group.run(lambda c: self._append_locked(c, stream_id, topic, numbered, expected_version,
-                                                          command_id, result))
+                                                          command_id, result, holds_lock=True))
         else:
-            await self._append_locked(conn, stream_id, topic, numbered, expected_version, command_id, result)
+            await self._append_locked(conn, stream_id, topic, numbered, expected_version, command_id, result,
+                                      holds_lock=holds_lock)
         return numbered
 
-    async def _append_locked(self, conn, stream_id, topic, events, expected_version, command_id, result):
+    async def _append_locked(self, conn, stream_id, topic, events, expected_version, command_id, result, *,
+                             holds_lock: bool = False):
         # The stream's shard lock, held until commit: within a shard, positions are handed
-        # out in commit order (see the migrations). Taking it again within one transaction
-        # (a group commit) returns at once. A transaction appending to streams of several
-        # shards holds each of their locks; PostgreSQL breaks a deadlock between two such
-        # transactions by failing one (execute() retries it).
+        # out in commit order (see the migrations). A group commit took it when it began.
+        # A transaction appending to streams of several shards holds each of their locks;
+        # PostgreSQL breaks a deadlock between two such transactions by failing one
+        # (execute() retries it).
         shard = await self.shard_for(stream_id)
-        await conn.execute(_APPEND_LOCK, shard)
-        actual = await conn.fetchval(
-            "select coalesce(max(stream_version), 0) from events where stream_id = $1", stream_id)
-        if actual != expected_version:
+        if not holds_lock:
+            await conn.execute(_APPEND_LOCK, shard)
+        # One statement checks the version, writes the events and records the command: the
+        # version is read in this statement's snapshot, taken after the lock, so no append
+        # to the stream can commit in between. Positions follow the events' order (ORDER BY).
+        appended = await conn.fetchval(_APPEND, stream_id, expected_version, shard, topic,
+                                       [e.id for e in events], [e.stream_version for e in events],
+                                       [e.type for e in events], [e.version for e in events],
+                                       [e.occurred_at for e in events], [e.correlation_id for e in events],
+                                       [e.causation_id for e in events], [e.project_id for e in events],
+                                       [orjson.dumps(e.data).decode() for e in events], command_id, result or {})
+        if appended != len(events):
+            actual = await conn.fetchval(
+                "select coalesce(max(stream_version), 0) from events where stream_id = $1", stream_id)
             raise ConcurrencyConflict(stream_id, expected_version, actual)
-        await conn.executemany(
-            """insert into events (id, stream_id, stream_version, type, version, topic, occurred_at,
-                                   correlation_id, causation_id, project_id, data, shard)
-               values ($1, $2, $3, $4, $5, $6, $7::text::timestamptz, $8, $9, $10, $11, $12)""",
-            [(e.id, e.stream_id, e.stream_version, e.type, e.version, topic, e.occurred_at,
-              e.correlation_id, e.causation_id, e.project_id, e.data, shard) for e in events])
-        if command_id is not None:
-            await conn.execute("insert into commands (command_id, stream_id, result) values ($1, $2, $3)",
-                               command_id, stream_id, result or {})
 
     async def load(self, stream_id: str, *, after: int = 0, conn: asyncpg.Connection | None = None) -> list[Event]:
         """The stream's events with stream_version > after, in order: one range scan of the
@@ -239,30 +269,32 @@ class EventStore:
     async def execute(self, command_id: str, stream_id: str,
                       decide: Callable[[Any], Decision | Awaitable[Decision]],
                       *, attempts: int = 5, effects: Effects | None = None,
-                      basis: Callable[[str], Awaitable[tuple[int, Any]]] | None = None) -> Outcome:
+                      basis: Callable[[str, str], Awaitable[tuple[dict[str, Any] | None, int, Any]]] | None = None
+                      ) -> Outcome:
         """Run a command exactly once per command id: load the stream, decide, append.
         A concurrent writer makes it reload and decide again; a retry of a command id
         that already succeeded returns the first result and appends nothing.
         `effects(conn, events)` runs in the append's transaction: the owning service's
         own tables (and secrets, which never go into events) change atomically with it.
-        `basis(stream_id) -> (version, what decide gets)` replaces loading the whole
-        stream: a service that keeps its aggregate's state (written by its effects)
-        decides on that, and the append still expects exactly that version."""
+        `basis(stream_id, command_id) -> (the command's recorded result or None, version,
+        what decide gets)` replaces loading the whole stream: a service that keeps its
+        aggregate's state (written by its effects) decides on that - read together with
+        the command's record in one query - and the append still expects that version."""
         for attempt in range(1, attempts + 1):
-            first = await self._recorded(command_id)
-            if first is not None:
-                return Outcome(first, [], replayed=True)
             if basis is None:
-                history = await self.load(stream_id)
+                first = await self._recorded(command_id)
+                history = [] if first is not None else await self.load(stream_id)
                 version, decided_on = len(history), history
             else:
-                version, decided_on = await basis(stream_id)
+                first, version, decided_on = await basis(stream_id, command_id)
+            if first is not None:
+                return Outcome(first, [], replayed=True)
             decision = decide(decided_on)
             if hasattr(decision, "__await__"):
                 decision = await decision
             async def write(conn: asyncpg.Connection) -> list[Event]:
                 appended = await self.append(decision.events, version, command_id=command_id,
-                                             result=decision.result, conn=conn)
+                                             result=decision.result, conn=conn, holds_lock=True)
                 if effects is not None:
                     await effects(conn, appended)
                 return appended
