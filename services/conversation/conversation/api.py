@@ -91,7 +91,7 @@ def operator_command(kind: str, me: Operator, conversation_id: str, key: str | N
 
 async def run(request: web.Request, command_id: str, conversation_id: str,
               decide: Callable[[domain.Conversation | None], list[Event]], **kept) -> Outcome:
-    """A command, decided on the kept state (commands.run: `visitor_ids`/`reply_ids` it
+    """A command, decided on the kept state (commands.run: `visitor_message_id`/`reply_id` it
     checks for resends, `transcript` for a lead request)."""
     try:
         return await commands.run(request.app[STORE], command_id, conversation_id, decide, **kept)
@@ -220,7 +220,7 @@ async def visitor_message(request: web.Request) -> web.Response:
 
     conversation_id, outcome = await _in_visitors_conversation(
         request, project_id, visitor_id, f"visitor-message:{project_id}:{visitor_id}:{message_id}", decide_in,
-        message_id=message_id, visitor_ids=(message_id,))
+        message_id=message_id, visitor_message_id=message_id)
     return await _message_answer(request, body, conversation_id, message_id, outcome)
 
 
@@ -296,7 +296,7 @@ async def visitor_offline(request: web.Request) -> web.Response:
 
     conversation_id, outcome = await _in_visitors_conversation(
         request, project_id, visitor_id, f"offline:{project_id}:{visitor_id}:{message_id}", decide_in,
-        message_id=message_id, visitor_ids=(message_id,))
+        message_id=message_id, visitor_message_id=message_id)
     return await _message_answer(request, body, conversation_id, message_id, outcome)
 
 
@@ -451,7 +451,7 @@ async def _operator_command(request: web.Request, kind: str,
     conversation_id = _conversation_id(request)
     command_id, made_id = operator_command(kind, me, conversation_id, idempotency_key(request))
     outcome = await run(request, command_id, conversation_id, lambda s: decide(s, me, made_id),
-                        reply_ids=(made_id,) if kind == "reply" else (), transcript=kind == "lead")
+                        reply_id=made_id if kind == "reply" else None, transcript=kind == "lead")
     row = await request.app[POOL].fetchrow(f"select {_ROW} from conversations where id = $1", conversation_id)
     return ok({"conversation": row_view(row), "events": [e.to_dict() for e in outcome.events]})
 

@@ -29,40 +29,37 @@ from conversation import domain, projection
 class Kept:
     version: int
     state: domain.Conversation | None
+    recorded: dict | None = None   # the command's first result when this is a retry
+    has_visitor_id: bool = False   # the conversation already has the visitor message id asked about
+    has_reply_id: bool = False     # ... the reply id asked about
 
 
-async def read_kept(store: EventStore, conversation_id: str) -> Kept:
-    """The kept state and its version: one query when the row is current."""
+async def read_kept(store: EventStore, conversation_id: str, *, command_id: str | None = None,
+                    visitor_id: str | None = None, reply_id: str | None = None) -> Kept:
+    """What a command decides on, in one query when the row is current: the kept state
+    and its version, the stream's head (to check the row is current), the command's
+    first result if this is a retry, and whether the conversation already has the
+    message ids the command asks about (one primary-key lookup each, whatever its
+    length; equality, not `= any(array)`: PostgreSQL 16 may scan the conversation's
+    whole key range filtering by an array)."""
     stream = conversation_stream(conversation_id)
     row = await store.pool.fetchrow(
         """select s.version, s.state,
-                  (select coalesce(max(stream_version), 0) from events where stream_id = $2) as head
+                  (select coalesce(max(stream_version), 0) from events where stream_id = $2) as head,
+                  (select result from commands where command_id = $3) as recorded,
+                  exists (select from conversation_messages where conversation_id = $1::uuid and side = 'visitor'
+                          and message_id = $4) as has_visitor_id,
+                  exists (select from conversation_messages where conversation_id = $1::uuid and side = 'operator'
+                          and message_id = $5) as has_reply_id
            from (select 1) one left join conversation_state s on s.conversation_id = $1::uuid""",
-        conversation_id, stream)
+        conversation_id, stream, command_id, visitor_id, reply_id)
     version, state = 0, None
     if row["version"] is not None and (state := domain.from_state(row["state"])) is not None:
         version = row["version"]
     if row["head"] != version:  # behind (or no row yet): fold what it lacks, once
         later = await store.load(stream, after=version)
         state, version = domain.fold(later, state), version + len(later)
-    return Kept(version, state)
-
-
-async def known_ids(pool: asyncpg.Pool, conversation_id: str, *, visitor: Sequence[str] = (),
-                    operator: Sequence[str] = ()) -> tuple[frozenset[str], frozenset[str]]:
-    """Which of these message ids the conversation already has (visitor's, operators'):
-    one primary-key lookup each (commands ask about one), whatever the conversation's
-    length. (Equality, not `= any(array)`: PostgreSQL 16 may scan the conversation's
-    whole key range filtering by the array.)"""
-    found: dict[str, set[str]] = {"visitor": set(), "operator": set()}
-    for side, ids in (("visitor", visitor), ("operator", operator)):
-        for message_id in ids:
-            if await pool.fetchval(
-                    """select true from conversation_messages
-                       where conversation_id = $1::uuid and side = $2 and message_id = $3""",
-                    conversation_id, side, message_id):
-                found[side].add(message_id)
-    return frozenset(found["visitor"]), frozenset(found["operator"])
+    return Kept(version, state, row["recorded"], row["has_visitor_id"], row["has_reply_id"])
 
 
 async def message_seq(pool: asyncpg.Pool, conversation_id: str, message_id: str) -> int | None:
@@ -74,12 +71,12 @@ async def message_seq(pool: asyncpg.Pool, conversation_id: str, message_id: str)
 
 async def run(store: EventStore, command_id: str, conversation_id: str,
               decide: Callable[[domain.Conversation | None], list[Event]], *,
-              visitor_ids: Sequence[str] = (), reply_ids: Sequence[str] = (),
+              visitor_message_id: str | None = None, reply_id: str | None = None,
               transcript: bool = False, attempts: int = 20) -> Outcome:
     """Run `decide(state)` once per command id. The state is the kept one, with the
-    message ids among `visitor_ids`/`reply_ids` that the conversation already has;
-    `transcript=True` (a lead request) folds the events instead, as the lead carries
-    the whole transcript anyway. Raises ConcurrencyConflict after `attempts`."""
+    message ids `visitor_message_id`/`reply_id` if the conversation already has them (a
+    resend); `transcript=True` (a lead request) folds the events instead, as the lead
+    carries the whole transcript anyway. Raises ConcurrencyConflict after `attempts`."""
     stream = conversation_stream(conversation_id)
     decided_on: list[domain.Conversation | None] = [None]
 
@@ -87,10 +84,9 @@ async def run(store: EventStore, command_id: str, conversation_id: str,
         state = history.state
         if transcript and history.version:
             state = domain.fold((await store.load(stream))[:history.version])
-        elif state is not None and (visitor_ids or reply_ids):
-            seen_visitor, seen_operator = await known_ids(store.pool, conversation_id, visitor=visitor_ids,
-                                                          operator=reply_ids)
-            state = _with_ids(state, seen_visitor, seen_operator)
+        elif state is not None:
+            state = _with_ids(state, frozenset({visitor_message_id} if history.has_visitor_id else ()),
+                              frozenset({reply_id} if history.has_reply_id else ()))
         decided_on[0] = state
         return Decision(decide(state), {"conversation_id": conversation_id})
 
@@ -99,9 +95,10 @@ async def run(store: EventStore, command_id: str, conversation_id: str,
             await projection.apply(conn, event)
         await projection.keep_state(conn, decided_on[0], events)
 
-    async def basis(_: str) -> tuple[int, Kept]:
-        kept = await read_kept(store, conversation_id)
-        return kept.version, kept
+    async def basis(_: str, command_id: str) -> tuple[dict | None, int, Kept]:
+        kept = await read_kept(store, conversation_id, command_id=command_id, visitor_id=visitor_message_id,
+                               reply_id=reply_id)
+        return kept.recorded, kept.version, kept
 
     return await store.execute(command_id, stream, decide_on, effects=effects, attempts=attempts, basis=basis)
 
