@@ -75,11 +75,13 @@ def parse_stored(body: dict) -> wh.Schedule:
 async def locked_schedule(conn: asyncpg.Connection, project_id: str, *, share: bool) -> wh.Schedule:
     """The project's schedule with its row locked (created with the default first), for
     the rest of the caller's transaction."""
-    await conn.execute(
-        """insert into schedules (project_id, schedule, saved, next_boundary) values ($1, $2, false, null)
-           on conflict (project_id) do nothing""", project_id, wh.to_json(wh.DEFAULT))
-    row = await conn.fetchrow(f"select schedule from schedules where project_id = $1 for {'share' if share else 'update'}",
-                              project_id)
+    lock = f"select schedule from schedules where project_id = $1 for {'share' if share else 'update'}"
+    row = await conn.fetchrow(lock, project_id)   # one round trip for every project but a new one
+    if row is None:
+        await conn.execute(
+            """insert into schedules (project_id, schedule, saved, next_boundary) values ($1, $2, false, null)
+               on conflict (project_id) do nothing""", project_id, wh.to_json(wh.DEFAULT))
+        row = await conn.fetchrow(lock, project_id)
     return parse_stored(row["schedule"])
 
 
