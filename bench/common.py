@@ -12,6 +12,7 @@ import secrets
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 import psutil
@@ -134,6 +135,19 @@ class CpuMeter:
         self.procs = {"loadgen": psutil.Process()}
         if stack is not None:
             self.procs.update({name: psutil.Process(pid) for name, pid in stack.pids().items()})
+        # This run's own Kafka broker and PostgreSQL server (when started here), so that
+        # "where the time goes" separates them from the neighbours' processes.
+        self.groups: dict[str, Callable[[], list[psutil.Process]]] = {}
+        comps = stack.comps if stack is not None else None
+        if comps is not None and getattr(comps.broker, "proc", None) is not None:
+            broker = psutil.Process(comps.broker.proc.pid)
+            self.groups["kafka"] = lambda: [broker, *broker.children(recursive=True)]
+        if comps is not None and comps.postgres is not None:
+            try:
+                postmaster = psutil.Process(comps.postgres.get_pid())
+                self.groups["postgres"] = lambda: [postmaster, *postmaster.children(recursive=True)]
+            except Exception:
+                pass
         self._start: dict[str, float] = {}
         self._total_start = 0.0
         self._wall = 0.0
@@ -151,14 +165,23 @@ class CpuMeter:
         t = psutil.cpu_times()
         return t.user + t.system + getattr(t, "nice", 0) + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
 
+    def _group_cpu(self) -> dict[str, dict[int, float]]:
+        return {name: {p.pid: self._cpu(p) for p in members()} for name, members in self.groups.items()}
+
     def start(self) -> None:
         self._start = {name: self._cpu(p) for name, p in self.procs.items()}
+        self._group_start = self._group_cpu()
         self._total_start = self._machine()
         self._wall = time.perf_counter()
 
     def stop(self) -> dict[str, float]:
-        """Seconds of CPU each used; 'everything_else' is Kafka, PostgreSQL and other users of the box."""
+        """Seconds of CPU each used; 'kafka' and 'postgres' are this run's broker and server
+        (when it started them); 'everything_else' is the rest of the box (other users, and
+        Kafka and PostgreSQL when they were not started here)."""
         used = {name: round(self._cpu(p) - self._start.get(name, 0.0), 3) for name, p in self.procs.items()}
+        for name, now in self._group_cpu().items():  # a backend started since counts from 0
+            before = self._group_start.get(name, {})
+            used[name] = round(sum(cpu - before.get(pid, 0.0) for pid, cpu in now.items()), 3)
         total = self._machine() - self._total_start
         used["everything_else"] = round(max(0.0, total - sum(used.values())), 3)
         used["wall"] = round(time.perf_counter() - self._wall, 3)

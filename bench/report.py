@@ -125,7 +125,7 @@ def markdown(report: dict) -> str:
                 "",
                 "| target msg/s | visitors | achieved | visitor→operator p50 / p99 | ack p50 / p99 | refused | "
                 "not delivered | raw Kafka p50 / p99 | p99 / raw p99 | CPU ms per message: gateway / conversation / "
-                "other services / Kafka+PostgreSQL+rest / load generator |",
+                "other services / Kafka / PostgreSQL / rest of the machine / load generator |",
                 "|---|---|---|---|---|---|---|---|---|---|"]
         for r in ladder["rows"]:
             c = r["cpu_ms_per_delivered"]
@@ -136,7 +136,8 @@ def markdown(report: dict) -> str:
                        f"{_ms(r['e2e_p99'])} | {_ms(r['ack_p50'])} / {_ms(r['ack_p99'])} | {refused} | "
                        f"{r['not_delivered']} | {_ms(r['raw_kafka']['p50'])} / {_ms(r['raw_kafka']['p99'])} | "
                        f"{_x(_ratio(r['e2e_p99'], r['raw_kafka']['p99']))} | {c.get('gateway', 0):.1f} / "
-                       f"{c.get('conversation', 0):.1f} / {others:.1f} / {c.get('everything_else', 0):.1f} / "
+                       f"{c.get('conversation', 0):.1f} / {others:.1f} / {c.get('kafka', 0):.1f} / "
+                       f"{c.get('postgres', 0):.1f} / {c.get('everything_else', 0):.1f} / "
                        f"{c.get('loadgen', 0):.1f} |")
         slow = [f"{r['target_per_s']:,.0f}/s: {r['backlog_settle_s']} s" + (f" ({r['unanswered_after_settle']} never answered)"
                                                                               if r['unanswered_after_settle'] else "")
