@@ -186,16 +186,19 @@ class EventStore:
         self._shards: int | None = None  # read from the schema on first use
         self._groups: dict[int, _GroupCommit] = {}
 
-    async def shard_for(self, stream_id: str) -> int:
+    async def shard_for(self, stream_id: str, conn: asyncpg.Connection | None = None) -> int:
+        # In a caller's transaction, read with its connection: one more from the pool could
+        # wait forever when such transactions hold them all (a restarted crm-bridge did).
         if self._shards is None:
-            self._shards = await shard_count(self.pool)
+            self._shards = await shard_count(conn or self.pool)
         return shard_of(stream_id, self._shards)
 
-    async def in_shard_order(self, items: list, stream_of: Callable[[Any], str]) -> list:
+    async def in_shard_order(self, items: list, stream_of: Callable[[Any], str],
+                             conn: asyncpg.Connection | None = None) -> list:
         """`items` sorted by the shard of their stream: a transaction appending to several
         streams appends in this order, so it takes shard locks in ascending order and two
-        such transactions can never wait on each other in a cycle."""
-        shards = [await self.shard_for(stream_of(item)) for item in items]
+        such transactions can never wait on each other in a cycle. `conn`: that transaction's."""
+        shards = [await self.shard_for(stream_of(item), conn) for item in items]
         return [item for _, item in sorted(zip(shards, items), key=lambda pair: pair[0])]
 
     async def _group(self, stream_id: str) -> _GroupCommit:
@@ -238,7 +241,7 @@ class EventStore:
         # A transaction appending to streams of several shards holds each of their locks;
         # PostgreSQL breaks a deadlock between two such transactions by failing one
         # (execute() retries it).
-        shard = await self.shard_for(stream_id)
+        shard = await self.shard_for(stream_id, conn)
         if not holds_lock:
             await conn.execute(_APPEND_LOCK, shard)
         # One statement checks the version, writes the events and records the command: the
