@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
 from parley import db, kafka
 from parley.config import REPO_ROOT
@@ -25,6 +26,22 @@ INTERNAL_SECRET = "test-internal-secret-" + "y" * 32
 os.environ["PARLEY_INTERNAL_SECRET"] = INTERNAL_SECRET
 # The suite's stacks start with project demo, as `make run` does (tests/setup start without it).
 os.environ["PARLEY_SEED_DEMO"] = "1"
+
+
+def _cheap_password_hashes() -> None:
+    """argon2id with 1 MiB, one pass, one lane for the in-process registries. The
+    library's recommended parameters (64 MiB, 3 passes, 4 lanes) cost ~0.1-0.6 s of CPU
+    per hash or check on the 2-CPU build machine, and the suite hashes or checks a
+    password thousands of times (every stack seeds its owner, every login, every added
+    operator): minutes of a run spent on a cost that is the point in production and
+    proves nothing here. Still argon2id, still salted, checked by the same code; the
+    registries run as processes (crash tests, make run, chaos) keep the real cost."""
+    from operator_registry import accounts
+    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    accounts._DUMMY_HASH = accounts._hasher.hash("a password nobody has")
+
+
+_cheap_password_hashes()
 
 
 @pytest.fixture(scope="session")
