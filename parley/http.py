@@ -37,6 +37,16 @@ def unavailable(what: str) -> Rejected:
                     headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
+BUSY_RETRY_AFTER_SECONDS = "1"
+
+
+def busy() -> Rejected:
+    """Too much at once (admission control, an upstream's bulkhead): refused before
+    anything was stored, so resending is safe."""
+    return Rejected(503, "busy", "Parley is busy right now; send it again in a moment. Nothing was stored.",
+                    headers={"Retry-After": BUSY_RETRY_AFTER_SECONDS})
+
+
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status,
                              headers={"X-Content-Type-Options": "nosniff", **(headers or {})})

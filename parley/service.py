@@ -30,7 +30,7 @@ from parley import db, internal_auth, kafka, logs
 from parley.config import Settings, env
 from parley.consumer import ConsumerRunner, Handler, Reset
 from parley.eventstore import EventStore
-from parley.http import Rejected, errors_middleware
+from parley.http import Rejected, busy, errors_middleware
 from parley.relay import Relay
 from parley.schemas import Catalog
 
@@ -53,7 +53,6 @@ COMMANDS_IN_FLIGHT = Gauge("parley_commands_in_flight", "Commands running now (a
 MAX_COMMANDS_IN_FLIGHT = 16
 COMMAND_QUEUE = 64
 COMMAND_WAIT_SECONDS = 0.25
-BUSY_RETRY_AFTER_SECONDS = "1"
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _CORRELATION_HEADER = "X-Correlation-Id"
@@ -84,11 +83,6 @@ class ServiceSpec:
     # The gateway: its port is public, so it takes unsigned calls and keeps /metrics on
     # a second, internal port. Every other service answers signed calls only.
     public: bool = False
-
-
-def busy() -> Rejected:
-    return Rejected(503, "busy", "Parley is busy right now; send it again in a moment. Nothing was stored.",
-                    headers={"Retry-After": BUSY_RETRY_AFTER_SECONDS})
 
 
 class Admission:

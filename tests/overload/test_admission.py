@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from gateway.upstreams import CONVERSATION
 from parley.service import ADMISSION, Admission
-from parley.service_client import path
+from parley.service_client import MAX_IN_FLIGHT, path
 from tests.conversations.visitor import RETRYABLE, ScriptedVisitor, send_reliably
 from tests.overload.conftest import started_visitor
 
@@ -110,3 +111,29 @@ async def test_a_flood_beyond_the_bound_gets_fast_busy_answers_never_timeouts_an
         assert all(stored.count(m) == 1 for m, (v, _) in sent.items() if v is visitor)
         assert not [e for e in visitor.errors if e["code"] not in RETRYABLE]
     assert admission.in_flight == 0
+
+
+async def test_the_gateway_refuses_busy_itself_when_its_calls_to_the_conversation_service_are_at_the_bound(stack):
+    """The gateway's bulkhead (parley.service_client): beyond its bound a message is
+    refused by the gateway itself - the conversation service never sees it - and the
+    resend after the bound frees up is stored once."""
+    client = stack.gateway.app[CONVERSATION]
+    visitor = await started_visitor(stack)
+    await visitor.send_and_wait("Hello")
+    cid = await conversation_of(stack, visitor)
+    seen_by_service = stack.conversation.app[ADMISSION].refused
+
+    client.max_in_flight = 0   # every place taken
+    try:
+        refused_id = await visitor.send("Sent while the gateway's calls are at the bound")
+        await visitor.wait_for(lambda: answer_to(visitor, refused_id) is not None, "an answer to the refused message")
+    finally:
+        client.max_in_flight = MAX_IN_FLIGHT
+    frame = answer_to(visitor, refused_id)
+    assert frame["type"] == "error" and frame["code"] == "busy" and frame["retry_after"] >= 1, frame
+    assert refused_id not in await stored_message_ids(stack, cid)
+    assert stack.conversation.app[ADMISSION].refused == seen_by_service   # refused before the hop
+
+    await send_reliably(visitor, "Sent while the gateway's calls are at the bound", refused_id)
+    assert (await stored_message_ids(stack, cid)).count(refused_id) == 1
+    assert client.in_flight == 0
