@@ -30,7 +30,7 @@ from parley import db, internal_auth, kafka, logs
 from parley.config import Settings, env
 from parley.consumer import ConsumerRunner, Handler, Reset
 from parley.eventstore import EventStore
-from parley.http import Rejected, busy, errors_middleware
+from parley.http import busy, errors_middleware
 from parley.relay import Relay
 from parley.schemas import Catalog
 

@@ -8,7 +8,6 @@ that a flood a test can make in-process is beyond them."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from gateway.upstreams import CONVERSATION
 from parley.service import ADMISSION, Admission

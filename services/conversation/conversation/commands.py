@@ -12,7 +12,6 @@ made good from the events: what it lacks is folded on top, once, and written bac
 the command's transaction."""
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Callable
 
