@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Mapping
 
 from parley import kafka, logs
 from parley.envelope import Event
@@ -15,39 +15,47 @@ from parley.envelope import Event
 log = logging.getLogger(__name__)
 
 
-class LiveSubscriber:
-    """`decode` turns a record into what `handle` gets (a Parley event by default; a
-    topic of ephemeral signals, such as typing.signals, passes its own, returning None
-    for what it does not understand)."""
+Decode = Callable[[bytes], Any]
+Handle = Callable[[Any], Awaitable[None]]
 
-    def __init__(self, bootstrap: str, topics: Sequence[str], handle: Callable[[Any], Awaitable[None]],
-                 decode: Callable[[bytes], Any] = Event.from_bytes):
-        self.bootstrap, self.topics, self.handle, self.decode = bootstrap, list(topics), handle, decode
+
+class LiveSubscriber:
+    """One consumer for several topics, each record handed to its topic's handler.
+    `decoders` turn a topic's records into what its handler gets (a Parley event by
+    default; a topic of ephemeral signals, such as typing.signals, passes its own,
+    returning None for what it does not understand).
+
+    One consumer rather than one per topic: a gateway follows five topics, and five
+    consumers were five fetches in flight, five connections and five idle polls a
+    round, for records that one fetch brings together."""
+
+    def __init__(self, bootstrap: str, handlers: Mapping[str, Handle], decoders: Mapping[str, Decode] | None = None):
+        self.bootstrap, self.handlers, self.decoders = bootstrap, dict(handlers), dict(decoders or {})
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = kafka.consumer(self.bootstrap, None, *self.topics, auto_offset_reset="latest")
+        consumer = kafka.consumer(self.bootstrap, None, *self.handlers, auto_offset_reset="latest")
         await consumer.start()
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=300)
-                for messages in batches.values():
+                for tp, messages in batches.items():
                     for message in messages:
-                        await self._deliver(message.value)
+                        await self._deliver(tp.topic, message.value)
         finally:
             await consumer.stop()
 
-    async def _deliver(self, raw: bytes) -> None:
+    async def _deliver(self, topic: str, raw: bytes) -> None:
         try:
-            event = self.decode(raw)
+            event = self.decoders.get(topic, Event.from_bytes)(raw)
         except Exception:
             event = None
         if event is None:
-            log.error("skipping a message that is not a Parley event", extra={"topics": self.topics})
+            log.error("skipping a message that is not a Parley event", extra={"topic": topic})
             return
         token = logs.correlation_id.set(getattr(event, "correlation_id", None))
         try:
-            await self.handle(event)
+            await self.handlers[topic](event)
         except Exception:
-            log.exception("live handler failed", extra={"event_type": getattr(event, "type", None)})
+            log.exception("live handler failed", extra={"topic": topic, "event_type": getattr(event, "type", None)})
         finally:
             logs.correlation_id.reset(token)

@@ -93,12 +93,21 @@ def both(*handlers):
     return on_event
 
 
-def live(topic: str, on_event):
-    def factory(app: web.Application):
+def live(app: web.Application):
+    """The topics the gateway follows from now on (no consumer group: every gateway sees
+    every partition), one consumer for all of them (parley.live)."""
+    on_topic = {"operator.events": both(operator_sockets.on_operator_event, presence.on_operator_event),
+                "conversation.events": push.on_conversation_event,
+                "lead.events": push.on_lead_event,
+                "schedule.events": availability.on_schedule_event,
+                typing_signals.TOPIC: typing_signals.on_signal}
+
+    def handler(on_event):
         async def handle(event):
             await on_event(app, event)
-        return LiveSubscriber(app[SETTINGS].kafka_bootstrap, [topic], handle).run
-    return factory
+        return handle
+    return LiveSubscriber(app[SETTINGS].kafka_bootstrap, {topic: handler(h) for topic, h in on_topic.items()},
+                          decoders={typing_signals.TOPIC: typing_signals.decode}).run
 
 
 SPEC = ServiceSpec(
@@ -112,12 +121,7 @@ SPEC = ServiceSpec(
     loops=[("files:expiry", files.expiry_loop),
            ("setup:announce", setup_routes.announce),
            ("presence:report", presence.report_loop),
-           ("live:operator.events", live("operator.events", both(operator_sockets.on_operator_event,
-                                                                 presence.on_operator_event))),
-           ("live:conversation.events", live("conversation.events", push.on_conversation_event)),
-           ("live:lead.events", live("lead.events", push.on_lead_event)),
-           ("live:schedule.events", live("schedule.events", availability.on_schedule_event)),
-           ("live:typing.signals", typing_signals.follow)],
+           ("live", live)],
 )
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from aiohttp import web
 
 from parley import kafka
 from parley.http import Rejected
-from parley.live import LiveSubscriber
 from parley.service import SETTINGS
 
 from gateway import audience, auth
@@ -160,13 +159,6 @@ async def operator_typing(request: web.Request) -> web.Response:
     me = await auth.current_operator(request)
     await from_operator(request, me, conversation_id(request))
     return web.Response(status=204)
-
-
-def follow(app: web.Application):
-    """The loop that follows typing.signals on every partition, from now on."""
-    async def handle(message: dict[str, Any]) -> None:
-        await on_signal(app, message)
-    return LiveSubscriber(app[SETTINGS].kafka_bootstrap, [TOPIC], handle, decode=decode).run
 
 
 def add_routes(app: web.Application) -> None:
