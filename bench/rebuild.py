@@ -114,8 +114,9 @@ async def rebuild(database_url: str, bootstrap: str, topic: str, total: int, tim
     async def reset(conn) -> None:
         await conn.execute("truncate conversations, visitor_conversations, conversation_messages, ratings")
 
+    # Large batches: a conversation's row is written once per batch, whatever its events in it.
     runner = ConsumerRunner(pool, bootstrap, name=f"bench-inbox-{schema}", topics=[topic], handle_batch=handle_batch,
-                            reset=reset)
+                            reset=reset, max_records=20_000, fetch_bytes=4 << 20)
     await runner.rebuild()
     stop = asyncio.Event()
     started = time.perf_counter()

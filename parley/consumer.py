@@ -63,7 +63,8 @@ on conflict (consumer, topic, partition) do update set next_offset = excluded.ne
 class ConsumerRunner:
     def __init__(self, pool: asyncpg.Pool, bootstrap: str, *, name: str, topics: Sequence[str],
                  handle: Handler | None = None, handle_batch: BatchHandler | None = None,
-                 reset: Reset | None = None, retry_delay: float = 1.0, max_records: int = 500):
+                 reset: Reset | None = None, retry_delay: float = 1.0, max_records: int = 500,
+                 fetch_bytes: int | None = None):
         if (handle is None) == (handle_batch is None):
             raise ValueError("give a ConsumerRunner either handle or handle_batch")
         self.pool = pool
@@ -72,7 +73,8 @@ class ConsumerRunner:
         self.topics = list(topics)
         self.handle = handle
         self.handle_batch = handle_batch
-        self.max_records = max_records
+        self.max_records = max_records   # per poll, over all partitions
+        self.fetch_bytes = fetch_bytes   # per partition and fetch (Kafka's default: 1 MiB)
         self.reset = reset
         self.retry_delay = retry_delay
         self._consumer = None
@@ -92,7 +94,8 @@ class ConsumerRunner:
         log.info("consumer reset for rebuild", extra={"consumer": self.name})
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = kafka.consumer(self.bootstrap, self.name)
+        consumer = kafka.consumer(self.bootstrap, self.name,
+                                  **({"max_partition_fetch_bytes": self.fetch_bytes} if self.fetch_bytes else {}))
         consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self))
         self._consumer = consumer
         await consumer.start()
@@ -100,38 +103,26 @@ class ConsumerRunner:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=300, max_records=self.max_records)
                 async with self._applying:
+                    work = []
                     for tp, messages in batches.items():
                         # A seek to the position a fetch was already at can make the client
                         # hand out the same records twice; what is behind our position is old.
                         messages = [m for m in messages if m.offset >= self.positions.get(tp, 0)]
                         if messages and tp in consumer.assignment():
-                            await self._apply_with_retry(consumer, tp, messages, stop)
+                            work.append((tp, messages))
+                    applied = [await self._apply_with_retry(consumer, tp, messages, stop) for tp, messages in work]
+                    done = {tp: messages[-1].offset + 1 for (tp, messages), ok in zip(work, applied) if ok}
+                    if done:
+                        try:   # for lag tooling; PostgreSQL is the truth
+                            await consumer.commit(done)
+                        except Exception as e:
+                            log.info("kafka offset commit skipped", extra={"consumer": self.name, "error": repr(e)})
                 self._report_lag(consumer)
         finally:
             self._consumer = None
             await consumer.stop()  # leaves the group at once; offsets live in PostgreSQL
 
-    async def _apply_with_retry(self, consumer, tp: TopicPartition, messages, stop: asyncio.Event) -> None:
-        while True:
-            try:
-                await self._apply(tp, messages)
-                break
-            except Exception:
-                FAILURES.labels(self.name).inc()
-                log.exception("consumer batch failed; rolled back, will retry",
-                              extra={"consumer": self.name, "topic": tp.topic, "partition": tp.partition,
-                                     "offset": messages[0].offset})
-                if stop.is_set():
-                    consumer.seek(tp, messages[0].offset)
-                    return
-                await asyncio.sleep(self.retry_delay)
-        self.positions[tp] = messages[-1].offset + 1
-        try:
-            await consumer.commit({tp: messages[-1].offset + 1})  # for lag tooling; PostgreSQL is the truth
-        except Exception as e:
-            log.info("kafka offset commit skipped", extra={"consumer": self.name, "error": repr(e)})
-
-    async def _apply(self, tp: TopicPartition, messages) -> None:
+    def _parse(self, tp: TopicPartition, messages) -> list[Event]:
         events: list[Event] = []
         for message in messages:
             try:
@@ -141,6 +132,29 @@ class ConsumerRunner:
                 log.error("skipping a message that is not a Parley event",
                           extra={"consumer": self.name, "topic": tp.topic, "partition": tp.partition,
                                  "offset": message.offset})
+        return events
+
+    async def _apply_with_retry(self, consumer, tp: TopicPartition, messages, stop: asyncio.Event) -> bool:
+        """Applies the batch, retrying until it commits (True) or the runner is stopped (False:
+        the consumer is sought back to the batch's start)."""
+        events = self._parse(tp, messages)
+        while True:
+            try:
+                await self._apply(tp, messages, events)
+                break
+            except Exception:
+                FAILURES.labels(self.name).inc()
+                log.exception("consumer batch failed; rolled back, will retry",
+                              extra={"consumer": self.name, "topic": tp.topic, "partition": tp.partition,
+                                     "offset": messages[0].offset})
+                if stop.is_set():
+                    consumer.seek(tp, messages[0].offset)
+                    return False
+                await asyncio.sleep(self.retry_delay)
+        self.positions[tp] = messages[-1].offset + 1
+        return True
+
+    async def _apply(self, tp: TopicPartition, messages, events: list[Event]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             fresh, applied = await self._claim(conn, events)
             if fresh:

@@ -32,26 +32,53 @@ def evolve(row: Row | None, event: Event, visitor_seqs: Iterable[int] = ()) -> R
     any event but the start, as an UPDATE finds no row. `visitor_seqs` matters only to
     chat.read_by_operator: the seqs of the conversation's visitor messages before it
     (at least those after its read mark) - unread is how many came after the mark."""
-    d, at = event.data, event.occurred_at
     if event.type == "chat.conversation_started":
-        if row is not None:   # as the INSERT would: a conversation starts once
-            raise ValueError(f"conversation {id_of(event.stream_id)} started twice")
-        return {**dict.fromkeys(COLUMNS), "id": id_of(event.stream_id), "project_id": event.project_id,
-                "visitor_id": d["visitor_id"], "status": "new", "contacts": {}, "custom_params": {},
-                "page_url": d.get("page_url"), "unread": 0, "started_at": at, "version": event.stream_version,
-                "left_while_closed": bool(d.get("left_while_closed"))}
+        return start(row, event)
     if row is None:
         return None
     row = dict(row)
-    match event.type:
+    follow(row, event, visitor_seqs)
+    return row
+
+
+def start(row: Row | None, event: Event) -> Row:
+    """The row a chat.conversation_started makes."""
+    if row is not None:   # as the INSERT would: a conversation starts once
+        raise ValueError(f"conversation {id_of(event.stream_id)} started twice")
+    d = event.data
+    return {**dict.fromkeys(COLUMNS), "id": id_of(event.stream_id), "project_id": event.project_id,
+            "visitor_id": d["visitor_id"], "status": "new", "contacts": {}, "custom_params": {},
+            "page_url": d.get("page_url"), "unread": 0, "started_at": event.occurred_at,
+            "version": event.stream_version, "left_while_closed": bool(d.get("left_while_closed"))}
+
+
+def follow(row: Row, event: Event, visitor_seqs: Iterable[int] = ()) -> None:
+    """`row` changed in place by any event but the start: evolve without the copy, for a
+    batch that folds many events into a row it owns (projection.apply_all)."""
+    d, at = event.data, event.occurred_at
+    match event.type:   # the most frequent first
         case "chat.visitor_message_posted":
-            row.update(last_message_text=preview(d["text"], d.get("attachment")), last_message_from="visitor",
-                       last_message_at=at, unread=row["unread"] + 1)
+            row["last_message_text"] = preview(d["text"], d.get("attachment"))
+            row["last_message_from"] = "visitor"
+            row["last_message_at"] = at
+            row["unread"] += 1
             if row["waiting_since"] is None:
                 row["waiting_since"] = at
         case "chat.operator_replied":
-            row.update(last_message_text=preview(d["text"], d.get("attachment")), last_message_from="operator",
-                       last_message_at=at, unread=0, waiting_since=None)
+            row["last_message_text"] = preview(d["text"], d.get("attachment"))
+            row["last_message_from"] = "operator"
+            row["last_message_at"] = at
+            row["unread"] = 0
+            row["waiting_since"] = None
+        case "chat.read_by_operator":   # opened by an operator: unread is what came after it
+            mark, before = d["seq"], event.stream_version
+            row["unread"] = sum(1 for seq in visitor_seqs if mark < seq < before)
+        case "status.changed":
+            row["status"] = d["status"]
+            if d["status"] in ("new", "closed"):   # as the aggregate: no offer stands any more
+                row.update(_NO_OFFER)
+        case "chat.page_visited":
+            row["page_url"] = d["page_url"]
         case "chat.custom_params_set":
             row["custom_params"] = {**row["custom_params"], **d["params"]}
         case "chat.contacts_given":
@@ -62,8 +89,6 @@ def evolve(row: Row | None, event: Event, visitor_seqs: Iterable[int] = ()) -> R
                 row["contacts"] = {**row["contacts"], **given}
                 if d.get("name") is not None:
                     row["visitor_name"] = d["name"]
-        case "chat.page_visited":
-            row["page_url"] = d["page_url"]
         case "assignment.taken" | "assignment.assigned" | "assignment.accepted":
             row.update(_NO_OFFER, assignee_id=d["operator_id"], assignee_name=d["operator_name"])
         case "assignment.offered":
@@ -72,16 +97,10 @@ def evolve(row: Row | None, event: Event, visitor_seqs: Iterable[int] = ()) -> R
         case "assignment.offer_expired":
             if _same_id(row["offer_id"], d["offer_id"]):   # a later offer stands: it stays
                 row.update(_NO_OFFER)
-        case "status.changed":
-            row["status"] = d["status"]
-            if d["status"] in ("new", "closed"):   # as the aggregate: no offer stands any more
-                row.update(_NO_OFFER)
-        case "chat.read_by_operator":   # opened by an operator: unread is what came after it
-            row["unread"] = sum(1 for seq in visitor_seqs if d["seq"] < seq < event.stream_version)
         case "lead.requested":
             row["lead_requested_at"] = at
-    row["version"] = max(row["version"], event.stream_version)
-    return row
+    if event.stream_version > row["version"]:
+        row["version"] = event.stream_version
 
 
 class Message(NamedTuple):

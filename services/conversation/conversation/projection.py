@@ -10,6 +10,7 @@ query, the events folded into them in memory, and the results written back with 
 statement per table - a constant number of round trips per batch, not per event."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, Sequence
 
@@ -101,31 +102,35 @@ async def apply_all(conn: asyncpg.Connection, events: Sequence[Event], *, replay
     if not events:
         return
     ids = list(dict.fromkeys(id_of(e.stream_id) for e in events))
-    rows: dict[str, inbox.Row | None] = {str(r["id"]): dict(r) for r in await conn.fetch(_LOAD, ids)}
+    rows: dict[str, inbox.Row] = {str(r["id"]): dict(r) for r in await conn.fetch(_LOAD, ids)}
     visitor_seqs = await _visitor_seqs_after_reads(conn, events)
-    touched: dict[str, None] = {}
-    messages: list[inbox.Message] = []
-    ratings: list[inbox.Rating] = []
-    moves: list[inbox.VisitorConversation] = []
-    for event in events:
-        cid = id_of(event.stream_id)
-        rows[cid] = inbox.evolve(rows.get(cid), event, visitor_seqs.get(cid, ()))
-        touched[cid] = None
-        if (m := inbox.message(event)) is not None:
-            messages.append(m)
-            if m.side == "visitor":
-                visitor_seqs.setdefault(cid, []).append(m.seq)
-        elif (r := inbox.rating(event)) is not None:
-            ratings.append(r)
-        elif (v := inbox.visitor_conversation(event)) is not None:
-            moves.append(v)
-    written = [rows[cid] for cid in touched if rows.get(cid) is not None]
+    messages = [m for e in events if (m := inbox.message(e)) is not None]
+    # The message ids need nothing folded: the database stores them while the rows are
+    # folded here (one statement at a time on a connection, so this is the only one).
+    storing = asyncio.ensure_future(conn.execute(_MESSAGES, *map(list, zip(*messages)))) if messages else None
+    try:
+        if storing is not None:
+            await asyncio.sleep(0)   # let it send the statement before the fold takes the CPU
+        moves: list[inbox.VisitorConversation] = []
+        for event in events:   # the rows loaded are this call's own: folded in place
+            cid = id_of(event.stream_id)
+            if event.type == "chat.conversation_started":
+                rows[cid] = inbox.start(rows.get(cid), event)
+                moves.append(inbox.visitor_conversation(event))
+                continue
+            if (row := rows.get(cid)) is not None:
+                inbox.follow(row, event, visitor_seqs.get(cid, ()))
+            if event.type == "chat.visitor_message_posted":
+                visitor_seqs.setdefault(cid, []).append(event.stream_version)
+    finally:
+        if storing is not None:
+            await storing
+    written = [rows[cid] for cid in ids if cid in rows]
     if written:
         await conn.execute(_UPSERT, *[[_db_value(row[c]) for row in written] for c in inbox.COLUMNS])
     if moves:
         await _move_visitors(conn, moves, replayed)
-    if messages:
-        await conn.execute(_MESSAGES, *map(list, zip(*messages)))
+    ratings = [r for e in events if e.type == "chat.rated" and (r := inbox.rating(e)) is not None]
     if ratings:
         await conn.execute(_RATINGS, *map(list, zip(*ratings)))
 
