@@ -30,7 +30,7 @@ from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD, configure
 from tests.support import ServiceProcess, create_database, drop_database
 
 REQUESTS = 20
-LEASE = 6            # seconds; the default is 120
+LEASE = 3            # seconds; the default is 120
 HANG = 30            # the stand-in holds a faulted crm.lead.add this long (crm-bridge waits up to 15 s)
 SECRET = "crashWebhookKey"
 SCHEMA = crm_main.SPEC.schema
