@@ -53,9 +53,13 @@ async def create_pool(database_url: str, schema: str, *, min_size: int = 1, max_
                                      init=_init_connection, server_settings=_server_settings(schema))
 
 
-async def connect(database_url: str, schema: str) -> asyncpg.Connection:
-    """A single connection, set up like the pool's (for LISTEN and session locks)."""
-    conn = await asyncpg.connect(database_url, server_settings=_server_settings(schema))
+async def connect(database_url: str, schema: str, *, durable_commits: bool = True) -> asyncpg.Connection:
+    """A single connection, set up like the pool's (for LISTEN and session locks).
+    `durable_commits=False`: its commits do not wait for the WAL flush - only for writes
+    whose loss in a database crash is harmless (PostgreSQL loses at most the last few,
+    never part of one, and a later durable commit flushes them too)."""
+    settings = _server_settings(schema) | ({} if durable_commits else {"synchronous_commit": "off"})
+    conn = await asyncpg.connect(database_url, server_settings=settings)
     await _init_connection(conn)
     return conn
 

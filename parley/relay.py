@@ -64,7 +64,10 @@ class Relay:
                 await _sleep_unless(stop, 2)
 
     async def _run_as_leader(self, stop: asyncio.Event) -> None:
-        conn = await db.connect(self.database_url, self.schema)
+        # The relay writes only its cursors: one lost in a database crash republishes a
+        # batch, which consumers skip by stream version; a cursor commit need not wait for
+        # the disk before the next batch goes out.
+        conn = await db.connect(self.database_url, self.schema, durable_commits=False)
         try:
             while not await conn.fetchval("select pg_try_advisory_lock(hashtext('parley_relay:' || $1))",
                                           self.schema):
