@@ -104,15 +104,16 @@ def life(rng: random.Random, visitor_id: str | None = None, previous: str | None
     return me
 
 
-def events(total: int, seed: int = 12) -> Iterator[Event]:
-    """About `total` events of many conversations, interleaved as live traffic is (a
-    returning visitor's conversation begins after the closed one ends), numbered as the
-    event store numbers them."""
+def events(total: int, seed: int = 12, at_once: int = 200) -> Iterator[Event]:
+    """About `total` events of conversations going on `at_once` at a time, interleaved
+    as live traffic is (a returning visitor's conversation begins after the closed one
+    ends), numbered as the event store numbers them. Conversations begun run to their
+    end, so a little more than `total` come."""
     rng = random.Random(seed)
     running: list[tuple[Life, int, Conversation | None, int]] = []   # life, next step, state, version
     made = 0
     while made < total or running:
-        while made < total and len(running) < 200:
+        while made < total and len(running) < at_once:
             running.append((life(rng), 0, None, 0))
         i = rng.randrange(len(running))
         current, step, state, version = running[i]

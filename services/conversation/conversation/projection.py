@@ -74,12 +74,16 @@ insert into visitor_conversations (project_id, visitor_id, conversation_id)
 select * from unnest($1::text[], $2::text[], $3::uuid[])
 """
 # Replayed from the topic, a visitor's conversations may come in any order: Kafka orders
-# a conversation's events, not two conversations' (their ids go to different
-# partitions). A returning visitor's new conversation may be applied before the closed
-# one it replaced; whichever comes second, the visitor keeps the one that started later.
+# a conversation's events, not two conversations' (in two partitions, or from two
+# event-store shards into one). A returning visitor's new conversation may be applied
+# before the closed one it replaced; whatever the order, the visitor keeps the one that
+# started last - the one the live path left.
 _ENTER_REPLAYED = """
 insert into visitor_conversations as v (project_id, visitor_id, conversation_id)
-select * from unnest($1::text[], $2::text[], $3::uuid[])
+select distinct on (x.project_id, x.visitor_id) x.project_id, x.visitor_id, x.conversation_id
+from unnest($1::text[], $2::text[], $3::uuid[]) as x(project_id, visitor_id, conversation_id)
+join conversations c on c.id = x.conversation_id
+order by x.project_id, x.visitor_id, c.started_at desc
 on conflict (project_id, visitor_id) do update set conversation_id = excluded.conversation_id
 where (select started_at from conversations where id = excluded.conversation_id)
     > (select started_at from conversations where id = v.conversation_id)
@@ -169,8 +173,6 @@ async def _move_visitors(conn: asyncpg.Connection, moves: list[inbox.VisitorConv
         mine.append(move.conversation_id)
     if leave:
         await conn.execute(_LEAVE_PREVIOUS, *map(list, zip(*leave)))
-    if replayed:   # one row per visitor for the upsert: of the batch's own, the last (commit order)
-        entered = {key: cids[-1:] for key, cids in entered.items()}
     enter = [(*key, cid) for key, cids in entered.items() for cid in cids]
     if enter:
         await conn.execute(_ENTER_REPLAYED if replayed else _ENTER, *map(list, zip(*enter)))
