@@ -66,6 +66,7 @@ class ConsumerSpec:
     topics: Sequence[str]
     handle: Handler
     reset: Reset | None = None
+    gather_ms: int = 0   # > 0: no one waits on it; fetch in batches (ConsumerRunner.gather_ms)
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> web.Application:
             loops["relay"] = Relay(settings.database_url, spec.schema, settings.kafka_bootstrap).run
         for c in spec.consumers:
             runner = ConsumerRunner(app[POOL], settings.kafka_bootstrap, name=c.name, topics=c.topics,
-                                    handle=c.handle, reset=c.reset)
+                                    handle=c.handle, reset=c.reset, gather_ms=c.gather_ms)
             loops[f"consumer:{c.name}"] = runner.run
         for name, factory in spec.loops:
             loops[name] = factory(app)

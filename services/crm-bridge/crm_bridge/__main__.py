@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from parley.consumer import GATHER_MS
 from parley.service import ConsumerSpec, ServiceSpec, main
 
 from crm_bridge import api, deliveries
@@ -10,7 +11,8 @@ SPEC = ServiceSpec(
     default_port=8083,
     migrations=Path(__file__).parent / "migrations",
     owns_streams=True,
-    consumers=[ConsumerSpec("crm-bridge.leads", ["conversation.events"], deliveries.on_conversation_event)],
+    consumers=[ConsumerSpec("crm-bridge.leads", ["conversation.events"], deliveries.on_conversation_event,
+                           gather_ms=GATHER_MS)],   # no one waits on it: fetched in batches
     routes=api.add_routes,
     loops=[("deliveries", deliveries.delivery_loop)],
 )

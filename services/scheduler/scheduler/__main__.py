@@ -2,6 +2,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from parley.consumer import GATHER_MS
 from parley.service import ConsumerSpec, ServiceSpec, main
 
 from scheduler import schedules, timers
@@ -18,7 +19,8 @@ SPEC = ServiceSpec(
     default_port=8084,
     migrations=Path(__file__).parent / "migrations",
     owns_streams=True,
-    consumers=[ConsumerSpec("scheduler.timers", ["conversation.events"], timers.on_conversation_event)],
+    consumers=[ConsumerSpec("scheduler.timers", ["conversation.events"], timers.on_conversation_event,
+                           gather_ms=GATHER_MS)],   # no one waits on it: fetched in batches
     routes=routes,
     loops=[("boundaries", schedules.boundary_loop), ("timers", timers.fire_loop)],
 )
