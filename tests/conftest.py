@@ -51,7 +51,7 @@ def platform():
     /tmp/pytest-of-<user> to 0700 - a second `pytest` beside this one would cut the
     database off mid-run."""
     run_dir = Path(tempfile.mkdtemp(prefix="parley-test-platform-"))
-    comps = components.start(run_dir)
+    comps = components.start(run_dir, throwaway=True)
     yield comps
     comps.stop()
     shutil.rmtree(run_dir, ignore_errors=True)
