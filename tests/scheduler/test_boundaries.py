@@ -2,7 +2,7 @@
 boundary) exactly once, with two scheduler replicas on one database both watching it:
 the row is claimed FOR UPDATE SKIP LOCKED and moved on in the transaction that appends,
 and the event id comes from (project, boundary instant). Intervals are whole minutes, so
-the boundary is the next whole minute at least 5 s ahead."""
+the boundary is a whole minute, 3 s ahead on the scheduler's clock."""
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from parley import kafka
 from parley.envelope import Event
 
+from scheduler import schedules
 from scheduler.schedules import boundary_id
 from tests.support import eventually
 
@@ -21,12 +22,15 @@ def _hhmm(at: datetime) -> str:
     return at.strftime("%H:%M")
 
 
-async def test_a_boundary_is_published_once_by_two_replicas(scheduler_pair, platform):
+async def test_a_boundary_is_published_once_by_two_replicas(scheduler_pair, platform, monkeypatch):
     sched = scheduler_pair
-    now = datetime.now(timezone.utc)
-    end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    if (end - now).total_seconds() < 5:
-        end += timedelta(minutes=1)
+    # The scheduler's clock (schedules.now, in-process for both replicas) is set so that a
+    # whole minute is 3 s ahead: waiting for the real next minute took 5-65 s.
+    real = datetime.now(timezone.utc)
+    end = real.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    shift = end - timedelta(seconds=3) - real
+    monkeypatch.setattr(schedules, "now", lambda: datetime.now(timezone.utc) + shift)
+    now = schedules.now()
     start = end - timedelta(minutes=3)          # open now, closing at `end`
     body = {"show_any_time": False, "time_zone": "UTC",
             "week": {DAYS[start.weekday()]: [[_hhmm(start), _hhmm(end)]]}, "unanswered_alert_minutes": None,

@@ -195,9 +195,10 @@ async def publish_due_boundaries(pool: asyncpg.Pool, store: EventStore, batch: i
     schedule.availability_changed (reason boundary). Returns how many were published."""
     published = 0
     async with pool.acquire() as conn, conn.transaction():
+        # Due by the module's one clock (now()), the one the boundaries are computed with.
         rows = await conn.fetch(
-            """select project_id, schedule, next_boundary from schedules where next_boundary <= now()
-               order by next_boundary limit $1 for update skip locked""", batch)
+            """select project_id, schedule, next_boundary from schedules where next_boundary <= $2
+               order by next_boundary limit $1 for update skip locked""", batch, now())
         # several projects' streams in one transaction: shard locks in ascending order
         for row in await store.in_shard_order(list(rows), lambda r: schedule_stream(r["project_id"])):
             project_id, boundary = row["project_id"], row["next_boundary"]
