@@ -89,12 +89,13 @@ def gateway(platform, tmp_path_factory):
     }, "scheduler": {"PARLEY_CONVERSATION_URL": f"http://localhost:{ports['conversation']}"}}
     procs = []
     try:
+        # All five start at once and then each is waited for (readiness is PostgreSQL and
+        # Kafka, not the other services): one after the other took five start-ups in a row.
         for name in SERVICES:
-            log = tmp / f"{name}.log"
-            proc = spawn([sys.executable, "-m", name], log_path=log, cwd=REPO_ROOT,
-                         env={**common, "PARLEY_HTTP_PORT": str(ports[name]), **extra.get(name, {})})
-            procs.append(proc)
-            _wait_ready(name, ports[name], proc, log)
+            procs.append(spawn([sys.executable, "-m", name], log_path=tmp / f"{name}.log", cwd=REPO_ROOT,
+                               env={**common, "PARLEY_HTTP_PORT": str(ports[name]), **extra.get(name, {})}))
+        for name, proc in zip(SERVICES, procs):
+            _wait_ready(name, ports[name], proc, tmp / f"{name}.log")
         base_url = f"http://127.0.0.1:{ports['gateway']}"
         yield Gateway(base_url, _login(base_url), tmp)
     finally:
