@@ -55,7 +55,7 @@ async def settle(conn: asyncpg.Connection, store: EventStore, operator_ids: list
         operator_ids, grace)
     changed = [r for r in rows if r["shown"] != r["status"]]
     # Each change appends to its own stream: shard locks in ascending order (as the scheduler).
-    changed = await store.in_shard_order(changed, lambda r: presence_stream(r["operator_id"]))
+    changed = await store.in_shard_order(changed, lambda r: presence_stream(r["operator_id"]), conn)
     for r in changed:
         event = new_event("operator.presence_changed", presence_stream(r["operator_id"]),
                           {"operator_id": r["operator_id"], "status": r["shown"], "previous": r["status"],

@@ -200,7 +200,7 @@ async def publish_due_boundaries(pool: asyncpg.Pool, store: EventStore, batch: i
             """select project_id, schedule, next_boundary from schedules where next_boundary <= $2
                order by next_boundary limit $1 for update skip locked""", batch, now())
         # several projects' streams in one transaction: shard locks in ascending order
-        for row in await store.in_shard_order(list(rows), lambda r: schedule_stream(r["project_id"])):
+        for row in await store.in_shard_order(list(rows), lambda r: schedule_stream(r["project_id"]), conn):
             project_id, boundary = row["project_id"], row["next_boundary"]
             schedule = parse_stored(row["schedule"])
             at = max(now(), boundary)

@@ -183,7 +183,7 @@ async def fire_due(app: web.Application) -> int:
         # Each alert appends to its own stream, so this transaction takes several shards'
         # commit-order locks: always in ascending shard order, so two replicas' passes can
         # never wait on each other in a cycle.
-        rows = await store.in_shard_order(list(rows), lambda r: alert_stream(str(r["id"])))
+        rows = await store.in_shard_order(list(rows), lambda r: alert_stream(str(r["id"])), conn)
         for row in rows:
             if row["kind"] == "offer":      # wall time, a lease like idle's: offer_timers.py
                 await conn.execute(
