@@ -98,7 +98,7 @@ async def rebuild(database_url: str, bootstrap: str, topic: str, total: int, tim
     import conversation.__main__ as conversation_main
 
     schema = f"bench_inbox_{uuid.uuid4().hex[:8]}"
-    pool = await db.create_pool(database_url, schema, max_size=4)
+    pool = await db.create_pool(database_url, schema, max_size=8)   # a connection per partition
     await db.migrate(pool, schema, conversation_main.SPEC.migrations)
     applied = 0
     read = 0
@@ -114,9 +114,10 @@ async def rebuild(database_url: str, bootstrap: str, topic: str, total: int, tim
     async def reset(conn) -> None:
         await conn.execute("truncate conversations, visitor_conversations, conversation_messages, ratings")
 
-    # Large batches: a conversation's row is written once per batch, whatever its events in it.
+    # Large batches: a conversation's row is written once per batch, whatever its events in it;
+    # a poll's partitions in concurrent transactions: the database works while this process parses.
     runner = ConsumerRunner(pool, bootstrap, name=f"bench-inbox-{schema}", topics=[topic], handle_batch=handle_batch,
-                            reset=reset, max_records=20_000, fetch_bytes=4 << 20)
+                            reset=reset, max_records=20_000, fetch_bytes=4 << 20, concurrent_partitions=True)
     await runner.rebuild()
     stop = asyncio.Event()
     started = time.perf_counter()

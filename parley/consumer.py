@@ -67,7 +67,7 @@ class ConsumerRunner:
     def __init__(self, pool: asyncpg.Pool, bootstrap: str, *, name: str, topics: Sequence[str],
                  handle: Handler | None = None, handle_batch: BatchHandler | None = None,
                  reset: Reset | None = None, retry_delay: float = 1.0, max_records: int = 500,
-                 fetch_bytes: int | None = None, gather_ms: int = 0):
+                 fetch_bytes: int | None = None, gather_ms: int = 0, concurrent_partitions: bool = False):
         if (handle is None) == (handle_batch is None):
             raise ValueError("give a ConsumerRunner either handle or handle_batch")
         self.pool = pool
@@ -78,6 +78,10 @@ class ConsumerRunner:
         self.handle_batch = handle_batch
         self.max_records = max_records   # per poll, over all partitions
         self.fetch_bytes = fetch_bytes   # per partition and fetch (Kafka's default: 1 MiB)
+        # A poll's partition batches in concurrent transactions (a connection each), for a
+        # handler whose batches of different partitions touch different rows, or lock the
+        # rows they share in one order (projection.replay): a rebuild.
+        self.concurrent_partitions = concurrent_partitions
         # How long the broker may hold a fetch to gather more records (0: answer at the
         # first record). For consumers no one waits on (timers, CRM leads): at 100
         # events/s, a few fetches, transactions and offset commits a second instead of
@@ -120,7 +124,14 @@ class ConsumerRunner:
                         messages = [m for m in messages if m.offset >= self.positions.get(tp, 0)]
                         if messages and tp in consumer.assignment():
                             work.append((tp, messages))
-                    applied = [await self._apply_with_retry(consumer, tp, messages, stop) for tp, messages in work]
+                    if self.concurrent_partitions:
+                        # Partitions share no stream, so their batches may commit in any order:
+                        # the database applies one while this process prepares the next.
+                        applied = await asyncio.gather(*(self._apply_with_retry(consumer, tp, messages, stop)
+                                                         for tp, messages in work))
+                    else:
+                        applied = [await self._apply_with_retry(consumer, tp, messages, stop)
+                                   for tp, messages in work]
                     done = {tp: messages[-1].offset + 1 for (tp, messages), ok in zip(work, applied) if ok}
                     if done:
                         try:   # for lag tooling; PostgreSQL is the truth

@@ -5,8 +5,8 @@ projection handles, returning visitors) go through the conversation service's co
 path (commands.run: the append, and the projection in its transaction) on real
 PostgreSQL; the relay publishes them to a real Kafka topic, and publishes the later
 half again (a relay that crashed before recording its progress). Rebuilt: the
-ConsumerRunner in batch mode (projection.apply_all) reads the topic from the beginning
-into a scratch schema. Every table the projection writes must be equal, row for row,
+ConsumerRunner in batch mode (projection.replay), its partitions' batches in concurrent
+transactions, reads the topic from the beginning into a scratch schema. Every table the projection writes must be equal, row for row,
 and every republished event skipped as a duplicate."""
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ async def schemas(platform):
     pools = []
     for _ in range(2):
         name = f"t_{uuid.uuid4().hex[:12]}"
-        pool = await db.create_pool(platform.database_url, name, max_size=4)
+        pool = await db.create_pool(platform.database_url, name, max_size=6)
         await db.migrate(pool, name, service.SPEC.migrations)
         pools.append((name, pool))
     yield pools
@@ -111,7 +111,7 @@ async def test_the_inbox_rebuilt_from_kafka_equals_the_live_one_with_duplicates_
     assert on_the_wire > events, "the rewind republished events"
 
     runner = ConsumerRunner(scratch, platform.bootstrap, name=f"rebuild-{topic}", topics=[topic],
-                            handle_batch=projection.replay, max_records=200)
+                            handle_batch=projection.replay, max_records=200, concurrent_partitions=True)
     duplicates_before = DUPLICATES.labels(runner.name)._value.get()
 
     async def read_to_the_end() -> bool:

@@ -77,16 +77,30 @@ select * from unnest($1::text[], $2::text[], $3::uuid[])
 # a conversation's events, not two conversations' (in two partitions, or from two
 # event-store shards into one). A returning visitor's new conversation may be applied
 # before the closed one it replaced; whatever the order, the visitor keeps the one that
-# started last - the one the live path left.
-_ENTER_REPLAYED = """
-insert into visitor_conversations as v (project_id, visitor_id, conversation_id)
-select distinct on (x.project_id, x.visitor_id) x.project_id, x.visitor_id, x.conversation_id
+# started last - the one the live path left. (So a replay needs no delete of the
+# previous row.) Rows are locked in visitor order, so two partitions' batches applied at
+# once cannot deadlock.
+_REPLAYED_CANDIDATES = """
+select distinct on (x.project_id, x.visitor_id) x.project_id, x.visitor_id, x.conversation_id, c.started_at
 from unnest($1::text[], $2::text[], $3::uuid[]) as x(project_id, visitor_id, conversation_id)
 join conversations c on c.id = x.conversation_id
 order by x.project_id, x.visitor_id, c.started_at desc
+"""
+_ENTER_REPLAYED = f"""
+insert into visitor_conversations as v (project_id, visitor_id, conversation_id)
+select project_id, visitor_id, conversation_id from ({_REPLAYED_CANDIDATES}) candidates
 on conflict (project_id, visitor_id) do update set conversation_id = excluded.conversation_id
 where (select started_at from conversations where id = excluded.conversation_id)
     > (select started_at from conversations where id = v.conversation_id)
+"""
+# The statement above compares with the conversation of a row that another partition's
+# batch may have written and committed while it waited for the row: that conversation
+# is not in its snapshot, so it keeps the row. A new statement sees it: compare again.
+_ENTER_REPLAYED_AGAIN = f"""
+update visitor_conversations v set conversation_id = candidates.conversation_id
+from ({_REPLAYED_CANDIDATES}) candidates
+where v.project_id = candidates.project_id and v.visitor_id = candidates.visitor_id
+  and candidates.started_at > (select started_at from conversations where id = v.conversation_id)
 """
 
 
@@ -159,7 +173,12 @@ async def _move_visitors(conn: asyncpg.Connection, moves: list[inbox.VisitorConv
     """visitor_conversations after the starts in `moves`, as if each were applied in turn:
     a start that leaves a previous conversation deletes that row (in the table, or
     among this batch's own), and every start inserts its row - a visitor who still has
-    one makes the insert fail, as it must live. Replayed, the later start wins instead."""
+    one makes the insert fail, as it must live. Replayed, the latest start wins instead."""
+    if replayed:
+        enter = sorted((m.project_id, m.visitor_id, m.conversation_id) for m in moves)
+        await conn.execute(_ENTER_REPLAYED, *map(list, zip(*enter)))
+        await conn.execute(_ENTER_REPLAYED_AGAIN, *map(list, zip(*enter)))
+        return
     entered: dict[tuple[str, str], list[str]] = {}   # the batch's rows by visitor; more than one fails
     leave: list[tuple[str, str, str]] = []
     for move in moves:
@@ -175,7 +194,7 @@ async def _move_visitors(conn: asyncpg.Connection, moves: list[inbox.VisitorConv
         await conn.execute(_LEAVE_PREVIOUS, *map(list, zip(*leave)))
     enter = [(*key, cid) for key, cids in entered.items() for cid in cids]
     if enter:
-        await conn.execute(_ENTER_REPLAYED if replayed else _ENTER, *map(list, zip(*enter)))
+        await conn.execute(_ENTER, *map(list, zip(*enter)))
 
 
 def _db_value(value: Any) -> Any:
