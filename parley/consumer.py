@@ -112,8 +112,8 @@ class ConsumerRunner:
         consumer = kafka.consumer(self.bootstrap, self.name, **options)
         consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self))
         self._consumer = consumer
-        await consumer.start()
         try:
+            await consumer.start()   # inside: a start that fails (no broker) still closes the client
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=300, max_records=self.max_records)
                 async with self._applying:

@@ -34,8 +34,8 @@ class LiveSubscriber:
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = kafka.consumer(self.bootstrap, None, *self.handlers, auto_offset_reset="latest")
-        await consumer.start()
         try:
+            await consumer.start()   # inside: a start that fails (no broker) still closes the client
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=300)
                 for tp, messages in batches.items():
