@@ -36,7 +36,7 @@ CLOSE_SESSION_REVOKED = 4401
 ACCESS_EVENTS = {"operator.deactivated", "operator.removed", "operator.password_changed", "operator.logged_out"}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class OperatorSocket:
     ws: web.WebSocketResponse
     operator: dict

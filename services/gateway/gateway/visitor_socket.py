@@ -42,23 +42,30 @@ MAX_PENDING_PARAMS = 20
 MAX_PARAM_CHARS = 320
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)   # slots: a gateway holds thousands of idle ones
 class VisitorSocket:
     ws: web.WebSocketResponse
     project_id: str
     visitor_id: str
     conversation_id: str | None
     last_seq: int
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     params: dict = field(default_factory=dict)
     out: SendQueue | None = None   # every frame to the widget goes through it
     held: list = field(default_factory=list)   # (conversation id, view) that came while the lock was held
     read_upto: int = 0   # the last seq this socket passed on as read (read_receipts.py)
     _flusher: asyncio.Task | None = None
+    _lock: asyncio.Lock | None = None   # made on first use: an idle widget's socket never needs one
 
     def __post_init__(self) -> None:
         if self.out is None:
             self.out = SendQueue(self.ws)
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held while history is read or the socket changes conversation; live events wait in `held`."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
     async def send(self, frame: dict) -> None:
         """A frame of this socket's own exchange (hello, ack, error): queued after what is there."""
@@ -70,7 +77,7 @@ class VisitorSocket:
         view = audience.for_visitor(envelope)
         if view is None:
             return
-        if not self.lock.locked() and not self.held:
+        if (self._lock is None or not self._lock.locked()) and not self.held:
             self._enqueue_if_new(view)
             return
         self.held.append((self.conversation_id, view))
@@ -175,6 +182,7 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
     sockets.add(socket)
     socket_metrics.opened("visitor")
     conversation_id = body.get("conversation_id")
+    del body, config   # this frame lives as long as the socket: keep only what it needs
     if conversation_id:
         sockets.bind(socket, conversation_id)  # registered before reading history: nothing falls between
     try:
