@@ -4,17 +4,23 @@ client with the smallest receive buffer, bench/clients.stalled_operator). The ot
 p99 in the stalled run should stay within 1.2x of the unstalled run.
 
 Both runs first push FILL large messages (about 4 KB each) to a probe socket and (in
-the stalled run) the stalled one, before the N-1 measured sockets connect: enough (6 MB by default) to fill a
-stalled reader's kernel buffers - on loopback the gateway's send buffer grows to
-net.ipv4.tcp_wmem's maximum, 4 MB - and the gateway's own write buffer, so that a
-fan-out that waits on its slowest reader shows it. Each message comes from a visitor of
-its own, under every limit. The measurement starts once the probe has seen the whole
-fill, or after a deadline (a fan-out stuck behind the stalled socket never lets it through)."""
+the stalled run) the stalled one, before the N-1 measured sockets connect: enough (2 MB
+by default) to fill a stalled reader's kernel buffers - the gateway caps each socket's
+send buffer (send_queue.KERNEL_SEND_BUFFER, 256 KB as Linux counts it) - and its bounded
+send queue (1 MB), so the gateway must close it with 4408 during the fill, and a fan-out
+that waited on its slowest reader would show it. The fill goes at FILL_RATE, which the
+stack sustains; a fill message refused (`busy`, under admission control) is sent again
+from another visitor, so the fill really reaches the sockets. Each message comes from a
+visitor of its own, under every limit. The measurement starts once the probe has seen
+the whole fill, or after a deadline (a fan-out stuck behind the stalled socket never
+lets it through). After the measurement the stalled socket is read at last: the report
+says whether the gateway closed it, and with which code."""
 from __future__ import annotations
 
 import asyncio
 import math
 import socket
+import struct
 import time
 import uuid
 
@@ -64,6 +70,7 @@ async def one_run(stack: Stack, http: aiohttp.ClientSession, cursor: VisitorCurs
     stuck: socket.socket | None = None
     extra: Operator | None = None
     readers: list[Operator] = []
+    too_slow_before = await _too_slow_closes(http, stack)
     try:
         # The probe reads every push, fill included: the measurement starts once the fill is
         # through (or could not get through: a fan-out stuck behind the stalled socket).
@@ -72,16 +79,8 @@ async def one_run(stack: Stack, http: aiohttp.ClientSession, cursor: VisitorCurs
         if stalled:
             stuck = await asyncio.to_thread(stalled_operator, stack.gateway, token)
         progress(f"{label}: {fill} messages of {BIG_TEXT} characters to the {'stalled' if stalled else 'probe'} socket first")
-        fills = [f"{tag}-fill-{j} " + "x" * BIG_TEXT for j in range(fill)]
-        await _send_at(fill_rate, fills, cursor, tracker, f"{label}, filling")
-        fill_ids = {t.split(" ", 1)[0] for t in fills}
-        deadline = time.perf_counter() + max(wait, 2 * fill / fill_rate)
-
-
-        def fill_through() -> int:
-            return len({t.split(" ", 1)[0] for t in fill_seen} & fill_ids)
-        while time.perf_counter() < deadline and fill_through() + sum(1 for i in fill_ids if i in tracker.errors) < fill:
-            await asyncio.sleep(0.2)
+        fill_ids, refused = await _fill(fill, fill_rate, tag, cursor, tracker, fill_seen, label,
+                                        deadline=time.perf_counter() + max(wait, 3 * fill / fill_rate))
         gate = asyncio.Semaphore(64)
         tick = Ticker()
 
@@ -101,22 +100,77 @@ async def one_run(stack: Stack, http: aiohttp.ClientSession, cursor: VisitorCurs
         latencies = [r.delivered[t] - tracker.sent[t] if t in r.delivered else math.inf
                      for r in readers for t in texts if t in tracker.sent and t not in tracker.errors]
         delivered = sum(1 for x in latencies if not math.isinf(x))
-        closed_by_gateway = None
+        closed_by_gateway, close_code = None, None
         if stuck is not None:
-            closed_by_gateway = await asyncio.to_thread(_closed_by_peer, stuck)
+            closed_by_gateway, close_code = await asyncio.to_thread(_closed_by_peer, stuck)
+        too_slow_after = await _too_slow_closes(http, stack)
+        too_slow_closes = None if too_slow_after is None or too_slow_before is None else too_slow_after - too_slow_before
         result = {"stalled": stalled, "sockets_measured": len(readers), "messages": messages, "rate_per_s": rate,
-                  "fill_messages": fill, "fill_seen_by_probe": fill_through(), "pushes_expected": len(latencies), "pushes_delivered": delivered,
+                  "fill_messages": fill, "fill_seen_by_probe": len(fill_ids & _seen(fill_seen)),
+                  "fill_refused_and_resent": refused,
+                  "pushes_expected": len(latencies), "pushes_delivered": delivered,
                   "p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "elapsed_s": round(elapsed, 2),
                   "errors": _codes(tracker, tag),
-                  "stalled_socket_closed_by_gateway": closed_by_gateway}
+                  "stalled_socket_closed_by_gateway": closed_by_gateway,
+                  # 4408 when its close frame was read; None when it was reset (cut off after the grace)
+                  "stalled_socket_close_code": close_code,
+                  # the gateway's own count (parley_ws_gateway_closes_total{code="4408"}) during the run
+                  "gateway_4408_closes": too_slow_closes}
         progress(f"{label}: p50 {_ms(result['p50'])}, p99 {_ms(result['p99'])}, "
-                 f"{delivered}/{len(latencies)} pushes arrived within {wait:.0f} s")
+                 f"{delivered}/{len(latencies)} pushes arrived within {wait:.0f} s"
+                 + ("" if stuck is None else f"; stalled socket closed by the gateway: {closed_by_gateway}"
+                                             f" (code on the wire {close_code}; the gateway counted "
+                                             f"{too_slow_closes} closes with 4408)"))
         return result
     finally:
         if stuck is not None:
             stuck.close()
         closers = readers + ([extra] if extra else [])  # the probe
         await asyncio.gather(*(r.close() for r in closers), return_exceptions=True)
+
+
+async def _fill(fill: int, fill_rate: float, tag: str, cursor: VisitorCursor, tracker: Tracker,
+                fill_seen: dict[str, float], label: str, *, deadline: float) -> tuple[set[str], int]:
+    """FILL large messages through to the probe (and the stalled socket); one refused is
+    sent again, under a new id from the next visitor, until all are through or the
+    deadline passes. Returns the ids that were accepted, and how many were resent."""
+    pending = [f"{tag}-fill-{j}" for j in range(fill)]
+    accepted: set[str] = set()
+    refused = 0
+    attempt = 0
+    while pending and time.perf_counter() < deadline:
+        await _send_at(fill_rate, [f"{i} " + "x" * BIG_TEXT for i in pending], cursor, tracker, f"{label}, filling")
+        # Settled: acked (through) or refused (send again).
+        while time.perf_counter() < deadline and not all(i in tracker.acked or i in tracker.errors for i in pending):
+            await asyncio.sleep(0.2)
+        accepted |= {i for i in pending if i in tracker.acked}
+        again = [i for i in pending if i in tracker.errors]
+        refused += len(again)
+        attempt += 1
+        pending = [f"{i}-r{attempt}" for i in again]
+        if pending:
+            progress(f"{label}: {len(pending)} fill messages refused ({_codes(tracker, tag)}); sending them again")
+            await asyncio.sleep(1.0)
+    while time.perf_counter() < deadline and not accepted <= _seen(fill_seen):
+        await asyncio.sleep(0.2)
+    return accepted, refused
+
+
+async def _too_slow_closes(http: aiohttp.ClientSession, stack: Stack) -> int | None:
+    """The gateway's count of sockets it closed as too slow (4408), from its internal /metrics."""
+    try:
+        async with http.get(f"http://127.0.0.1:{stack.env['PARLEY_INTERNAL_PORT']}/metrics") as r:
+            text = await r.text()
+    except (aiohttp.ClientError, KeyError, asyncio.TimeoutError):
+        return None
+    for line in text.splitlines():
+        if line.startswith('parley_ws_gateway_closes_total{code="4408"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def _seen(delivered: dict[str, float]) -> set[str]:
+    return {t.split(" ", 1)[0] for t in delivered}
 
 
 def _codes(tracker: Tracker, tag: str) -> dict[str, int]:
@@ -132,18 +186,49 @@ def _ms(seconds: float) -> str:
     return "never" if math.isinf(seconds) else f"{seconds * 1000:.0f} ms"
 
 
-def _closed_by_peer(sock: socket.socket, timeout: float = 3.0) -> bool:
-    """Reads what the stalled socket was sent until the gateway closes it (True) or
-    nothing more comes for `timeout` seconds (False: the gateway still holds it open)."""
+def _closed_by_peer(sock: socket.socket, timeout: float = 3.0) -> tuple[bool, int | None]:
+    """Reads what the stalled socket was sent until the gateway closes it (True, with the
+    close frame's code if it came before the end: 4408 for too slow) or nothing more comes
+    for `timeout` seconds (False: the gateway still holds it open)."""
     sock.settimeout(timeout)
+    frames = _Frames()
     try:
         while True:
-            if not sock.recv(1 << 20):
-                return True
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                return True, frames.close_code
+            frames.feed(chunk)
     except (ConnectionResetError, BrokenPipeError):
-        return True
+        return True, frames.close_code
     except (socket.timeout, TimeoutError):
-        return False
+        return False, frames.close_code
+
+
+class _Frames:
+    """Just enough of a WebSocket frame reader (server frames are never masked) to find the
+    close frame's code in what the stalled socket is finally read."""
+
+    def __init__(self):
+        self.buffer = bytearray()
+        self.close_code: int | None = None
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= 2:
+            opcode, size, head = self.buffer[0] & 0x0F, self.buffer[1] & 0x7F, 2
+            if size == 126:
+                if len(self.buffer) < 4:
+                    return
+                size, head = struct.unpack("!H", self.buffer[2:4])[0], 4
+            elif size == 127:
+                if len(self.buffer) < 10:
+                    return
+                size, head = struct.unpack("!Q", self.buffer[2:10])[0], 10
+            if len(self.buffer) < head + size:
+                return
+            if opcode == 0x8 and size >= 2:
+                self.close_code = struct.unpack("!H", self.buffer[head:head + 2])[0]
+            del self.buffer[:head + size]
 
 
 async def run(stack: Stack, http: aiohttp.ClientSession, visitors: list[Visitor], *, sockets: int, fill: int,

@@ -179,7 +179,8 @@ def markdown(report: dict) -> str:
             f = fanout[name]
             out.append(f"| {'one socket stalled' if f['stalled'] else 'all reading'} | {f['sockets_measured']:,} | "
                        f"{f['pushes_delivered']:,} / {f['pushes_expected']:,} | {_ms(f['p50'])} | {_ms(f['p99'])} | "
-                       f"{'–' if f['stalled_socket_closed_by_gateway'] is None else ('yes' if f['stalled_socket_closed_by_gateway'] else 'no')} |")
+                       f"{'–' if f['stalled_socket_closed_by_gateway'] is None else ('yes' if f['stalled_socket_closed_by_gateway'] else 'no')}"
+                       f"{'' if f.get('gateway_4408_closes') is None else ' (gateway closes with 4408: %d)' % f['gateway_4408_closes']} |")
         u = fanout["unstalled"]
         out += ["", f"{u['messages']} messages at {u['rate_per_s']:.0f}/s, after {u['fill_messages']:,} large ones to a "
                 f"probe socket (and the stalled one) alone; the probe saw {fanout['stalled'].get('fill_seen_by_probe', '?')} "
