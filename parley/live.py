@@ -34,14 +34,22 @@ class LiveSubscriber:
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = kafka.consumer(self.bootstrap, None, *self.handlers, auto_offset_reset="latest")
+        stopping = asyncio.ensure_future(stop.wait())
         try:
             await consumer.start()   # inside: a start that fails (no broker) still closes the client
             while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=300)
-                for tp, messages in batches.items():
+                # A poll ends when records come or when told to stop: a closing gateway does
+                # not wait out a poll (nothing here needs handing over; it keeps no offsets).
+                fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=1000))
+                await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not fetch.done():
+                    fetch.cancel()
+                    break
+                for tp, messages in fetch.result().items():
                     for message in messages:
                         await self._deliver(tp.topic, message.value)
         finally:
+            stopping.cancel()
             await consumer.stop()
 
     async def _deliver(self, topic: str, raw: bytes) -> None:
