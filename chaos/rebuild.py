@@ -68,12 +68,12 @@ async def _end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition
         await consumer.stop()
 
 
-async def _consume(pool: asyncpg.Pool, bootstrap: str, name: str, topics: list[str], handle, reset,
+async def _consume(pool: asyncpg.Pool, bootstrap: str, name: str, topics: list[str], handlers: dict, reset,
                    deadline: float) -> None:
-    """A ConsumerRunner over `topics` until every partition is read to the end offset it
-    had when this began."""
+    """A ConsumerRunner over `topics` (`handlers`: its handle= or handle_batch=) until
+    every partition is read to the end offset it had when this began."""
     ends = await _end_offsets(bootstrap, topics)
-    runner = ConsumerRunner(pool, bootstrap, name=name, topics=topics, handle=handle, reset=reset)
+    runner = ConsumerRunner(pool, bootstrap, name=name, topics=topics, reset=reset, **handlers)
     await runner.rebuild()
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
@@ -95,7 +95,7 @@ async def _consume(pool: asyncpg.Pool, bootstrap: str, name: str, topics: list[s
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def _rebuild(database_url: str, bootstrap: str, migrations, stages: list[list[str]], handle, reset,
+async def _rebuild(database_url: str, bootstrap: str, migrations, stages: list[list[str]], handlers: dict, reset,
                    timeout: float) -> tuple[asyncpg.Pool, str]:
     """A scratch schema migrated like the service's, filled from each stage's topics in
     turn (a stage reads its topics to the end before the next begins: the registry's
@@ -107,7 +107,8 @@ async def _rebuild(database_url: str, bootstrap: str, migrations, stages: list[l
         await db.migrate(pool, schema, migrations)
         deadline = time.monotonic() + timeout
         for i, topics in enumerate(stages):
-            await _consume(pool, bootstrap, f"chaos-{schema}-{i}", topics, handle, reset if i == 0 else None, deadline)
+            await _consume(pool, bootstrap, f"chaos-{schema}-{i}", topics, handlers, reset if i == 0 else None,
+                           deadline)
     except BaseException:
         await pool.execute(f'drop schema "{schema}" cascade')
         await pool.close()
@@ -143,22 +144,31 @@ async def _conversation(database_url: str, bootstrap: str, timeout: float) -> li
     from conversation import domain, projection
     import conversation.__main__ as service
 
-    async def handle(conn: asyncpg.Connection, event: Event) -> None:
-        await projection.apply(conn, event)
-        row = await conn.fetchval("select state from conversation_state where conversation_id = $1",
-                                  event.stream_id.removeprefix("conversation-"))
-        await projection.keep_state(conn, domain.from_state(row) if row else None, [event])
+    async def replay(conn: asyncpg.Connection, events: list[Event]) -> None:
+        # As a rebuild replays: a partition batch at once, where a returning visitor's new
+        # conversation may come before the closed one it replaced (projection.replay).
+        await projection.replay(conn, events)
+        for cid, of_one in _by_conversation(events).items():
+            row = await conn.fetchval("select state from conversation_state where conversation_id = $1", cid)
+            await projection.keep_state(conn, domain.from_state(row) if row else None, of_one)
 
     async def reset(conn: asyncpg.Connection) -> None:
         await conn.execute("truncate conversations, visitor_conversations, conversation_messages, conversation_state")
 
     pool, scratch = await _rebuild(database_url, bootstrap, service.SPEC.migrations, [["conversation.events"]],
-                                   handle, reset, timeout)
+                                   {"handle_batch": replay}, reset, timeout)
     try:
         return await _compare(database_url, service.SPEC.schema, scratch, CONVERSATION_TABLES)
     finally:
         await pool.execute(f'drop schema "{scratch}" cascade')
         await pool.close()
+
+
+def _by_conversation(events: list[Event]) -> dict[str, list[Event]]:
+    grouped: dict[str, list[Event]] = {}
+    for event in events:
+        grouped.setdefault(event.stream_id.removeprefix("conversation-"), []).append(event)
+    return grouped
 
 
 async def _registry(database_url: str, bootstrap: str, timeout: float) -> list[TableCheck]:
@@ -173,7 +183,7 @@ async def _registry(database_url: str, bootstrap: str, timeout: float) -> list[T
         await conn.execute("truncate projects, operators, templates cascade")
 
     pool, scratch = await _rebuild(database_url, bootstrap, service.SPEC.migrations,
-                                   [["project.events"], ["operator.events"]], handle, reset, timeout)
+                                   [["project.events"], ["operator.events"]], {"handle": handle}, reset, timeout)
     try:
         return await _compare(database_url, service.SPEC.schema, scratch, REGISTRY_TABLES)
     finally:

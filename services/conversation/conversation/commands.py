@@ -90,8 +90,7 @@ async def run(store: EventStore, command_id: str, conversation_id: str,
         return Decision(decide(state), {"conversation_id": conversation_id})
 
     async def effects(conn: asyncpg.Connection, events: list[Event]) -> None:
-        for event in events:
-            await projection.apply(conn, event)
+        await projection.apply_all(conn, events)   # the command's events in one go: a few statements
         await projection.keep_state(conn, decided_on[0], events)
 
     async def basis(_: str, command_id: str) -> tuple[dict | None, int, Kept]:
