@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import random
 import socket
 import time
 from dataclasses import dataclass, field
@@ -183,7 +184,14 @@ class Operator:
 
 async def open_operator(http: aiohttp.ClientSession, gateway: str, token: str, delivered: dict[str, float],
                         prefix: str = "") -> Operator:
-    ws = await http.ws_connect(f"{gateway}/ws/operator?token={token}", autoping=True, max_msg_size=0)
+    for attempt in range(20):   # a storm of connects is refused `busy` (503) past a bound: again, as the app does
+        try:
+            ws = await http.ws_connect(f"{gateway}/ws/operator?token={token}", autoping=True, max_msg_size=0)
+            break
+        except aiohttp.WSServerHandshakeError as e:
+            if e.status != 503 or attempt == 19:
+                raise
+            await asyncio.sleep(0.2 + random.random() * 0.3)
     hello = await ws.receive_json(timeout=60)
     assert hello.get("type") == "hello", hello
     return Operator(ws, delivered, prefix).start()

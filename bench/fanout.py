@@ -1,7 +1,8 @@
 """Fan-out: visitor messages pushed to N operator sockets (all the project's admin), once
 with every socket reading and once with one socket that stopped reading (a raw TCP
 client with the smallest receive buffer, bench/clients.stalled_operator). The others'
-p99 in the stalled run should stay within 1.2x of the unstalled run.
+p99 in the stalled run should stay within 1.2x of the unstalled runs (one before it and
+one after it; the floor is their mean).
 
 Both runs first push FILL large messages (about 4 KB each) to a probe socket and (in
 the stalled run) the stalled one, before the N-1 measured sockets connect: enough (2 MB
@@ -235,9 +236,14 @@ async def run(stack: Stack, http: aiohttp.ClientSession, visitors: list[Visitor]
               fill_rate: float, messages: int, rate: float, wait: float) -> dict:
     cursor = VisitorCursor(visitors)
     kwargs = dict(sockets=sockets, fill=fill, fill_rate=fill_rate, messages=messages, rate=rate, wait=wait)
+    # All reading, one stalled, all reading again: the floor is the mean of the runs
+    # either side, so what the stack drifts by over the minutes (the second run of a pair
+    # measured slower whichever it was) does not count for or against the stall.
     unstalled = await one_run(stack, http, cursor, stalled=False, **kwargs)
     stalled = await one_run(stack, http, cursor, stalled=True, **kwargs)
-    ratio = stalled["p99"] / unstalled["p99"] if unstalled["p99"] and not math.isinf(unstalled["p99"]) else None
-    return {"unstalled": unstalled, "stalled": stalled,
+    again = await one_run(stack, http, cursor, stalled=False, **kwargs)
+    floor = (unstalled["p99"] + again["p99"]) / 2
+    ratio = stalled["p99"] / floor if floor and not math.isinf(floor) else None
+    return {"unstalled": unstalled, "stalled": stalled, "unstalled_again": again,
             "p99_ratio": (round(ratio, 2) if ratio is not None and not math.isinf(ratio) else ratio),
             "goal_ratio": 1.2}

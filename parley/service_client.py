@@ -9,7 +9,9 @@
   name rather than an IP), answering for the wrong operator.
 - The same error handling for every upstream: no answer is a 503 with Retry-After,
   an upstream refusal is passed on with its status, code and message.
-- A bulkhead per upstream: at most `max_in_flight` calls at once; one more is refused
+- A bulkhead per upstream: at most `max_in_flight` commands at once (64; reads are not
+  held, as the callee's admission holds none: a thousand operator sockets opening at
+  once each check a session); one more is refused
   at once as `busy` (503, Retry-After) instead of waiting for a connection. Overload
   is then refused in a millisecond, where before the excess queued in the HTTP
   client until its 15 s timeout (issue 12: at 1,000 msg/s offered most messages were
@@ -30,10 +32,14 @@ from prometheus_client import Counter
 
 from parley.http import Rejected, busy, unavailable
 
-# Per upstream and calling process. Above the callee's own admission bound (16 running +
-# 64 waiting per conversation replica), so one caller can still fill it; what is beyond
-# would only wait.
-MAX_IN_FLIGHT = 100
+# Commands per upstream and calling process. Below the callee's own admission bound (16
+# running + 64 waiting per replica): a saturated callee's excess is refused here, before
+# the hop. A refusal over the hop costs both processes a millisecond or two of
+# CPU; at ten times the sustainable rate that alone took both cores of the bench machine
+# (goodput fell to a quarter of the peak). Two gateways together can still fill it.
+MAX_IN_FLIGHT = 64
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_CONNECTIONS = 1000   # per session, every upstream together
 REFUSED = Counter("parley_upstream_refused_total", "Calls refused as busy by the caller's bulkhead", ["upstream"])
 
 
@@ -45,10 +51,11 @@ def path(*segments: str) -> str:
 
 
 def new_session(total_timeout: float = 15) -> ClientSession:
-    # No connection limit of the session's own (aiohttp's default, 100 for every upstream
-    # together, queued silently): each client's bulkhead bounds its upstream instead.
+    # Not aiohttp's default connection limit (100 for every upstream together, queued
+    # silently): each client's bulkhead bounds its commands; this cap only keeps a flood
+    # of reads from opening sockets without end.
     return ClientSession(timeout=ClientTimeout(total=total_timeout), cookie_jar=DummyCookieJar(),
-                         auto_decompress=True, connector=TCPConnector(limit=0))
+                         auto_decompress=True, connector=TCPConnector(limit=MAX_CONNECTIONS))
 
 
 @dataclass(frozen=True)
@@ -80,11 +87,12 @@ class ServiceClient:
         sent = {k: v for k, v in (headers or {}).items() if v is not None}
         if content_type:
             sent["Content-Type"] = content_type
-        if self.in_flight >= self.max_in_flight:
+        command = method not in _READS   # as the callee's admission, reads are not held
+        if command and self.in_flight >= self.max_in_flight:
             REFUSED.labels(self.name).inc()
             raise busy()
         sent.update(internal_auth.sign(self.key, method, path_qs, body, sent))
-        self.in_flight += 1
+        self.in_flight += command
         try:
             async with self.session.request(method, URL(self.base_url + path_qs, encoded=True), data=body or None, headers=sent,
                                             allow_redirects=False) as r:
@@ -99,7 +107,7 @@ class ServiceClient:
         except (ClientError, TimeoutError):
             raise unavailable(self.name)
         finally:
-            self.in_flight -= 1
+            self.in_flight -= command
 
     async def checked(self, method: str, path_: str, **kwargs) -> Any:
         """The JSON body of a 2xx answer; any refusal is raised as it is."""
