@@ -36,7 +36,7 @@ from bench.common import Stack, machine, progress, raise_fd_limit
 
 SECTIONS = ["backbone", "memory", "ladder", "fanout", "cost", "rebuild"]
 
-FULL = dict(sockets=10_000, memory_settle=2.0, rates=[100, 250, 500, 1000, 2000], step_seconds=10.0, raw_seconds=5.0, drain_seconds=5.0,
+FULL = dict(sockets=10_000, memory_settle=2.0, rates=[100, 200, 250, 500, 1000, 2000], step_seconds=10.0, raw_seconds=5.0, drain_seconds=5.0,
             fanout_sockets=1000, fanout_fill=500, fanout_fill_rate=40.0, fanout_messages=40, fanout_rate=4.0, fanout_wait=10.0,
             cost_lengths=(50, 1500), cost_samples=30, rebuild_timeout=180.0, rebuild_events=50_000,
             backbone=dict(LATENCY_SAMPLES=300, THROUGHPUT_EVENTS=5000, WRITERS=20))
