@@ -10,7 +10,7 @@ transactions, reads the topic from the beginning into a scratch schema. Every ta
 and every republished event skipped as a duplicate."""
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import random
 import uuid
 
@@ -19,7 +19,6 @@ from aiokafka import TopicPartition
 
 from parley import db, kafka
 from parley.consumer import DUPLICATES, ConsumerRunner
-from parley.envelope import Event
 from parley.eventstore import EventStore
 from parley.relay import Relay
 from tests.support import Background, eventually
@@ -36,19 +35,28 @@ HANDLED = {"chat.conversation_started", "chat.visitor_message_posted", "chat.ope
            "assignment.offer_expired", "status.changed", "lead.requested"}
 
 
+@contextlib.asynccontextmanager
+async def conversation_schemas(platform, count: int, max_size: int):
+    """`count` fresh schemas migrated as the conversation service's: (name, pool) each."""
+    made = []
+    try:
+        for _ in range(count):
+            name = f"t_{uuid.uuid4().hex[:12]}"
+            pool = await db.create_pool(platform.database_url, name, max_size=max_size)
+            made.append((name, pool))
+            await db.migrate(pool, name, service.SPEC.migrations)
+        yield made
+    finally:
+        for name, pool in made:
+            await pool.execute(f"drop schema {name} cascade")
+            await pool.close()
+
+
 @pytest.fixture
 async def schemas(platform):
     """A live schema and a scratch one, both migrated as the conversation service's."""
-    pools = []
-    for _ in range(2):
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        pool = await db.create_pool(platform.database_url, name, max_size=6)
-        await db.migrate(pool, name, service.SPEC.migrations)
-        pools.append((name, pool))
-    yield pools
-    for name, pool in pools:
-        await pool.execute(f"drop schema {name} cascade")
-        await pool.close()
+    async with conversation_schemas(platform, 2, max_size=6) as pools:
+        yield pools
 
 
 async def live_conversations(store: EventStore, lives: int, seed: int) -> None:

@@ -6,31 +6,20 @@ than they were written (as two Kafka partitions deliver them)."""
 from __future__ import annotations
 
 import random
-import uuid
 
 import pytest
 
-from parley import db
 from parley.contract import id_of
 
-import conversation.__main__ as service
 from conversation import projection
 from bench import chat_histories
-from tests.conversations.test_inbox_rebuild import TABLES, table
+from tests.conversations.test_inbox_rebuild import TABLES, conversation_schemas, table
 
 
 @pytest.fixture
 async def three_schemas(platform):
-    made = []
-    for _ in range(3):
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        pool = await db.create_pool(platform.database_url, name, max_size=2)
-        await db.migrate(pool, name, service.SPEC.migrations)
-        made.append((name, pool))
-    yield [pool for _, pool in made]
-    for name, pool in made:
-        await pool.execute(f"drop schema {name} cascade")
-        await pool.close()
+    async with conversation_schemas(platform, 3, max_size=2) as made:
+        yield [pool for _, pool in made]
 
 
 async def test_batches_of_any_size_and_a_replay_out_of_order_equal_the_event_by_event_inbox(three_schemas):
