@@ -25,6 +25,7 @@ from aiokafka import TopicPartition
 
 from parley import db, kafka
 from parley.consumer import ConsumerRunner
+from parley.contract import id_of
 from parley.envelope import Event
 
 # table -> (key columns, columns left out of the comparison, and why)
@@ -167,7 +168,7 @@ async def _conversation(database_url: str, bootstrap: str, timeout: float) -> li
 def _by_conversation(events: list[Event]) -> dict[str, list[Event]]:
     grouped: dict[str, list[Event]] = {}
     for event in events:
-        grouped.setdefault(event.stream_id.removeprefix("conversation-"), []).append(event)
+        grouped.setdefault(id_of(event.stream_id), []).append(event)
     return grouped
 
 

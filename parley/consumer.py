@@ -7,9 +7,10 @@ from. The claim is made for the whole batch at once (one statement locks and rea
 stored version of every stream in it, one more stores the new versions with the
 offset), so a batch costs a constant number of round trips besides its handler's.
 A handler takes one event (`handle`) or the batch's new events at once
-(`handle_batch`, for a projection that writes them set-based). On partition assignment the runner seeks to the offsets stored with the state
-(the pattern of aiokafka's local_state_consumer example), so a crash anywhere replays
-only what was not committed, and the replay is absorbed.
+(`handle_batch`, for a projection that writes them set-based). On partition assignment
+the runner seeks to the offsets stored with the state (the pattern of aiokafka's
+local_state_consumer example), so a crash anywhere replays only what was not
+committed, and the replay is absorbed.
 
 A projection is rebuilt by `rebuild()`: its reset and the tracking rows are cleared in
 one transaction, and the next `run()` reads its topics from the beginning."""
@@ -39,13 +40,13 @@ INVALID = Counter("parley_consumer_invalid_total", "Messages that are not Parley
 FAILURES = Counter("parley_consumer_failures_total", "Batches rolled back by a handler error and retried", ["consumer"])
 LAG = Gauge("parley_consumer_lag", "Messages in the partition not yet applied", ["consumer", "topic", "partition"])
 
+GATHER_MS = 250              # for consumers that can wait that long (ConsumerSpec.gather_ms)
+GATHER_BYTES = 64 * 1024     # ... or until this much has arrived
+
 # The claim locks the batch's streams (in one order, so two claimers cannot deadlock)
 # and returns the version each had applied, the latest committed one: a concurrent
 # duplicate (another member still applying a batch during a rebalance) waits on these
 # rows and then finds its versions taken. A stream new to the consumer gets its row at 0.
-GATHER_MS = 250              # for consumers that can wait that long (ConsumerSpec.gather_ms)
-GATHER_BYTES = 64 * 1024     # ... or until this much has arrived
-
 _CLAIM = """
 insert into consumer_streams (consumer, stream_id, stream_version)
 select $1, stream_id, 0 from unnest($2::text[]) as s(stream_id)

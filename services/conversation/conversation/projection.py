@@ -3,8 +3,8 @@ message ids (`conversation_messages`), the visitors' current conversations
 (`visitor_conversations`), the ratings, and the aggregate's kept state
 (`conversation_state`, keep_state).
 
-Live, `apply` runs in the transaction that appends the events; a rebuild gives
-`apply_all` a whole partition batch (ConsumerRunner's handle_batch). Either way the
+Live, `apply_all` runs with a command's events in the transaction that appends them; a
+rebuild gives `replay` a whole partition batch (ConsumerRunner's handle_batch). Either way the
 rules are inbox.py's, pure: the rows of the conversations concerned are loaded in one
 query, the events folded into them in memory, and the results written back with one
 statement per table - a constant number of round trips per batch, not per event."""
@@ -105,7 +105,7 @@ where v.project_id = candidates.project_id and v.visitor_id = candidates.visitor
 
 
 async def apply(conn: asyncpg.Connection, event: Event) -> None:
-    """Live: in the transaction that appends `event`."""
+    """One event on its own: the event-by-event inbox the batch ways must equal (tests)."""
     await apply_all(conn, [event])
 
 
