@@ -72,6 +72,27 @@ def test_expiry_moves_on_once_and_never_back_to_who_let_it_expire():
     assert history.state.status == "new" and history.state.offer_id is None     # it waits in New
 
 
+def test_a_new_round_offers_it_again_to_who_let_it_expire_and_nothing_else_does():
+    history = started()
+    first = offered(history, OLGA_C)
+    history.add(offers.decide_expire(history.state, first, None, str(uuid.uuid4()), ROUND_ROBIN))
+    assert history.state.offer_id is None and history.state.offered_ids == (OLGA.id,)
+    # Within the round Olga is not asked again; only a new round may.
+    assert offers.decide_offer(history.state, OLGA_C, str(uuid.uuid4()), ROUND_ROBIN) == []
+    [again] = history.add(offers.decide_offer(history.state, OLGA_C, str(uuid.uuid4()), ROUND_ROBIN, new_round=True))
+    assert again.data["new_round"] is True
+    assert history.state.offer_to == OLGA.id and history.state.offered_ids == (OLGA.id,)   # the round starts over
+    # Petr, online now, is next in this round; a round never stacks a second offer.
+    assert offers.decide_offer(history.state, PETR_C, str(uuid.uuid4()), ROUND_ROBIN, new_round=True) == []
+    events = history.add(offers.decide_expire(history.state, again.data["offer_id"], PETR_C, str(uuid.uuid4()),
+                                              ROUND_ROBIN))
+    assert [e.type for e in events] == ["assignment.offer_expired", "assignment.offered"]
+    assert "new_round" not in events[1].data and history.state.offered_ids == (OLGA.id, PETR.id)
+    # A taken conversation gets no new round.
+    history.add(domain.decide_take(history.state, PETR))
+    assert offers.decide_offer(history.state, OLGA_C, str(uuid.uuid4()), ROUND_ROBIN, new_round=True) == []
+
+
 def test_taking_or_assigning_voids_the_offer():
     history = started()
     offer_id = offered(history, OLGA_C)

@@ -8,8 +8,9 @@
 - The sweep (every SWEEP_SECONDS, any number of replicas) finds new, unclaimed
   conversations with no offer standing in projects that auto-assign, and offers each
   to the next operator `offers.choose` names - right after a conversation starts, and
-  when someone comes online while conversations wait. Those that every online operator
-  already let expire are skipped without a command. Two replicas offering the same
+  when someone comes online while conversations wait. One that every online operator
+  already let expire this round waits `round_pause_seconds` after its last offer ended,
+  then a new round starts with the next operator (`offers.decide_offer(new_round=True)`). Two replicas offering the same
   conversation: optimistic concurrency lets one append; the other re-decides on the
   offer now standing and appends nothing.
 - The offer's timeout is the scheduler's durable timer (scheduler/offer_timers.py),
@@ -44,6 +45,10 @@ log = logging.getLogger(__name__)
 class Tuning:
     sweep_seconds: float = 1.0
     batch: int = 100
+    # After a round in which every online operator let the offer expire: how long the
+    # conversation waits before they are all asked again (a support lead's "nobody is
+    # left waiting", without a pop-up in everyone's face the moment they dismissed one).
+    round_pause_seconds: float = 30.0
 
 
 TUNING = web.AppKey("auto_assign_tuning", Tuning)
@@ -106,25 +111,32 @@ async def inputs(app: web.Application, project_id: str, settings: offers.Setting
                   await loads(pool, project_id) if settings.mode == "least_busy" else {})
 
 
-async def offer(app: web.Application, conversation_id: str, given: Inputs) -> int:
-    """Offer one waiting conversation to the next operator; how many events it appended."""
+async def offer(app: web.Application, conversation_id: str, given: Inputs, *, new_round: bool = False) -> int:
+    """Offer one waiting conversation to the next operator (of a new round: any online
+    one); how many events it appended."""
     offer_id = str(uuid.uuid4())
-    outcome = await commands.run(
-        app[STORE], f"offer:{offer_id}", conversation_id,
-        lambda s: offers.decide_offer(s, given.next_for(s.offered_ids) if s else None, offer_id, given.settings))
+
+    def decide(s):
+        to = given.next_for(() if new_round else s.offered_ids) if s else None
+        return offers.decide_offer(s, to, offer_id, given.settings, new_round=new_round)
+    outcome = await commands.run(app[STORE], f"offer:{offer_id}", conversation_id, decide)
     return len(outcome.events)
 
 
 async def sweep(app: web.Application) -> int:
     """One pass: offers for the waiting conversations of projects that auto-assign."""
     pool = app[POOL]
+    tuning = app[TUNING]
+    # round_due: the last offer ended (its seconds ran out) a round pause ago or more.
     rows = await pool.fetch(
-        """select c.id::text, c.project_id, s.settings, coalesce(k.state->'offered_ids', '[]'::jsonb) as tried
+        """select c.id::text, c.project_id, s.settings, coalesce(k.state->'offered_ids', '[]'::jsonb) as tried,
+                  c.last_offered_at is null or c.last_offered_at < now() - make_interval(
+                      secs => (s.settings->>'offer_seconds')::float + $2) as round_due
            from conversations c join assignment_settings s on s.project_id = c.project_id
            left join conversation_state k on k.conversation_id = c.id
            where c.status = 'new' and c.assignee_id is null and c.offer_id is null
              and s.settings->>'assignment_mode' <> 'manual'
-           order by c.started_at limit $1""", app[TUNING].batch)
+           order by c.started_at limit $1""", tuning.batch, tuning.round_pause_seconds)
     by_project: dict[str, Inputs] = {}
     offered = 0
     for row in rows:
@@ -133,10 +145,11 @@ async def sweep(app: web.Application) -> int:
             by_project[project_id] = await inputs(app, project_id, offers.parse_settings(row["settings"]))
         given = by_project[project_id]
         tried = tuple(row["tried"] or ())
-        if given.next_for(tried) is None:
-            continue      # nobody online, or everyone online let it expire: it waits in New
+        new_round = given.next_for(tried) is None
+        if new_round and (not row["round_due"] or given.next_for(()) is None):
+            continue      # this round is over (or nobody is online): it waits in New for now
         try:
-            if await offer(app, row["id"], given):
+            if await offer(app, row["id"], given, new_round=new_round):
                 offered += 1
                 by_project[project_id] = await inputs(app, project_id, given.settings, given.online)
         except Exception:

@@ -132,9 +132,10 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
         case "assignment.taken" | "assignment.assigned" | "assignment.accepted":
             return replace(state, assignee_id=d["operator_id"], assignee_name=d["operator_name"],
                            offer_id=None, offer_to=None)
-        case "assignment.offered":
+        case "assignment.offered":   # each operator once a round; a new round starts the list again
+            tried = () if d.get("new_round") else state.offered_ids
             return replace(state, offer_id=d["offer_id"], offer_to=d["operator_id"],
-                           offered_ids=state.offered_ids + (d["operator_id"],))
+                           offered_ids=tried + (d["operator_id"],))
         case "assignment.offer_expired":
             return replace(state, offer_id=None, offer_to=None) if state.offer_id == d["offer_id"] else state
         case "status.changed":

@@ -9,9 +9,13 @@ and the offer's three steps as events (issue 13, item 2).
   scheduler's durable timer fires and the conversation service expires that very offer
   (`assignment.offer_expired`), offering it to the next operator in the same decision.
 - Each operator is offered a conversation at most once per round (the state's
-  `offered_ids`, reset when it becomes new again); when every online operator has let it
-  expire, or nobody is online, it waits in "New" as it does in manual mode, and a
-  later sweep (auto_assign.py) offers it to whoever comes online.
+  `offered_ids`, reset when it becomes new again). When every online operator has let it
+  expire, or nobody is online, the round is over: it waits in "New" as in manual mode,
+  an operator who comes online and has not had it this round is offered it at once, and
+  after a pause (auto_assign.Tuning.round_pause_seconds) a new round starts
+  (`assignment.offered` with `new_round`: `offered_ids` starts again from that operator),
+  so the same people are asked again until someone accepts. A conversation is never
+  stranded in "New" while anyone is online (docs/architecture.md, Offers in rounds).
 - Exactly one owner: an offer is void the moment anyone takes, is assigned, or accepts
   another offer (evolve clears it), and Accept needs the current offer id; expiring an
   offer that is no longer current appends nothing (idempotent by offer id)."""
@@ -110,11 +114,12 @@ def choose(settings: Settings, online: Sequence[Candidate], *, tried: Sequence[s
     return (after or pool)[0]
 
 
-def _offered(state: Conversation, to: Candidate, offer_id: str, settings: Settings) -> Event:
-    return new_event("assignment.offered", conversation_stream(state.id),
-                     {"offer_id": offer_id, "operator_id": to.id, "operator_name": to.name,
-                      "operator_avatar_url": to.avatar_url, "seconds": settings.offer_seconds,
-                      "mode": settings.mode}, project_id=state.project_id)
+def _offered(state: Conversation, to: Candidate, offer_id: str, settings: Settings, new_round: bool) -> Event:
+    data = {"offer_id": offer_id, "operator_id": to.id, "operator_name": to.name,
+            "operator_avatar_url": to.avatar_url, "seconds": settings.offer_seconds, "mode": settings.mode}
+    if new_round:
+        data["new_round"] = True
+    return new_event("assignment.offered", conversation_stream(state.id), data, project_id=state.project_id)
 
 
 def open_for_offers(state: Conversation | None) -> bool:
@@ -122,12 +127,17 @@ def open_for_offers(state: Conversation | None) -> bool:
     return state is not None and state.status == "new" and state.assignee_id is None and state.offer_id is None
 
 
-def decide_offer(state: Conversation | None, to: Candidate | None, offer_id: str, settings: Settings) -> list[Event]:
+def decide_offer(state: Conversation | None, to: Candidate | None, offer_id: str, settings: Settings,
+                 *, new_round: bool = False) -> list[Event]:
     """Offer the conversation to `to` (chosen on a read that may be stale: the state
-    decides). Nothing when it is not open for offers or `to` has had it this round."""
-    if to is None or settings.mode == "manual" or not open_for_offers(state) or to.id in state.offered_ids:
+    decides). Nothing when it is not open for offers or `to` has had it this round;
+    `new_round` starts the next round with `to` (the sweep asks for it once a round
+    ended with nobody accepting and the pause is over)."""
+    if to is None or settings.mode == "manual" or not open_for_offers(state):
         return []
-    return [_offered(state, to, offer_id, settings)]
+    if to.id in state.offered_ids and not new_round:
+        return []
+    return [_offered(state, to, offer_id, settings, new_round)]
 
 
 def decide_expire(state: Conversation | None, offer_id: str, next_to: Candidate | None, next_offer_id: str,
@@ -142,7 +152,7 @@ def decide_expire(state: Conversation | None, offer_id: str, next_to: Candidate 
     expired = new_event("assignment.offer_expired", conversation_stream(state.id),
                         {"offer_id": offer_id, "operator_id": state.offer_to}, project_id=state.project_id)
     after = evolve(state, expired)
-    return [expired] + decide_offer(after, next_to, next_offer_id, settings)
+    return [expired] + decide_offer(after, next_to, next_offer_id, settings)   # this round's next, if any
 
 
 def decide_accept(state: Conversation | None, who: Operator, offer_id: Any) -> list[Event]:

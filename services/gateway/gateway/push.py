@@ -106,11 +106,18 @@ async def on_lead_event(app: web.Application, event: Event) -> None:
 async def on_unanswered_alert(app: web.Application, event: Event) -> None:
     """The scheduler's `schedule.unanswered_alert`: nobody took a new conversation for N
     working minutes. Every admin of the project connected now is told (toast and desktop
-    notification, docs/working-hours.md); other operators are not."""
+    notification, docs/working-hours.md); other operators are not. The visitor is told
+    too (`{"type": "unanswered"}`): the widget stops promising a quick answer and asks
+    for an email or phone to answer at (docs/architecture.md, Unanswered conversations)."""
     d = event.data
     project_id = d.get("project_id") or event.project_id
-    frame = serialize({"type": "notification", "kind": "unanswered", "conversation_id": d["conversation_id"],
+    cid = d["conversation_id"]
+    frame = serialize({"type": "notification", "kind": "unanswered", "conversation_id": cid,
                        "minutes": d.get("minutes")})
     for socket in app[OPERATOR_SOCKETS].all():
         if socket.operator["project"] == project_id and socket.operator.get("is_admin") is True:
             socket.out.push(frame)  # a socket going away drops it; the alert is for whoever is there
+    to_visitor = serialize({"type": "unanswered", "conversation_id": cid})
+    for socket in list(app[VISITOR_SOCKETS].by_conversation.get(cid, ())):
+        if socket.project_id == project_id:
+            socket.out.push(to_visitor)

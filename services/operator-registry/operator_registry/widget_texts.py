@@ -40,6 +40,8 @@ TEXT_LIMITS: dict[str, int] = {
     "status_read": _LABEL,              # under the visitor's messages once an operator opened the chat
     "typing": _TITLE,                   # "{name} is typing…"
     "waiting_for_operator": _MESSAGE,
+    "waiting_while_closed": _MESSAGE,   # under the visitor's message while the chat is closed or nobody is online
+    "waiting_unanswered": _MESSAGE,     # nobody took the conversation for the project's unanswered minutes
     "operator_joined": _MESSAGE,        # "{name} joined the chat"
     "chat_closed": _MESSAGE,
     "new_conversation_label": _LABEL,
@@ -90,6 +92,8 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "status_read": "Прочитано",
         "typing": "{name} печатает…",
         "waiting_for_operator": "Подождите немного — оператор скоро подключится к чату.",
+        "waiting_while_closed": "Сейчас мы не на связи. Мы ответим, как только начнём работу, — здесь и на почту или телефон, если вы их оставили.",
+        "waiting_unanswered": "Простите за ожидание — все операторы сейчас заняты. Оставьте почту или телефон, и мы ответим туда.",
         "operator_joined": "{name} теперь в чате",
         "chat_closed": "Чат завершён. Спасибо, что обратились к нам!",
         "new_conversation_label": "Начать новый чат",
@@ -130,6 +134,8 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "status_read": "Read",
         "typing": "{name} is typing…",
         "waiting_for_operator": "Hang tight — an operator will be with you shortly.",
+        "waiting_while_closed": "We're not here right now. We'll answer as soon as we're back — here, and by email or phone if you left them.",
+        "waiting_unanswered": "Sorry for the wait — everyone is busy right now. Leave your email or phone and we'll answer there.",
         "operator_joined": "{name} joined the chat",
         "chat_closed": "This chat has ended. Thanks for reaching out!",
         "new_conversation_label": "Start a new chat",

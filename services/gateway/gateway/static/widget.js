@@ -49,6 +49,9 @@
   // Working hours (docs/working-hours.md): closed, a visitor without a conversation that is
   // still going gets the offline form instead of the chat; switched live by `availability`.
   let avail = { open: true, next: null }, convId = null, convClosed = false;
+  // Nobody took this conversation for the project's unanswered minutes (the gateway's
+  // `unanswered` frame): the visitor is told so and asked for a way to answer them.
+  let unanswered = false, contactsGiven = false;
   const byId = new Map();
 
   // ---- public API: Parley.setCustomParams, the Roistat alias, and the pre-load queue
@@ -279,7 +282,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
   }
   function offlineAnswer(m) {
     if (m.type === 'offline_saved') {
-      of.id = of.sent = null; ui.os.disabled = false; store.set('offline', '');
+      of.id = of.sent = null; ui.os.disabled = false; store.set('offline', ''); contactsGiven = true;
       for (const k in ui.of) ui.of[k].value = '';
       if (m.conversation_id && m.conversation_id !== convId) newConversation(m.conversation_id);
       convClosed = false; hasVisitor = true;
@@ -292,7 +295,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     badOff(k, k === 'phone' && m.code === 'phone_invalid' ? t('contact_invalid_phone') : k === 'email' ? t('contact_invalid_email') : String(m.message || m.code || ''));
   }
   function newConversation(id) { // seqs start again at 1: the closed conversation's transcript goes
-    convId = id; lastSeq = 0; joined = false; readSent = 0;
+    convId = id; lastSeq = 0; joined = false; readSent = 0; unanswered = false;
     ui.ls.querySelectorAll('[data-seq]').forEach(e => e.remove());
     if (ui.rate) { ui.rate.remove(); ui.rate = null; }
   }
@@ -303,12 +306,27 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     ui.p.setAttribute('data-mode', off ? 'offline' : 'chat');
     host.setAttribute('data-mode', off ? 'offline' : 'chat');
     ui.oform.hidden = !off; ui.sc.hidden = ui.fm.hidden = ui.cbox.hidden = off;
-    ui.sub.textContent = t(off ? 'offline_subtitle' : 'online_subtitle');
-    let when = '';
-    if (avail.next) { const d = new Date(avail.next); if (!isNaN(d)) when = d.toLocaleString(lang || undefined, { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' }); }
-    ui.on.textContent = when ? t('offline_opens_at').split('{time}').join(when) : '';
+    // A conversation going on outside hours (or with nobody online) is not promised a quick
+    // answer: the header says so unless an operator is already in it.
+    ui.sub.textContent = t(off || (!avail.open && !joined) ? 'offline_subtitle' : 'online_subtitle');
+    ui.on.textContent = opensAt();
+    waiting();
     if (off && was !== 'offline' && ui.ta.value.trim()) { ui.of.text.value = [ui.of.text.value.trim(), ui.ta.value.trim()].filter(Boolean).join('\n'); ui.ta.value = ''; grow(); }
     else if (!off && was === 'offline' && ui.of.text.value.trim() && !ui.ta.value.trim() && !of.sent) { ui.ta.value = ui.of.text.value.trim(); ui.of.text.value = ''; grow(); }
+  }
+  // "We open at Sun, 13 Dec, 09:00 GMT+3": in the visitor's own clock, with its zone named.
+  function opensAt() {
+    const d = avail.next ? new Date(avail.next) : null;
+    if (!d || isNaN(d)) return '';
+    let when;
+    try { when = d.toLocaleString(lang || undefined, { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' }); }
+    catch { when = d.toLocaleString(); }
+    return t('offline_opens_at').split('{time}').join(when);
+  }
+  function nobodyAnswered() {
+    unanswered = true; store.set('unanswered', convId);
+    waiting();
+    if (!contactsGiven && ui.cform.hidden && !convClosed) { ui.cform.hidden = false; ui.cl.setAttribute('aria-expanded', 'true'); }
   }
   function toOffline(text, next) { // a refused start: the form takes over, with the text kept
     avail = { open: false, next: next || avail.next }; convClosed = true;
@@ -359,7 +377,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
   }
   function contactsAnswer(m) {
     if (m.type === 'contacts_saved') {
-      cf.id = cf.sent = null; ui.cs.disabled = false;
+      cf.id = cf.sent = null; ui.cs.disabled = false; contactsGiven = true;
       for (const k in ui.cf) ui.cf[k].value = '';
       showForm(false);
       return mutate(() => ui.ls.append(notice(t('contact_thanks'), 'contacts_saved', 'ok')), true);
@@ -487,9 +505,17 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
   const watch = el => setTimeout(() => { if (el.getAttribute('data-status') === 'pending') status(el, '', t('send_failed_retrying')); }, 6000);
 
   // "Waiting for an operator" under the conversation until one joins (debounced: history arrives in a burst).
+  // What it says is what will happen: a quick answer only while someone is online within
+  // working hours and the conversation has not gone unanswered.
   function waiting() {
     clearTimeout(waitTimer);
-    waitTimer = setTimeout(() => mutate(() => { ui.wait.hidden = !(hasVisitor && !joined) || !ui.wait.textContent; }), 400);
+    waitTimer = setTimeout(() => mutate(() => {
+      const kind = unanswered ? 'unanswered' : !avail.open ? 'closed' : 'open';
+      const text = kind === 'unanswered' ? t('waiting_unanswered') : kind === 'closed'
+        ? [t('waiting_while_closed'), opensAt()].filter(Boolean).join(' ') : t('waiting_for_operator');
+      ui.wait.textContent = text; ui.wait.setAttribute('data-waiting', kind);
+      ui.wait.hidden = !(hasVisitor && !joined) || !text;
+    }), 400);
   }
 
   // ---- sending
@@ -646,7 +672,8 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       connected = true; attempt = 0; helloAt = Date.now();
       if (m.conversation_id !== convId) { if (convId && m.conversation_id) newConversation(m.conversation_id); convId = m.conversation_id || null; convClosed = false; mode(); }
       if (of.sent) send(of.sent);
-      if (ui.cn.getAttribute('data-notice') === 'reconnecting') conn('reconnected');
+      unanswered = !!convId && store.get('unanswered') === convId; waiting();
+    if (ui.cn.getAttribute('data-notice') === 'reconnecting') conn('reconnected');
       if (paramsSet) send({ type: 'params', params: { ...params } });
       if (cf.sent) send(cf.sent);
       for (const e of readOutbox()) { // resent in order, same ids, by pump()
@@ -667,6 +694,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     } else if (m.id && m.id === cf.id && (m.type === 'contacts_saved' || m.type === 'error')) contactsAnswer(m);
     else if (m.type === 'event') event(m);
     else if (m.type === 'typing') showTyping(m.operator);
+    else if (m.type === 'unanswered') { if (m.conversation_id && m.conversation_id === convId) nobodyAnswered(); }
     else if (rt.id && m.id === rt.id && (m.type === 'rated' || m.type === 'error')) ratingAnswer(m);
     else if (m.type === 'ack') {
       if (typeof m.id !== 'string') return;
@@ -722,6 +750,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     } else if (k === 'operator_joined') {
       el = notice(t('operator_joined', op && op.name), k);
       joined = true;
+      mode(); // the header's promise follows who is in the chat
     } else if (k === 'closed') {
       el = notice(t('chat_closed'), k);
       hasVisitor = joined = false;

@@ -355,7 +355,7 @@ async function templatesSection(node) {
 const TEXT_GROUPS = [
   ['group_header', ['launcher_label', 'window_title', 'online_subtitle', 'offline_subtitle', 'close_label']],
   ['group_conversation', ['greeting', 'input_placeholder', 'send_label', 'attach_label', 'status_sent', 'status_delivered',
-    'status_read', 'typing', 'waiting_for_operator', 'operator_joined', 'chat_closed', 'new_conversation_label']],
+    'status_read', 'typing', 'waiting_for_operator', 'waiting_while_closed', 'waiting_unanswered', 'operator_joined', 'chat_closed', 'new_conversation_label']],
   ['group_rating', ['rating_prompt', 'rating_comment_placeholder', 'rating_submit_label', 'rating_thanks']],
   ['group_notices', ['file_too_large', 'file_type_not_allowed', 'send_failed_retrying', 'reconnecting', 'reconnected', 'chat_unavailable']],
   ['group_contacts', ['contact_open_label', 'contact_form_title', 'name_label', 'phone_label', 'email_label', 'contact_submit_label',
