@@ -94,7 +94,7 @@ def life(rng: random.Random, visitor_id: str | None = None, previous: str | None
         add(lambda s: domain.decide_operator_contacts(s, who, {"name": "Vera P.", "phone": "+7 900 000 00 01",
                                                                "email": None}))
     if rng.random() < 0.2:
-        add(lambda s: domain.decide_request_lead(s, who))
+        add(lambda s: domain.decide_request_lead(s, who, known={"phone": "+79000000001"}))
     if rng.random() < 0.7:
         add(lambda s: domain.decide_status(s, who, "closed"))
         if rng.random() < 0.5:

@@ -18,7 +18,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "PARLEY_PUBLIC_BIND_HOST": ("0.0.0.0", "Gateway: address its public port listens on."),
     "PARLEY_INTERNAL_PORT": ("8085", "Gateway: its internal port, with /metrics (never served on the public port), /healthz and /readyz."),
     "PARLEY_INTERNAL_SECRET": ("", "The key that signs every call between Parley services, 32+ random characters, the same for all of them. Unsigned calls get 401. `make run` generates one in PARLEY_RUN_DIR; compose and k8s require it."),
-    "PARLEY_PUBLIC_URL": ("", "Gateway: the public URL users reach it at (https://chat.example.com). Session cookies are Secure when it is https, or when a trusted proxy says the request came over https."),
+    "PARLEY_PUBLIC_URL": ("", "Gateway and crm-bridge: the public URL users reach the gateway at (https://chat.example.com). Session cookies are Secure when it is https, or when a trusted proxy says the request came over https; each CRM lead links back to its conversation under it. `make run` sets http://localhost:<PARLEY_PORT_BASE> unless it is set."),
     "PARLEY_LOG_LEVEL": ("INFO", "Log level: DEBUG, INFO, WARNING, ERROR."),
     "PARLEY_RUN_DIR": (".run", "Where `make run` keeps Kafka's and PostgreSQL's data and the services' logs."),
     "PARLEY_SCHEMAS_DIR": ("schemas", "Folder with the event JSON Schemas and asyncapi.yaml (relative to the repository)."),

@@ -122,6 +122,9 @@ def main() -> int:
                      "PARLEY_INTERNAL_PORT": str(base + 5),
                      "PARLEY_VISITOR_SECRET": env("PARLEY_VISITOR_SECRET") or _kept_secret(run_dir, "visitor-secret"),
                      "PARLEY_INTERNAL_SECRET": env("PARLEY_INTERNAL_SECRET") or _kept_secret(run_dir, "internal-secret"),
+                     # The lead's link back to its conversation (crm-bridge) and the
+                     # gateway's own address follow the port base unless told otherwise.
+                     "PARLEY_PUBLIC_URL": env("PARLEY_PUBLIC_URL") or f"http://localhost:{base}",
                      "PARLEY_SEED_DEMO": "1"}  # a newcomer tries project demo at once
         # The stand-in is in memory: a restart forgets its leads, but the kept secret
         # keeps the demo project's stored webhook URL valid. Its seeded manager #1 has

@@ -154,7 +154,7 @@ async def test_sigkill_of_crm_bridge_mid_delivery_loses_and_doubles_no_lead(brid
     r = await crm.post("/_faults", json={"fail_next": faults, "methods": ["crm.lead.add"], "hang_seconds": HANG})
     assert r.status == 200, await r.text()
     for _ in range(REQUESTS):
-        r = await stack.call("POST", f"/api/conversations/{cid}/lead", operator)
+        r = await stack.call("POST", f"/api/conversations/{cid}/lead", operator, json={"again": True})
         assert r.status == 200, await r.text()
     conversation = await stack.conversation.app[STORE].load(f"conversation-{cid}")
     request_ids = {e.id for e in conversation if e.type == "lead.requested"}

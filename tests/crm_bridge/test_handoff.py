@@ -53,7 +53,8 @@ async def conversation_with_operator(stack, owner: str, name: str = "Anna Lead")
 
 
 async def request_lead(stack, cid: str, operator: str) -> str:
-    r = await stack.call("POST", f"/api/conversations/{cid}/lead", operator)
+    """A lead for the conversation, a further one too (`again`: these tests are about delivery)."""
+    r = await stack.call("POST", f"/api/conversations/{cid}/lead", operator, json={"again": True})
     assert r.status == 200, await r.text()
     events = (await r.json())["events"]
     return next(e for e in events if e["event"] == "lead.requested")["id"] if "id" in events[-1] else None

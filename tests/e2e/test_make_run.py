@@ -86,6 +86,8 @@ async def a_visitor_writes(base: int) -> None:
         visitor = ScriptedVisitor(client)
         await visitor.start()
         await visitor.send_and_wait("Hello! A quote for 10 licenses, please.")
+        await visitor.ws.send_json({"type": "contacts", "name": "Maria Ivanova", "phone": "+7 900 123-45-67"})
+        await visitor.send_and_wait("My phone is above.")
         await visitor.drop()
 
 
@@ -118,9 +120,16 @@ def check_a_lead_reaches_the_standin(base: int, run_dir: Path) -> None:
     [conversation] = eventually(lambda: call("GET", f"{gateway}/api/inbox?view=new", token)["conversations"], len)
     call("POST", f"{gateway}/api/conversations/{conversation['id']}/take", token)
     call("POST", f"{gateway}/api/conversations/{conversation['id']}/lead", token)
+    # A second click is refused, not a second lead (issue 19).
+    with pytest.raises(urllib.error.HTTPError) as again:
+        call("POST", f"{gateway}/api/conversations/{conversation['id']}/lead", token)
+    assert again.value.code == 409 and orjson.loads(again.value.read())["error"]["code"] == "lead_already_sent"
     leads = eventually(lambda: call("GET", f"http://127.0.0.1:{base + STANDIN_OFFSET}/_leads")["bitrix24"], len)
     assert len(leads) == 1, leads
     assert leads[0]["ASSIGNED_BY_ID"] == owners_manager["ID"], leads
+    assert leads[0]["TITLE"] == "Chat: Maria Ivanova", leads
+    # The lead links back to the conversation where this run's gateway is, not :8080.
+    assert f"http://localhost:{base}/app/#/conversations/{conversation['id']}" in leads[0]["COMMENTS"], leads
     assert status(f"http://127.0.0.1:{base + STANDIN_OFFSET}/") == 200  # the page the banner points at
 
 

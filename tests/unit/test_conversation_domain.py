@@ -95,7 +95,7 @@ ACTIONS = {
     "reply": lambda s, who: domain.decide_reply(s, who, str(uuid.uuid4()), "Hi", None),
     "note": lambda s, who: domain.decide_note(s, who, str(uuid.uuid4()), "internal"),
     "status": lambda s, who: domain.decide_status(s, who, "closed"),
-    "lead": lambda s, who: domain.decide_request_lead(s, who),
+    "lead": lambda s, who: domain.decide_request_lead(s, who, known={"phone": "+79001234567"}),
     "assign": lambda s, who: domain.decide_assign(s, who, OLGA),
 }
 WHO = {"operator": OLGA, "admin": ADMIN, "other project": STRANGER, "other project admin": STRANGE_ADMIN}
@@ -321,7 +321,7 @@ def test_a_long_page_url_is_truncated_never_refused(length):
     assert [e.type for e in events] == ["chat.page_visited", "chat.visitor_message_posted"]
     assert events[0].data["page_url"] == other[:domain.PAGE_URL_MAX]
     history.add(domain.decide_take(history.state, OLGA))
-    lead = history.add(domain.decide_request_lead(history.state, OLGA))
+    lead = history.add(domain.decide_request_lead(history.state, OLGA, known={"email": "a@example.com"}))
     assert lead[0].data["page_url"] == other[:domain.PAGE_URL_MAX]
 
 
@@ -336,3 +336,28 @@ def test_the_same_page_again_records_no_visit():
     visitor_says(history, page_url="https://example.com/a")
     assert [e.type for e in visitor_says(history, "b", page_url="https://example.com/a")] == [
         "chat.visitor_message_posted"]
+
+
+# ---- "Send to CRM": no empty lead, no second lead by accident ----------------------------
+
+def test_a_lead_needs_a_phone_or_an_email_and_takes_the_known_name():
+    history = started(OLGA)
+    assert refusal(lambda: domain.decide_request_lead(history.state, OLGA)) == ("invalid", "lead_contacts_missing")
+    # A name alone reaches nobody.
+    history.add(domain.decide_operator_contacts(history.state, OLGA, {"name": "Maria"}))
+    assert refusal(lambda: domain.decide_request_lead(history.state, OLGA)) == ("invalid", "lead_contacts_missing")
+    # What an earlier conversation knew fills the gaps; this conversation's own contacts win.
+    [lead] = history.add(domain.decide_request_lead(
+        history.state, OLGA, known={"name": "Maria Ivanova", "phone": "+79001234567", "address": "x"}))
+    assert lead.data["contacts"] == {"name": "Maria", "phone": "+79001234567"}
+
+
+def test_a_second_lead_for_the_same_conversation_needs_again():
+    history = started(OLGA)
+    history.add(domain.decide_operator_contacts(history.state, OLGA, {"email": "maria@example.com"}))
+    history.add(domain.decide_request_lead(history.state, OLGA))
+    assert history.state.leads_requested == 1
+    assert refusal(lambda: domain.decide_request_lead(history.state, OLGA)) == ("conflict", "lead_already_sent")
+    assert refusal(lambda: domain.decide_request_lead(history.state, ADMIN)) == ("conflict", "lead_already_sent")
+    [again] = history.add(domain.decide_request_lead(history.state, OLGA, again=True))
+    assert again.type == "lead.requested" and history.state.leads_requested == 2

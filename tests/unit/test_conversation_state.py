@@ -111,7 +111,7 @@ def test_the_row_keeps_what_decisions_read_but_not_what_grows_with_the_conversat
                           "custom_params", "contacts", "page_url", "left_while_closed",
                           "offer_id", "offer_to", "offered_ids",   # offered_ids: one per operator per round
                           "last_visitor_seq", "last_reply_seq", "read_by_operator_seq", "read_by_visitor_seq",
-                          "rated"}
+                          "rated", "leads_requested"}
     assert len(orjson.dumps(h.row)) < 1000
 
 

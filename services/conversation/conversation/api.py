@@ -361,12 +361,14 @@ async def inbox(request: web.Request) -> web.Response:
         where, args = "status = 'new' and assignee_id is null", ()
     elif view == "mine":
         where, args = "assignee_id = $2 and status <> 'closed'", (me.id,)
+    elif view == "closed":   # one's own finished conversations, newest first (everyone, admins too)
+        where, args = "assignee_id = $2 and status = 'closed'", (me.id,)
     elif view == "all" and me.is_admin:
         where, args = "true", ()
     elif view == "all":
         raise Rejected(403, "forbidden", "Only admins see every conversation.")
     else:
-        raise Rejected(422, "view_invalid", "view is new, mine or all.")
+        raise Rejected(422, "view_invalid", "view is new, mine, closed or all.")
     rows = await pool.fetch(
         f"""select {_ROW} from conversations where project_id = $1 and {where}
             order by last_message_at desc nulls last limit {INBOX_LIMIT}""", me.project_id, *args)
@@ -396,6 +398,32 @@ async def _handles_this_visitor(request: web.Request, state: domain.Conversation
 CLIENT_HISTORY_LIMIT = 20
 
 
+async def known_contacts(pool: asyncpg.Pool, project_id: str, visitor_id: str, conversation_id: str,
+                         contacts: dict[str, Any] | None) -> dict[str, str]:
+    """The conversation's contacts, with what is missing taken from the newest earlier
+    conversation of the same visitor that has it, then from the newest earlier one with
+    the same phone or email (the client card's "who", and what a lead is sent with)."""
+    known = {k: v for k, v in (contacts or {}).items() if k in ("name", "phone", "email") and v}
+    if len(known) < 3:
+        for earlier in await pool.fetch(
+                """select contacts from conversations where project_id = $1 and visitor_id = $2 and id <> $3
+                   and contacts <> '{}'::jsonb order by started_at desc limit $4""",
+                project_id, visitor_id, conversation_id, CLIENT_HISTORY_LIMIT):
+            for k in ("name", "phone", "email"):
+                if not known.get(k) and earlier["contacts"].get(k):
+                    known[k] = earlier["contacts"][k]
+    if not known.get("name") and (known.get("phone") or known.get("email")):
+        named = await pool.fetchval(
+            """select contacts->>'name' from conversations
+               where project_id = $1 and id <> $2 and contacts->>'name' is not null
+                 and (contacts->>'phone' = $3 or lower(contacts->>'email') = $4)
+               order by started_at desc limit 1""",
+            project_id, conversation_id, known.get("phone"), (known.get("email") or "").lower() or None)
+        if named:
+            known["name"] = named
+    return known
+
+
 async def client(request: web.Request) -> web.Response:
     """Who the visitor of this conversation is, for the returning client's card: their
     contacts and their earlier conversations in the project, found by the same visitor
@@ -411,15 +439,7 @@ async def client(request: web.Request) -> web.Response:
     if row is None or not operator_may_see(row["project_id"], row["assignee_id"], project_id=me.project_id,
                                            operator_id=me.id, is_admin=me.is_admin):
         raise Rejected(404, "not_found", "Conversation not found.")
-    known = {k: v for k, v in (row["contacts"] or {}).items() if k in ("name", "phone", "email") and v}
-    if len(known) < 3:
-        for earlier in await pool.fetch(
-                """select contacts from conversations where project_id = $1 and visitor_id = $2 and id <> $3
-                   and contacts <> '{}'::jsonb order by started_at desc limit $4""",
-                row["project_id"], row["visitor_id"], conversation_id, CLIENT_HISTORY_LIMIT):
-            for k in ("name", "phone", "email"):
-                if not known.get(k) and earlier["contacts"].get(k):
-                    known[k] = earlier["contacts"][k]
+    known = await known_contacts(pool, row["project_id"], row["visitor_id"], conversation_id, row["contacts"])
     phone, email = known.get("phone"), (known.get("email") or "").strip().lower() or None
     history = await pool.fetch(
         """select id::text, started_at, status, assignee_name, last_message_text, last_message_at, lead_requested_at,
@@ -499,7 +519,17 @@ async def set_contacts(request: web.Request) -> web.Response:
 
 
 async def request_lead(request: web.Request) -> web.Response:
-    return await _operator_command(request, "lead", lambda s, me, _: domain.decide_request_lead(s, me))
+    """"Send to CRM": `{"again": true}` to make a second lead for the same conversation."""
+    body = await read_json(request)
+    again = body.get("again", False)
+    if not isinstance(again, bool):
+        raise Rejected(422, "again_invalid", "again is true or false.")
+    row = await request.app[POOL].fetchrow("select project_id, visitor_id, contacts from conversations where id = $1",
+                                           _conversation_id(request))
+    known = await known_contacts(request.app[POOL], row["project_id"], row["visitor_id"], _conversation_id(request),
+                                 row["contacts"]) if row else {}
+    return await _operator_command(request, "lead",
+                                   lambda s, me, _: domain.decide_request_lead(s, me, known=known, again=again))
 
 
 ROUTES = [

@@ -95,6 +95,7 @@ class Conversation:
     read_by_operator_seq: int = 0
     read_by_visitor_seq: int = 0
     rated: bool = False
+    leads_requested: int = 0    # "Send to CRM" done this many times (a second needs `again`)
 
 
 def evolve(state: Conversation | None, event: Event) -> Conversation:
@@ -129,6 +130,8 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
             return replace(state, read_by_visitor_seq=max(state.read_by_visitor_seq, d["seq"]))
         case "chat.rated":
             return replace(state, rated=True)
+        case "lead.requested":
+            return replace(state, leads_requested=state.leads_requested + 1)
         case "assignment.taken" | "assignment.assigned" | "assignment.accepted":
             return replace(state, assignee_id=d["operator_id"], assignee_name=d["operator_name"],
                            offer_id=None, offer_to=None)
@@ -163,7 +166,7 @@ def fold(events: list[Event], state: Conversation | None = None) -> Conversation
 # kept state must equal kept(fold(events)), and a row of another STATE_FORMAT is
 # rebuilt from them.
 
-STATE_FORMAT = 3   # 2: the offer fields; 3: read receipts and the rating
+STATE_FORMAT = 4   # 2: the offer fields; 3: read receipts and the rating; 4: leads requested
 
 
 def kept(state: Conversation | None) -> Conversation | None:
@@ -181,7 +184,8 @@ def to_state(state: Conversation) -> dict[str, Any]:
             "left_while_closed": state.left_while_closed, "offer_id": state.offer_id, "offer_to": state.offer_to,
             "offered_ids": list(state.offered_ids), "last_visitor_seq": state.last_visitor_seq,
             "last_reply_seq": state.last_reply_seq, "read_by_operator_seq": state.read_by_operator_seq,
-            "read_by_visitor_seq": state.read_by_visitor_seq, "rated": state.rated}
+            "read_by_visitor_seq": state.read_by_visitor_seq, "rated": state.rated,
+            "leads_requested": state.leads_requested}
 
 
 def from_state(row: dict[str, Any], *, message_ids: frozenset[str] = frozenset(),
@@ -544,11 +548,27 @@ def decide_status(state: Conversation | None, who: Operator, status: Any) -> lis
                       project_id=state.project_id)]
 
 
-def decide_request_lead(state: Conversation | None, who: Operator) -> list[Event]:
+def decide_request_lead(state: Conversation | None, who: Operator, *, known: dict[str, str] | None = None,
+                        again: bool = False) -> list[Event]:
     """The CRM gets the transcript without notes, the contacts, the custom params, the page
-    and the operator's email (to make the matching CRM manager responsible)."""
+    and the operator's email (to make the matching CRM manager responsible).
+
+    `known`: what Parley already knows of this client from their earlier conversations
+    (the client card's contacts); it fills what this conversation lacks, so a returning
+    Maria Ivanova's lead is titled with her name. A lead nobody can call or write back
+    is refused (`lead_contacts_missing`), and so is a second lead for the conversation
+    unless asked for in so many words (`again`): one stray click makes neither an empty
+    nor a duplicate lead."""
     state = _require_handler(state, who)
+    if state.leads_requested and not again:
+        raise DomainError("lead_already_sent", "A lead was already sent to the CRM for this conversation. "
+                          "Send again only to make a second lead (again: true).", "conflict")
+    contacts = {k: v for k, v in (known or {}).items() if k in ("name", "phone", "email") and v}
+    contacts.update({k: v for k, v in state.contacts.items() if v})
+    if not contacts.get("phone") and not contacts.get("email"):
+        raise DomainError("lead_contacts_missing", "The lead would have no phone or email to reach the client: "
+                          "add their contacts to the conversation first.")
     return [new_event("lead.requested", conversation_stream(state.id), {
         "conversation_id": state.id, "visitor_id": state.visitor_id, "transcript": list(state.transcript),
-        "contacts": state.contacts, "custom_params": state.custom_params, "page_url": state.page_url,
+        "contacts": contacts, "custom_params": state.custom_params, "page_url": state.page_url,
         "operator_id": who.id, "operator_email": who.email}, project_id=state.project_id)]

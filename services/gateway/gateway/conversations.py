@@ -14,7 +14,7 @@ from gateway import audience, auth, files, visitor_files
 from gateway.upstreams import as_caller, as_operator, conversation, conversation_summary, registry
 
 ACTIONS = ("take", "messages", "notes", "status", "lead", "accept", "read")
-_INBOX_VIEWS = ("new", "mine", "all")
+_INBOX_VIEWS = ("new", "mine", "closed", "all")
 
 
 def conversation_id(request: web.Request) -> str:
@@ -33,7 +33,7 @@ async def inbox(request: web.Request) -> web.Response:
     me = await auth.current_operator(request)
     view = request.query.get("view", "new")
     if view not in _INBOX_VIEWS:
-        raise Rejected(422, "view_invalid", "view is new, mine or all.")
+        raise Rejected(422, "view_invalid", "view is new, mine, closed or all.")
     return ok(await conversation(request.app).checked("GET", path("api", "inbox"), params={"view": view},
                                                       headers=as_operator(request, me)))
 

@@ -195,7 +195,7 @@ async function route_() {
   ui.workspace.hidden = false;
   ui.settingsHost.hidden = true;
   if (route.screen === 'conversation') { openConversation(route.id); return; }
-  if (route.screen !== 'inbox' || !['new', 'mine', 'all'].includes(route.view)) { location.replace('#/inbox/new'); return; }
+  if (route.screen !== 'inbox' || !['new', 'mine', 'closed', 'all'].includes(route.view)) { location.replace('#/inbox/new'); return; }
   ui.inbox.setView(route.view);
   ui.inbox.setActive(route.id);
   ui.workspace.classList.toggle('has-open', !!route.id);
@@ -209,6 +209,7 @@ function openConversation(id) {
   const row = store.rows.get(id);
   let view = 'mine';
   if (row && inView(row, 'new')) view = 'new';
+  else if (row && inView(row, 'closed')) view = 'closed';
   else if (row && !inView(row, 'mine') && store.me.is_admin) view = 'all';
   if (location.hash.replace(/^#/, '') !== `/inbox/${view}/${id}`) location.hash = `#/inbox/${view}/${id}`;
   else route_();
@@ -227,6 +228,7 @@ function onMessage(msg) {
     if (result === 'unknown' || result === 'gap') scheduleRefresh(400);
     ui.conversation.applyEvent(msg);
     offers.onConversationEvent(msg);
+    notify.onConversationEvent(msg);
     if (msg.event === 'chat.conversation_started' && result === true) notify.notifyNewConversation(msg);
     updateTitle();
   } else if (msg.type === 'typing') {   // the visitor is typing (ephemeral, never stored)

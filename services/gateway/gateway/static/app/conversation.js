@@ -315,8 +315,8 @@ export function createConversationView(ctx) {
         onclick: (e) => openAssign(e.currentTarget) }, t('assign_to')));
     }
     if (canAct()) {
-      actions.append(h('button', { class: 'btn', type: 'button', 'data-testid': 'lead-button',
-        onclick: (e) => command(e.currentTarget, 'lead', undefined, uuid()) }, t('send_to_crm')));
+      actions.append(h('button', { class: 'btn', type: 'button', 'data-testid': 'lead-button', 'aria-haspopup': 'dialog',
+        onclick: (e) => openLeadConfirm(e.currentTarget) }, t('send_to_crm')));
     }
     const outcome = leadStatus(r);
     if (outcome) actions.append(outcome);
@@ -727,6 +727,43 @@ export function createConversationView(ctx) {
       const first = list.querySelector('button');
       if (first) first.focus();
     } catch (e) { status.textContent = e.message || t('network_error'); }
+  }
+
+  /** "Send to CRM" asks first, showing what the lead will carry: a stray click makes no
+   *  lead, a lead nobody can reach is not offered, and a second lead is said to be one. */
+  function openLeadConfirm(anchor) {
+    const r = row();
+    if (!r) return;
+    const own = r.contacts || {};
+    const known = (card && card.client) || {};
+    const facts = h('dl', { class: 'facts', 'data-testid': 'lead-confirm-contacts' });
+    for (const [k, label] of [['name', 'contact_name'], ['phone', 'contact_phone'], ['email', 'contact_email']]) {
+      const value = own[k] || known[k];
+      if (!value) continue;
+      facts.append(h('dt', null, t(label)), h('dd', null, value,
+        own[k] ? null : h('span', { class: 'muted small' }, ` · ${t('lead_confirm_known')}`)));
+    }
+    const reachable = !!(own.phone || own.email || known.phone || known.email);
+    const sentAt = r.lead_requested_at || (leads.length ? leads[leads.length - 1].created_at : null);
+    const send = h('button', { class: 'btn btn-primary btn-small', type: 'button', 'data-testid': 'lead-confirm',
+      disabled: !reachable }, t(sentAt ? 'lead_confirm_send_again' : 'lead_confirm_send'));
+    const node = h('div', { class: 'popover lead-popover', role: 'dialog', 'aria-labelledby': 'lead-confirm-title',
+      'data-testid': 'lead-confirm-dialog' },
+    h('p', { class: 'popover-title', id: 'lead-confirm-title' }, t('lead_confirm_title')),
+    facts.children.length ? facts : null,
+    sentAt ? h('p', { class: 'lead-warning', role: 'alert', 'data-testid': 'lead-confirm-again' },
+      t('lead_confirm_again', { time: formatDateTime(sentAt) })) : null,
+    reachable ? null : h('p', { class: 'error', role: 'alert', 'data-testid': 'lead-confirm-no-contacts' }, t('lead_confirm_no_contacts')),
+    h('div', { class: 'form-actions' }, send,
+      reachable ? null : h('button', { class: 'btn btn-small', type: 'button', 'data-testid': 'lead-edit-contacts',
+        onclick: () => { done(false); editContacts(own); } }, t('edit_contacts')),
+      h('button', { class: 'btn btn-ghost btn-small', type: 'button', 'data-testid': 'lead-cancel', onclick: () => done() }, t('cancel'))));
+    const done = popover(node, anchor);
+    send.addEventListener('click', async () => {
+      done(false);
+      await command(anchor, 'lead', sentAt ? { again: true } : {}, uuid());
+    });
+    (reachable ? send : node.querySelector('button')).focus();
   }
 
   return {

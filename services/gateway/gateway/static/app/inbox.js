@@ -1,10 +1,10 @@
-// The inbox: tabs New / Mine / All, rows kept live from the store.
+// The inbox: tabs New / Mine / Closed (mine, finished) / All, rows kept live from the store.
 import { api } from './api.js';
 import { h, clear, icon } from './dom.js';
 import { t, waitingFor, statusLabel } from './i18n.js';
 import { store, subscribe, inView, putRows } from './store.js';
 
-const VIEWS = ['new', 'mine', 'all'];
+const VIEWS = ['new', 'mine', 'closed', 'all'];
 
 export function createInbox(ctx) {
   const views = VIEWS.filter((v) => v !== 'all' || store.me.is_admin);

@@ -72,13 +72,13 @@ function desktop(title, body, { tag, requireInteraction = false, conversationId 
  * toast({kind, title, body, actions:[{label, primary, onClick}], persistent, timeout})
  * Returns a function that removes the toast.
  */
-export function toast({ kind = 'info', title, body, actions = [], persistent = false, timeout = 6000, role }) {
+export function toast({ kind = 'info', title, body, extra = null, actions = [], persistent = false, timeout = 6000, role }) {
   if (!region) region = document.getElementById('toasts');
   const urgent = kind === 'assigned' || kind === 'unanswered' || kind === 'error';
   const node = h('div', { class: `toast toast-${kind}`, 'data-testid': 'toast', 'data-kind': kind,
     role: role || (urgent ? 'alert' : 'status'), 'aria-live': urgent ? 'assertive' : 'polite' });
   const remove = () => { clearTimeout(timer); node.remove(); };
-  node.append(h('div', { class: 'toast-text' }, title ? h('strong', null, title) : null, body ? h('p', null, body) : null));
+  node.append(h('div', { class: 'toast-text' }, title ? h('strong', null, title) : null, body ? h('p', null, body) : null, extra));
   const bar = h('div', { class: 'toast-actions' });
   for (const a of actions) {
     bar.append(h('button', { class: `btn btn-small${a.primary ? ' btn-primary' : ''}`, type: 'button',
@@ -159,4 +159,15 @@ export function notifyUnanswered(msg) {
   const node = region.lastElementChild;
   if (node) node.dataset.conversationId = msg.conversation_id;
   return remove;
+}
+
+/** The unanswered alert goes by itself once someone has the conversation or it is closed:
+ *  an admin is not left dismissing alerts that no longer need anyone. */
+export function onConversationEvent(msg) {
+  const d = msg.data || {};
+  const handled = ['assignment.taken', 'assignment.assigned', 'assignment.accepted'].includes(msg.event)
+    || (msg.event === 'status.changed' && d.status !== 'new');
+  if (!handled || !region) return;
+  const node = region.querySelector(`[data-kind="unanswered"][data-conversation-id="${CSS.escape(msg.conversation_id)}"]`);
+  if (node) node.remove();
 }

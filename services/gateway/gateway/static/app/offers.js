@@ -4,17 +4,42 @@
 // the conversation is then mine and opens. The pop-up goes when the offer ends (accepted,
 // expired - it has moved to the next operator - or taken by someone), as the conversation's
 // events say.
+//
+// The pop-up shows what the visitor wrote (so an operator can judge it without leaving
+// what they are doing) and counts down to the offer's end.
 import { api } from './api.js';
+import { h } from './dom.js';
 import { t } from './i18n.js';
 import * as notify from './notify.js';
+import { store } from './store.js';
 
 const standing = new Map();   // conversation id -> {offerId, remove}
 
 export function showOffer(msg, openConversation) {
   endOffer(msg.conversation_id);
   notify.ding();
-  const remove = notify.toast({
-    kind: 'offer', title: t('offer_title'), body: t('offer_body', { n: msg.seconds }), persistent: true, role: 'alert',
+  const preview = h('p', { class: 'offer-preview', 'data-testid': 'offer-preview' });
+  const countdown = h('p', { class: 'offer-countdown', 'data-testid': 'offer-countdown', 'aria-live': 'off' });
+  const ends = (msg.at ? Date.parse(msg.at) : Date.now()) + 1000 * Number(msg.seconds || 0);
+  const tick = () => {
+    const left = Math.max(0, Math.round((ends - Date.now()) / 1000));
+    countdown.textContent = t('offer_countdown', { n: left });
+  };
+  tick();
+  const timer = setInterval(tick, 1000);
+  const row = store.rows.get(msg.conversation_id);
+  const fill = (r) => {
+    if (!r) return;
+    preview.replaceChildren(h('strong', null, r.visitor_name || t('visitor')),
+      r.last_message_text ? `: ${r.last_message_text}` : '');
+  };
+  if (row && row.last_message_text) fill(row);
+  else {
+    api('GET', `/api/conversations/${encodeURIComponent(msg.conversation_id)}`, undefined, { quiet401: true })
+      .then((r) => fill(r.conversation)).catch(() => { /* the preview is a nicety */ });
+  }
+  const removeToast = notify.toast({
+    kind: 'offer', title: t('offer_title'), extra: h('div', null, preview, countdown), persistent: true, role: 'alert',
     actions: [{ label: t('offer_accept'), primary: true, testid: 'offer-accept', dismiss: true, onClick: async () => {
       standing.delete(msg.conversation_id);
       try {
@@ -25,6 +50,7 @@ export function showOffer(msg, openConversation) {
       }
     } }],
   });
+  const remove = () => { clearInterval(timer); removeToast(); };
   standing.set(msg.conversation_id, { offerId: msg.offer_id, remove });
 }
 

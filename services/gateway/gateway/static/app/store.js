@@ -14,6 +14,7 @@ function changed(ids) { for (const fn of store.listeners) fn(ids); }
 export function inView(row, view, me = store.me) {
   if (view === 'new') return row.status === 'new' && !row.assignee_id;
   if (view === 'mine') return row.assignee_id === me.id && row.status !== 'closed';
+  if (view === 'closed') return row.assignee_id === me.id && row.status === 'closed';
   if (view === 'all') return !!me.is_admin;
   return false;
 }
