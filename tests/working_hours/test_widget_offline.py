@@ -31,6 +31,18 @@ async def open_demo(browser, base: str, *, drop_availability: bool = False):
     return page
 
 
+async def closed_promise(page) -> None:
+    """The widget of a conversation going on while the chat is closed says so."""
+    waiting = page.locator(f"{W} .wt[data-waiting=closed]")
+    await waiting.wait_for(timeout=10000)
+    text = await waiting.inner_text()
+    assert "We're not here right now" in text and "We open at" in text, text
+    assert re.search(r"(GMT|UTC)", text), text                      # the opening time names its zone
+    header = await page.locator(f"{W} .hd p").inner_text()
+    assert "online" not in header.lower() and "away" in header.lower(), header
+    assert "shortly" not in await page.locator(f"{W} .p").inner_text()
+
+
 async def test_the_widget_turns_into_the_offline_form_and_the_operator_finds_the_message(stack, browser):
     base = str(stack.gateway.make_url("")).rstrip("/")
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
@@ -57,6 +69,14 @@ async def test_the_widget_turns_into_the_offline_form_and_the_operator_finds_the
     await visitor.wait_for_selector(f"{W} .n[data-kind=offline_saved]", timeout=15000)
     await visitor.wait_for_selector(f"{W}[data-mode=chat]", state="attached")   # her conversation goes on
     await visitor.locator(f"{W} .m[data-kind=visitor_message]", has_text="Do you ship to Kazan?").wait_for()
+    # ...and it makes no promise it cannot keep: no "we're online", no "an operator will be
+    # with you shortly" while closed; it says when it opens, in a named time zone (issue 19).
+    await closed_promise(visitor)
+    await visitor.screenshot(path=screenshot_path("widget-left-while-closed"))
+    await visitor.reload()
+    await visitor.click(f"{W} button.la")
+    await visitor.locator(f"{W} .m[data-kind=visitor_message]", has_text="Do you ship to Kazan?").wait_for()
+    await closed_promise(visitor)                                  # still true after a reload
 
     # the widget that missed the switch: its message is refused, the form has the text
     await late.fill(f"{W} textarea", "Are you there?")
