@@ -153,3 +153,29 @@ async def test_least_busy_respects_capacity(scheduler, sched_stack):
 
 async def _offered_count(stack, cids, n: int) -> bool:
     return sum([1 for cid in cids if await offer_events(stack, cid)]) == n
+
+
+async def test_after_everyone_let_it_expire_a_new_round_offers_it_again(scheduler, sched_stack):
+    """Issue 19: a conversation is never stranded in New while someone is online. Once
+    every online operator let the offer expire, after the round pause it is offered again
+    from the start of the rotation - to the same people - until someone accepts."""
+    stack = sched_stack
+    wire(stack, scheduler)
+    stack.conversation.app[auto_assign.TUNING].round_pause_seconds = 0.5
+    project, owner, people, apps = await team(stack, ["Ann", "Bob"])
+    await settings(stack, owner, assignment_mode="round_robin", offer_seconds=5)   # expires in a blink here
+    cid = await visitor_writes(stack, project)
+    first, second = sorted(p[0] for p in people)
+    # The first round expires at once (a timer minute is 0.5 s); the next starts once the
+    # last offer's 5 s and the pause have passed.
+    await eventually(lambda: _has(stack, cid, 5), timeout=30, what="a second round")
+    events = await offer_events(stack, cid)
+    assert events[:5] == [("assignment.offered", first), ("assignment.offer_expired", first),
+                          ("assignment.offered", second), ("assignment.offer_expired", second),
+                          ("assignment.offered", first)]
+    rows = await stack.conversation.app[POOL].fetch(
+        "select data from events where stream_id = $1 and type = 'assignment.offered' order by stream_version",
+        f"conversation-{cid}")
+    assert [bool(r["data"].get("new_round")) for r in rows][:3] == [False, False, True]
+    for app in apps:
+        await app.close()
