@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from playwright.async_api import expect
+
 from tests.browser.conftest import screenshot_path
 from tests.browser.test_operator_app import open_app, open_demo, visitor_says
 from tests.crm_bridge.conftest import bridge, crm_stack  # noqa: F401  (fixtures)
@@ -24,6 +26,13 @@ async def leave_contacts(visitor, name: str, phone: str, email: str) -> None:
     await form.locator("input[name=email]").fill(email)
     await form.locator("button[type=submit]").click()
     await visitor.locator("#parley-widget .n[data-kind=contacts_saved]").wait_for(timeout=15000)
+
+
+async def send_to_crm(app) -> None:
+    """"Send to CRM", then the confirmation's Send."""
+    await app.get_by_test_id("lead-button").wait_for()
+    await app.get_by_test_id("lead-button").click()
+    await app.get_by_test_id("lead-confirm").click()
 
 
 async def open_newest(app, text: str) -> None:
@@ -48,8 +57,7 @@ async def test_contacts_send_to_crm_lead_created_and_the_returning_client_card(b
     await visitor_says(visitor, "Do you have 10 licenses in stock?")
     await open_newest(app, "10 licenses")
     await app.get_by_test_id("take-button").click()
-    await app.get_by_test_id("lead-button").wait_for()
-    await app.get_by_test_id("lead-button").click()
+    await send_to_crm(app)
 
     # The outcome arrives live: the lead's number and the manager whose email is the owner's.
     status = app.get_by_test_id("lead-status")
@@ -93,3 +101,58 @@ async def test_contacts_send_to_crm_lead_created_and_the_returning_client_card(b
     await reply.press("Enter")
     await again.locator("#parley-widget .m", has_text="Welcome back, Ivan!").wait_for(timeout=15000)
     assert errors == []
+
+
+async def test_send_to_crm_makes_no_empty_and_no_second_lead_by_accident(bridge, crm, crm_stack,  # noqa: F811
+                                                                         browser):
+    """Issue 19: a stray click made a lead with no contacts, the next click a second lead
+    for the same conversation, and a returning client's lead was titled "Chat: visitor"."""
+    stack = crm_stack
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    await configure(stack, owner, webhook_url=webhook_url(crm), default_responsible="3")
+    app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
+
+    # Maria's first conversation went to the CRM with her name and phone.
+    first = await open_demo(browser, base)
+    await leave_contacts(first, "Maria Ivanova", "+7 905 111-22-33", "maria@example.com")
+    await visitor_says(first, "Please call me about the laptops")
+    await open_newest(app, "about the laptops")
+    await app.get_by_test_id("take-button").click()
+    await send_to_crm(app)
+    await app.get_by_test_id("lead-status").filter(has_text="created").wait_for(timeout=30000)
+
+    # She comes back from another browser and writes; nothing is known of her yet.
+    again = await open_demo(browser, base)
+    await visitor_says(again, "Hello, it is about my order")
+    await open_newest(app, "about my order")
+    await app.get_by_test_id("take-button").click()
+    await app.get_by_test_id("lead-button").click()
+    dialog = app.get_by_test_id("lead-confirm-dialog")
+    await dialog.get_by_test_id("lead-confirm-no-contacts").wait_for()
+    assert await dialog.get_by_test_id("lead-confirm").is_disabled()    # no lead nobody can reach
+    await app.screenshot(path=screenshot_path("app-lead-no-contacts"))
+    await dialog.get_by_test_id("lead-cancel").click()
+    await dialog.wait_for(state="detached")
+
+    # She leaves only her phone: the lead is sent under the name the earlier conversation knew.
+    await leave_contacts(again, "", "8 905 111 22 33", "")
+    await app.get_by_test_id("contacts").filter(has_text="+79051112233").wait_for(timeout=15000)
+    await app.get_by_test_id("lead-button").click()
+    await expect(dialog.get_by_test_id("lead-confirm-contacts")).to_contain_text("Maria Ivanova", timeout=5000)
+    await app.screenshot(path=screenshot_path("app-lead-confirm"))
+    await dialog.get_by_test_id("lead-confirm").click()
+    await app.get_by_test_id("lead-status").filter(has_text="created").wait_for(timeout=30000)
+    leads = await standin_leads(crm)
+    assert len(leads) == 2 and leads[-1]["TITLE"] == "Chat: Maria Ivanova", leads
+
+    # A second click says a lead was sent and asks before making another; cancelled, nothing is made.
+    await app.get_by_test_id("lead-button").click()
+    await dialog.get_by_test_id("lead-confirm-again").wait_for()
+    await expect(dialog.get_by_test_id("lead-confirm")).to_have_text("Send a second lead")
+    await app.screenshot(path=screenshot_path("app-lead-again"))
+    await dialog.get_by_test_id("lead-cancel").click()
+    cid = app.url.rsplit("/", 1)[-1]     # #/inbox/<view>/<the open conversation>
+    r = await stack.call("POST", f"/api/conversations/{cid}/lead", owner)    # the API refuses it too
+    assert r.status == 409 and (await r.json())["error"]["code"] == "lead_already_sent"
+    assert len(await standin_leads(crm)) == 2

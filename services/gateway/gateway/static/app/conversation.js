@@ -731,9 +731,13 @@ export function createConversationView(ctx) {
 
   /** "Send to CRM" asks first, showing what the lead will carry: a stray click makes no
    *  lead, a lead nobody can reach is not offered, and a second lead is said to be one. */
-  function openLeadConfirm(anchor) {
+  async function openLeadConfirm(anchor) {
+    const forId = id;
+    anchor.disabled = true;
+    await loadCard(false);   // who the client is now (contacts given since the card was drawn)
+    if (anchor.isConnected) anchor.disabled = false;
     const r = row();
-    if (!r) return;
+    if (!r || forId !== id) return;
     const own = r.contacts || {};
     const known = (card && card.client) || {};
     const facts = h('dl', { class: 'facts', 'data-testid': 'lead-confirm-contacts' });
