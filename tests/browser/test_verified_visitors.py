@@ -1,7 +1,9 @@
 """Issue 13, item 5 in a real Chromium: Parley.identify with a valid hash follows the
 visitor to another browser, which shows their conversation; a forged hash leaves the
-visitor anonymous with a console warning; the operator sees "Verified"."""
+visitor anonymous with a console warning; the operator sees "Verified" and the name and
+email the site gave."""
 from gateway import verified_visitors
+from tests.browser.conftest import screenshot_path
 from tests.browser.test_operator_app import open_app, visitor_says
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
@@ -41,6 +43,14 @@ async def test_a_verified_visitor_is_the_same_in_another_browser_and_a_forged_on
     app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
     await app.locator("[data-testid=inbox-row]", has_text="Where is my order #77?").click()
     await app.get_by_test_id("verified-badge").wait_for(timeout=15000)
+    # ...and who they are: the name and email the site gave identify (issue 19), in the
+    # title, the side panel and the inbox; the forged claim left no identity anywhere.
+    await app.get_by_test_id("verified-identity").filter(has_text="Alice, alice@example.com").wait_for(timeout=5000)
+    assert (await app.locator("#conv-title").inner_text()).startswith("Alice")
+    await app.get_by_test_id("inbox-row").filter(has_text="Where is my order #77?").filter(has_text="Alice").wait_for()
+    await app.screenshot(path=screenshot_path("app-verified-identity"))
     await app.locator("[data-testid=inbox-row]", has_text="Show me Alice's orders").click()
     await app.locator("[data-testid=message]", has_text="Show me Alice's orders").wait_for(timeout=15000)
     assert await app.get_by_test_id("verified-badge").count() == 0
+    assert await app.get_by_test_id("verified-identity").count() == 0
+    assert "Alice" not in await app.locator("#conv-title").inner_text()

@@ -24,7 +24,7 @@ from parley.eventstore import ConcurrencyConflict, Outcome
 from parley.http import RETRY_AFTER_SECONDS, Rejected, ok, read_json
 from parley.service import POOL, STORE
 
-from conversation import commands, domain
+from conversation import commands, domain, identities
 from conversation.domain import DomainError, Operator
 
 log = logging.getLogger(__name__)
@@ -341,9 +341,9 @@ async def conversation_summary(request: web.Request) -> web.Response:
 
 # ---- operators ------------------------------------------------------------------
 
-_ROW = """id::text, project_id, visitor_id, status, assignee_id::text, assignee_name, visitor_name, contacts,
+_ROW = f"""id::text, project_id, visitor_id, status, assignee_id::text, assignee_name, visitor_name, contacts,
           custom_params, page_url, last_message_text, last_message_from, last_message_at, waiting_since, unread,
-          started_at, lead_requested_at, left_while_closed, version"""
+          started_at, lead_requested_at, left_while_closed, version, {identities.IDENTITY_COLUMN}"""
 
 
 def row_view(row: asyncpg.Record) -> dict[str, Any]:
@@ -402,8 +402,11 @@ async def known_contacts(pool: asyncpg.Pool, project_id: str, visitor_id: str, c
                          contacts: dict[str, Any] | None) -> dict[str, str]:
     """The conversation's contacts, with what is missing taken from the newest earlier
     conversation of the same visitor that has it, then from the newest earlier one with
-    the same phone or email (the client card's "who", and what a lead is sent with)."""
+    the same phone or email (the client card's "who", and what a lead is sent with). A
+    verified visitor's identity (identities.py) counts as given in this conversation."""
     known = {k: v for k, v in (contacts or {}).items() if k in ("name", "phone", "email") and v}
+    if visitor_id.startswith(identities.VERIFIED_PREFIX):   # what the site said of its logged-in user
+        known = {**await identities.lookup(pool, project_id, visitor_id), **known}
     if len(known) < 3:
         for earlier in await pool.fetch(
                 """select contacts from conversations where project_id = $1 and visitor_id = $2 and id <> $3
@@ -551,6 +554,7 @@ ROUTES = [
     ("POST", "/api/conversations/{id}/assign", assign),
     ("POST", "/api/conversations/{id}/lead", request_lead),
     ("POST", "/api/conversations/{id}/contacts", set_contacts),
+    ("PUT", "/internal/visitors/identity", identities.put_identity),
 ]
 
 

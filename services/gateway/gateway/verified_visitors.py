@@ -6,7 +6,9 @@ SECRET_TTL_SECONDS, so a rotation reaches every gateway within that). A visitor 
 hash verifies gets a visitor token for `verified:<digest of project and id>`: the same
 id is the same visitor on every device and browser, so their conversations follow them.
 The id itself is never in the token or the events (only the digest), and the prefix
-marks the visitor as verified for operators.
+marks the visitor as verified for operators. The name and email given with the claim
+are kept by the conversation service under that visitor id (`remember`; personal data,
+in its table, never in an event), so operators see who the logged-in customer is.
 
 Anything else - no hash, a wrong one, no secret yet, the registry not answering - is
 not an error: the visitor stays anonymous (their own random id) and the answer says
@@ -16,15 +18,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import time
 from typing import Any
 
 from aiohttp import web
 
+from parley.http import Rejected
 from parley.service_client import path
 
-from gateway.upstreams import registry
+from gateway.upstreams import conversation, registry
+
+log = logging.getLogger(__name__)
 
 PREFIX = "verified:"
 ID_MAX = 200
@@ -82,6 +88,20 @@ async def check(app: web.Application, project_id: str, identity: Any) -> tuple[s
     if not hmac.compare_digest(expected_hash(secret, identity_id), claimed.lower()):
         return None, "hash_invalid"
     return visitor_id_for(project_id, identity_id), None
+
+
+async def remember(app: web.Application, project_id: str, visitor_id: str, identity: dict) -> None:
+    """The name and email the site gave with a hash that verified, kept by the conversation
+    service under the verified visitor id (its identities.py) for operators to see. Best
+    effort: the conversation service away leaves the last known identity, never an error."""
+    try:
+        answer = await conversation(app).call("PUT", path("internal", "visitors", "identity"), json={
+            "project_id": project_id, "visitor_id": visitor_id,
+            "name": identity.get("name"), "email": identity.get("email")})
+        if answer.status != 200:
+            log.warning("verified identity not stored", extra={"status": answer.status})
+    except Rejected as e:
+        log.warning("verified identity not stored", extra={"error": e.message})
 
 
 def setup(app: web.Application) -> None:

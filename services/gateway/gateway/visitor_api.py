@@ -49,6 +49,8 @@ async def visitor_session(request: web.Request) -> web.Response:
         extra = {"verified": verified is not None, **({"reason": reason} if reason else {})}
         if previous and previous[1] != verified and (verified or verified_visitors.is_verified(previous[1])):
             previous = None
+        if verified:
+            await verified_visitors.remember(request.app, project_id, verified, body["identity"])
     if previous:
         return ok({"visitor_token": body["visitor_token"], "visitor_id": previous[1], **extra}, status=201)
     if not limits(request.app).visitor_sessions_per_address.allow(client_ip(request)):

@@ -211,7 +211,7 @@ export function createConversationView(ctx) {
     switch (ev.event) {
       case 'chat.visitor_message_posted':
         return h('div', { class: 'msg msg-visitor', 'data-testid': 'message', 'data-kind': 'visitor' },
-          h('div', { class: 'msg-meta' }, h('span', { class: 'msg-author' }, row()?.visitor_name || t('visitor')), time),
+          h('div', { class: 'msg-meta' }, h('span', { class: 'msg-author' }, row()?.visitor_name || row()?.identity?.name || t('visitor')), time),
           bubble(d));
       case 'chat.operator_replied':
         return h('div', { class: 'msg msg-operator', 'data-testid': 'message', 'data-kind': 'operator' },
@@ -285,7 +285,7 @@ export function createConversationView(ctx) {
   function renderHead() {
     const r = row();
     if (!r) return;
-    title.textContent = r.visitor_name || t('visitor');
+    title.textContent = r.visitor_name || r.identity?.name || t('visitor');
     if ((r.visitor_id || '').startsWith('verified:')) {   // Parley.identify with a valid hash (verified_visitors.py)
       title.append(' ', h('span', { class: 'chip chip-ok', 'data-testid': 'verified-badge', title: t('verified_hint') }, t('verified')));
     }
@@ -344,6 +344,10 @@ export function createConversationView(ctx) {
     fact(t('contact_phone'), contacts.phone);
     fact(t('contact_email'), contacts.email);
     dl.dataset.testid = 'contacts';
+    if (r.identity && (r.identity.name || r.identity.email)) {   // what the site said of its logged-in user
+      dl.append(h('dt', null, t('verified_as')), h('dd', { 'data-testid': 'verified-identity' },
+        [r.identity.name, r.identity.email].filter(Boolean).join(', ')));
+    }
     side.append(h('h3', null, t('visitor')), contactsForm
       || (dl.children.length ? dl : h('p', { class: 'muted', 'data-testid': 'contacts' }, t('no_contacts'))));
     if (!contactsForm && canAct()) {

@@ -76,7 +76,7 @@ export function createInbox(ctx) {
   }
 
   function rowEl(row) {
-    const name = row.visitor_name || t('visitor');
+    const name = row.visitor_name || row.identity?.name || t('visitor');
     const unread = row.unread > 0 ? h('span', { class: 'badge', 'aria-label': t('unread_n', { n: row.unread }) }, String(row.unread)) : null;
     const waiting = row.waiting_since
       ? h('span', { class: 'waiting', title: t('waiting') }, icon('clock'), h('span', { 'data-since': row.waiting_since }, waitingFor(row.waiting_since)))
