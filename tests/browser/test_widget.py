@@ -1,4 +1,6 @@
 """The widget in a real browser: /demo, open the widget, send, see the operator's reply."""
+from playwright.async_api import expect
+
 from tests.browser.conftest import screenshot_path
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
@@ -152,3 +154,31 @@ async def test_a_visitor_leaves_contacts_on_the_demo_page_and_the_operator_sees_
     await app.screenshot(path=screenshot_path("app-contacts"))
     await visitor.screenshot(path=screenshot_path("widget-contacts"))
     assert errors == [] and visitor.dialogs == [] and app.dialogs == []
+
+
+async def test_a_new_widget_language_reaches_an_open_widget_without_a_reload(stack, browser):
+    """Issue 19: the widget's language applied only after a reload. The admin switches it
+    (and overrides a text); the open widget relabels itself in place from the gateway's
+    `texts` frame - its conversation and its composer's draft stay as they were."""
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    page = await (await browser.new_context()).new_page()
+    await page.goto(f"{base}/demo")
+    await page.click("#parley-widget button.la")
+    await page.fill("#parley-widget textarea", "Hello")
+    await page.press("#parley-widget textarea", "Enter")
+    await page.locator("#parley-widget .m[data-kind=visitor_message][data-status=sent]").wait_for(timeout=15000)
+    await page.fill("#parley-widget textarea", "a draft")
+    composer = page.locator("#parley-widget form.fm textarea")
+    assert await composer.get_attribute("placeholder") == "Type your message…"
+
+    r = await stack.call("PUT", "/api/project/widget", owner,
+                         json={"language": "ru", "texts": {"window_title": "Поддержка магазина"}})
+    assert r.status == 200, await r.text()
+    await expect(composer).to_have_attribute("placeholder", "Введите сообщение…", timeout=15000)
+    await expect(page.locator("#parley-widget h2")).to_have_text("Поддержка магазина")
+    assert await page.locator("#parley-widget button.la").get_attribute("aria-label") == "Напишите нам"
+    assert await page.locator("#parley-widget").get_attribute("lang") == "ru"
+    assert await composer.input_value() == "a draft"
+    assert await page.locator("#parley-widget .m[data-kind=visitor_message]", has_text="Hello").count() == 1
+    await page.screenshot(path=screenshot_path("widget-language-live"))

@@ -37,12 +37,20 @@ async def test_reads_both_ways_clear_unread_and_show_as_read_and_seen(stack):
     cid = await _conversation_id(stack, visitor)
     assert (await _row(stack, owner, cid, "new"))["unread"] == 2
 
-    # An operator opens it (not even taken): unread clears, and the visitor sees "Read".
+    # An admin only previewing it in New reads nothing: the visitor is promised nothing (issue 19).
     r = await stack.call("POST", f"/api/conversations/{cid}/read", owner, json={"seq": 10_000})
+    assert r.status == 200 and (await r.json())["events"] == []
+    assert (await _row(stack, owner, cid, "new"))["unread"] == 2
+    # Whoever takes it opens it: unread clears, and the visitor sees "Read".
+    olga_id, olga, _ = await stack.add_operator(owner, "Olga")
+    petr_id, petr, _ = await stack.add_operator(owner, "Petr")
+    assert (await stack.call("POST", f"/api/conversations/{cid}/take", olga, json={})).status == 200
+    r = await stack.call("POST", f"/api/conversations/{cid}/read", olga, json={"seq": 10_000})
     assert r.status == 200, await r.text()
     [read] = [e for e in (await r.json())["events"] if e["event"] == "chat.read_by_operator"]
     assert read["data"]["seq"] == visitor.acks[second]          # clamped to the visitor's last message
-    assert (await _row(stack, owner, cid, "new"))["unread"] == 0
+    assert (await _row(stack, owner, cid))["unread"] == 0
+    assert not [e for e in visitor.events if e["kind"] == "read" and e["read_seq"] < visitor.acks[second]]
     await visitor.wait_for(lambda: any(e["kind"] == "read" for e in visitor.events), "Read")
     [seen_read] = [e for e in visitor.events if e["kind"] == "read"]
     assert seen_read["read_seq"] == visitor.acks[second] and "operator" not in seen_read
@@ -58,9 +66,6 @@ async def test_reads_both_ways_clear_unread_and_show_as_read_and_seen(stack):
     assert (await _row(stack, owner, cid))["unread"] == 0
 
     # An operator who may not see it cannot mark it read.
-    olga_id, olga, _ = await stack.add_operator(owner, "Olga")
-    petr_id, petr, _ = await stack.add_operator(owner, "Petr")
-    assert (await stack.call("POST", f"/api/conversations/{cid}/take", olga, json={})).status == 200
     r = await stack.call("POST", f"/api/conversations/{cid}/read", petr, json={"seq": 1})
     assert r.status == 404
 

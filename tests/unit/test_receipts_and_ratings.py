@@ -36,8 +36,13 @@ def test_only_operators_who_may_see_it_mark_it_read():
     assert e.value.code == "not_found"
     with pytest.raises(DomainError):
         receipts.decide_operator_read(h.state, STRANGER, 2)
+    # Previewing one in "New" (an admin, or anyone) promises the visitor nothing (issue 19);
+    # whoever takes it reads it.
     unclaimed = started()
-    assert receipts.decide_operator_read(unclaimed.state, PETR, 2)   # opening one in "New" reads it
+    assert receipts.decide_operator_read(unclaimed.state, PETR, 2) == []
+    assert receipts.decide_operator_read(unclaimed.state, ADMIN, 2) == []
+    unclaimed.add(domain.decide_take(unclaimed.state, PETR))
+    assert receipts.decide_operator_read(unclaimed.state, PETR, 2)
     with pytest.raises(DomainError) as e:
         receipts.decide_operator_read(h.state, OLGA, "2")
     assert e.value.code == "seq_invalid"

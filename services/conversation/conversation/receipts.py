@@ -26,10 +26,14 @@ def _seq(seq: Any) -> int:
 
 
 def decide_operator_read(state: Conversation | None, who: Operator, seq: Any) -> list[Event]:
-    """An operator has the conversation open, showing it up to `seq`."""
+    """An operator has the conversation open, showing it up to `seq`. Nothing while
+    nobody has taken it: "Read" tells the visitor that whoever answers has seen their
+    message, which an admin or an operator only previewing the queue has not promised."""
     seq = _seq(seq)
     if state is None or not can_see(state, who):
         raise DomainError("not_found", "Conversation not found.", "not_found")
+    if state.assignee_id is None:
+        return []
     upto = min(seq, state.last_visitor_seq)
     if upto <= state.read_by_operator_seq:
         return []

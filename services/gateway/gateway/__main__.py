@@ -11,7 +11,8 @@ from parley.service import SETTINGS, ServiceSpec, main
 from gateway import (auth, availability, avatar_files, conversation_crm, conversations, cors, crm_routes, files,
                      operator_sockets, project_config, push, rate_limits, registry_routes, upstreams, visitor_api,
                      visitor_socket)
-from gateway import admin_settings_routes, csat, presence, setup_routes, typing_signals, verified_visitors
+from gateway import (admin_settings_routes, csat, presence, setup_routes, typing_signals, verified_visitors,
+                     widget_settings)
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -100,6 +101,7 @@ def live(app: web.Application):
                 "conversation.events": push.on_conversation_event,
                 "lead.events": push.on_lead_event,
                 "schedule.events": availability.on_schedule_event,
+                "project.events": widget_settings.on_project_event,
                 typing_signals.TOPIC: typing_signals.on_signal}
 
     def handler(on_event):

@@ -161,6 +161,7 @@ h2{margin:0;font-size:16px;font-weight:600;line-height:1.3}
 .m[data-status=pending] .b{opacity:.72}
 .me[data-status=sent]:has(~.me) .st{display:none}
 .me[data-status=read]:has(~.me) .st{display:none}
+.m[data-kind=greeting]:has(.b:empty){display:none}
 .ty{font-size:13px;color:#6b7280;font-style:italic;padding:4px 16px 0;background:#f9fafb}
 .rt{align-self:stretch;display:grid;gap:8px;padding:12px;border:1px solid #e5e7eb;border-radius:12px;background:#fff}
 .rt h3{margin:0;font-size:14px;font-weight:600}.rs{display:flex;gap:4px}
@@ -211,41 +212,57 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
   const t = (k, name) => String(T[k] || (OFF[lang] || OFF.en)[k] || '').split('{name}').join(name || '');
   const sleep = ms => new Promise(r => setTimeout(r, ms));
 
+  // ---- texts the project's settings may change while the page is open: each element that
+  // shows one is registered with where the text goes, and a `texts` frame re-applies them.
+  const labels = [];
+  const put = (el, where, key) => { const v = t(key); if (where === 'text') el.textContent = v; else el.setAttribute(where, v); };
+  function L(el, ...pairs) { // L(el, 'aria-label', 'send_label', 'title', 'send_label')
+    for (let i = 0; i < pairs.length; i += 2) { labels.push([el, pairs[i], pairs[i + 1]]); put(el, pairs[i], pairs[i + 1]); }
+    return el;
+  }
+  const span = key => L(h('span'), 'text', key);
+  function retext(m) {
+    if (!m.texts || typeof m.texts !== 'object' || typeof m.language !== 'string') return;
+    T = m.texts; lang = m.language;
+    for (const [el, where, key] of labels) put(el, where, key);
+    for (const el of [host, ui.w]) if (lang) el.setAttribute('lang', lang);
+    mode();
+  }
+
   // ---- building the widget
   function build() {
     host = h('parley-widget', { id: 'parley-widget', 'data-state': 'closed', lang: lang || null });
     const root = host.attachShadow({ mode: 'open' });
     root.append(h('style', null, CSS));
-    ui.la = h('button', { class: 'la', type: 'button', 'aria-label': t('launcher_label'), title: t('launcher_label'),
-      'aria-expanded': 'false', 'aria-controls': 'parley-panel', onclick: () => setOpen(!isOpen) }, icon(I_CHAT));
+    ui.la = L(h('button', { class: 'la', type: 'button', 'aria-expanded': 'false', 'aria-controls': 'parley-panel',
+      onclick: () => setOpen(!isOpen) }, icon(I_CHAT)), 'aria-label', 'launcher_label', 'title', 'launcher_label');
     ui.dot = h('span', { class: 'dot', hidden: true });
     ui.la.append(ui.dot);
     ui.ls = h('div', { class: 'ls' });
     ui.wait = h('div', { class: 'n wt', hidden: true }, t('waiting_for_operator'));
-    ui.sc = h('div', { class: 'sc', role: 'log', 'aria-live': 'polite', 'aria-label': t('window_title') }, ui.ls, ui.wait);
+    ui.sc = L(h('div', { class: 'sc', role: 'log', 'aria-live': 'polite' }, ui.ls, ui.wait), 'aria-label', 'window_title');
     ui.cn = h('div', { class: 'cn', role: 'status', hidden: true });
-    ui.ta = h('textarea', { rows: 1, maxlength: MAX_TEXT, placeholder: t('input_placeholder'), 'aria-label': t('input_placeholder'),
+    ui.ta = L(h('textarea', { rows: 1, maxlength: MAX_TEXT,
       oninput: () => { grow(); typingNow(); }, onkeydown: e => {
         if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) { e.preventDefault(); submit(); }
-      } });
+      } }), 'placeholder', 'input_placeholder', 'aria-label', 'input_placeholder');
     ui.file = h('input', { type: 'file', hidden: true, tabindex: -1, 'aria-hidden': 'true', onchange: () => {
       const f = ui.file.files && ui.file.files[0]; ui.file.value = ''; if (f) attach(f);
     } });
-    const title = h('h2', { id: 'parley-title' }, t('window_title'));
+    const title = L(h('h2', { id: 'parley-title' }), 'text', 'window_title');
     ui.p = h('div', { class: 'p', id: 'parley-panel', role: 'dialog', 'aria-labelledby': 'parley-title', hidden: true,
       onkeydown: e => { if (e.key === 'Escape') { e.stopPropagation(); setOpen(false); } } },
     h('div', { class: 'hd' }, h('div', null, title, ui.sub = h('p', null, t('online_subtitle'))),
-      h('button', { class: 'x', type: 'button', 'aria-label': t('close_label'), title: t('close_label'), onclick: () => setOpen(false) }, icon(I_X))),
+      L(h('button', { class: 'x', type: 'button', onclick: () => setOpen(false) }, icon(I_X)), 'aria-label', 'close_label', 'title', 'close_label')),
     ui.cn, ui.sc, ui.ty = h('div', { class: 'ty', role: 'status', hidden: true }), ui.cbox = contactForm(),
     ui.fm = h('form', { class: 'fm', onsubmit: e => { e.preventDefault(); submit(); } },
-      h('button', { class: 'ib', type: 'button', 'aria-label': t('attach_label'), title: t('attach_label'), onclick: () => ui.file.click() }, icon(I_CLIP)),
+      L(h('button', { class: 'ib', type: 'button', onclick: () => ui.file.click() }, icon(I_CLIP)), 'aria-label', 'attach_label', 'title', 'attach_label'),
       ui.file, ui.ta,
-      h('button', { class: 'ib sd', type: 'submit', 'aria-label': t('send_label'), title: t('send_label') }, icon(I_SEND))),
+      L(h('button', { class: 'ib sd', type: 'submit' }, icon(I_SEND)), 'aria-label', 'send_label', 'title', 'send_label')),
     offlineForm()); // after the composer: the first textarea in the widget stays the chat's
     ui.w = h('div', { class: 'w', lang: lang || null }, ui.p, ui.la);
     root.append(ui.w);
-    const g = t('greeting');
-    if (g) ui.ls.append(h('div', { class: 'm op', 'data-kind': 'greeting' }, h('div', { class: 'b' }, g)));
+    ui.ls.append(h('div', { class: 'm op', 'data-kind': 'greeting' }, L(h('div', { class: 'b' }), 'text', 'greeting')));
     D.body.append(host);
     mode();
   }
@@ -259,13 +276,12 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       text: h('textarea', { name: 'text', rows: 4, maxlength: MAX_TEXT, oninput: clearBad }) };
     ui.oe = h('div', { class: 'ce', role: 'alert' });
     ui.on = h('p', { class: 'on' });
-    ui.os = h('button', { class: 'sd', type: 'submit' }, t('contact_submit_label'));
-    ui.oform = h('form', { class: 'of', hidden: true, novalidate: true, 'aria-label': t('offline_subtitle'),
-      onsubmit: e => { e.preventDefault(); leaveMessage(); } },
-    h('h3', null, t('contact_form_title')), ui.on,
-    ...['name', 'phone', 'email'].map(k => h('label', null, t(k + '_label'), ui.of[k])),
-    h('label', null, t('offline_message_label'), ui.of.text),
-    ui.oe, h('div', { class: 'pn' }, t('privacy_note')), h('div', { class: 'cb' }, ui.os));
+    ui.os = L(h('button', { class: 'sd', type: 'submit' }), 'text', 'contact_submit_label');
+    ui.oform = L(h('form', { class: 'of', hidden: true, novalidate: true, onsubmit: e => { e.preventDefault(); leaveMessage(); } },
+      L(h('h3'), 'text', 'contact_form_title'), ui.on,
+      ...['name', 'phone', 'email'].map(k => h('label', null, span(k + '_label'), ui.of[k])),
+      h('label', null, span('offline_message_label'), ui.of.text),
+      ui.oe, L(h('div', { class: 'pn' }), 'text', 'privacy_note'), h('div', { class: 'cb' }, ui.os)), 'aria-label', 'offline_subtitle');
     return ui.oform;
   }
   function badOff(k, text) { if (ui.of[k]) { ui.of[k].setAttribute('aria-invalid', 'true'); ui.of[k].focus(); } ui.oe.textContent = text; }
@@ -352,14 +368,15 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       oninput: () => { ui.cf[k].removeAttribute('aria-invalid'); ui.ce.textContent = ''; } });
     ui.cf = { name: input('name', 'text', 'name'), phone: input('phone', 'tel', 'tel'), email: input('email', 'email', 'email') };
     ui.ce = h('div', { class: 'ce', role: 'alert' });
-    ui.cs = h('button', { class: 'sd', type: 'submit' }, t('contact_submit_label'));
-    ui.cform = h('form', { class: 'cf', hidden: true, novalidate: true, 'aria-label': t('contact_form_title'),
-      onsubmit: e => { e.preventDefault(); giveContacts(); } },
-    h('h3', null, t('contact_form_title')),
-    ...['name', 'phone', 'email'].map(k => h('label', null, t(k + '_label'), ui.cf[k])),
-    ui.ce, h('div', { class: 'pn' }, t('privacy_note')),
-    h('div', { class: 'cb' }, h('button', { type: 'button', onclick: () => showForm(false) }, t('contact_cancel_label')), ui.cs));
-    ui.cl = h('button', { class: 'cl', type: 'button', 'aria-expanded': 'false', onclick: () => showForm(ui.cform.hidden) }, t('contact_open_label'));
+    ui.cs = L(h('button', { class: 'sd', type: 'submit' }), 'text', 'contact_submit_label');
+    ui.cform = L(h('form', { class: 'cf', hidden: true, novalidate: true, onsubmit: e => { e.preventDefault(); giveContacts(); } },
+      L(h('h3'), 'text', 'contact_form_title'),
+      ...['name', 'phone', 'email'].map(k => h('label', null, span(k + '_label'), ui.cf[k])),
+      ui.ce, L(h('div', { class: 'pn' }), 'text', 'privacy_note'),
+      h('div', { class: 'cb' }, L(h('button', { type: 'button', onclick: () => showForm(false) }), 'text', 'contact_cancel_label'), ui.cs)),
+    'aria-label', 'contact_form_title');
+    ui.cl = L(h('button', { class: 'cl', type: 'button', 'aria-expanded': 'false', onclick: () => showForm(ui.cform.hidden) }),
+      'text', 'contact_open_label');
     return h('div', null, ui.cl, ui.cform);
   }
   function showForm(o) {
@@ -694,6 +711,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     } else if (m.id && m.id === cf.id && (m.type === 'contacts_saved' || m.type === 'error')) contactsAnswer(m);
     else if (m.type === 'event') event(m);
     else if (m.type === 'typing') showTyping(m.operator);
+    else if (m.type === 'texts') retext(m);
     else if (m.type === 'unanswered') { if (m.conversation_id && m.conversation_id === convId) nobodyAnswered(); }
     else if (rt.id && m.id === rt.id && (m.type === 'rated' || m.type === 'error')) ratingAnswer(m);
     else if (m.type === 'ack') {

@@ -23,6 +23,9 @@ async function boot() {
     window.addEventListener('load', () => navigator.serviceWorker.register('/app/sw.js', { scope: '/app/' }).catch(() => {}));
   }
   setUnauthenticatedHandler(() => { if (store.me) showLogin(t('session_ended')); });
+  // Never signed in from this browser (or signed out): the login form at once, without
+  // asking the server first - that answer could only be a 401, red in the console.
+  if (!signedIn()) { showLogin(); return; }
   for (let attempt = 0; ; attempt++) {
     try {
       const me = await api('GET', '/api/session', undefined, { quiet401: true });
@@ -56,6 +59,11 @@ function languageSwitch() {
 }
 
 // ---- login -----------------------------------------------------------------------------------
+// Whether this browser holds a session cookie worth trying (the cookie itself is HttpOnly).
+const SIGNED_IN = 'parley.signed_in';
+function signedIn() { try { return localStorage.getItem(SIGNED_IN) === '1'; } catch { return true; } }
+function setSignedIn(on) { try { if (on) localStorage.setItem(SIGNED_IN, '1'); else localStorage.removeItem(SIGNED_IN); } catch { /* private mode */ } }
+
 function showLogin(message) {
   teardown();
   store.me = null;
@@ -91,11 +99,13 @@ function showLogin(message) {
   error, submit);
   clear(root).append(h('main', { class: 'center-screen' }, form));
   notify.clearToasts();
+  setSignedIn(false);
   (project.value ? (email.value ? password : email) : project).focus();
 }
 
 // ---- the app ------------------------------------------------------------------------------------
 function startApp(me) {
+  setSignedIn(true);
   store.me = me;
   mountShell();
   notify.initNotify({ me, onOpen: openConversation });

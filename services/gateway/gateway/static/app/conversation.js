@@ -158,7 +158,7 @@ export function createConversationView(ctx) {
   /** The operator is looking at the conversation: the visitor's messages up to maxSeq are read.
    * Only while the page is visible, and only when it moves forward (the server ignores the rest). */
   function markRead() {
-    if (!id || document.visibilityState === 'hidden' || maxSeq <= readSent) return;
+    if (!id || document.visibilityState === 'hidden' || maxSeq <= readSent || !row()?.assignee_id) return;   // not while untaken
     const forId = id, upto = maxSeq;
     readSent = upto;
     api('POST', `/api/conversations/${forId}/read`, { seq: upto }, { quiet401: true })
@@ -333,6 +333,7 @@ export function createConversationView(ctx) {
     else if (!allowed) banner.append(h('p', null, t('banner_not_yours', { name: r.assignee_name || '' })));
 
     renderSide(r);
+    markRead();   // taken just now: what was only previewed is read from here on
   }
 
   function renderSide(r) {
@@ -595,6 +596,7 @@ export function createConversationView(ctx) {
   // ---- attachments ------------------------------------------------------------------------
   async function attach(file) {
     if (!id) return;
+    composerError.textContent = '';   // a refused earlier file's error goes with the next try
     const forId = id;
     const progress = h('progress', { max: '1', value: '0', 'aria-label': t('uploading', { name: file.name }) });
     pendingAttachment = { uploading: true, name: file.name, size: file.size, progress };

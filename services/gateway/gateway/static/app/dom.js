@@ -13,14 +13,17 @@ export function h(tag, attrs, ...children) {
       else el.setAttribute(key, value === true ? '' : String(value));
     }
   }
-  append(el, children);
+  appendAll(el, children);
   return el;
 }
 
-function append(el, children) {
+/** Appends children as h() does: null, undefined and false are skipped, arrays flattened. */
+export function append(el, ...children) { appendAll(el, children); return el; }
+
+function appendAll(el, children) {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;
-    if (Array.isArray(child)) append(el, child);
+    if (Array.isArray(child)) appendAll(el, child);
     else el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
 }

@@ -28,6 +28,7 @@ export function createPresence(me) {
     const online = [...statuses.values()].filter((o) => o.status === 'online').map((o) => o.name);
     clear(team).append(online.length ? t('team_online', { names: online.join(', ') }) : t('team_online_none'));
     team.setAttribute('data-online', String(online.length));
+    team.title = team.textContent;   // the whole list, when the header cuts it short
   }
 
   function apply(msg) {

@@ -34,7 +34,7 @@ export async function ratingsSection(node) {
     }
     if (data.recent.length) {
       out.append(h('h4', null, t('ratings_recent')), table('ratings-recent',
-        [t('ratings_week'), t('ratings_operator'), t('ratings_average'), t('ratings_comment')],
+        [t('ratings_rated_at'), t('ratings_operator'), t('ratings_rating'), t('ratings_comment')],
         data.recent.map((r) => [formatDateTime(r.rated_at), who(r), `${r.rating} / 5`, r.comment || ''])));
     }
   }

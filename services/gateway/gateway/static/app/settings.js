@@ -2,7 +2,7 @@
 // live preview, and the sites where the widget may run. Owner-only controls are hidden for others
 // (and the server refuses them anyway).
 import { api, upload, uuid } from './api.js';
-import { h, clear, avatar, icon } from './dom.js';
+import { h, clear, avatar, icon, append } from './dom.js';
 import { t } from './i18n.js';
 import { store } from './store.js';
 
@@ -268,7 +268,8 @@ async function operatorsSection(node) {
     }
 
     const showAdmin = me.is_owner && !(op && op.is_owner);
-    form.append(
+    // Through h()'s child rules: the native append would write a skipped field as "null".
+    append(form,
       h('h4', { id: `${prefix}-title` }, editing ? t('edit_named', { name: op.name }) : t('add_operator')),
       field(t('display_name'), name, { testid: `${prefix}-name`, hint: t('display_name_hint') }),
       field(t('email'), email, { testid: `${prefix}-email`, hint: t('email_login_hint') }),
