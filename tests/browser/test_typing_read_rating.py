@@ -71,5 +71,8 @@ async def test_typing_read_and_rating_between_widget_and_app(stack, browser):
     await by_operator.wait_for(timeout=15000)
     assert "4.00" in await by_operator.inner_text()
     assert "Quick answer, thanks" in await app.get_by_test_id("ratings-recent").inner_text()
+    # Each column says what it holds (issue 19: "Week of" stood over a timestamp, "Average" over "4 / 5").
+    assert await app.get_by_test_id("ratings-recent").locator("th").all_inner_texts() == [
+        "RATED AT", "OPERATOR", "RATING", "COMMENT"]
     await app.screenshot(path=screenshot_path("app-ratings"))
     assert app.dialogs == [] and visitor.dialogs == []
