@@ -324,7 +324,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     ui.oform.hidden = !off; ui.sc.hidden = ui.fm.hidden = ui.cbox.hidden = off;
     // A conversation going on outside hours (or with nobody online) is not promised a quick
     // answer: the header says so unless an operator is already in it.
-    ui.sub.textContent = t(off || (!avail.open && !joined) ? 'offline_subtitle' : 'online_subtitle');
+    ui.sub.textContent = t(off || ((!avail.open || unanswered) && !joined) ? 'offline_subtitle' : 'online_subtitle');
     ui.on.textContent = opensAt();
     waiting();
     if (off && was !== 'offline' && ui.ta.value.trim()) { ui.of.text.value = [ui.of.text.value.trim(), ui.ta.value.trim()].filter(Boolean).join('\n'); ui.ta.value = ''; grow(); }
@@ -341,8 +341,8 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
   }
   function nobodyAnswered() {
     unanswered = true; store.set('unanswered', convId);
-    waiting();
     if (!contactsGiven && ui.cform.hidden && !convClosed) { ui.cform.hidden = false; ui.cl.setAttribute('aria-expanded', 'true'); }
+    mode();
   }
   function toOffline(text, next) { // a refused start: the form takes over, with the text kept
     avail = { open: false, next: next || avail.next }; convClosed = true;
@@ -526,13 +526,13 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
   // working hours and the conversation has not gone unanswered.
   function waiting() {
     clearTimeout(waitTimer);
+    const kind = unanswered ? 'unanswered' : !avail.open ? 'closed' : 'open';
     waitTimer = setTimeout(() => mutate(() => {
-      const kind = unanswered ? 'unanswered' : !avail.open ? 'closed' : 'open';
       const text = kind === 'unanswered' ? t('waiting_unanswered') : kind === 'closed'
         ? [t('waiting_while_closed'), opensAt()].filter(Boolean).join(' ') : t('waiting_for_operator');
       ui.wait.textContent = text; ui.wait.setAttribute('data-waiting', kind);
       ui.wait.hidden = !(hasVisitor && !joined) || !text;
-    }), 400);
+    }, kind === 'unanswered'), 400);   // in view: the form that opens with it must not hide it
   }
 
   // ---- sending
