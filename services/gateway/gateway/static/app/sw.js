@@ -1,7 +1,7 @@
 // Parley operator app service worker: keeps the app shell so the app starts offline and
 // opens in its own window. Only the shell files are cached; /api, /ws, /files and
 // /avatars always go to the network and are never cached.
-const CACHE = 'parley-app-v6';
+const CACHE = 'parley-app-v7';
 const SHELL = [
   '/app/',
   '/app/static/app.css',
