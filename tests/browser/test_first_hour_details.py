@@ -5,8 +5,10 @@ in the inbox, and a refused upload followed by a good one. Screenshots:
 app-settings-assignment, app-settings-identity, app-inbox-file."""
 from __future__ import annotations
 
+from playwright.async_api import expect
+
 from tests.browser.conftest import screenshot_path
-from tests.browser.test_operator_app import open_demo
+from tests.browser.test_operator_app import open_app, open_demo, visitor_says
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
@@ -81,3 +83,31 @@ async def test_a_newcomers_first_hour_in_the_app(stack, browser):
     await app.get_by_test_id("attachment-ready").wait_for(timeout=10000)
     assert await error.inner_text() == ""
     assert [c for c in console if "401" in c] == [], console
+
+
+async def test_an_operator_finds_their_closed_chats_under_closed(stack, browser):
+    """Issue 19, item 7: a closed chat left "Mine" and a plain operator had no way back to it."""
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    _, olga, email = await stack.add_operator(owner, "Olga Closer")
+    _, petr, _ = await stack.add_operator(owner, "Petr Other")
+    app = await open_app(browser, base, email, "operator-pass-1")
+    visitor = await open_demo(browser, base)
+    await visitor_says(visitor, "Can I return the laptop?")
+    row = app.get_by_test_id("inbox-row").filter(has_text="return the laptop")
+    await row.click()
+    await app.get_by_test_id("take-button").click()
+    await app.get_by_test_id("status-select").select_option("closed")
+    await app.get_by_test_id("tab-mine").click()
+    await expect(app.get_by_test_id("inbox-row").filter(has_text="return the laptop")).to_have_count(0)
+    await app.get_by_test_id("tab-closed").click()
+    closed = app.get_by_test_id("inbox-row").filter(has_text="return the laptop")
+    await closed.click()
+    await app.get_by_test_id("message").filter(has_text="Can I return the laptop?").wait_for(timeout=10000)
+    await app.screenshot(path=screenshot_path("app-inbox-closed"))
+    # The API's view is one's own: not another operator's, and closed ones only.
+    cid = await closed.get_attribute("data-conversation-id")
+    mine = await (await stack.call("GET", "/api/inbox?view=closed", olga)).json()
+    assert [c["id"] for c in mine["conversations"]] == [cid] and mine["conversations"][0]["status"] == "closed"
+    others = await (await stack.call("GET", "/api/inbox?view=closed", petr)).json()
+    assert others["conversations"] == []

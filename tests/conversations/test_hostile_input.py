@@ -307,11 +307,14 @@ async def test_two_operators_with_the_same_idempotency_key_both_get_their_reply_
     assert replies(await events_of(stack, mine)) == [("Olga", "Olga here"), ("Anna Admin", "Admin here")]
     assert replies(await events_of(stack, petrs)) == [("Petr", "Petr here")]
 
-    # notes and lead requests too
+    # notes and lead requests too (a lead needs a way to reach the client; a second one, again)
+    contacts = await call(stack, "POST", path("api", "conversations", mine, "contacts"), headers=as_(OLGA),
+                          json={"phone": "+79001234567"})
+    assert contacts.status == 200, contacts.raw
     for actor in (OLGA, ADMIN):
         assert (await reply(stack, actor, mine, f"note by {actor['name']}", key, "notes")).status == 200
         lead = await call(stack, "POST", path("api", "conversations", mine, "lead"),
-                          headers={**as_(actor), "Idempotency-Key": key})
+                          headers={**as_(actor), "Idempotency-Key": key}, json={"again": True})
         assert lead.status == 200 and len(lead.body["events"]) == 1, lead.raw
     events = await events_of(stack, mine)
     assert [e["data"]["text"] for e in events if e["type"] == "chat.note_added"] == [

@@ -222,6 +222,21 @@ def test_k8s_sets_every_deployment_variable_and_nothing_undeclared(built):
     assert not in_k8s & LOCAL_ONLY_VARIABLES, "k8s sets a make-run/test-only variable"
 
 
+def test_crm_bridge_knows_the_public_url_its_lead_links_point_at(built):
+    """Issue 19: a lead's link to its conversation pointed at localhost:8080 because only the
+    gateway knew PARLEY_PUBLIC_URL; crm-bridge builds the link, so it must know it too."""
+    compose_env = _compose_env()
+    assert "PARLEY_PUBLIC_URL" in compose_env["crm-bridge"]
+    assert compose_env["crm-bridge"]["PARLEY_PUBLIC_URL"] == compose_env["gateway"]["PARLEY_PUBLIC_URL"]
+    docs = built["production"]
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "parley-config")
+    assert config["data"]["PARLEY_PUBLIC_URL"].startswith("https://")
+    [bridge] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "crm-bridge"]
+    sources = [src.get("configMapRef", {}).get("name") for c in bridge["spec"]["template"]["spec"]["containers"]
+               for src in c.get("envFrom", [])]
+    assert "parley-config" in sources
+
+
 def test_compose_sets_nothing_undeclared():
     for service, env in _compose_env().items():
         unknown = set(env) - set(VARIABLES)

@@ -15,10 +15,12 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
+from playwright.async_api import async_playwright
 
 from parley.config import REPO_ROOT, env
 from parley.platform.procs import port_is_free
 from parley.platform.run import SERVICES, STANDIN_OFFSET
+from tests.browser.conftest import ARGS, CHROMIUM, screenshot_path
 from tests.conversations.visitor import ScriptedVisitor
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -91,6 +93,25 @@ async def a_visitor_writes(base: int) -> None:
         await visitor.drop()
 
 
+async def title_behind(link: str) -> str:
+    """Chromium follows a lead's link, logs in as the owner, and reads the conversation's title."""
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = await (await browser.new_context()).new_page()
+            await page.goto(link)
+            await page.get_by_test_id("login-project").fill("demo")
+            await page.get_by_test_id("login-email").fill(env("PARLEY_OWNER_EMAIL"))
+            await page.get_by_test_id("login-password").fill(env("PARLEY_OWNER_PASSWORD"))
+            await page.get_by_test_id("login-password").press("Enter")
+            title = page.locator("#conv-title")
+            await title.filter(has_text="Maria").wait_for(timeout=15000)
+            await page.screenshot(path=screenshot_path("lead-link-opens-the-conversation"))
+            return await title.inner_text()
+        finally:
+            await browser.close()
+
+
 def eventually(read, enough, timeout: float = 30):
     """`read()` once `enough` of it is true, or its last value after `timeout` seconds: the
     inbox and the CRM are fed asynchronously, from Kafka."""
@@ -128,8 +149,11 @@ def check_a_lead_reaches_the_standin(base: int, run_dir: Path) -> None:
     assert len(leads) == 1, leads
     assert leads[0]["ASSIGNED_BY_ID"] == owners_manager["ID"], leads
     assert leads[0]["TITLE"] == "Chat: Maria Ivanova", leads
-    # The lead links back to the conversation where this run's gateway is, not :8080.
-    assert f"http://localhost:{base}/app/#/conversations/{conversation['id']}" in leads[0]["COMMENTS"], leads
+    # The lead links back to the conversation where this run's gateway is, not :8080, and a
+    # manager who follows it in a browser lands on that conversation after logging in.
+    link = f"http://localhost:{base}/app/#/conversations/{conversation['id']}"
+    assert link in leads[0]["COMMENTS"], leads
+    assert asyncio.run(title_behind(link)) == "Maria Ivanova"
     assert status(f"http://127.0.0.1:{base + STANDIN_OFFSET}/") == 200  # the page the banner points at
 
 

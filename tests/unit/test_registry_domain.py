@@ -3,6 +3,7 @@ the current-password rule, login throttling keys and idempotency scopes."""
 import uuid
 
 import pytest
+from argon2 import Type
 
 from operator_registry import accounts, commands, domain
 from operator_registry.domain import Actor, Operator
@@ -194,3 +195,12 @@ def test_idempotency_keys_are_scoped_to_project_operator_method_and_path():
     assert PROJECT in mine and PLAIN.operator_id in mine
     assert commands.idempotent_command_id(PLAIN, "POST", "/api/templates", "short") is None
     assert commands.idempotent_command_id(PLAIN, "POST", "/api/templates", "x" * 101) is None
+
+
+def test_passwords_are_hashed_with_owasps_argon2id_setting():
+    """Issue 19: a login cost ~1 s on a loaded 2-CPU machine with argon2-cffi's default
+    (64 MiB, 3 passes, 4 lanes: 127 ms a check when idle). OWASP's first setting for
+    argon2id (19 MiB, 2 passes, 1 lane) checks in ~20 ms and is what production hashes with."""
+    h = accounts.PASSWORD_HASHER
+    assert (h.type, h.memory_cost, h.time_cost, h.parallelism) == (Type.ID, 19 * 1024, 2, 1)
+    assert accounts.PASSWORD_HASHER.hash("x").startswith("$argon2id$v=19$m=19456,t=2,p=1$")

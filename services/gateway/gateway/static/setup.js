@@ -38,7 +38,9 @@ form.addEventListener('submit', async (event) => {
     const response = await fetch('/setup', { method: 'POST', headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(body), credentials: 'same-origin' });
     if (response.status === 201) {
-      // Logged in (the session cookie came with the answer): straight to the snippet.
+      // Logged in (the session cookie came with the answer): straight to the snippet. The
+      // app asks for its session only where it has signed in before (app.js, SIGNED_IN).
+      try { localStorage.setItem('parley.signed_in', '1'); } catch { /* private mode: the login form */ }
       location.assign('/app#/settings/chat');
       return;
     }
