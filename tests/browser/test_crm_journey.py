@@ -35,6 +35,17 @@ async def send_to_crm(app) -> None:
     await app.get_by_test_id("lead-confirm").click()
 
 
+async def a_lead_from_the_demo(browser, base: str, app, contacts: tuple[str, str, str], text: str):
+    """A visitor leaves contacts and writes `text`; the owner takes it and sends it to the CRM."""
+    visitor = await open_demo(browser, base)
+    await leave_contacts(visitor, *contacts)
+    await visitor_says(visitor, text)
+    await open_newest(app, text)
+    await app.get_by_test_id("take-button").click()
+    await send_to_crm(app)
+    return visitor
+
+
 async def open_newest(app, text: str) -> None:
     row = app.get_by_test_id("inbox-row").filter(has_text=text).first
     await row.wait_for(timeout=15000)
@@ -52,12 +63,8 @@ async def test_contacts_send_to_crm_lead_created_and_the_returning_client_card(b
     app.on("pageerror", lambda e: errors.append(str(e)))
 
     # First visit: contacts in the widget, then a question.
-    visitor = await open_demo(browser, base)
-    await leave_contacts(visitor, "Ivan Buyer", "8 (912) 345-67-89", "ivan.buyer@example.com")
-    await visitor_says(visitor, "Do you have 10 licenses in stock?")
-    await open_newest(app, "10 licenses")
-    await app.get_by_test_id("take-button").click()
-    await send_to_crm(app)
+    await a_lead_from_the_demo(browser, base, app, ("Ivan Buyer", "8 (912) 345-67-89", "ivan.buyer@example.com"),
+                               "Do you have 10 licenses in stock?")
 
     # The outcome arrives live: the lead's number and the manager whose email is the owner's.
     status = app.get_by_test_id("lead-status")
@@ -114,12 +121,8 @@ async def test_send_to_crm_makes_no_empty_and_no_second_lead_by_accident(bridge,
     app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
 
     # Maria's first conversation went to the CRM with her name and phone.
-    first = await open_demo(browser, base)
-    await leave_contacts(first, "Maria Ivanova", "+7 905 111-22-33", "maria@example.com")
-    await visitor_says(first, "Please call me about the laptops")
-    await open_newest(app, "about the laptops")
-    await app.get_by_test_id("take-button").click()
-    await send_to_crm(app)
+    await a_lead_from_the_demo(browser, base, app, ("Maria Ivanova", "+7 905 111-22-33", "maria@example.com"),
+                               "Please call me about the laptops")
     await app.get_by_test_id("lead-status").filter(has_text="created").wait_for(timeout=30000)
 
     # She comes back from another browser and writes; nothing is known of her yet.
