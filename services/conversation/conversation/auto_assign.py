@@ -10,9 +10,9 @@
   to the next operator `offers.choose` names - right after a conversation starts, and
   when someone comes online while conversations wait. One that every online operator
   already let expire this round waits `round_pause_seconds` after its last offer ended,
-  then a new round starts with the next operator (`offers.decide_offer(new_round=True)`). Two replicas offering the same
-  conversation: optimistic concurrency lets one append; the other re-decides on the
-  offer now standing and appends nothing.
+  then a new round starts with the next operator (`offers.decide_offer(new_round=True)`).
+  Two replicas offering the same conversation: optimistic concurrency lets one append;
+  the other re-decides on the offer now standing and appends nothing.
 - The offer's timeout is the scheduler's durable timer (scheduler/offer_timers.py),
   armed by `assignment.offered`; when it fires the scheduler calls
   `POST /internal/conversations/{id}/offers/{offer_id}/expire`, whose command id is the

@@ -3,8 +3,8 @@
 (`PUT /internal/visitors/identity`) and shown to operators beside the conversation.
 
 Personal data, so not an event: a table of its own, keyed by the verified visitor id,
-read when conversations are listed (IDENTITY_COLUMN) and by the client card, and the
-first thing an erasure of that visitor removes. The last identify wins; a value that is
+read when conversations are listed (IDENTITY_COLUMN) and by the client card; an
+erasure of that visitor (issue 20, not built yet) must delete its row. The last identify wins; a value that is
 not plausible (too long, control characters, an email without @) is dropped, never an
 error - the visitor is verified either way."""
 from __future__ import annotations

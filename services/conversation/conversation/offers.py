@@ -15,7 +15,8 @@ and the offer's three steps as events (issue 13, item 2).
   after a pause (auto_assign.Tuning.round_pause_seconds) a new round starts
   (`assignment.offered` with `new_round`: `offered_ids` starts again from that operator),
   so the same people are asked again until someone accepts. A conversation is never
-  stranded in "New" while anyone is online (docs/architecture.md, Offers in rounds).
+  stranded in "New" while anyone is online (docs/architecture.md, Presence and
+  acknowledged auto-assignment).
 - Exactly one owner: an offer is void the moment anyone takes, is assigned, or accepts
   another offer (evolve clears it), and Accept needs the current offer id; expiring an
   offer that is no longer current appends nothing (idempotent by offer id)."""

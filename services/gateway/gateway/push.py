@@ -108,7 +108,8 @@ async def on_unanswered_alert(app: web.Application, event: Event) -> None:
     working minutes. Every admin of the project connected now is told (toast and desktop
     notification, docs/working-hours.md); other operators are not. The visitor is told
     too (`{"type": "unanswered"}`): the widget stops promising a quick answer and asks
-    for an email or phone to answer at (docs/architecture.md, Unanswered conversations)."""
+    for an email or phone to answer at (docs/architecture.md, Presence and acknowledged
+    auto-assignment)."""
     d = event.data
     project_id = d.get("project_id") or event.project_id
     cid = d["conversation_id"]

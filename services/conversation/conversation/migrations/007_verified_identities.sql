@@ -1,7 +1,7 @@
 -- Verified visitors' own name and email (issue 19, item 6): what `Parley.identify` gave
 -- with a hash that verified, kept under the verified visitor id so operators know who
--- they serve. Personal data: it lives only here, never in an event or on a topic, and
--- goes with the visitor when they are erased.
+-- they serve. Personal data: it lives only here, never in an event or on a topic, so
+-- that erasing the visitor (issue 20) is deleting their row.
 create table verified_identities (
     project_id  text not null,
     visitor_id  text not null,
