@@ -36,6 +36,7 @@ async def test_an_unanswered_visitor_is_told_and_asked_for_contacts(scheduler, s
     await visitor.reload()
     await visitor.click(f"{W} button.la")
     await visitor.locator(f"{W} .wt[data-waiting=unanswered]").wait_for(timeout=10000)
+    assert "online" not in (await visitor.locator(f"{W} .hd p").inner_text()).lower()   # after a reload too
 
     # The owner takes it: the alert goes without being dismissed, and the visitor is joined.
     await app.get_by_test_id("inbox-row").filter(has_text="refund").click()

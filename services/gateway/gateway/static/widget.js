@@ -689,7 +689,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       connected = true; attempt = 0; helloAt = Date.now();
       if (m.conversation_id !== convId) { if (convId && m.conversation_id) newConversation(m.conversation_id); convId = m.conversation_id || null; convClosed = false; mode(); }
       if (of.sent) send(of.sent);
-      unanswered = !!convId && store.get('unanswered') === convId; waiting();
+      unanswered = !!convId && store.get('unanswered') === convId; mode();
     if (ui.cn.getAttribute('data-notice') === 'reconnecting') conn('reconnected');
       if (paramsSet) send({ type: 'params', params: { ...params } });
       if (cf.sent) send(cf.sent);
