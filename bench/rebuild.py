@@ -24,6 +24,7 @@ from parley import db, kafka
 from parley.consumer import ConsumerRunner
 from parley.envelope import Event
 from parley.schemas import Topic
+from parley.subject_keys import LocalOpener
 
 from bench import chat_histories
 from bench.common import Ticker, progress
@@ -116,8 +117,12 @@ async def rebuild(database_url: str, bootstrap: str, topic: str, total: int, tim
 
     # Large batches: a conversation's row is written once per batch, whatever its events in it;
     # a poll's partitions in concurrent transactions: the database works while this process parses.
+    # What the services wrote is sealed (parley/personal.py): opened with the conversation
+    # service's keys, as its own rebuild would (a filled topic of its own is plain).
+    keys = await db.create_pool(database_url, conversation_main.SPEC.schema, max_size=2)
     runner = ConsumerRunner(pool, bootstrap, name=f"bench-inbox-{schema}", topics=[topic], handle_batch=handle_batch,
-                            reset=reset, max_records=20_000, fetch_bytes=4 << 20, concurrent_partitions=True)
+                            reset=reset, max_records=20_000, fetch_bytes=4 << 20, concurrent_partitions=True,
+                            opener=LocalOpener(keys).open)
     await runner.rebuild()
     stop = asyncio.Event()
     started = time.perf_counter()
@@ -139,6 +144,7 @@ async def rebuild(database_url: str, bootstrap: str, topic: str, total: int, tim
         await asyncio.gather(task, return_exceptions=True)
         await pool.execute(f"drop schema {schema} cascade")
         await pool.close()
+        await keys.close()
     # Offsets start at 0 (topics keep every event), so the stored offsets add up to the events read.
     # events_per_s counts from the first event applied: the group join before it (a few
     # seconds of waiting, not work) is reported apart, as startup_s.

@@ -27,6 +27,7 @@ from parley import db, kafka
 from parley.consumer import ConsumerRunner
 from parley.contract import id_of
 from parley.envelope import Event
+from parley.subject_keys import LocalOpener
 
 # table -> (key columns, columns left out of the comparison, and why)
 CONVERSATION_TABLES = {
@@ -156,8 +157,14 @@ async def _conversation(database_url: str, bootstrap: str, timeout: float) -> li
     async def reset(conn: asyncpg.Connection) -> None:
         await conn.execute("truncate conversations, visitor_conversations, conversation_messages, conversation_state")
 
-    pool, scratch = await _rebuild(database_url, bootstrap, service.SPEC.migrations, [["conversation.events"]],
-                                   {"handle_batch": replay}, reset, timeout)
+    # The topic's personal fields are sealed: opened with the live service's keys, as the
+    # service itself would in a rebuild (parley/subject_keys.py, LocalOpener).
+    keys = await db.create_pool(database_url, service.SPEC.schema, max_size=2)
+    try:
+        pool, scratch = await _rebuild(database_url, bootstrap, service.SPEC.migrations, [["conversation.events"]],
+                                       {"handle_batch": replay, "opener": LocalOpener(keys).open}, reset, timeout)
+    finally:
+        await keys.close()
     try:
         return await _compare(database_url, service.SPEC.schema, scratch, CONVERSATION_TABLES)
     finally:

@@ -25,7 +25,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "PARLEY_EVENT_SHARDS": ("8", "Event-store shards of a service schema, 1-256: appends to streams in different shards never wait for each other, and the relay publishes each shard in commit order. Read when a schema is first created and then stored in it (table `event_shards`); an existing schema keeps its count (a different value is logged and ignored; see docs/architecture.md, How a deployment grows)."),
     "PARLEY_SHUTDOWN_TIMEOUT": ("10", "Seconds a service waits for in-flight work on SIGTERM before giving up."),
     "PARLEY_OPERATOR_REGISTRY_URL": ("http://127.0.0.1:8082", "Gateway and conversation (auto-assignment asks who is online): where operator-registry answers (`make run` sets it)."),
-    "PARLEY_CONVERSATION_URL": ("http://127.0.0.1:8081", "Gateway and scheduler (idle close): where the conversation service answers (`make run` sets it)."),
+    "PARLEY_CONVERSATION_URL": ("http://127.0.0.1:8081", "Gateway, scheduler (idle close) and crm-bridge (keys that open sealed lead requests): where the conversation service answers (`make run` sets it)."),
     "PARLEY_CRM_BRIDGE_URL": ("http://127.0.0.1:8083", "Gateway: where crm-bridge answers (`make run` sets it)."),
     "PARLEY_SCHEDULER_URL": ("http://127.0.0.1:8084", "Gateway: where the scheduler answers (working hours; `make run` sets it)."),
     "PARLEY_SCHEDULER_MINUTE_SECONDS": ("60", "scheduler: how many seconds a timer minute lasts (unanswered_alert_minutes, and idle_close_hours as 60 of them). Leave it at 60; the tests shorten it so timers fire in seconds."),

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 BatchHandler = Callable[[asyncpg.Connection, list[Event]], Awaitable[None]]
 Reset = Callable[[asyncpg.Connection], Awaitable[None]]
+# Makes sealed events readable before they are handled (parley/personal.py: a KeyRing or
+# the owner's LocalOpener); a failure is the batch's, retried like any other.
+Opener = Callable[[list[Event]], Awaitable[list[Event]]]
 
 APPLIED = Counter("parley_consumer_applied_total", "Events applied by a consumer", ["consumer"])
 DUPLICATES = Counter("parley_consumer_duplicates_total", "Redelivered events skipped", ["consumer"])
@@ -68,7 +71,8 @@ class ConsumerRunner:
     def __init__(self, pool: asyncpg.Pool, bootstrap: str, *, name: str, topics: Sequence[str],
                  handle: Handler | None = None, handle_batch: BatchHandler | None = None,
                  reset: Reset | None = None, retry_delay: float = 1.0, max_records: int = 500,
-                 fetch_bytes: int | None = None, gather_ms: int = 0, concurrent_partitions: bool = False):
+                 fetch_bytes: int | None = None, gather_ms: int = 0, concurrent_partitions: bool = False,
+                 opener: Opener | None = None):
         if (handle is None) == (handle_batch is None):
             raise ValueError("give a ConsumerRunner either handle or handle_batch")
         self.pool = pool
@@ -77,6 +81,7 @@ class ConsumerRunner:
         self.topics = list(topics)
         self.handle = handle
         self.handle_batch = handle_batch
+        self.opener = opener
         self.max_records = max_records   # per poll, over all partitions
         self.fetch_bytes = fetch_bytes   # per partition and fetch (Kafka's default: 1 MiB)
         # A poll's partition batches in concurrent transactions (a connection each), for a
@@ -162,7 +167,7 @@ class ConsumerRunner:
         events = self._parse(tp, messages)
         while True:
             try:
-                await self._apply(tp, messages, events)
+                await self._apply(tp, messages, await self.opener(events) if self.opener else events)
                 break
             except Exception:
                 FAILURES.labels(self.name).inc()

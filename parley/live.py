@@ -17,20 +17,25 @@ log = logging.getLogger(__name__)
 
 Decode = Callable[[bytes], Any]
 Handle = Callable[[Any], Awaitable[None]]
+Open = Callable[[list[Event]], Awaitable[list[Event]]]
 
 
 class LiveSubscriber:
     """One consumer for several topics, each record handed to its topic's handler.
     `decoders` turn a topic's records into what its handler gets (a Parley event by
     default; a topic of ephemeral signals, such as typing.signals, passes its own,
-    returning None for what it does not understand).
+    returning None for what it does not understand). `openers` make a topic's sealed
+    events readable before its handler sees them (parley/personal.py), a poll's worth at
+    a time, so a batch's keys are fetched in one call.
 
     One consumer rather than one per topic: a gateway follows five topics, and five
     consumers were five fetches in flight, five connections and five idle polls a
     round, for records that one fetch brings together."""
 
-    def __init__(self, bootstrap: str, handlers: Mapping[str, Handle], decoders: Mapping[str, Decode] | None = None):
+    def __init__(self, bootstrap: str, handlers: Mapping[str, Handle], decoders: Mapping[str, Decode] | None = None,
+                 openers: Mapping[str, Open] | None = None):
         self.bootstrap, self.handlers, self.decoders = bootstrap, dict(handlers), dict(decoders or {})
+        self.openers = dict(openers or {})
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = kafka.consumer(self.bootstrap, None, *self.handlers, auto_offset_reset="latest")
@@ -46,17 +51,32 @@ class LiveSubscriber:
                     fetch.cancel()
                     break
                 for tp, messages in fetch.result().items():
-                    for message in messages:
-                        await self._deliver(tp.topic, message.value)
+                    for event in await self._readable(tp.topic, [self._decode(tp.topic, m.value) for m in messages]):
+                        await self._deliver(tp.topic, event)
         finally:
             stopping.cancel()
             await consumer.stop()
 
-    async def _deliver(self, topic: str, raw: bytes) -> None:
+    def _decode(self, topic: str, raw: bytes) -> Any:
         try:
-            event = self.decoders.get(topic, Event.from_bytes)(raw)
+            return self.decoders.get(topic, Event.from_bytes)(raw)
         except Exception:
-            event = None
+            return None
+
+    async def _readable(self, topic: str, events: list[Any]) -> list[Any]:
+        opener = self.openers.get(topic)
+        if opener is None:
+            return events
+        known = [e for e in events if e is not None]
+        try:
+            return await opener(known)
+        except Exception:
+            # The keys' owner not answering: these events are not pushed (the sockets catch
+            # up from the owner's history when they reconnect), the next poll is tried anew.
+            log.exception("live events could not be opened; skipped", extra={"topic": topic, "events": len(known)})
+            return []
+
+    async def _deliver(self, topic: str, event: Any) -> None:
         if event is None:
             log.error("skipping a message that is not a Parley event", extra={"topic": topic})
             return

@@ -25,12 +25,14 @@ import logging
 import os
 import signal
 import time
+from dataclasses import replace
 
 import asyncpg
 from prometheus_client import Counter, Gauge
 
 from parley import db, kafka
 from parley.eventstore import _COLUMNS, StoredEvent, _row_to_stored, shard_count
+from parley.subject_keys import Sealer
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +44,17 @@ ERRORS = Counter("parley_relay_errors_total", "Relay passes that failed and will
 
 class Relay:
     def __init__(self, database_url: str, schema: str, bootstrap: str, *,
-                 batch_size: int = 500, poll_interval: float = 1.0, name: str = "relay"):
+                 batch_size: int = 500, poll_interval: float = 1.0, name: str = "relay",
+                 sealer: Sealer | None = None):
         self.database_url = database_url
         self.schema = db.check_schema_name(schema)
         self.bootstrap = bootstrap
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.name = name
+        # A service whose events carry personal data seals those fields on the way out
+        # (parley/personal.py): Kafka keeps its topics forever, so it never gets them plain.
+        self.sealer = sealer
         self._wake = asyncio.Event()
         self._next_lag_count = 0.0
         self.is_leader = False
@@ -116,7 +122,7 @@ class Relay:
                                 " order by position limit $2", last, self.batch_size)
         if not rows:
             return 0
-        await self._send(producer, [_row_to_stored(r) for r in rows])
+        await self._send(producer, await self._outgoing(conn, rows))
         await conn.execute("""insert into relay_cursors (relay, shard, position) values ($1, -1, $2)
                               on conflict (relay, shard) do update set position = excluded.position""",
                            self.name, rows[-1]["position"])
@@ -137,7 +143,7 @@ class Relay:
         if not rows:
             LAG.labels(self.schema).set(0)
             return 0
-        await self._send(producer, [_row_to_stored(r) for r in rows])
+        await self._send(producer, await self._outgoing(conn, rows))
         last: dict[int, int] = {}
         sizes: dict[int, int] = {}
         for r in rows:
@@ -157,6 +163,14 @@ class Relay:
                                       join events e on e.shard = c.shard and e.position > c.position
                                       where c.relay = $1 and c.shard >= 0 limit 100000) unpublished""", self.name))
         return max(sizes.values())
+
+    async def _outgoing(self, conn: asyncpg.Connection, rows) -> list[StoredEvent]:
+        """The rows as they go on the bus: sealed, when this service seals."""
+        stored = [_row_to_stored(r) for r in rows]
+        if self.sealer is None:
+            return stored
+        sealed = await self.sealer.seal(conn, [s.event for s in stored])
+        return [replace(s, event=e) for s, e in zip(stored, sealed)]
 
     @staticmethod
     async def _send(producer, batch: list[StoredEvent]) -> None:

@@ -28,11 +28,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 
 from parley import db, internal_auth, kafka, logs
 from parley.config import Settings, env
-from parley.consumer import ConsumerRunner, Handler, Reset
+from parley.consumer import ConsumerRunner, Handler, Opener, Reset
 from parley.eventstore import EventStore
 from parley.http import busy, errors_middleware
 from parley.relay import Relay
 from parley.schemas import Catalog
+from parley.subject_keys import Sealer
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ class ConsumerSpec:
     handle: Handler
     reset: Reset | None = None
     gather_ms: int = 0   # > 0: no one waits on it; fetch in batches (ConsumerRunner.gather_ms)
+    # For a handler that reads personal fields of sealed events (parley/personal.py): what
+    # opens a batch of them, made from the app once it runs (a KeyRing to the keys' owner).
+    opener: Callable[[web.Application], Opener] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class ServiceSpec:
     default_port: int
     migrations: Path | None = None
     owns_streams: bool = True      # runs the outbox relay for its schema
+    # Its events carry personal data: the relay seals it on the way to Kafka (parley/personal.py).
+    seals_personal_data: bool = False
     consumers: Sequence[ConsumerSpec] = ()
     routes: Callable[[web.Application], None] | None = None
     # Other supervised loops: (name, factory) where factory(app) returns run(stop).
@@ -260,10 +266,12 @@ def create_app(spec: ServiceSpec, settings: Settings) -> web.Application:
         stop = asyncio.Event()
         loops: dict[str, Callable[[asyncio.Event], Awaitable[None]]] = {}
         if spec.owns_streams:
-            loops["relay"] = Relay(settings.database_url, spec.schema, settings.kafka_bootstrap).run
+            loops["relay"] = Relay(settings.database_url, spec.schema, settings.kafka_bootstrap,
+                                   sealer=Sealer() if spec.seals_personal_data else None).run
         for c in spec.consumers:
             runner = ConsumerRunner(app[POOL], settings.kafka_bootstrap, name=c.name, topics=c.topics,
-                                    handle=c.handle, reset=c.reset, gather_ms=c.gather_ms)
+                                    handle=c.handle, reset=c.reset, gather_ms=c.gather_ms,
+                                    opener=c.opener(app) if c.opener else None)
             loops[f"consumer:{c.name}"] = runner.run
         for name, factory in spec.loops:
             loops[name] = factory(app)

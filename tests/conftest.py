@@ -82,7 +82,7 @@ async def topic(platform) -> str:
     return name
 
 
-from tests.stack import gateway_b, stack  # noqa: E402,F401  (the in-process services, for any test that asks)
+from tests.stack import conversation_port, gateway_b, stack  # noqa: E402,F401  (the in-process services, for any test that asks)
 
 
 def pytest_collection_modifyitems(config, items):

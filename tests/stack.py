@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 import uuid
 from dataclasses import dataclass
 
@@ -100,14 +101,31 @@ async def _demo_owner_online(registry: TestClient, client: ServiceClient) -> Non
         await asyncio.sleep(10)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture
-async def stack(platform, monkeypatch):
+def conversation_port(monkeypatch) -> int:
+    """The stack's conversation service port, chosen before anything starts: a service
+    started before the stack (a crm-bridge process, which opens sealed lead requests with
+    the conversation service's keys) is told where it will answer."""
+    port = free_port()
+    monkeypatch.setenv("PARLEY_CONVERSATION_URL", f"http://localhost:{port}")
+    return port
+
+
+@pytest.fixture
+async def stack(platform, monkeypatch, conversation_port):
     suffix = uuid.uuid4().hex[:8]
     registry_spec = dataclasses.replace(registry_main.SPEC, schema=f"reg_{suffix}")
     registry = TestClient(TestServer(create_app(registry_spec, settings(platform, "operator-registry"))))
     await registry.start_server()
     conversation = TestClient(TestServer(create_app(
-        dataclasses.replace(conversation_main.SPEC, schema=f"conv_{suffix}"), settings(platform, "conversation"))))
+        dataclasses.replace(conversation_main.SPEC, schema=f"conv_{suffix}"), settings(platform, "conversation")),
+        port=conversation_port))
     await conversation.start_server()
     monkeypatch.setenv("PARLEY_OPERATOR_REGISTRY_URL", by_host_name(registry))
     monkeypatch.setenv("PARLEY_CONVERSATION_URL", by_host_name(conversation))

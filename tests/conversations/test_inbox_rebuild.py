@@ -21,6 +21,7 @@ from parley import db, kafka
 from parley.consumer import DUPLICATES, ConsumerRunner
 from parley.eventstore import EventStore
 from parley.relay import Relay
+from parley.subject_keys import LocalOpener, Sealer
 from tests.support import Background, eventually
 
 import conversation.__main__ as service
@@ -106,20 +107,24 @@ async def test_the_inbox_rebuilt_from_kafka_equals_the_live_one_with_duplicates_
                                       from (select shard, max(position) as last from events group by shard) e""")
 
     async with Background() as bg:
-        bg.start(Relay(platform.database_url, live_schema, platform.bootstrap, poll_interval=0.1).run)
+        bg.start(Relay(platform.database_url, live_schema, platform.bootstrap, poll_interval=0.1,
+                       sealer=Sealer()).run)
         await eventually(all_published, timeout=30, what="the relay to publish every event")
     # The relay crashed after Kafka took the later half, before recording it: it sends it again.
     half = await live.fetchval("select max(position) / 2 from events")
     await live.execute("update relay_cursors set position = least(position, $1)", half)
     async with Background() as bg:
-        bg.start(Relay(platform.database_url, live_schema, platform.bootstrap, poll_interval=0.1).run)
+        bg.start(Relay(platform.database_url, live_schema, platform.bootstrap, poll_interval=0.1,
+                       sealer=Sealer()).run)
         await eventually(all_published, timeout=30, what="the relay to publish again")
     ends = await end_offsets(platform.bootstrap, topic)
     on_the_wire = sum(ends.values())
     assert on_the_wire > events, "the rewind republished events"
 
+    # Sealed on the wire as the service's relay seals them; opened with the live schema's keys.
     runner = ConsumerRunner(scratch, platform.bootstrap, name=f"rebuild-{topic}", topics=[topic],
-                            handle_batch=projection.replay, max_records=200, concurrent_partitions=True)
+                            handle_batch=projection.replay, max_records=200, concurrent_partitions=True,
+                            opener=LocalOpener(live).open)
     duplicates_before = DUPLICATES.labels(runner.name)._value.get()
 
     async def read_to_the_end() -> bool:

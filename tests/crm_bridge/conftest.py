@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from parley import db
+from parley import db, key_ring
 from parley.service import ConsumerSpec, create_app
 
 import crm_bridge.__main__ as crm_main
@@ -113,7 +113,8 @@ async def bridge(platform, monkeypatch):
     finally:
         await pool.close()
     spec = dataclasses.replace(crm_main.SPEC, schema=schema, consumers=[
-        ConsumerSpec(consumer, ["conversation.events"], deliveries.on_conversation_event)])
+        ConsumerSpec(consumer, ["conversation.events"], deliveries.on_conversation_event,
+                     opener=key_ring.conversation_keys("lead.requested"))])
     app = create_app(spec, settings(platform, "crm-bridge"))
     crm = FakeCrm()
     app[deliveries.TUNING] = deliveries.Tuning(backoff_base=0.02, poll_interval=0.05, rand=random.Random(7).random,

@@ -51,7 +51,7 @@ class BridgeProcess(ServiceProcess):
 
 
 @pytest.fixture
-async def bridge_process(platform, tmp_path, monkeypatch):
+async def bridge_process(platform, tmp_path, monkeypatch, conversation_port):
     database_url = await create_database(platform.database_url, "crm_crash")
     pool = await db.create_pool(database_url, SCHEMA)
     try:

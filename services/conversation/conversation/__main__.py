@@ -4,7 +4,7 @@ from aiohttp import web
 
 from parley.service import ServiceSpec, main
 
-from conversation import api, auto_assign, rating_routes, read_routes
+from conversation import api, auto_assign, key_routes, rating_routes, read_routes
 
 
 def routes(app: web.Application) -> None:
@@ -12,6 +12,7 @@ def routes(app: web.Application) -> None:
     auto_assign.setup(app)
     read_routes.add_routes(app)
     rating_routes.add_routes(app)
+    key_routes.add_routes(app)
 
 
 SPEC = ServiceSpec(
@@ -20,6 +21,7 @@ SPEC = ServiceSpec(
     default_port=8081,
     migrations=Path(__file__).parent / "migrations",
     routes=routes,
+    seals_personal_data=True,
     loops=[("offers:sweep", auto_assign.sweep_loop)],
 )
 

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from parley import key_ring
 from parley.consumer import GATHER_MS
 from parley.service import ConsumerSpec, ServiceSpec, main
 
@@ -12,7 +13,9 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     owns_streams=True,
     consumers=[ConsumerSpec("crm-bridge.leads", ["conversation.events"], deliveries.on_conversation_event,
-                           gather_ms=GATHER_MS)],   # no one waits on it: fetched in batches
+                           gather_ms=GATHER_MS,    # no one waits on it: fetched in batches
+                           # a lead request's transcript and contacts travel sealed
+                           opener=key_ring.conversation_keys("lead.requested"))],
     routes=api.add_routes,
     loops=[("deliveries", deliveries.delivery_loop)],
 )

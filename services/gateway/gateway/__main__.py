@@ -5,6 +5,7 @@ import orjson
 import yaml
 from aiohttp import web
 
+from parley.key_ring import KeyRing, fetch_with
 from parley.live import LiveSubscriber
 from parley.service import SETTINGS, ServiceSpec, main
 
@@ -108,8 +109,12 @@ def live(app: web.Application):
         async def handle(event):
             await on_event(app, event)
         return handle
+    # Conversation events carry their personal fields sealed (parley/personal.py): opened
+    # with the conversation service's keys before they are pushed to sockets.
+    keys = KeyRing(fetch_with(lambda: upstreams.conversation(app)))
     return LiveSubscriber(app[SETTINGS].kafka_bootstrap, {topic: handler(h) for topic, h in on_topic.items()},
-                          decoders={typing_signals.TOPIC: typing_signals.decode}).run
+                          decoders={typing_signals.TOPIC: typing_signals.decode},
+                          openers={"conversation.events": keys.open}).run
 
 
 SPEC = ServiceSpec(
