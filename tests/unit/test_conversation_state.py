@@ -9,7 +9,7 @@ import uuid
 import orjson
 import pytest
 
-from conversation import domain
+from conversation import domain, inbox
 from conversation.domain import Conversation
 from tests.unit.test_conversation_domain import ADMIN, CID, OLGA, PETR, PROJECT, History
 
@@ -111,7 +111,7 @@ def test_the_row_keeps_what_decisions_read_but_not_what_grows_with_the_conversat
                           "custom_params", "contacts", "page_url", "left_while_closed",
                           "offer_id", "offer_to", "offered_ids",   # offered_ids: one per operator per round
                           "last_visitor_seq", "last_reply_seq", "read_by_operator_seq", "read_by_visitor_seq",
-                          "rated", "leads_requested"}
+                          "rated", "leads_requested", "erased"}
     assert len(orjson.dumps(h.row)) < 1000
 
 
@@ -139,3 +139,34 @@ def test_deciding_on_the_kept_state_decides_what_the_fold_decides(known):
         attachment=None, page_url="https://x.test/c")
     on_kept, on_fold = decide(h.kept_state(visitor_ids=(message_id,))), decide(h.state)
     assert [(e.type, e.data) for e in on_kept] == [(e.type, e.data) for e in on_fold]
+
+
+def test_an_erased_conversation_keeps_nothing_of_the_visitor_and_refuses_work():
+    """Issue 20: erasure closes the conversation and marks it erased; the kept state and
+    the inbox row keep no contacts, params, page or text, only the record."""
+    h = a_conversation_with_every_kind_of_event()
+    erasure = str(uuid.uuid4())
+    events = h.run(lambda s: domain.decide_erase(s, erasure))
+    assert [e.type for e in events] == ["chat.conversation_erased"]    # it was closed already
+    assert h.kept_state() == domain.kept(h.state)
+    state = h.state
+    assert state.erased and state.contacts == {} and state.custom_params == {} and state.page_url is None
+    assert domain.decide_erase(state, str(uuid.uuid4())) == []          # erased once
+    with pytest.raises(domain.DomainError) as e:
+        domain.decide_reply(state, PETR, str(uuid.uuid4()), "Hello?", None)
+    assert e.value.code == "conversation_erased"
+    row = None
+    for event in h.events:
+        row = inbox.evolve(row, event)
+    assert row["erased_at"] == h.events[-1].occurred_at and row["status"] == "closed"
+    assert (row["visitor_name"], row["contacts"], row["custom_params"], row["page_url"],
+            row["last_message_text"]) == (None, {}, {}, None, None)
+
+
+def test_erasing_an_open_conversation_closes_it_first():
+    h = KeptHistory()
+    visitor(h, "Hello")
+    events = h.run(lambda s: domain.decide_erase(s, str(uuid.uuid4()), "retention"))
+    assert [(e.type, e.data.get("reason")) for e in events] == [("status.changed", "erased"),
+                                                                ("chat.conversation_erased", "retention")]
+    assert h.state.status == "closed" and h.state.erased

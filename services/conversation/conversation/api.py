@@ -343,12 +343,12 @@ async def conversation_summary(request: web.Request) -> web.Response:
 
 _ROW = f"""id::text, project_id, visitor_id, status, assignee_id::text, assignee_name, visitor_name, contacts,
           custom_params, page_url, last_message_text, last_message_from, last_message_at, waiting_since, unread,
-          started_at, lead_requested_at, left_while_closed, version, {identities.IDENTITY_COLUMN}"""
+          started_at, lead_requested_at, left_while_closed, version, erased_at, {identities.IDENTITY_COLUMN}"""
 
 
 def row_view(row: asyncpg.Record) -> dict[str, Any]:
     view = dict(row)
-    for key in ("last_message_at", "waiting_since", "started_at", "lead_requested_at"):
+    for key in ("last_message_at", "waiting_since", "started_at", "lead_requested_at", "erased_at"):
         view[key] = view[key].isoformat() if view[key] else None
     return view
 

@@ -96,6 +96,7 @@ class Conversation:
     read_by_visitor_seq: int = 0
     rated: bool = False
     leads_requested: int = 0    # "Send to CRM" done this many times (a second needs `again`)
+    erased: bool = False        # its personal data erased (issue 20): a closed record, nothing more
 
 
 def evolve(state: Conversation | None, event: Event) -> Conversation:
@@ -132,6 +133,9 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
             return replace(state, rated=True)
         case "lead.requested":
             return replace(state, leads_requested=state.leads_requested + 1)
+        case "chat.conversation_erased":   # what the state kept of the visitor goes too
+            return replace(state, erased=True, contacts={}, custom_params={}, page_url=None, transcript=(),
+                           offer_id=None, offer_to=None)
         case "assignment.taken" | "assignment.assigned" | "assignment.accepted":
             return replace(state, assignee_id=d["operator_id"], assignee_name=d["operator_name"],
                            offer_id=None, offer_to=None)
@@ -166,7 +170,7 @@ def fold(events: list[Event], state: Conversation | None = None) -> Conversation
 # kept state must equal kept(fold(events)), and a row of another STATE_FORMAT is
 # rebuilt from them.
 
-STATE_FORMAT = 4   # 2: the offer fields; 3: read receipts and the rating; 4: leads requested
+STATE_FORMAT = 5   # 2: the offer fields; 3: read receipts and the rating; 4: leads requested; 5: erased
 
 
 def kept(state: Conversation | None) -> Conversation | None:
@@ -185,7 +189,7 @@ def to_state(state: Conversation) -> dict[str, Any]:
             "offered_ids": list(state.offered_ids), "last_visitor_seq": state.last_visitor_seq,
             "last_reply_seq": state.last_reply_seq, "read_by_operator_seq": state.read_by_operator_seq,
             "read_by_visitor_seq": state.read_by_visitor_seq, "rated": state.rated,
-            "leads_requested": state.leads_requested}
+            "leads_requested": state.leads_requested, "erased": state.erased}
 
 
 def from_state(row: dict[str, Any], *, message_ids: frozenset[str] = frozenset(),
@@ -328,6 +332,30 @@ def clean_contacts(contacts: dict[str, Any], *, allow_empty: bool = False) -> di
     return cleaned
 
 
+# ---- erasure (issue 20) ------------------------------------------------------------
+
+def erased() -> DomainError:
+    return DomainError("conversation_erased", "This conversation's personal data was erased; it is kept only as a "
+                       "record.", "conflict")
+
+
+def decide_erase(state: Conversation | None, erasure_id: str, reason: str = "request") -> list[Event]:
+    """Erase the conversation's personal data: closed if it was not, then marked erased
+    (the I/O around it wipes the key and scrubs the rows: conversation/erasure.py). An
+    erased conversation is erased already: nothing."""
+    if state is None:
+        raise _not_found()
+    if state.erased:
+        return []
+    stream = conversation_stream(state.id)
+    events = []
+    if state.status != "closed":
+        events.append(new_event("status.changed", stream, {"status": "closed", "by_operator_id": None,
+                                                           "reason": "erased"}, project_id=state.project_id))
+    return events + [new_event("chat.conversation_erased", stream, {"erasure_id": erasure_id, "reason": reason},
+                               project_id=state.project_id)]
+
+
 # ---- the visitor ----------------------------------------------------------------
 
 def chat_closed() -> DomainError:
@@ -467,6 +495,8 @@ def _require_handler(state: Conversation | None, who: Operator) -> Conversation:
     """Replies, notes, status and leads: the assignee, or an admin; unclaimed must be taken first."""
     if state is None or not can_see(state, who):
         raise _not_found()
+    if state.erased:
+        raise erased()
     if state.assignee_id is None and not who.is_admin:
         raise DomainError("not_taken", "Take the conversation into work first.", "conflict")
     return state

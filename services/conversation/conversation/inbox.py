@@ -20,7 +20,7 @@ PREVIEW = 140
 COLUMNS = ("id", "project_id", "visitor_id", "status", "assignee_id", "assignee_name", "visitor_name", "contacts",
            "custom_params", "page_url", "last_message_text", "last_message_from", "last_message_at",
            "waiting_since", "unread", "started_at", "lead_requested_at", "version", "left_while_closed",
-           "offer_id", "offered_to", "offered_at", "last_offered_to", "last_offered_at")
+           "offer_id", "offered_to", "offered_at", "last_offered_to", "last_offered_at", "erased_at")
 
 Row = dict[str, Any]
 
@@ -99,6 +99,9 @@ def follow(row: Row, event: Event, visitor_seqs: Iterable[int] = ()) -> None:
                 row.update(_NO_OFFER)
         case "lead.requested":
             row["lead_requested_at"] = at
+        case "chat.conversation_erased":   # a record is left: status, operator, times, counts
+            row.update(visitor_name=None, contacts={}, custom_params={}, page_url=None, last_message_text=None,
+                       erased_at=at)
     if event.stream_version > row["version"]:
         row["version"] = event.stream_version
 

@@ -38,7 +38,7 @@ _TYPES = {"id": "uuid", "assignee_id": "uuid", "offer_id": "uuid", "offered_to":
           "contacts": "jsonb", "custom_params": "jsonb", "last_message_at": "timestamptz",
           "waiting_since": "timestamptz", "started_at": "timestamptz", "lead_requested_at": "timestamptz",
           "offered_at": "timestamptz", "last_offered_at": "timestamptz", "unread": "int", "version": "int",
-          "left_while_closed": "bool"}
+          "left_while_closed": "bool", "erased_at": "timestamptz"}
 _ARRAY = {"int": "int[]", "bool": "bool[]"}
 _UPSERT = """
 insert into conversations ({columns})
@@ -62,6 +62,12 @@ select c, p, o, n, r, m, t::timestamptz
 from unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::smallint[], $6::text[], $7::text[])
      as x(c, p, o, n, r, m, t)
 on conflict do nothing
+"""
+# An erased conversation: its visitor starts afresh (their next message starts a new,
+# unlinked conversation) and its rating keeps the score, not the comment.
+_ERASED = """
+with left_ as (delete from visitor_conversations where conversation_id = any($1::uuid[]))
+update ratings set comment = null where conversation_id = any($1::uuid[])
 """
 _LEAVE_PREVIOUS = """
 delete from visitor_conversations v
@@ -151,6 +157,9 @@ async def apply_all(conn: asyncpg.Connection, events: Sequence[Event], *, replay
     ratings = [r for e in events if e.type == "chat.rated" and (r := inbox.rating(e)) is not None]
     if ratings:
         await conn.execute(_RATINGS, *map(list, zip(*ratings)))
+    erased = [id_of(e.stream_id) for e in events if e.type == "chat.conversation_erased"]
+    if erased:
+        await conn.execute(_ERASED, erased)
 
 
 async def _visitor_seqs_after_reads(conn: asyncpg.Connection, events: Sequence[Event]) -> dict[str, list[int]]:

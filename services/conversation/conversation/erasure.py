@@ -1,0 +1,59 @@
+"""Erasing one conversation's personal data (issue 20; docs/architecture.md, Personal
+data): the conversation service's part, every step idempotent, so a run that crashes
+halfway finishes when it is run again.
+
+1. `chat.conversation_erased` (closing it first if it was open) through the one
+   command path, command id `erase:<erasure id>:<conversation id>`: the projections
+   follow in the same transaction - the inbox row keeps only the record, the visitor's
+   current-conversation row goes (their next message starts a new, unlinked one), the
+   rating keeps its score, the kept state forgets contacts, params and page.
+2. In one transaction: the conversation's key is wiped (a tombstone: what the topics
+   hold of it can never be opened again) and the personal fields of its rows in the
+   event store are replaced by their erased values (parley/personal.py), so the store
+   keeps the record of what happened and nothing of what was said.
+
+Not here yet: the gateway's files, crm-bridge's copies of lead requests and its client
+cards, a verified visitor's identity row, and the request that drives it (API, CLI,
+status) - the rest of issue 20."""
+from __future__ import annotations
+
+import asyncpg
+import orjson
+
+from parley import personal, subject_keys
+from parley.contract import conversation_stream
+from parley.envelope import Event
+from parley.eventstore import EventStore
+
+from conversation import commands, domain
+
+_PERSONAL_ROWS = """
+select id, type, data from events
+where stream_id = $1 and type = any($2::text[]) and not (data ? 'erased')
+for update
+"""
+
+
+def _json(value):
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+async def scrub(conn: asyncpg.Connection, stream: str) -> int:
+    """The stream's rows with their personal fields erased; how many were changed."""
+    rows = await conn.fetch(_PERSONAL_ROWS, stream, list(personal.PERSONAL))
+    changed = [(r["id"], personal.erase_event(Event(r["type"], stream, _json(r["data"]))).data) for r in rows]
+    if changed:
+        await conn.executemany("update events set data = $2 where id = $1", changed)
+    return len(changed)
+
+
+async def erase_conversation(store: EventStore, conversation_id: str, erasure_id: str,
+                             reason: str = "request") -> int:
+    """Erase the conversation's personal data here; how many stored events were scrubbed
+    by this run (0 when a previous run did it)."""
+    await commands.run(store, f"erase:{erasure_id}:{conversation_id}", conversation_id,
+                       lambda state: domain.decide_erase(state, erasure_id, reason))
+    stream = conversation_stream(conversation_id)
+    async with store.pool.acquire() as conn, conn.transaction():
+        await subject_keys.erase(conn, [stream])
+        return await scrub(conn, stream)
