@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 import uuid
 from dataclasses import dataclass
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from parley import internal_auth
+from parley import db, internal_auth
 from parley.config import REPO_ROOT, Settings, env
-from parley.service import POOL, STORE, create_app
+from parley.platform.procs import free_port
+from parley.service import POOL, STORE, ServiceSpec, create_app
 from parley.service_client import ServiceClient, new_session
 
 import conversation.__main__ as conversation_main
@@ -22,6 +22,7 @@ import gateway.__main__ as gateway_main
 import operator_registry.__main__ as registry_main
 from operator_registry import commands
 from operator_registry.domain import Actor
+from tests.support import start_at_the_end
 
 OWNER_EMAIL, OWNER_PASSWORD = env("PARLEY_OWNER_EMAIL"), env("PARLEY_OWNER_PASSWORD")
 
@@ -101,10 +102,20 @@ async def _demo_owner_online(registry: TestClient, client: ServiceClient) -> Non
         await asyncio.sleep(10)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+async def gateway_spec_for(platform, schema: str) -> ServiceSpec:
+    """The gateway on `schema`, its erasure consumer a group of that schema's own
+    (gateway/erasures.py), starting where conversation.events ends now: in-process
+    gateways of other tests are not its replicas, and earlier tests' events are not its
+    business."""
+    [spec] = gateway_main.SPEC.consumers
+    consumer = f"{spec.name}.{schema}"
+    pool = await db.create_pool(platform.database_url, schema)
+    try:
+        await db.migrate(pool, schema, gateway_main.SPEC.migrations)
+        await start_at_the_end(pool, consumer, platform.bootstrap, "conversation.events")
+    finally:
+        await pool.close()
+    return dataclasses.replace(gateway_main.SPEC, schema=schema, consumers=[dataclasses.replace(spec, name=consumer)])
 
 
 @pytest.fixture
@@ -130,7 +141,7 @@ async def stack(platform, monkeypatch, conversation_port):
     monkeypatch.setenv("PARLEY_OPERATOR_REGISTRY_URL", by_host_name(registry))
     monkeypatch.setenv("PARLEY_CONVERSATION_URL", by_host_name(conversation))
     monkeypatch.setenv("PARLEY_VISITOR_SECRET", "test-visitor-secret-" + "x" * 32)
-    gateway_spec = dataclasses.replace(gateway_main.SPEC, schema=f"gw_{suffix}")
+    gateway_spec = await gateway_spec_for(platform, f"gw_{suffix}")
     gateway = TestClient(TestServer(create_app(gateway_spec, settings(platform, "gateway"))))
     await gateway.start_server()
     http = new_session()
@@ -151,8 +162,7 @@ async def gateway_b(stack, platform):
     """A second gateway replica beside the stack's: its own process state, the same
     services and schemas, as two replicas behind one ingress."""
     schema = await stack.gateway.app[POOL].fetchval("select current_schema()")
-    client = TestClient(TestServer(create_app(dataclasses.replace(gateway_main.SPEC, schema=schema),
-                                              settings(platform, "gateway"))))
+    client = TestClient(TestServer(create_app(await gateway_spec_for(platform, schema), settings(platform, "gateway"))))
     await client.start_server()
     yield client
     await client.close()

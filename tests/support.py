@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import asyncpg
 from aiohttp.test_utils import TestClient
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from parley.config import REPO_ROOT
 from parley.envelope import new_event
@@ -154,3 +156,31 @@ class AppSocket:
     async def close(self) -> None:
         await self.ws.close()
         self.task.cancel()
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Each partition's end offset (the next record's) of `topic`, now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            [described] = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        partitions = {p["partition"] for p in described["partitions"]}
+        assert partitions, f"no partitions for {topic}"
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def start_at_the_end(pool, consumer: str, bootstrap: str, topic: str) -> None:
+    """A consumer (of the pool's schema, migrated) starts at the end of `topic` as it is
+    now: earlier tests' events on the shared broker are not its business, and a fresh
+    group would otherwise read the whole topic from the beginning."""
+    for partition, offset in (await end_offsets(bootstrap, topic)).items():
+        await pool.execute("insert into consumer_offsets (consumer, topic, partition, next_offset)"
+                           " values ($1, $2, $3, $4) on conflict do nothing", consumer, topic, partition, offset)

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from parley import db, key_ring
 from parley.service import ConsumerSpec, create_app
@@ -20,6 +18,7 @@ from parley.service import ConsumerSpec, create_app
 import crm_bridge.__main__ as crm_main
 from crm_bridge import deliveries
 from crm_bridge.crm import ClientLead, CreatedLead, CrmError, LeadDraft, Manager
+from tests.support import start_at_the_end
 from tests.stack import by_host_name, settings
 
 MANAGERS = [Manager("5", "Anna Petrova", "anna.petrova@example.com"), Manager("9", "Oleg Default", "oleg@example.com")]
@@ -71,24 +70,6 @@ class FakeCrm:
         return f"{len(self.managers_list)} managers, lead creation allowed"
 
 
-async def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
-    await consumer.start()
-    try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            [described] = await admin.describe_topics([topic])
-        finally:
-            await admin.close()
-        partitions = {p["partition"] for p in described["partitions"]}
-        assert partitions, f"no partitions for {topic}"
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return {tp.partition: offset for tp, offset in ends.items()}
-    finally:
-        await consumer.stop()
-
-
 @dataclass
 class Bridge:
     client: TestClient
@@ -107,9 +88,7 @@ async def bridge(platform, monkeypatch):
     pool = await db.create_pool(platform.database_url, schema)
     try:
         await db.migrate(pool, schema, crm_main.SPEC.migrations)
-        for partition, offset in (await _end_offsets(platform.bootstrap, "conversation.events")).items():
-            await pool.execute("insert into consumer_offsets (consumer, topic, partition, next_offset)"
-                               " values ($1, 'conversation.events', $2, $3)", consumer, partition, offset)
+        await start_at_the_end(pool, consumer, platform.bootstrap, "conversation.events")
     finally:
         await pool.close()
     spec = dataclasses.replace(crm_main.SPEC, schema=schema, consumers=[

@@ -25,9 +25,8 @@ from parley.service import STORE
 
 import crm_bridge.__main__ as crm_main
 from crm_bridge import standin
-from tests.crm_bridge.conftest import _end_offsets
 from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD, configure, conversation_with_operator
-from tests.support import ServiceProcess, create_database, drop_database
+from tests.support import ServiceProcess, create_database, drop_database, start_at_the_end
 
 REQUESTS = 20
 LEASE = 3            # seconds; the default is 120
@@ -56,9 +55,7 @@ async def bridge_process(platform, tmp_path, monkeypatch, conversation_port):
     pool = await db.create_pool(database_url, SCHEMA)
     try:
         await db.migrate(pool, SCHEMA, crm_main.SPEC.migrations)
-        for partition, offset in (await _end_offsets(platform.bootstrap, "conversation.events")).items():
-            await pool.execute("insert into consumer_offsets (consumer, topic, partition, next_offset)"
-                               " values ($1, 'conversation.events', $2, $3)", CONSUMER, partition, offset)
+        await start_at_the_end(pool, CONSUMER, platform.bootstrap, "conversation.events")
         process = BridgeProcess(database_url, platform.bootstrap, tmp_path / "crm-bridge.log")
         await process.start()
         monkeypatch.setenv("PARLEY_CRM_BRIDGE_URL", process.url)   # before the stack's gateway starts

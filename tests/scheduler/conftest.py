@@ -20,8 +20,8 @@ from parley.service_client import ServiceClient, new_session, path
 
 import scheduler.__main__ as scheduler_main
 from scheduler import timers
-from tests.crm_bridge.conftest import _end_offsets
 from tests.stack import by_host_name, settings
+from tests.support import start_at_the_end
 
 MINUTE_SECONDS = 0.5     # a timer minute in these tests
 
@@ -31,10 +31,7 @@ async def seed_offsets(database_url: str, schema: str, consumer: str, bootstrap:
     pool = await db.create_pool(database_url, schema)
     try:
         await db.migrate(pool, schema, scheduler_main.SPEC.migrations)
-        for partition, offset in (await _end_offsets(bootstrap, "conversation.events")).items():
-            await pool.execute("insert into consumer_offsets (consumer, topic, partition, next_offset)"
-                               " values ($1, 'conversation.events', $2, $3) on conflict do nothing",
-                               consumer, partition, offset)
+        await start_at_the_end(pool, consumer, bootstrap, "conversation.events")
     finally:
         await pool.close()
 

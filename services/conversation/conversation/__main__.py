@@ -4,7 +4,7 @@ from aiohttp import web
 
 from parley.service import ServiceSpec, main
 
-from conversation import api, auto_assign, key_routes, rating_routes, read_routes
+from conversation import api, auto_assign, erasure_requests, key_routes, rating_routes, read_routes
 
 
 def routes(app: web.Application) -> None:
@@ -13,6 +13,7 @@ def routes(app: web.Application) -> None:
     read_routes.add_routes(app)
     rating_routes.add_routes(app)
     key_routes.add_routes(app)
+    erasure_requests.add_routes(app)
 
 
 SPEC = ServiceSpec(
@@ -22,7 +23,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     routes=routes,
     seals_personal_data=True,
-    loops=[("offers:sweep", auto_assign.sweep_loop)],
+    loops=[("offers:sweep", auto_assign.sweep_loop), ("privacy:erasures", erasure_requests.loop)],
 )
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -339,10 +340,11 @@ def erased() -> DomainError:
                        "record.", "conflict")
 
 
-def decide_erase(state: Conversation | None, erasure_id: str, reason: str = "request") -> list[Event]:
+def decide_erase(state: Conversation | None, erasure_id: str, reason: str = "request",
+                 file_ids: Sequence[str] = ()) -> list[Event]:
     """Erase the conversation's personal data: closed if it was not, then marked erased
-    (the I/O around it wipes the key and scrubs the rows: conversation/erasure.py). An
-    erased conversation is erased already: nothing."""
+    with the files its messages carried (the gateway deletes them; the I/O here wipes the
+    key and scrubs the rows: conversation/erasure.py). Erased already: nothing."""
     if state is None:
         raise _not_found()
     if state.erased:
@@ -352,7 +354,8 @@ def decide_erase(state: Conversation | None, erasure_id: str, reason: str = "req
     if state.status != "closed":
         events.append(new_event("status.changed", stream, {"status": "closed", "by_operator_id": None,
                                                            "reason": "erased"}, project_id=state.project_id))
-    return events + [new_event("chat.conversation_erased", stream, {"erasure_id": erasure_id, "reason": reason},
+    return events + [new_event("chat.conversation_erased", stream, {"erasure_id": erasure_id, "reason": reason,
+                                                                    "file_ids": sorted(set(file_ids))},
                                project_id=state.project_id)]
 
 

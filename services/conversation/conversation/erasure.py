@@ -47,13 +47,21 @@ async def scrub(conn: asyncpg.Connection, stream: str) -> int:
     return len(changed)
 
 
+async def file_ids(db, stream: str) -> list[str]:
+    """The files the stream's messages carried (read before they are scrubbed)."""
+    return [r[0] for r in await db.fetch(
+        """select distinct data->'attachment'->>'file_id' from events
+           where stream_id = $1 and jsonb_typeof(data->'attachment') = 'object'""", stream)]
+
+
 async def erase_conversation(store: EventStore, conversation_id: str, erasure_id: str,
                              reason: str = "request") -> int:
     """Erase the conversation's personal data here; how many stored events were scrubbed
     by this run (0 when a previous run did it)."""
-    await commands.run(store, f"erase:{erasure_id}:{conversation_id}", conversation_id,
-                       lambda state: domain.decide_erase(state, erasure_id, reason))
     stream = conversation_stream(conversation_id)
+    files = await file_ids(store.pool, stream)
+    await commands.run(store, f"erase:{erasure_id}:{conversation_id}", conversation_id,
+                       lambda state: domain.decide_erase(state, erasure_id, reason, files))
     async with store.pool.acquire() as conn, conn.transaction():
         await subject_keys.erase(conn, [stream])
         return await scrub(conn, stream)

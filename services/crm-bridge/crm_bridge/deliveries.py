@@ -34,7 +34,7 @@ from parley.config import env
 from parley.envelope import Event
 from parley.service import POOL, STORE
 
-from crm_bridge import domain
+from crm_bridge import domain, erasures
 from crm_bridge.crm import CreatedLead, CrmAdapter, CrmError, Manager, match_manager
 
 log = logging.getLogger(__name__)
@@ -239,6 +239,9 @@ async def call_crm(settings: CrmSettings, call):
 # ---- the consumer --------------------------------------------------------------------
 
 async def on_conversation_event(conn: asyncpg.Connection, event: Event) -> None:
+    if event.type == "chat.conversation_erased":
+        await erasures.on_conversation_erased(conn, event)
+        return
     if event.type != "lead.requested":
         return
     await conn.execute(

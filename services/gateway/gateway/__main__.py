@@ -5,15 +5,16 @@ import orjson
 import yaml
 from aiohttp import web
 
+from parley.consumer import GATHER_MS
 from parley.key_ring import KeyRing, fetch_with
 from parley.live import LiveSubscriber
-from parley.service import SETTINGS, ServiceSpec, main
+from parley.service import SETTINGS, ConsumerSpec, ServiceSpec, main
 
 from gateway import (auth, availability, avatar_files, conversation_crm, conversations, cors, crm_routes, files,
                      operator_sockets, project_config, push, rate_limits, registry_routes, upstreams, visitor_api,
                      visitor_socket)
-from gateway import (admin_settings_routes, csat, presence, setup_routes, typing_signals, verified_visitors,
-                     widget_settings)
+from gateway import (admin_settings_routes, csat, erasures, presence, privacy_routes, setup_routes, typing_signals,
+                     verified_visitors, widget_settings)
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -82,6 +83,7 @@ def routes(app: web.Application) -> None:
     crm_routes.add_routes(app)
     conversation_crm.add_routes(app)
     admin_settings_routes.add_routes(app)
+    privacy_routes.add_routes(app)
     setup_routes.add_routes(app)
     typing_signals.add_routes(app)
     csat.add_routes(app)
@@ -125,6 +127,9 @@ SPEC = ServiceSpec(
     owns_streams=False,
     public=True,
     routes=routes,
+    # An erased conversation's files go (gateway/erasures.py); no one waits on it: fetched in batches.
+    consumers=[ConsumerSpec("gateway.erasures", ["conversation.events"], erasures.on_conversation_event,
+                            gather_ms=GATHER_MS)],
     loops=[("files:expiry", files.expiry_loop),
            ("setup:announce", setup_routes.announce),
            ("presence:report", presence.report_loop),

@@ -1,0 +1,208 @@
+"""Erasure requests (issue 20): an owner or admin asks for a data subject's erasure, by
+one of conversation_id, visitor_id, phone or email; this service finds the
+conversations at once, keeps which ones (not the phone or email asked for), answers
+202, and finishes the work in the background:
+
+- its own part per conversation (erasure.erase_conversation: `chat.conversation_erased`
+  with the conversation's file ids, the key wiped, the rows scrubbed);
+- the gateway deletes those files and crm-bridge scrubs its copies of the lead
+  requests and its client cards; each tells this service when its part of a
+  conversation is done (`POST /internal/privacy/erasures/{id}/parts`);
+- the erasure is `done` when every conversation has all three parts.
+
+Every step is idempotent and the loop picks pending erasures up again after a
+restart, so a crash of any service halfway delays an erasure, never loses it. Two
+replicas may work on one erasure at once: their commands and scrubs agree.
+By phone or email, the same person's conversations from other browsers go too: every
+conversation of every visitor who gave that phone or email. Another project's
+conversations never do."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from parley.contract import canonical_uuid
+from parley.http import Rejected, ok, read_json
+from parley.service import POOL, STORE
+
+from conversation import erasure
+from conversation.api import operator_of
+from conversation.domain import DomainError, check_email, normalise_phone
+
+log = logging.getLogger(__name__)
+
+KINDS = ("conversation_id", "visitor_id", "phone", "email")
+PARTS = ("conversation", "files", "crm")
+LOOP_SECONDS = 0.5
+NAMESPACE = uuid.UUID("7b1d0c8e-3f7a-4c55-9a51-0e6c2f1d9b40")
+
+_BY_VISITORS_OF = """
+select id from conversations where project_id = $1 and visitor_id in (
+    select visitor_id from conversations where project_id = $1 and {match})
+"""
+
+
+def _admin(request: web.Request):
+    me = operator_of(request)
+    if not me.is_admin:
+        raise Rejected(403, "admin_only", "Only the owner or an admin may export or erase a visitor's data.")
+    return me
+
+
+def subject_of(body: Any) -> tuple[str, str]:
+    """(kind, value) of a request naming exactly one of KINDS; refusals say which is wrong."""
+    if not isinstance(body, dict):
+        raise Rejected(422, "subject_required", f"Name the data subject by one of {', '.join(KINDS)}.")
+    given = [k for k in KINDS if body.get(k) not in (None, "")]
+    if len(given) != 1 or set(body) - set(KINDS):
+        raise Rejected(422, "subject_required", f"Name the data subject by exactly one of {', '.join(KINDS)}.")
+    kind, value = given[0], body[given[0]]
+    if not isinstance(value, str) or len(value) > 254:
+        raise Rejected(422, f"{kind}_invalid", f"{kind} must be text.")
+    try:
+        if kind == "conversation_id":
+            value = canonical_uuid(value) or ""
+            if not value:
+                raise Rejected(422, "conversation_id_invalid", "conversation_id is a conversation's id (a UUID).")
+        elif kind == "phone":
+            value = normalise_phone(value)
+        elif kind == "email":
+            value = check_email(value.strip()).lower()
+    except DomainError as e:
+        raise Rejected(422, e.code, e.message)
+    return kind, value
+
+
+async def conversations_of(db: asyncpg.Pool | asyncpg.Connection, project_id: str, kind: str,
+                           value: str) -> list[str]:
+    """The project's conversations of the subject (ids as text, oldest first)."""
+    if kind == "conversation_id":
+        rows = await db.fetch("select id from conversations where project_id = $1 and id = $2::uuid", project_id,
+                              value)
+    elif kind == "visitor_id":
+        rows = await db.fetch("select id from conversations where project_id = $1 and visitor_id = $2", project_id,
+                              value)
+    elif kind == "phone":
+        rows = await db.fetch(_BY_VISITORS_OF.format(match="contacts->>'phone' = $2"), project_id, value)
+    else:
+        rows = await db.fetch(_BY_VISITORS_OF.format(match="lower(contacts->>'email') = $2"), project_id, value)
+    return sorted({str(r["id"]) for r in rows})
+
+
+async def request_erasure(request: web.Request) -> web.Response:
+    """POST /api/project/privacy/erasures: 202 {id, status}. With an Idempotency-Key the
+    same request is the same erasure."""
+    me = _admin(request)
+    kind, value = subject_of(await read_json(request))
+    pool = request.app[POOL]
+    ids = await conversations_of(pool, me.project_id, kind, value)
+    key = request.headers.get("Idempotency-Key")
+    erasure_id = str(uuid.uuid5(NAMESPACE, f"{me.project_id}:{me.id}:{key}")) if key else str(uuid.uuid4())
+    await pool.execute(
+        """insert into erasures (id, project_id, kind, requested_by, conversation_ids, status, finished_at)
+           values ($1, $2, $3, $4, $5::uuid[], case when $6 then 'done' else 'pending' end,
+                   case when $6 then now() end)
+           on conflict (id) do nothing""", erasure_id, me.project_id, kind, me.id, ids, not ids)
+    log.info("erasure requested", extra={"erasure_id": erasure_id, "kind": kind, "conversations": len(ids)})
+    return await _status(pool, me.project_id, erasure_id, status=202)
+
+
+async def erasure_status(request: web.Request) -> web.Response:
+    me = _admin(request)
+    erasure_id = canonical_uuid(request.match_info["id"])
+    if erasure_id is None:
+        raise Rejected(404, "not_found", "No such erasure.")
+    return await _status(request.app[POOL], me.project_id, erasure_id)
+
+
+async def _status(pool, project_id: str, erasure_id: str, status: int = 200) -> web.Response:
+    row = await pool.fetchrow("select * from erasures where id = $1 and project_id = $2", erasure_id, project_id)
+    if row is None:
+        raise Rejected(404, "not_found", "No such erasure.")
+    parts = await pool.fetch("select part, result from erasure_parts where erasure_id = $1", erasure_id)
+    done = {p: sum(1 for r in parts if r["part"] == p) for p in PARTS}
+    leads = [lead for r in parts if r["part"] == "crm" for lead in (r["result"] or {}).get("leads", [])]
+    return ok({"id": str(row["id"]), "status": row["status"], "kind": row["kind"],
+               "requested_at": row["requested_at"].isoformat(),
+               "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
+               "conversations": len(row["conversation_ids"]),
+               "erased": {"conversations": done["conversation"],
+                          "messages": sum((r["result"] or {}).get("messages", 0) for r in parts
+                                          if r["part"] == "conversation"),
+                          "files": sum((r["result"] or {}).get("files", 0) for r in parts if r["part"] == "files")},
+               "parts_done": done,
+               # Leads already in the CRM are outside Parley: erase them there.
+               "crm_leads": leads}, status=status)
+
+
+async def part_done(request: web.Request) -> web.Response:
+    """POST /internal/privacy/erasures/{id}/parts {conversation_id, part, result}: the
+    gateway's and crm-bridge's report (signed calls only)."""
+    erasure_id = canonical_uuid(request.match_info["id"])
+    body = await read_json(request)
+    cid = canonical_uuid(body.get("conversation_id"))
+    if erasure_id is None or cid is None or body.get("part") not in ("files", "crm"):
+        raise Rejected(422, "part_invalid", "Send {conversation_id, part: files | crm, result}.")
+    result = body.get("result") if isinstance(body.get("result"), dict) else {}
+    pool = request.app[POOL]
+    if not await pool.fetchval("select exists (select 1 from erasures where id = $1)", erasure_id):
+        return ok({"recorded": False})    # an erasure of another installation's topic, or retention's own
+    await pool.execute("""insert into erasure_parts (erasure_id, conversation_id, part, result)
+                          values ($1, $2, $3, $4) on conflict do nothing""", erasure_id, cid, body["part"], result)
+    await _finish_if_done(pool, erasure_id)
+    return ok({"recorded": True})
+
+
+async def _finish_if_done(pool, erasure_id: str) -> None:
+    await pool.execute(
+        """update erasures e set status = 'done', finished_at = now()
+           where id = $1 and status = 'pending'
+             and (select count(*) from erasure_parts p where p.erasure_id = e.id)
+                 >= cardinality(e.conversation_ids) * $2""", erasure_id, len(PARTS))
+
+
+async def work(app: web.Application) -> int:
+    """One pass: this service's part of every pending erasure; how many conversations it erased."""
+    pool, store = app[POOL], app[STORE]
+    erased = 0
+    for row in await pool.fetch(
+            """select e.id::text, array(select c::text from unnest(e.conversation_ids) c
+                                       where not exists (select 1 from erasure_parts p where p.erasure_id = e.id
+                                                         and p.conversation_id = c and p.part = 'conversation'))
+                      as left_
+               from erasures e where status = 'pending' order by requested_at limit 20"""):
+        for cid in row["left_"]:
+            messages = await pool.fetchval("select count(*) from conversation_messages where conversation_id = $1",
+                                           cid)
+            await erasure.erase_conversation(store, cid, row["id"])
+            await pool.execute("""insert into erasure_parts (erasure_id, conversation_id, part, result)
+                                  values ($1, $2, 'conversation', $3) on conflict do nothing""",
+                               row["id"], cid, {"messages": messages})
+            erased += 1
+        await _finish_if_done(pool, row["id"])
+    return erased
+
+
+def loop(app: web.Application):
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await work(app)
+            except Exception:   # the database away, a conflict: every step is idempotent, the next pass goes on
+                log.exception("erasure pass failed; the next one goes on")
+            try:
+                await asyncio.wait_for(stop.wait(), LOOP_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+    return run
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/project/privacy/erasures", request_erasure)
+    app.router.add_get("/api/project/privacy/erasures/{id}", erasure_status)
+    app.router.add_post("/internal/privacy/erasures/{id}/parts", part_done)

@@ -1,0 +1,51 @@
+"""Data rights for owners and admins (issue 20), forwarded to the conversation service,
+which owns the conversations and runs the erasure (its erasure_requests.py):
+
+- `POST /api/project/privacy/erasures` {one of conversation_id, visitor_id, phone,
+  email}: 202 {id, status}; an Idempotency-Key makes a retry the same erasure;
+- `GET /api/project/privacy/erasures/{id}`: its status and what was erased.
+
+Refused before any upstream call: someone who is not an admin (403) and an id that is
+not a UUID (404)."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from parley.contract import canonical_uuid
+from parley.http import MAX_JSON_BYTES, Rejected, read_body
+from parley.service_client import path
+
+from gateway import auth
+from gateway.upstreams import as_operator, conversation, relay
+
+
+async def _admin(request: web.Request) -> dict:
+    me = await auth.current_operator(request)
+    if me.get("is_admin") is not True:
+        raise Rejected(403, "admin_only", "Only the owner or an admin may export or erase a visitor's data.")
+    return me
+
+
+async def request_erasure(request: web.Request) -> web.Response:
+    me = await _admin(request)
+    body = await read_body(request, MAX_JSON_BYTES)
+    headers = as_operator(request, me)
+    if request.headers.get("Idempotency-Key"):
+        headers["Idempotency-Key"] = request.headers["Idempotency-Key"][:200]
+    return relay(await conversation(request.app).call(
+        "POST", path("api", "project", "privacy", "erasures"), body=body, headers=headers,
+        content_type=request.headers.get("Content-Type") if body else None))
+
+
+async def erasure_status(request: web.Request) -> web.Response:
+    me = await _admin(request)
+    erasure_id = canonical_uuid(request.match_info["id"])
+    if erasure_id is None:
+        raise Rejected(404, "not_found", "No such erasure.")
+    return relay(await conversation(request.app).call(
+        "GET", path("api", "project", "privacy", "erasures", erasure_id), headers=as_operator(request, me)))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/project/privacy/erasures", request_erasure)
+    app.router.add_get("/api/project/privacy/erasures/{id}", erasure_status)

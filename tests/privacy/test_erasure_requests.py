@@ -1,0 +1,92 @@
+"""Issue 20, item 3 as an owner meets it, through the gateway on the real stack
+(conversation service, crm-bridge, real Kafka and PostgreSQL): erasure by phone.
+
+- `POST /api/project/privacy/erasures {"phone"}` answers 202 {id, status: pending};
+  the status turns `done` by itself once the conversation service, the gateway (files)
+  and crm-bridge (its copies of the lead request, its client cards) have each done
+  their part, and it says what was erased and which CRM leads exist (outside Parley);
+- after it, a `pg_dump` of the whole database and every topic are free of the marker
+  the conversation put in every personal field, its file answers 404, the delivery log
+  and the inbox hold nothing of it;
+- the same visitor's conversation from another browser (same phone) is erased too,
+  another project's conversation with the same phone is not;
+- a retry with the same Idempotency-Key is the same erasure; non-admins get 403."""
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+from parley.service import POOL
+
+from tests.conversations.visitor import ScriptedVisitor
+from tests.crm_bridge.conftest import bridge, crm_stack  # noqa: F401  (fixtures)
+from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD, configure, wait_settled
+from tests.privacy.marked import all_published, every_record, marked_conversation
+from tests.support import eventually
+
+PHONE = "+79001112233"
+PG_DUMP = __import__("pgserver").__path__[0] + "/pginstall/bin/pg_dump"
+
+
+def pg_dump(database_url: str) -> bytes:
+    return subprocess.run([PG_DUMP, "--no-owner", database_url], check=True, capture_output=True, timeout=120).stdout
+
+
+async def test_an_erasure_by_phone_leaves_nothing_of_the_person_anywhere(bridge, crm_stack, platform):  # noqa: F811
+    stack = crm_stack
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    await configure(stack, owner, default_responsible="9")
+    cid, mark, visitor = await marked_conversation(stack, owner)
+    await wait_settled(bridge, 1)
+    file_url = next(e["attachment"]["url"] for e in visitor.events if e.get("attachment"))
+    assert (await stack.gateway.get(f"{file_url}?token={visitor.token}")).status == 200
+
+    # The same person from another browser, and someone with the same phone in another project.
+    again = ScriptedVisitor(stack.gateway)
+    await again.start()
+    await again.ws.send_json({"type": "contacts", "name": "Maria", "phone": PHONE})
+    await again.send_and_wait(f"It is me again {mark}")
+    await stack.create_project("elsewhere", "owner@elsewhere.test", "elsewhere-pass-1")
+    other = ScriptedVisitor(stack.gateway, project="elsewhere")
+    await other.start()
+    await other.ws.send_json({"type": "contacts", "name": "Not Maria", "phone": PHONE})
+    await other.send_and_wait(f"Another project {mark}")
+
+    _, operator, _ = await stack.add_operator(owner, "Plain Operator")
+    r = await stack.call("POST", "/api/project/privacy/erasures", operator, json={"phone": PHONE})
+    assert r.status == 403 and (await r.json())["error"]["code"] == "admin_only"
+    r = await stack.call("POST", "/api/project/privacy/erasures", owner, json={"phone": "8 900 111-22-33"},
+                         headers={"Idempotency-Key": "erase-maria-1"})
+    assert r.status == 202, await r.text()
+    first = await r.json()
+    assert first["status"] == "pending" and first["conversations"] == 2
+    r = await stack.call("POST", "/api/project/privacy/erasures", owner, json={"phone": PHONE},
+                         headers={"Idempotency-Key": "erase-maria-1"})
+    assert (await r.json())["id"] == first["id"]                      # a retry is the same erasure
+
+    async def status() -> dict:
+        r = await stack.call("GET", f"/api/project/privacy/erasures/{first['id']}", owner)
+        assert r.status == 200, await r.text()
+        return await r.json()
+
+    async def done() -> bool:
+        return (await status())["status"] == "done"
+    await eventually(done, timeout=60, what="the erasure done")
+    result = await status()
+    assert result["erased"]["conversations"] == 2 and result["erased"]["files"] == 1
+    assert result["erased"]["messages"] >= 3
+    assert [lead["lead_id"] for lead in result["crm_leads"]] == ["100"]   # in the CRM: the owner's to erase there
+    assert mark not in str(result)
+
+    # Nothing left: files, answers, the database, the topics.
+    assert (await stack.gateway.get(f"{file_url}?token={visitor.token}")).status == 404
+    for path in ("/api/inbox?view=all", f"/api/conversations/{cid}", "/api/project/crm/deliveries",
+                 f"/api/conversations/{cid}/client"):
+        r = await stack.call("GET", path, owner)
+        assert r.status == 200 and mark not in await r.text() and PHONE not in await r.text(), path
+    await all_published(stack.conversation.app[POOL])
+    await asyncio.sleep(0.5)
+    assert [r for r in await every_record(platform.bootstrap) if mark.encode() in r] == []
+    dump = pg_dump(platform.database_url)
+    assert b"Another project " + mark.encode() in dump                  # the other project keeps its own
+    assert dump.count(mark.encode()) == dump.count(b"Another project " + mark.encode())
