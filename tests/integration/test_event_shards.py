@@ -199,7 +199,7 @@ async def test_an_event_store_from_before_sharding_upgrades_and_publishes_each_u
         published_up_to = await pool.fetchval("select position from events order by position offset 39 limit 1")
         await pool.execute("insert into relay_progress (relay, position) values ('relay', $1)", published_up_to)
 
-        assert await db.migrate(pool, schema, event_shards=4) == ["backbone/002_event_shards.sql"]
+        assert (await db.migrate(pool, schema, event_shards=4))[0] == "backbone/002_event_shards.sql"   # then later ones
         await pool.execute(PROJECTION)
         # The previous version still running: its append and its relay's first query fail.
         e = item_added("item-u0", 99).with_version(6)
