@@ -10,15 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from parley import internal_auth
-from parley.config import env
 from parley.contract import id_of
 from parley.envelope import Event
 from parley.service_client import ServiceClient, new_session, path
 
 
-async def report(part: str, event: Event, result: dict[str, Any]) -> None:
+async def report(conversation_url: str, part: str, event: Event, result: dict[str, Any]) -> None:
+    """`conversation_url`: where the conversation service answers (the caller's setting)."""
     async with new_session() as session:
-        client = ServiceClient("conversation", env("PARLEY_CONVERSATION_URL").rstrip("/"), session,
-                               internal_auth.secret())
+        client = ServiceClient("conversation", conversation_url.rstrip("/"), session, internal_auth.secret())
         await client.checked("POST", path("internal", "privacy", "erasures", event.data["erasure_id"], "parts"),
                              json={"conversation_id": id_of(event.stream_id), "part": part, "result": result})

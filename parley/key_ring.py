@@ -16,7 +16,6 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from parley import internal_auth, personal
-from parley.config import env
 from parley.envelope import Event
 from parley.service_client import ServiceClient, new_session
 
@@ -71,14 +70,15 @@ def fetch_with(client: Callable[[], ServiceClient]) -> Fetch:
     return fetch
 
 
-def conversation_keys(*only: str) -> Callable[[web.Application], Callable[[list[Event]], Awaitable[list[Event]]]]:
+def conversation_keys(url: Callable[[], str], *only: str
+                      ) -> Callable[[web.Application], Callable[[list[Event]], Awaitable[list[Event]]]]:
     """ConsumerSpec.opener for a consumer of conversation.events outside the conversation
     service that reads the personal fields of the event types `only` (crm-bridge:
-    lead.requested): keys from PARLEY_CONVERSATION_URL, read at each call, over a session
-    of its own (a key is fetched once per conversation and process, then cached)."""
+    lead.requested): keys from the conversation service at `url()`, asked at each call
+    (the service reads its own setting), over a session of its own (a key is fetched once
+    per conversation and process, then cached)."""
     async def fetch(subjects: list[str]) -> dict[str, Any]:
         async with new_session() as session:
-            client = ServiceClient("conversation", env("PARLEY_CONVERSATION_URL").rstrip("/"), session,
-                                   internal_auth.secret())
+            client = ServiceClient("conversation", url().rstrip("/"), session, internal_auth.secret())
             return await client.checked("GET", PATH, params={"subjects": ",".join(subjects)})
     return lambda app: KeyRing(fetch, frozenset(only) or None).open

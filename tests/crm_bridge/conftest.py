@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from parley import db, key_ring
+from parley import db
 from parley.service import ConsumerSpec, create_app
 
 import crm_bridge.__main__ as crm_main
@@ -93,7 +93,7 @@ async def bridge(platform, monkeypatch):
         await pool.close()
     spec = dataclasses.replace(crm_main.SPEC, schema=schema, consumers=[
         ConsumerSpec(consumer, ["conversation.events"], deliveries.on_conversation_event,
-                     opener=key_ring.conversation_keys("lead.requested"))])
+                     opener=crm_main.SPEC.consumers[0].opener)])
     app = create_app(spec, settings(platform, "crm-bridge"))
     crm = FakeCrm()
     app[deliveries.TUNING] = deliveries.Tuning(backoff_base=0.02, poll_interval=0.05, rand=random.Random(7).random,

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from parley import key_ring
+from parley.config import env
 from parley.consumer import GATHER_MS
 from parley.service import ConsumerSpec, ServiceSpec, main
 
@@ -15,7 +16,8 @@ SPEC = ServiceSpec(
     consumers=[ConsumerSpec("crm-bridge.leads", ["conversation.events"], deliveries.on_conversation_event,
                            gather_ms=GATHER_MS,    # no one waits on it: fetched in batches
                            # a lead request's transcript and contacts travel sealed
-                           opener=key_ring.conversation_keys("lead.requested"))],
+                           opener=key_ring.conversation_keys(lambda: env("PARLEY_CONVERSATION_URL"),
+                                                             "lead.requested"))],
     routes=api.add_routes,
     loops=[("deliveries", deliveries.delivery_loop)],
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncpg
 
 from parley import personal
+from parley.config import env
 from parley.contract import id_of
 from parley.envelope import Event
 from parley.erasure_reports import report
@@ -35,4 +36,4 @@ async def on_conversation_erased(conn: asyncpg.Connection, event: Event) -> None
                     or split_part(lookup_key, E'\\n', 2) = any($3::text[]))""",
             event.project_id, sorted(phones), sorted(emails))
     leads = [{"lead_id": r["lead_id"], "url": r["lead_url"]} for r in rows if r["lead_id"]]
-    await report("crm", event, {"leads": leads, "lead_requests": len(rows)})
+    await report(env("PARLEY_CONVERSATION_URL"), "crm", event, {"leads": leads, "lead_requests": len(rows)})

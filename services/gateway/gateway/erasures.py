@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from parley.config import env
 from parley.contract import id_of
 from parley.envelope import Event
 from parley.erasure_reports import report
@@ -23,4 +24,4 @@ async def on_conversation_event(conn: asyncpg.Connection, event: Event) -> None:
         return
     deleted = await conn.fetchval(_DELETE, list(event.data.get("file_ids") or ()), id_of(event.stream_id),
                                   event.project_id)
-    await report("files", event, {"files": deleted})
+    await report(env("PARLEY_CONVERSATION_URL"), "files", event, {"files": deleted})
