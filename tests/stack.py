@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from parley import db, internal_auth
+from parley import internal_auth
 from parley.config import REPO_ROOT, Settings, env
 from parley.platform.procs import free_port
 from parley.service import POOL, STORE, ServiceSpec, create_app
@@ -22,7 +22,7 @@ import gateway.__main__ as gateway_main
 import operator_registry.__main__ as registry_main
 from operator_registry import commands
 from operator_registry.domain import Actor
-from tests.support import start_at_the_end
+from tests.support import consumers_at_the_end
 
 OWNER_EMAIL, OWNER_PASSWORD = env("PARLEY_OWNER_EMAIL"), env("PARLEY_OWNER_PASSWORD")
 
@@ -103,19 +103,9 @@ async def _demo_owner_online(registry: TestClient, client: ServiceClient) -> Non
 
 
 async def gateway_spec_for(platform, schema: str) -> ServiceSpec:
-    """The gateway on `schema`, its erasure consumer a group of that schema's own
-    (gateway/erasures.py), starting where conversation.events ends now: in-process
-    gateways of other tests are not its replicas, and earlier tests' events are not its
-    business."""
-    [spec] = gateway_main.SPEC.consumers
-    consumer = f"{spec.name}.{schema}"
-    pool = await db.create_pool(platform.database_url, schema)
-    try:
-        await db.migrate(pool, schema, gateway_main.SPEC.migrations)
-        await start_at_the_end(pool, consumer, platform.bootstrap, "conversation.events")
-    finally:
-        await pool.close()
-    return dataclasses.replace(gateway_main.SPEC, schema=schema, consumers=[dataclasses.replace(spec, name=consumer)])
+    """The gateway on `schema`, its erasure consumer (gateway/erasures.py) a group of that
+    schema's own, starting at the end of conversation.events."""
+    return await consumers_at_the_end(platform, gateway_main.SPEC, schema)
 
 
 @pytest.fixture

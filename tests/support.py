@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sys
@@ -17,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from parley import db
 from parley.config import REPO_ROOT
 from parley.envelope import new_event
 from parley.platform.procs import free_port, spawn
@@ -184,3 +186,21 @@ async def start_at_the_end(pool, consumer: str, bootstrap: str, topic: str) -> N
     for partition, offset in (await end_offsets(bootstrap, topic)).items():
         await pool.execute("insert into consumer_offsets (consumer, topic, partition, next_offset)"
                            " values ($1, $2, $3, $4) on conflict do nothing", consumer, topic, partition, offset)
+
+
+async def consumers_at_the_end(platform, spec, schema: str):
+    """`spec` on `schema`, migrated, each of its consumers a group of that schema's own
+    starting where its topics end now: in-process services of other tests are not its
+    replicas, and earlier tests' events are not its business."""
+    pool = await db.create_pool(platform.database_url, schema)
+    try:
+        await db.migrate(pool, schema, *([spec.migrations] if spec.migrations else []))
+        consumers = []
+        for c in spec.consumers:
+            name = f"{c.name}.{schema}"
+            for topic in c.topics:
+                await start_at_the_end(pool, name, platform.bootstrap, topic)
+            consumers.append(dataclasses.replace(c, name=name))
+    finally:
+        await pool.close()
+    return dataclasses.replace(spec, schema=schema, consumers=consumers)

@@ -4,7 +4,6 @@ tests' lead requests are not delivered again), fast retries, and a CRM adapter c
 by the test. The gateway of the stack reaches it through PARLEY_CRM_BRIDGE_URL."""
 from __future__ import annotations
 
-import dataclasses
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -12,14 +11,13 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from parley import db
-from parley.service import ConsumerSpec, create_app
+from parley.service import create_app
 
 import crm_bridge.__main__ as crm_main
 from crm_bridge import deliveries
 from crm_bridge.crm import ClientLead, CreatedLead, CrmError, LeadDraft, Manager
-from tests.support import start_at_the_end
 from tests.stack import by_host_name, settings
+from tests.support import consumers_at_the_end
 
 MANAGERS = [Manager("5", "Anna Petrova", "anna.petrova@example.com"), Manager("9", "Oleg Default", "oleg@example.com")]
 
@@ -83,17 +81,8 @@ class Bridge:
 
 @pytest.fixture
 async def bridge(platform, monkeypatch):
-    suffix = uuid.uuid4().hex[:8]
-    schema, consumer = f"crm_{suffix}", f"crm-bridge.leads.{suffix}"
-    pool = await db.create_pool(platform.database_url, schema)
-    try:
-        await db.migrate(pool, schema, crm_main.SPEC.migrations)
-        await start_at_the_end(pool, consumer, platform.bootstrap, "conversation.events")
-    finally:
-        await pool.close()
-    spec = dataclasses.replace(crm_main.SPEC, schema=schema, consumers=[
-        ConsumerSpec(consumer, ["conversation.events"], deliveries.on_conversation_event,
-                     opener=crm_main.SPEC.consumers[0].opener)])
+    schema = f"crm_{uuid.uuid4().hex[:8]}"
+    spec = await consumers_at_the_end(platform, crm_main.SPEC, schema)
     app = create_app(spec, settings(platform, "crm-bridge"))
     crm = FakeCrm()
     app[deliveries.TUNING] = deliveries.Tuning(backoff_base=0.02, poll_interval=0.05, rand=random.Random(7).random,
