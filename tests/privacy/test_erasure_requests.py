@@ -18,6 +18,8 @@ import subprocess
 
 from parley.service import POOL
 
+from gateway import verified_visitors
+
 from tests.conversations.visitor import ScriptedVisitor
 from tests.crm_bridge.conftest import bridge, crm_stack  # noqa: F401  (fixtures)
 from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD, configure, wait_settled
@@ -41,8 +43,14 @@ async def test_an_erasure_by_phone_leaves_nothing_of_the_person_anywhere(bridge,
     file_url = next(e["attachment"]["url"] for e in visitor.events if e.get("attachment"))
     assert (await stack.gateway.get(f"{file_url}?token={visitor.token}")).status == 200
 
-    # The same person from another browser, and someone with the same phone in another project.
-    again = ScriptedVisitor(stack.gateway)
+    # The same person from another browser, logged in on the site (a verified visitor whose
+    # name and email Parley keeps), and someone with the same phone in another project.
+    secret = (await (await stack.call("GET", "/api/project/identity-secret", owner)).json())["secret"]
+    r = await stack.gateway.post("/api/visitor/session", json={"project": "demo", "identity": {
+        "id": "maria-1", "name": f"Maria {mark}", "email": f"maria.{mark.lower()}@example.com",
+        "hash": verified_visitors.expected_hash(secret, "maria-1")}})
+    assert r.status == 201 and (await r.json())["verified"] is True
+    again = ScriptedVisitor(stack.gateway, token=(await r.json())["visitor_token"])
     await again.start()
     await again.ws.send_json({"type": "contacts", "name": "Maria", "phone": PHONE})
     await again.send_and_wait(f"It is me again {mark}")

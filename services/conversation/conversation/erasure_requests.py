@@ -171,7 +171,7 @@ async def work(app: web.Application) -> int:
     pool, store = app[POOL], app[STORE]
     erased = 0
     for row in await pool.fetch(
-            """select e.id::text, array(select c::text from unnest(e.conversation_ids) c
+            """select e.id::text, e.kind, array(select c::text from unnest(e.conversation_ids) c
                                        where not exists (select 1 from erasure_parts p where p.erasure_id = e.id
                                                          and p.conversation_id = c and p.part = 'conversation'))
                       as left_
@@ -180,6 +180,10 @@ async def work(app: web.Application) -> int:
             messages = await pool.fetchval("select count(*) from conversation_messages where conversation_id = $1",
                                            cid)
             await erasure.erase_conversation(store, cid, row["id"])
+            if row["kind"] != "conversation_id":   # the person, not one conversation: who they are goes too
+                await pool.execute(
+                    """delete from verified_identities i using conversations c
+                       where c.id = $1 and i.project_id = c.project_id and i.visitor_id = c.visitor_id""", cid)
             await pool.execute("""insert into erasure_parts (erasure_id, conversation_id, part, result)
                                   values ($1, $2, 'conversation', $3) on conflict do nothing""",
                                row["id"], cid, {"messages": messages})

@@ -4,7 +4,8 @@
 
 Personal data, so not an event: a table of its own, keyed by the verified visitor id,
 read when conversations are listed (IDENTITY_COLUMN) and by the client card; an
-erasure of that visitor (issue 20, not built yet) must delete its row. The last identify wins; a value that is
+erasure of that visitor (by visitor id, phone or email) deletes its row
+(erasure_requests.py). The last identify wins; a value that is
 not plausible (too long, control characters, an email without @) is dropped, never an
 error - the visitor is verified either way."""
 from __future__ import annotations
@@ -21,10 +22,11 @@ from conversation.domain import DomainError, check_email, strip_controls
 VERIFIED_PREFIX = "verified:"
 NAME_MAX = 200
 
-# The identity as a column of any `select ... from conversations` (null when none).
+# The identity as a column of any `select ... from conversations` (null when none, and
+# on an erased conversation: it is not to be tied to its visitor any more).
 IDENTITY_COLUMN = """(select jsonb_build_object('name', i.name, 'email', i.email) from verified_identities i
                      where i.project_id = conversations.project_id and i.visitor_id = conversations.visitor_id
-                    ) as identity"""
+                       and conversations.erased_at is null) as identity"""
 
 
 def _plain(value: Any) -> str | None:
