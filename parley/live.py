@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 Decode = Callable[[bytes], Any]
 Handle = Callable[[Any], Awaitable[None]]
 Open = Callable[[list[Event]], Awaitable[list[Event]]]
+OPEN_ATTEMPTS = 4   # 0.2 + 0.4 + 0.8 s of waiting for the keys' owner before a batch is skipped
 
 
 class LiveSubscriber:
@@ -68,13 +69,16 @@ class LiveSubscriber:
         if opener is None:
             return events
         known = [e for e in events if e is not None]
-        try:
-            return await opener(known)
-        except Exception:
-            # The keys' owner not answering: these events are not pushed (the sockets catch
-            # up from the owner's history when they reconnect), the next poll is tried anew.
-            log.exception("live events could not be opened; skipped", extra={"topic": topic, "events": len(known)})
-            return []
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                return await opener(known)
+            except Exception:
+                if attempt + 1 < OPEN_ATTEMPTS:
+                    await asyncio.sleep(0.2 * 2 ** attempt)
+        # The keys' owner not answering for a second or more: these events are not pushed
+        # (a socket gets them with its history when it reconnects); the next poll is tried anew.
+        log.error("live events could not be opened; skipped", extra={"topic": topic, "events": len(known)})
+        return []
 
     async def _deliver(self, topic: str, event: Any) -> None:
         if event is None:
