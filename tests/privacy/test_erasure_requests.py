@@ -10,6 +10,8 @@
   and the inbox hold nothing of it;
 - the same visitor's conversation from another browser (same phone) is erased too,
   another project's conversation with the same phone is not;
+- before it, the export holds all of it (notes marked, files, the lead); after it, the
+  export of the erased conversation holds nothing of the person;
 - a retry with the same Idempotency-Key is the same erasure; non-admins get 403."""
 from __future__ import annotations
 
@@ -60,9 +62,23 @@ async def test_an_erasure_by_phone_leaves_nothing_of_the_person_anywhere(bridge,
     await other.ws.send_json({"type": "contacts", "name": "Not Maria", "phone": PHONE})
     await other.send_and_wait(f"Another project {mark}")
 
+    # The export first (item 2): both of her conversations, notes marked, files, the lead.
+    r = await stack.call("GET", "/api/project/privacy/export?phone=8%20900%20111-22-33", owner)
+    assert r.status == 200, await r.text()
+    exported = await r.json()
+    assert len(exported["conversations"]) == 2 and "Another project" not in str(exported)
+    [first_one] = [c for c in exported["conversations"] if c["id"] == cid]
+    assert [m["from"] for m in first_one["transcript"]] == ["visitor", "visitor", "operator", "operator_note"]
+    assert first_one["files"][0]["name"] == f"receipt-{mark}.png" and first_one["rating"]["comment"] == f"thanks {mark}"
+    assert first_one["custom_params"] == {"office": f"office {mark}"} and mark in first_one["pages"][0]
+    assert [lead["lead_id"] for lead in first_one["leads"]] == ["100"]
+    assert any((c["verified_identity"] or {}).get("name") == f"Maria {mark}" for c in exported["conversations"])
+
     _, operator, _ = await stack.add_operator(owner, "Plain Operator")
-    r = await stack.call("POST", "/api/project/privacy/erasures", operator, json={"phone": PHONE})
-    assert r.status == 403 and (await r.json())["error"]["code"] == "admin_only"
+    for method, path in (("POST", "/api/project/privacy/erasures"),
+                         ("GET", f"/api/project/privacy/export?phone={PHONE}")):
+        r = await stack.call(method, path, operator, json={"phone": PHONE} if method == "POST" else None)
+        assert r.status == 403 and (await r.json())["error"]["code"] == "admin_only", path
     r = await stack.call("POST", "/api/project/privacy/erasures", owner, json={"phone": "8 900 111-22-33"},
                          headers={"Idempotency-Key": "erase-maria-1"})
     assert r.status == 202, await r.text()
@@ -89,7 +105,7 @@ async def test_an_erasure_by_phone_leaves_nothing_of_the_person_anywhere(bridge,
     # Nothing left: files, answers, the database, the topics.
     assert (await stack.gateway.get(f"{file_url}?token={visitor.token}")).status == 404
     for path in ("/api/inbox?view=all", f"/api/conversations/{cid}", "/api/project/crm/deliveries",
-                 f"/api/conversations/{cid}/client"):
+                 f"/api/conversations/{cid}/client", f"/api/project/privacy/export?conversation_id={cid}"):
         r = await stack.call("GET", path, owner)
         assert r.status == 200 and mark not in await r.text() and PHONE not in await r.text(), path
     await all_published(stack.conversation.app[POOL])

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
@@ -30,7 +31,7 @@ from parley.contract import canonical_uuid
 from parley.http import Rejected, ok, read_json
 from parley.service import POOL, STORE
 
-from conversation import erasure
+from conversation import erasure, identities
 from conversation.api import operator_of
 from conversation.domain import DomainError, check_email, normalise_phone
 
@@ -206,7 +207,58 @@ def loop(app: web.Application):
     return run
 
 
+# ---- export (issue 20, item 2) --------------------------------------------------------
+
+_EXPORT_ROW = """select id::text, visitor_id, status, started_at, erased_at, assignee_name, contacts, custom_params
+                 from conversations where id = any($1::uuid[]) order by started_at"""
+
+
+def transcript_of(events) -> tuple[list[dict], list[str], list[dict], dict | None]:
+    """(transcript with notes marked as the operators', the pages in order, the files, the
+    rating) of a conversation's events as stored."""
+    said, pages, files, rating = [], [], [], None
+    for e in events:
+        d = e.data
+        if e.type in ("chat.conversation_started", "chat.page_visited") and d.get("page_url"):
+            pages.append(d["page_url"])
+        elif e.type in ("chat.visitor_message_posted", "chat.operator_replied", "chat.note_added"):
+            who = {"chat.visitor_message_posted": "visitor", "chat.operator_replied": "operator"}.get(e.type,
+                                                                                                     "operator_note")
+            said.append({"at": e.occurred_at, "from": who, "operator": d.get("operator_name"), "text": d.get("text"),
+                         "attachment": d.get("attachment")})
+            if isinstance(d.get("attachment"), dict):
+                files.append({**d["attachment"], "url": f"/files/{d['attachment']['file_id']}"})
+        elif e.type == "chat.rated":
+            rating = {"rating": d["rating"], "comment": d.get("comment"), "at": e.occurred_at}
+    return said, pages, files, rating
+
+
+async def export(request: web.Request) -> web.Response:
+    """GET /api/project/privacy/export?<one of conversation_id, visitor_id, phone, email>:
+    every matching conversation with its transcript (notes marked as the operators'),
+    contacts, params, pages, rating and files, and a verified visitor's identity. The
+    gateway adds the leads crm-bridge sent (its privacy_routes.py)."""
+    me = _admin(request)
+    kind, value = subject_of(dict(request.query))
+    pool, store = request.app[POOL], request.app[STORE]
+    ids = await conversations_of(pool, me.project_id, kind, value)
+    conversations = []
+    for row in await pool.fetch(_EXPORT_ROW, ids):
+        said, pages, files, rating = transcript_of(await store.load(f"conversation-{row['id']}"))
+        identity = await identities.lookup(pool, me.project_id, row["visitor_id"]) if not row["erased_at"] else {}
+        conversations.append({
+            "id": row["id"], "status": row["status"], "started_at": row["started_at"].isoformat(),
+            "erased_at": row["erased_at"].isoformat() if row["erased_at"] else None,
+            "operator": row["assignee_name"], "contacts": row["contacts"], "custom_params": row["custom_params"],
+            "verified_identity": identity or None, "pages": pages, "transcript": said, "files": files,
+            "rating": rating})
+    log.info("personal data exported", extra={"kind": kind, "conversations": len(conversations)})
+    return ok({"subject": {"kind": kind}, "exported_at": datetime.now(timezone.utc).isoformat(),
+               "conversations": conversations})
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/project/privacy/export", export)
     app.router.add_post("/api/project/privacy/erasures", request_erasure)
     app.router.add_get("/api/project/privacy/erasures/{id}", erasure_status)
     app.router.add_post("/internal/privacy/erasures/{id}/parts", part_done)

@@ -3,7 +3,11 @@ which owns the conversations and runs the erasure (its erasure_requests.py):
 
 - `POST /api/project/privacy/erasures` {one of conversation_id, visitor_id, phone,
   email}: 202 {id, status}; an Idempotency-Key makes a retry the same erasure;
-- `GET /api/project/privacy/erasures/{id}`: its status and what was erased.
+- `GET /api/project/privacy/erasures/{id}`: its status and what was erased;
+- `GET /api/project/privacy/export?<one of the four>`: one JSON document with every
+  matching conversation (transcript, operator notes marked as such, contacts, params,
+  pages, rating, files with their download links) and the leads crm-bridge sent for
+  each; crm-bridge not answering leaves `leads: null` with `leads_unavailable`.
 
 Refused before any upstream call: someone who is not an admin (403) and an id that is
 not a UUID (404)."""
@@ -12,11 +16,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from parley.contract import canonical_uuid
-from parley.http import MAX_JSON_BYTES, Rejected, read_body
+from parley.http import MAX_JSON_BYTES, Rejected, ok, read_body
 from parley.service_client import path
 
 from gateway import auth
-from gateway.upstreams import as_operator, conversation, relay
+from gateway.upstreams import as_operator, conversation, crm, relay
 
 
 async def _admin(request: web.Request) -> dict:
@@ -46,6 +50,25 @@ async def erasure_status(request: web.Request) -> web.Response:
         "GET", path("api", "project", "privacy", "erasures", erasure_id), headers=as_operator(request, me)))
 
 
+async def export(request: web.Request) -> web.Response:
+    me = await _admin(request)
+    headers = as_operator(request, me)
+    document = await conversation(request.app).checked("GET", path("api", "project", "privacy", "export"),
+                                                       params=dict(request.query), headers=headers)
+    for c in document["conversations"]:
+        try:
+            c["leads"] = (await crm(request.app).checked("GET", path("api", "conversations", c["id"], "leads"),
+                                                         headers=headers))["leads"]
+        except Rejected as e:
+            if e.status < 500:
+                raise
+            c["leads"], c["leads_unavailable"] = None, "crm-bridge is not answering: try the export again later."
+    answer = ok(document)
+    answer.headers["Content-Disposition"] = 'attachment; filename="parley-export.json"'
+    return answer
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/project/privacy/export", export)
     app.router.add_post("/api/project/privacy/erasures", request_erasure)
     app.router.add_get("/api/project/privacy/erasures/{id}", erasure_status)
