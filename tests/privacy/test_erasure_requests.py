@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from pathlib import Path
+
+import pgserver
 
 from parley.service import POOL
 
@@ -29,7 +32,7 @@ from tests.privacy.marked import all_published, every_record, marked_conversatio
 from tests.support import eventually
 
 PHONE = "+79001112233"
-PG_DUMP = __import__("pgserver").__path__[0] + "/pginstall/bin/pg_dump"
+PG_DUMP = str(Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_dump")   # the suite's PostgreSQL's own
 
 
 def pg_dump(database_url: str) -> bytes:
