@@ -93,7 +93,8 @@ export function createConversationView(ctx) {
   const unsubscribe = subscribe((ids) => { if (id && ids.includes(id)) renderHead(); });
 
   function row() { return store.rows.get(id) || conversation; }
-  function canAct() { const r = row(); return !!r && (r.assignee_id === me.id || me.is_admin); }
+  // An erased conversation is a record only: nobody acts on it any more (the server refuses too).
+  function canAct() { const r = row(); return !!r && !r.erased_at && (r.assignee_id === me.id || me.is_admin); }
 
   // ---- open / fetch ---------------------------------------------------------------------
   async function open(conversationId) {
@@ -223,7 +224,7 @@ export function createConversationView(ctx) {
         return h('div', { class: 'msg msg-note', 'data-testid': 'message', 'data-kind': 'note' },
           h('div', { class: 'msg-meta' }, h('strong', { class: 'note-label' }, icon('lock'), t('internal_note')),
             h('span', { class: 'msg-author' }, d.operator_name), time),
-          h('div', { class: 'bubble' }, h('p', { class: 'text' }, d.text)));
+          h('div', { class: 'bubble' }, h('p', { class: d.erased ? 'text muted' : 'text' }, d.erased ? t('erased_message') : d.text)));
       case 'chat.conversation_started':
         return system(t(d.left_while_closed ? 'sys_started_offline' : 'sys_started'), time);
       case 'assignment.taken':
@@ -246,7 +247,7 @@ export function createConversationView(ctx) {
         return system(t(d.by_operator_id ? 'sys_contacts_by_operator' : 'sys_contacts', { contacts: given }), time);
       }
       case 'chat.page_visited':
-        return system(t('sys_page', { url: d.page_url }), time);
+        return system(t('sys_page', { url: d.page_url || t('erased_message') }), time);
       case 'chat.rated': {
         const stars = '★'.repeat(d.rating) + '☆'.repeat(5 - d.rating);
         const node = system(t(d.comment ? 'sys_rated_comment' : 'sys_rated', { stars, n: d.rating, comment: d.comment }), time);
@@ -265,6 +266,7 @@ export function createConversationView(ctx) {
 
   function bubble(d) {
     const b = h('div', { class: 'bubble' });
+    if (d.erased) b.append(h('p', { class: 'text muted' }, t('erased_message')));
     if (d.text) b.append(h('p', { class: 'text' }, d.text));
     if (d.attachment) b.append(attachmentEl(d.attachment));
     return b;
@@ -310,7 +312,7 @@ export function createConversationView(ctx) {
       h('option', { value: 'closed', selected: r.status === 'closed' }, statusLabel('closed')));
       actions.append(h('label', { class: 'inline-label' }, h('span', { class: 'visually-hidden' }, t('status')), select));
     }
-    if (me.is_admin) {
+    if (me.is_admin && !r.erased_at) {
       actions.append(h('button', { class: 'btn', type: 'button', 'data-testid': 'assign-button', 'aria-haspopup': 'dialog',
         onclick: (e) => openAssign(e.currentTarget) }, t('assign_to')));
     }
@@ -327,9 +329,12 @@ export function createConversationView(ctx) {
     for (const c of [input, noteToggle, templateButton, sendButton]) c.disabled = !allowed;
     fileInput.disabled = !allowed || noteMode;
     attachLabel.classList.toggle('disabled', !allowed || noteMode);
-    banner.hidden = allowed && !unclaimed;
+    banner.hidden = allowed && !unclaimed && !r.erased_at;
     clear(banner);
-    if (unclaimed) banner.append(h('p', null, allowed ? t('banner_unclaimed_admin') : t('banner_unclaimed')));
+    if (r.erased_at) {   // a record only: nothing to answer, nothing of the visitor
+      banner.append(h('p', { 'data-testid': 'erased-banner' }, t('erased_banner', { date: formatDateTime(r.erased_at) })));
+      composer.hidden = true;
+    } else if (unclaimed) banner.append(h('p', null, allowed ? t('banner_unclaimed_admin') : t('banner_unclaimed')));
     else if (!allowed) banner.append(h('p', null, t('banner_not_yours', { name: r.assignee_name || '' })));
 
     renderSide(r);

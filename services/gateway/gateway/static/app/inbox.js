@@ -88,8 +88,8 @@ export function createInbox(ctx) {
       'aria-current': row.id === activeId ? 'true' : null,
     },
     h('span', { class: 'row-top' }, h('strong', { class: 'row-name' }, name), waiting, unread),
-    h('span', { class: 'row-preview' }, row.last_message_from === 'operator' ? `${t('you_prefix')} ` : '',
-      preview(row.last_message_text)),
+    h('span', { class: 'row-preview' }, row.last_message_from === 'operator' && !row.erased_at ? `${t('you_prefix')} ` : '',
+      preview(row.last_message_text, row.erased_at)),
     h('span', { class: 'row-meta' }, h('span', { class: `status status-${row.status}` }, statusLabel(row.status)),
       row.left_while_closed ? h('span', { class: 'status status-closed', 'data-testid': 'left-while-closed',
         title: t('left_while_closed_hint') }, t('left_while_closed')) : null, who));
@@ -98,7 +98,8 @@ export function createInbox(ctx) {
 
   /** The last message; a file's "📎 name" (inbox.py) gets the app's own clip icon, since
    *  operators' machines may have no emoji font and would draw an empty box. */
-  function preview(text) {
+  function preview(text, erasedAt) {
+    if (erasedAt) return t('erased');
     if (!text) return t('no_messages');
     if (!text.startsWith('📎 ')) return text;
     return [icon('clip'), h('span', { class: 'visually-hidden' }, t('attachment')), ' ', text.slice(3)];

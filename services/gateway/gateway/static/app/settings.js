@@ -6,11 +6,12 @@ import { h, clear, avatar, icon, append } from './dom.js';
 import { t } from './i18n.js';
 import { store } from './store.js';
 
-export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites', 'hours', 'crm', 'crm_deliveries', 'ratings', 'assignment', 'identity'];
+export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites', 'hours', 'crm', 'crm_deliveries', 'ratings', 'assignment', 'identity',
+  'privacy'];
 // The CRM sections (crm.js) and working hours (hours.js) are listed for admins only; anyone
 // opening their URL gets the API's answer.
 export const CRM_SECTIONS = ['crm', 'crm_deliveries'];
-export const ADMIN_SECTIONS = [...CRM_SECTIONS, 'hours', 'ratings', 'assignment', 'identity'];
+export const ADMIN_SECTIONS = [...CRM_SECTIONS, 'hours', 'ratings', 'assignment', 'identity', 'privacy'];
 
 export function createSettings(ctx) {
   const me = store.me;
@@ -38,7 +39,8 @@ export function createSettings(ctx) {
       crm_deliveries: async (n) => (await import('./crm.js')).crmDeliveriesSection(n),
       ratings: async (n) => (await import('./ratings.js')).ratingsSection(n),
       assignment: async (n) => (await import('./assignment.js')).assignmentSection(n),
-      identity: async (n) => (await import('./identity.js')).identitySection(n) };
+      identity: async (n) => (await import('./identity.js')).identitySection(n),
+      privacy: async (n) => (await import('./privacy.js')).privacySection(n) };
     const node = h('div', { class: 'settings-section', 'data-testid': `settings-${section}`, 'aria-busy': 'true' },
       h('h3', { class: 'section-title', tabindex: '-1' }, t(`settings_${section}`)));
     clear(panel).append(node);

@@ -86,6 +86,10 @@ export function applyToRow(ev) {
     case 'status.changed': row.status = d.status; break;
     case 'lead.requested': row.lead_requested_at = ev.at; break;
     case 'chat.read_by_operator': row.unread = 0; break;   // an operator opened it (later messages count again)
+    case 'chat.conversation_erased':   // a record is left: nothing of the visitor
+      Object.assign(row, { visitor_name: null, contacts: {}, custom_params: {}, page_url: null, last_message_text: null,
+        identity: null, erased_at: ev.at });
+      break;
     default: break;
   }
   row.version = ev.seq;

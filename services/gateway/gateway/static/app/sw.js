@@ -1,7 +1,7 @@
 // Parley operator app service worker: keeps the app shell so the app starts offline and
 // opens in its own window. Only the shell files are cached; /api, /ws, /files and
 // /avatars always go to the network and are never cached.
-const CACHE = 'parley-app-v7';
+const CACHE = 'parley-app-v8';
 const SHELL = [
   '/app/',
   '/app/static/app.css',
@@ -22,6 +22,7 @@ const SHELL = [
   '/app/static/assignment.js',
   '/app/static/ratings.js',
   '/app/static/identity.js',
+  '/app/static/privacy.js',
   '/app/static/manifest.webmanifest',
   '/app/static/icons/icon-192.png',
   '/app/static/icons/icon-512.png',
