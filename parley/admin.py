@@ -5,6 +5,9 @@
   python -m parley.admin create-project --id acme --name "ACME" --owner-email you@acme.example
                                          a project, chat enabled, you its owner (password asked for)
   python -m parley.admin list-projects   id, name, owner email, created
+  python -m parley.admin privacy export --project acme --phone "+7 900 111-22-33" [--output f.json]
+  python -m parley.admin privacy erase --project acme --email maria@example.com [--yes]
+                                         a person's data: export, or erase for good (issue 20)
 """
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ import asyncio
 import getpass
 import sys
 
-from parley import kafka, migrate_services
+from parley import kafka, migrate_services, privacy_cli
 from parley.config import env, resolve_path
+from parley.http import Rejected
 from parley.schemas import load_topics
 
 
@@ -35,7 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--database-url", default=env("DATABASE_URL"))
     listing = commands.add_parser("list-projects", help="every project: id, name, owner email, created")
     listing.add_argument("--database-url", default=env("DATABASE_URL"))
+    privacy_cli.add_arguments(commands)
     args = parser.parse_args(argv)
+    if args.command == "privacy":
+        try:
+            return privacy_cli.run(args)
+        except Rejected as e:
+            print(f"privacy {args.action} refused ({e.code}): {e.message}", file=sys.stderr)
+            return 1
     if args.command in ("create-project", "list-projects"):
         if not args.database_url:
             parser.error("set DATABASE_URL or pass --database-url")

@@ -262,9 +262,9 @@ def _package_dir(module: str) -> Path | None:
 
 def _sources_of(module: str) -> list[Path]:
     """The service's own package and the shared backbone (its local-platform helpers and
-    operations commands aside: a service does not run them)."""
+    operations commands - admin.py, privacy_cli.py - aside: a service does not run them)."""
     package = _package_dir(module)
-    shared = [p for p in (REPO_ROOT / "parley").glob("*.py") if p.name not in ("admin.py",)]
+    shared = [p for p in (REPO_ROOT / "parley").glob("*.py") if p.name not in ("admin.py", "privacy_cli.py")]
     return shared + (sorted(package.rglob("*.py")) if package else [])
 
 

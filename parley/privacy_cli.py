@@ -1,0 +1,110 @@
+"""`python -m parley.admin privacy export|erase`: a data subject's export and erasure
+from the command line (issue 20), for an operations engineer with the services'
+environment (compose: `docker compose run --rm migrate python -m parley.admin ...`).
+
+The same work as Settings › Privacy: signed calls to the conversation service (and
+crm-bridge for the leads of an export) as an admin of the project named, so the one
+set of rules in the conversation service applies. An erasure prints its progress until
+it is done, and the CRM leads to erase there."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from typing import Any
+
+import orjson
+
+from parley import internal_auth
+from parley.config import env
+from parley.contract import ACTOR_HEADER
+from parley.service_client import ServiceClient, new_session, path
+
+SUBJECTS = ("conversation_id", "visitor_id", "phone", "email")
+CLI_OPERATOR = uuid.UUID("4b7e3f0a-2c1d-4e8f-9a6b-5d0c1e2f3a4b")   # who the audit will name: the command line
+
+
+def add_arguments(commands) -> None:
+    privacy = commands.add_parser("privacy", help="export or erase everything Parley holds about a person")
+    actions = privacy.add_subparsers(dest="action", required=True)
+    for action, text in (("export", "print the JSON document (or write it with --output)"),
+                         ("erase", "erase for good, then wait until it is done")):
+        sub = actions.add_parser(action, help=text)
+        sub.add_argument("--project", required=True, help="the project's id")
+        which = sub.add_mutually_exclusive_group(required=True)
+        for subject in SUBJECTS:
+            which.add_argument(f"--{subject.replace('_', '-')}", dest=subject)
+        if action == "export":
+            sub.add_argument("--output", help="a file to write instead of printing")
+        else:
+            sub.add_argument("--yes", action="store_true", help="do not ask before erasing")
+            sub.add_argument("--key", help="an idempotency key: the same key is the same erasure (default: new)")
+
+
+def _headers(project: str) -> dict[str, str]:
+    actor = {"id": str(CLI_OPERATOR), "project": project, "name": "Command line", "is_admin": True,
+             "avatar_url": None, "email": None}
+    return {ACTOR_HEADER: orjson.dumps(actor).decode()}
+
+
+def _client(session, name: str, variable: str) -> ServiceClient:
+    return ServiceClient(name, env(variable).rstrip("/"), session, internal_auth.secret())
+
+
+def _subject(args: argparse.Namespace) -> dict[str, str]:
+    return {k: getattr(args, k) for k in SUBJECTS if getattr(args, k)}
+
+
+async def export(args: argparse.Namespace) -> dict[str, Any]:
+    async with new_session() as session:
+        conversation = _client(session, "conversation", "PARLEY_CONVERSATION_URL")
+        document = await conversation.checked("GET", path("api", "project", "privacy", "export"),
+                                              params=_subject(args), headers=_headers(args.project))
+        crm = _client(session, "crm-bridge", "PARLEY_CRM_BRIDGE_URL")
+        for c in document["conversations"]:
+            c["leads"] = (await crm.checked("GET", path("api", "conversations", c["id"], "leads"),
+                                            headers=_headers(args.project)))["leads"]
+        return document
+
+
+async def erase(args: argparse.Namespace, say=print) -> dict[str, Any]:
+    async with new_session() as session:
+        conversation = _client(session, "conversation", "PARLEY_CONVERSATION_URL")
+        headers = {**_headers(args.project), "Idempotency-Key": args.key or str(uuid.uuid4())}
+        erasure = await conversation.checked("POST", path("api", "project", "privacy", "erasures"),
+                                             json=_subject(args), headers=headers)
+        say(f"erasure {erasure['id']}: {erasure['conversations']} conversation(s)")
+        while erasure["status"] != "done":
+            await asyncio.sleep(1)
+            erasure = await conversation.checked("GET", path("api", "project", "privacy", "erasures", erasure["id"]),
+                                                 headers=_headers(args.project))
+            done = erasure["parts_done"]
+            say(f"  erasing: {done['conversation']}/{erasure['conversations']} here, "
+                f"files {done['files']}, crm-bridge {done['crm']}")
+        return erasure
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "export":
+        document = asyncio.run(export(args))
+        raw = orjson.dumps(document, option=orjson.OPT_INDENT_2)
+        if args.output:
+            with open(args.output, "wb") as out:
+                out.write(raw)
+            print(f"exported {len(document['conversations'])} conversation(s) to {args.output}")
+        else:
+            sys.stdout.write(raw.decode() + "\n")
+        return 0
+    if not args.yes:
+        answer = input(f"Erase everything about {_subject(args)} in project {args.project} for good? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing was erased")
+            return 1
+    erasure = asyncio.run(erase(args))
+    erased = erasure["erased"]
+    print(f"done: {erased['conversations']} conversation(s), {erased['messages']} message(s), "
+          f"{erased['files']} file(s) erased")
+    for lead in erasure["crm_leads"]:
+        print(f"  in the CRM, outside Parley - erase it there: lead {lead['lead_id']} {lead.get('url') or ''}")
+    return 0
