@@ -44,6 +44,12 @@ async def test_the_owner_exports_and_erases_a_visitor_from_the_privacy_page(brid
     await expect(app.get_by_test_id("privacy-crm-leads")).to_contain_text("#100")
     await app.screenshot(path=screenshot_path("app-privacy-erased"))
 
+    # Retention, on the same page.
+    await app.get_by_test_id("retention-days").fill("365")
+    await app.get_by_test_id("retention-save").click()
+    await expect(app.get_by_test_id("retention-message")).to_contain_text("365 day(s)")
+    assert await (await stack.call("GET", "/api/project/privacy/retention", owner)).json() == {"erase_after_days": 365}
+
     await app.goto(f"{base}/app/#/inbox/all")
     row = app.locator(f"[data-testid=inbox-row][data-conversation-id='{cid}']")
     await row.wait_for(timeout=10000)

@@ -167,9 +167,69 @@ async def _finish_if_done(pool, erasure_id: str) -> None:
                  >= cardinality(e.conversation_ids) * $2""", erasure_id, len(PARTS))
 
 
+# ---- retention (issue 20, item 4) ------------------------------------------------------
+
+RETENTION_DAYS = (1, 3650)
+RETENTION_BATCH = 100
+# Closed, not erased, last message (or start) older than the project's setting.
+_DUE_FOR_RETENTION = """
+select c.id::text, c.project_id from conversations c join retention_settings r using (project_id)
+where c.status = 'closed' and c.erased_at is null
+  and coalesce(c.last_message_at, c.started_at) < now() - make_interval(days => r.erase_after_days)
+order by coalesce(c.last_message_at, c.started_at)
+limit $1
+"""
+
+
+async def get_retention(request: web.Request) -> web.Response:
+    me = _admin(request)
+    days = await request.app[POOL].fetchval(
+        "select erase_after_days from retention_settings where project_id = $1", me.project_id)
+    return ok({"erase_after_days": days})
+
+
+async def put_retention(request: web.Request) -> web.Response:
+    """PUT /api/project/privacy/retention {"erase_after_days": N (1-3650) | null (keep)}."""
+    me = _admin(request)
+    body = await read_json(request)
+    days = body.get("erase_after_days") if isinstance(body, dict) else None
+    if set(body) - {"erase_after_days"} or "erase_after_days" not in body or (days is not None and (
+            isinstance(days, bool) or not isinstance(days, int) or not RETENTION_DAYS[0] <= days <= RETENTION_DAYS[1])):
+        raise Rejected(422, "erase_after_days_invalid", f"erase_after_days is a whole number of days from "
+                       f"{RETENTION_DAYS[0]} to {RETENTION_DAYS[1]}, or null to keep conversations.")
+    pool = request.app[POOL]
+    if days is None:
+        await pool.execute("delete from retention_settings where project_id = $1", me.project_id)
+    else:
+        await pool.execute("""insert into retention_settings (project_id, erase_after_days, updated_by)
+                              values ($1, $2, $3) on conflict (project_id) do update
+                              set erase_after_days = excluded.erase_after_days, updated_by = excluded.updated_by,
+                                  updated_at = now()""", me.project_id, days, me.id)
+    log.info("retention set", extra={"project_id": me.project_id, "erase_after_days": days})
+    return ok({"erase_after_days": days})
+
+
+def retention_erasure_id(conversation_id: str) -> str:
+    """One retention erasure per conversation, the same id on every pass and replica."""
+    return str(uuid.uuid5(NAMESPACE, f"retention:{conversation_id}"))
+
+
+async def retain(pool) -> int:
+    """Erasures (kind retention) for the conversations the projects' retention has reached."""
+    rows = await pool.fetch(_DUE_FOR_RETENTION, RETENTION_BATCH)
+    if rows:
+        await pool.executemany(
+            """insert into erasures (id, project_id, kind, conversation_ids)
+               values ($1, $2, 'retention', array[$3::uuid]) on conflict (id) do nothing""",
+            [(retention_erasure_id(r["id"]), r["project_id"], r["id"]) for r in rows])
+    return len(rows)
+
+
 async def work(app: web.Application) -> int:
-    """One pass: this service's part of every pending erasure; how many conversations it erased."""
+    """One pass: retention's new erasures, then this service's part of every pending
+    erasure; how many conversations it erased."""
     pool, store = app[POOL], app[STORE]
+    await retain(pool)
     erased = 0
     for row in await pool.fetch(
             """select e.id::text, e.kind, array(select c::text from unnest(e.conversation_ids) c
@@ -180,8 +240,9 @@ async def work(app: web.Application) -> int:
         for cid in row["left_"]:
             messages = await pool.fetchval("select count(*) from conversation_messages where conversation_id = $1",
                                            cid)
-            await erasure.erase_conversation(store, cid, row["id"])
-            if row["kind"] != "conversation_id":   # the person, not one conversation: who they are goes too
+            await erasure.erase_conversation(store, cid, row["id"],
+                                             "retention" if row["kind"] == "retention" else "request")
+            if row["kind"] in ("visitor_id", "phone", "email"):   # the person: who they are goes too
                 await pool.execute(
                     """delete from verified_identities i using conversations c
                        where c.id = $1 and i.project_id = c.project_id and i.visitor_id = c.visitor_id""", cid)
@@ -258,6 +319,8 @@ async def export(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/project/privacy/retention", get_retention)
+    app.router.add_put("/api/project/privacy/retention", put_retention)
     app.router.add_get("/api/project/privacy/export", export)
     app.router.add_post("/api/project/privacy/erasures", request_erasure)
     app.router.add_get("/api/project/privacy/erasures/{id}", erasure_status)

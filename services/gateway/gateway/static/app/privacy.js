@@ -21,12 +21,31 @@ export async function privacySection(node) {
     'aria-labelledby': 'privacy-confirm-text' });
   const result = h('div', { class: 'privacy-result', 'data-testid': 'privacy-result', 'aria-live': 'polite' });
 
+  // Retention: closed conversations older than N days are erased by themselves.
+  const days = h('input', { type: 'number', id: 'retention-days', 'data-testid': 'retention-days', min: '1', max: '3650',
+    placeholder: t('retention_keep') });
+  const retentionMessage = h('p', { class: 'form-message', role: 'status', 'data-testid': 'retention-message' });
+  const retention = h('form', { class: 'card form-grid privacy-form', novalidate: true, onsubmit: async (e) => {
+    e.preventDefault();
+    const n = days.value.trim() ? Number(days.value) : null;
+    try {
+      const saved = await api('PUT', '/api/project/privacy/retention', { erase_after_days: n });
+      retentionMessage.className = 'form-message ok';
+      retentionMessage.textContent = saved.erase_after_days ? t('retention_saved', { n: saved.erase_after_days }) : t('retention_off');
+    } catch (err) { retentionMessage.className = 'form-message error'; retentionMessage.textContent = err.message || t('network_error'); }
+  } }, h('h4', null, t('retention_title')),
+  h('div', { class: 'field' }, h('label', { for: 'retention-days' }, t('retention_days')), days,
+    h('p', { class: 'field-hint' }, t('retention_hint'))),
+  h('div', { class: 'form-actions' }, h('button', { class: 'btn btn-primary', type: 'submit', 'data-testid': 'retention-save' }, t('save'))),
+  retentionMessage);
+  api('GET', '/api/project/privacy/retention').then((r) => { days.value = r.erase_after_days ?? ''; }).catch(() => {});
+
   node.append(h('p', { class: 'muted' }, t('privacy_intro')),
     h('form', { class: 'card form-grid privacy-form', novalidate: true, onsubmit: (e) => e.preventDefault() },
       h('div', { class: 'field' }, h('label', { for: 'privacy-kind' }, t('privacy_find_by')), kind),
       h('div', { class: 'field' }, h('label', { for: 'privacy-value' }, t('privacy_value')), value),
       h('div', { class: 'form-actions' }, exportButton, eraseButton), message, confirmBox),
-    result);
+    result, retention);
 
   const query = () => `${kind.value}=${encodeURIComponent(value.value.trim())}`;
   const say = (text, cls = 'error') => { message.textContent = text || ''; message.className = `form-message ${cls}`; };
