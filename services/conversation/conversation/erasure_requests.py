@@ -1,4 +1,6 @@
-"""Erasure requests (issue 20): an owner or admin asks for a data subject's erasure, by
+"""Data rights (issue 20): erasure requests, retention and export.
+
+Erasure: an owner or admin asks for a data subject's erasure, by
 one of conversation_id, visitor_id, phone or email; this service finds the
 conversations at once, keeps which ones (not the phone or email asked for), answers
 202, and finishes the work in the background:
@@ -15,7 +17,12 @@ restart, so a crash of any service halfway delays an erasure, never loses it. Tw
 replicas may work on one erasure at once: their commands and scrubs agree.
 By phone or email, the same person's conversations from other browsers go too: every
 conversation of every visitor who gave that phone or email. Another project's
-conversations never do."""
+conversations never do.
+
+Retention: a project's `erase_after_days` turns each closed conversation whose last
+message is older into an erasure of kind `retention` (one per conversation, `retain`),
+which the same loop carries out. Export: everything held about a subject, from this
+service's own store (the gateway adds crm-bridge's leads)."""
 from __future__ import annotations
 
 import asyncio
