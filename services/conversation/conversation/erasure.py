@@ -12,13 +12,11 @@ halfway finishes when it is run again.
    event store are replaced by their erased values (parley/personal.py), so the store
    keeps the record of what happened and nothing of what was said.
 
-Not here yet: the gateway's files, crm-bridge's copies of lead requests and its client
-cards, a verified visitor's identity row, and the request that drives it (API, CLI,
-status) - the rest of issue 20."""
+The request that drives it, the verified identity row and the other services' parts
+(the gateway's files, crm-bridge's copies and client cards): erasure_requests.py."""
 from __future__ import annotations
 
 import asyncpg
-import orjson
 
 from parley import personal, subject_keys
 from parley.contract import conversation_stream
@@ -34,14 +32,10 @@ for update
 """
 
 
-def _json(value):
-    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
-
-
 async def scrub(conn: asyncpg.Connection, stream: str) -> int:
     """The stream's rows with their personal fields erased; how many were changed."""
     rows = await conn.fetch(_PERSONAL_ROWS, stream, list(personal.PERSONAL))
-    changed = [(r["id"], personal.erase_event(Event(r["type"], stream, _json(r["data"]))).data) for r in rows]
+    changed = [(r["id"], personal.erase_event(Event(r["type"], stream, r["data"])).data) for r in rows]
     if changed:
         await conn.executemany("update events set data = $2 where id = $1", changed)
     return len(changed)
