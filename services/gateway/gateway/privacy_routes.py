@@ -4,8 +4,8 @@ which owns the conversations and runs the erasure (its erasure_requests.py):
 - `POST /api/project/privacy/erasures` {one of conversation_id, visitor_id, phone,
   email}: 202 {id, status}; an Idempotency-Key makes a retry the same erasure;
 - `GET /api/project/privacy/erasures/{id}`: its status and what was erased;
-- `GET|PUT /api/project/privacy/retention` {erase_after_days: N | null}: closed
-  conversations whose last message is older are erased by themselves;
+- retention (`GET|PUT /api/project/privacy/retention`) is one of admin_settings_routes'
+  forwarded settings;
 - `GET /api/project/privacy/export?<one of the four>`: one JSON document with every
   matching conversation (transcript, operator notes marked as such, contacts, params,
   pages, rating, files with their download links) and the leads crm-bridge sent for
@@ -70,18 +70,7 @@ async def export(request: web.Request) -> web.Response:
     return answer
 
 
-async def retention(request: web.Request) -> web.Response:
-    """GET|PUT /api/project/privacy/retention {"erase_after_days": N | null}."""
-    me = await _admin(request)
-    body = await read_body(request, MAX_JSON_BYTES) if request.method == "PUT" else b""
-    return relay(await conversation(request.app).call(
-        request.method, path("api", "project", "privacy", "retention"), body=body, headers=as_operator(request, me),
-        content_type=request.headers.get("Content-Type") if body else None))
-
-
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/project/privacy/retention", retention)
-    app.router.add_put("/api/project/privacy/retention", retention)
     app.router.add_get("/api/project/privacy/export", export)
     app.router.add_post("/api/project/privacy/erasures", request_erasure)
     app.router.add_get("/api/project/privacy/erasures/{id}", erasure_status)
