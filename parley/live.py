@@ -69,9 +69,10 @@ class LiveSubscriber:
         if opener is None:
             return events
         known = [e for e in events if e is not None]
+        unreadable = [None] * (len(events) - len(known))   # still logged by _deliver, as on other topics
         for attempt in range(OPEN_ATTEMPTS):
             try:
-                return await opener(known)
+                return await opener(known) + unreadable
             except Exception:
                 if attempt + 1 < OPEN_ATTEMPTS:
                     await asyncio.sleep(0.2 * 2 ** attempt)
