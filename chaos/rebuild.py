@@ -12,7 +12,7 @@ and was applied twice.
 
 The registry's tables (operators, projects, templates) are rebuilt the same way from
 `operator.events` and `project.events`, less the password columns: hashes are never in
-events (operator_registry/projection.py)."""
+events (operator_registry/projection.py); its audit log from `audit.events`."""
 from __future__ import annotations
 
 import asyncio
@@ -41,6 +41,7 @@ REGISTRY_TABLES = {
     "projects": ("id", ("owner_password",)),
     "operators": ("id", ("password",)),
     "templates": ("id", ()),
+    "audit_log": ("id", ("seq",)),   # seq: the order entries arrived in, a read cursor
 }
 
 
@@ -180,18 +181,21 @@ def _by_conversation(events: list[Event]) -> dict[str, list[Event]]:
 
 
 async def _registry(database_url: str, bootstrap: str, timeout: float) -> list[TableCheck]:
-    from operator_registry import projection
+    from operator_registry import audit_log, projection
     import operator_registry.__main__ as service
 
     async def handle(conn: asyncpg.Connection, event: Event) -> None:
-        # The columns are required; their values are left out of the comparison.
-        await projection.apply(conn, event, password_hash="(not in events)")
+        if event.type == "audit.recorded":
+            await audit_log.on_audit_event(conn, event)
+        else:   # the columns are required; their values are left out of the comparison
+            await projection.apply(conn, event, password_hash="(not in events)")
 
     async def reset(conn: asyncpg.Connection) -> None:
-        await conn.execute("truncate projects, operators, templates cascade")
+        await conn.execute("truncate projects, operators, templates, audit_log cascade")
 
     pool, scratch = await _rebuild(database_url, bootstrap, service.SPEC.migrations,
-                                   [["project.events"], ["operator.events"]], {"handle": handle}, reset, timeout)
+                                   [["project.events"], ["operator.events"], ["audit.events"]], {"handle": handle},
+                                   reset, timeout)
     try:
         return await _compare(database_url, service.SPEC.schema, scratch, REGISTRY_TABLES)
     finally:

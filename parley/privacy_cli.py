@@ -17,12 +17,12 @@ from typing import Any
 import orjson
 
 from parley import internal_auth
+from parley.audit import COMMAND_LINE, COMMAND_LINE_NAME
 from parley.config import env
 from parley.contract import ACTOR_HEADER
 from parley.service_client import ServiceClient, new_session, path
 
 SUBJECTS = ("conversation_id", "visitor_id", "phone", "email")
-CLI_OPERATOR = uuid.UUID("4b7e3f0a-2c1d-4e8f-9a6b-5d0c1e2f3a4b")   # who the audit will name: the command line
 
 
 def add_arguments(commands) -> None:
@@ -43,7 +43,7 @@ def add_arguments(commands) -> None:
 
 
 def _headers(project: str) -> dict[str, str]:
-    actor = {"id": str(CLI_OPERATOR), "project": project, "name": "Command line", "is_admin": True,
+    actor = {"id": COMMAND_LINE, "project": project, "name": COMMAND_LINE_NAME, "is_admin": True,
              "avatar_url": None, "email": None}
     return {ACTOR_HEADER: orjson.dumps(actor).decode()}
 

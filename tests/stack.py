@@ -121,7 +121,7 @@ def conversation_port(monkeypatch) -> int:
 @pytest.fixture
 async def stack(platform, monkeypatch, conversation_port):
     suffix = uuid.uuid4().hex[:8]
-    registry_spec = dataclasses.replace(registry_main.SPEC, schema=f"reg_{suffix}")
+    registry_spec = await consumers_at_the_end(platform, registry_main.SPEC, f"reg_{suffix}")
     registry = TestClient(TestServer(create_app(registry_spec, settings(platform, "operator-registry"))))
     await registry.start_server()
     conversation = TestClient(TestServer(create_app(

@@ -1,8 +1,9 @@
 """Issue 20, item 8 in a real Chromium: the owner finds a visitor by phone in Settings ›
 Privacy, exports everything (a JSON download that holds the conversation), erases it
 after a confirmation that says how many conversations go, and watches the erasure turn
-done; the inbox then shows the conversation without the visitor's name or text.
-Screenshots: app-privacy-confirm, app-privacy-erased."""
+done; the audit log below names the owner for the erasure and the retention; the inbox
+then shows the conversation without the visitor's name or text.
+Screenshots: app-privacy-confirm, app-privacy-erased, app-privacy-audit-log."""
 from __future__ import annotations
 
 import json
@@ -49,6 +50,21 @@ async def test_the_owner_exports_and_erases_a_visitor_from_the_privacy_page(brid
     await app.get_by_test_id("retention-save").click()
     await expect(app.get_by_test_id("retention-message")).to_contain_text("365 day(s)")
     assert await (await stack.call("GET", "/api/project/privacy/retention", owner)).json() == {"erase_after_days": 365}
+
+    # The audit log under it names the owner for the erasure and the retention, newest first.
+    log = app.get_by_test_id("audit-log")
+    for _ in range(20):
+        await app.get_by_test_id("audit-refresh").click()
+        if await log.locator("tr[data-action='settings.retention']").count():
+            break
+        await app.wait_for_timeout(500)
+    first = log.locator("tbody tr").first
+    await expect(first).to_contain_text("erase closed conversations after 365 day(s)")
+    await expect(first).to_contain_text("Owner")
+    await expect(log.locator("tr[data-action='privacy.erasure_requested']")).to_contain_text("by Phone (1 conversation(s))")
+    assert mark not in await log.inner_text() and "111-22-33" not in await log.inner_text()
+    await app.get_by_test_id("audit-log").scroll_into_view_if_needed()
+    await app.screenshot(path=screenshot_path("app-privacy-audit-log"))
 
     await app.goto(f"{base}/app/#/inbox/all")
     row = app.locator(f"[data-testid=inbox-row][data-conversation-id='{cid}']")

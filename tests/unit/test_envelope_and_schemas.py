@@ -53,9 +53,10 @@ def test_an_event_type_without_a_schema_is_refused(catalog):
         catalog.validate(event)
 
 
-def test_asyncapi_declares_the_five_topics_and_routes_streams():
+def test_asyncapi_declares_the_event_topics_and_routes_streams():
     topics = {t.name: t for t in load_topics(REPO_ROOT / "schemas" / "asyncapi.yaml")}
-    events = {"conversation.events", "operator.events", "project.events", "lead.events", "schedule.events"}
+    events = {"conversation.events", "operator.events", "project.events", "lead.events", "schedule.events",
+              "audit.events"}
     assert set(topics) == events | {"typing.signals"}
     assert topics["conversation.events"].partitions >= 3
     assert all(topics[name].config["retention.ms"] == "-1" for name in events)   # projections rebuild from them

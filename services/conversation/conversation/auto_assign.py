@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
-from parley import internal_auth
+from parley import audit, internal_auth
 from parley.config import env
 from parley.contract import canonical_uuid
 from parley.http import Rejected, ok, read_json
@@ -218,10 +218,13 @@ async def get_settings(request: web.Request) -> web.Response:
 async def put_settings(request: web.Request) -> web.Response:
     me = _admin(request)
     settings = offers.parse_settings(await read_json(request))
-    await request.app[POOL].execute(
-        """insert into assignment_settings (project_id, settings) values ($1, $2)
-           on conflict (project_id) do update set settings = excluded.settings""",
-        me.project_id, offers.settings_json(settings))
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        await conn.execute(
+            """insert into assignment_settings (project_id, settings) values ($1, $2)
+               on conflict (project_id) do update set settings = excluded.settings""",
+            me.project_id, offers.settings_json(settings))
+        await audit.record(request.app[STORE], conn, me.project_id, me.id, "settings.assignment", "assignment",
+                           mode=settings.mode)
     return ok(offers.settings_json(settings))
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from parley import audit
 from parley.contract import canonical_uuid
 from parley.http import Rejected, ok, read_json
 from parley.service import POOL, STORE
@@ -111,11 +112,15 @@ async def request_erasure(request: web.Request) -> web.Response:
     ids = await conversations_of(pool, me.project_id, kind, value)
     key = request.headers.get("Idempotency-Key")
     erasure_id = str(uuid.uuid5(NAMESPACE, f"{me.project_id}:{me.id}:{key}")) if key else str(uuid.uuid4())
-    await pool.execute(
-        """insert into erasures (id, project_id, kind, requested_by, conversation_ids, status, finished_at)
-           values ($1, $2, $3, $4, $5::uuid[], case when $6 then 'done' else 'pending' end,
-                   case when $6 then now() end)
-           on conflict (id) do nothing""", erasure_id, me.project_id, kind, me.id, ids, not ids)
+    async with pool.acquire() as conn, conn.transaction():
+        made = await conn.fetchval(
+            """insert into erasures (id, project_id, kind, requested_by, conversation_ids, status, finished_at)
+               values ($1, $2, $3, $4, $5::uuid[], case when $6 then 'done' else 'pending' end,
+                       case when $6 then now() end)
+               on conflict (id) do nothing returning true""", erasure_id, me.project_id, kind, me.id, ids, not ids)
+        if made:   # the subject's kind, never its value: the trail holds no personal data
+            await audit.record(request.app[STORE], conn, me.project_id, me.id, "privacy.erasure_requested",
+                               erasure_id, subject=kind, conversations=len(ids))
     log.info("erasure requested", extra={"erasure_id": erasure_id, "kind": kind, "conversations": len(ids)})
     return await _status(pool, me.project_id, erasure_id, status=202)
 
@@ -204,14 +209,17 @@ async def put_retention(request: web.Request) -> web.Response:
             isinstance(days, bool) or not isinstance(days, int) or not RETENTION_DAYS[0] <= days <= RETENTION_DAYS[1])):
         raise Rejected(422, "erase_after_days_invalid", f"erase_after_days is a whole number of days from "
                        f"{RETENTION_DAYS[0]} to {RETENTION_DAYS[1]}, or null to keep conversations.")
-    pool = request.app[POOL]
-    if days is None:
-        await pool.execute("delete from retention_settings where project_id = $1", me.project_id)
-    else:
-        await pool.execute("""insert into retention_settings (project_id, erase_after_days, updated_by)
-                              values ($1, $2, $3) on conflict (project_id) do update
-                              set erase_after_days = excluded.erase_after_days, updated_by = excluded.updated_by,
-                                  updated_at = now()""", me.project_id, days, me.id)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        if days is None:
+            await conn.execute("delete from retention_settings where project_id = $1", me.project_id)
+        else:
+            await conn.execute("""insert into retention_settings (project_id, erase_after_days, updated_by)
+                                  values ($1, $2, $3) on conflict (project_id) do update
+                                  set erase_after_days = excluded.erase_after_days,
+                                      updated_by = excluded.updated_by, updated_at = now()""",
+                               me.project_id, days, me.id)
+        await audit.record(request.app[STORE], conn, me.project_id, me.id, "settings.retention", "retention",
+                           erase_after_days=days)
     log.info("retention set", extra={"project_id": me.project_id, "erase_after_days": days})
     return ok({"erase_after_days": days})
 
@@ -320,6 +328,9 @@ async def export(request: web.Request) -> web.Response:
             "operator": row["assignee_name"], "contacts": row["contacts"], "custom_params": row["custom_params"],
             "verified_identity": identity or None, "pages": pages, "transcript": said, "files": files,
             "rating": rating})
+    async with pool.acquire() as conn, conn.transaction():
+        await audit.record(store, conn, me.project_id, me.id, "privacy.exported", None, subject=kind,
+                           conversations=len(conversations))
     log.info("personal data exported", extra={"kind": kind, "conversations": len(conversations)})
     return ok({"subject": {"kind": kind}, "exported_at": datetime.now(timezone.utc).isoformat(),
                "conversations": conversations})

@@ -18,11 +18,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from parley import actor
+from parley import actor, audit
 from parley.actor import Actor, actor_of
 from parley.contract import canonical_uuid
 from parley.http import Rejected, ok, read_json
-from parley.service import POOL
+from parley.service import POOL, STORE
 
 from crm_bridge import client_cards, deliveries, domain, outbound
 from crm_bridge.crm import CrmError
@@ -186,6 +186,7 @@ async def put_settings(request: web.Request) -> web.Response:
                    secrets = excluded.secrets, default_responsible = excluded.default_responsible,
                    source_name = excluded.source_name, updated_at = now(), updated_by = excluded.updated_by""",
             me.project_id, kind, config, secrets, responsible, source, me.id)
+        await audit.record(request.app[STORE], conn, me.project_id, me.id, "settings.crm", "crm", kind=kind)
     request.app[deliveries.MANAGERS].pop(me.project_id, None)
     return ok(view(await load_settings(pool, me.project_id)))
 

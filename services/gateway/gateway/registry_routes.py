@@ -43,8 +43,9 @@ ROUTES = [
     ("PUT", "/api/presence"),
     ("GET", "/api/project/identity-secret"),
     ("POST", "/api/project/identity-secret/rotate"),
+    ("GET", "/api/project/audit"),
 ]
-_QUERY_PARAMS = {"/api/templates": ("q",)}
+_QUERY_PARAMS = {"/api/templates": ("q",), "/api/project/audit": ("after", "limit")}
 # GET /api/widget/config is visitor_api.widget_config: the registry's answer plus the working hours.
 
 

@@ -3,9 +3,9 @@ from pathlib import Path
 from aiohttp import web
 
 from parley.config import env
-from parley.service import STORE, ServiceSpec, main
+from parley.service import STORE, ConsumerSpec, ServiceSpec, main
 
-from operator_registry import api, commands, first_run, identity_secrets, presence
+from operator_registry import api, audit_log, audit_routes, commands, first_run, identity_secrets, presence
 
 DEMO_PROJECT = "demo"
 
@@ -13,7 +13,7 @@ DEMO_PROJECT = "demo"
 def routes(app: web.Application) -> None:
     api.add_routes(app)
     first_run.add_routes(app)
-    for method, route, handler in presence.ROUTES + identity_secrets.ROUTES:
+    for method, route, handler in presence.ROUTES + identity_secrets.ROUTES + audit_routes.ROUTES:
         app.router.add_route(method, route, handler)
 
     async def seed(app: web.Application) -> None:
@@ -30,6 +30,8 @@ SPEC = ServiceSpec(
     schema="operator_registry",
     default_port=8082,
     migrations=Path(__file__).parent / "migrations",
+    consumers=[ConsumerSpec("operator-registry.audit", ["audit.events"], audit_log.on_audit_event,
+                            reset=audit_log.reset)],
     routes=routes,
     loops=[("presence:sweep", presence.sweep_loop)],
 )

@@ -99,8 +99,12 @@ def command_id(request: web.Request) -> str:
 async def run(request: web.Request, stream_id: str, evolve, decide: Callable[[Any], list[Event]],
               *, password_hash: str | None = None, command: str | None = None,
               extra: Callable[[asyncpg.Connection, list[Event]], Awaitable[None]] | None = None) -> Outcome:
+    """A command for the request; what the operator acting on it did goes into the audit trail
+    (a login acts for no one yet)."""
+    session = request.get(SESSION)
+    by = session.actor.operator_id if session else None
     return await commands.run(request.app[STORE], command or command_id(request), stream_id, evolve, decide,
-                              password_hash=password_hash, extra=extra)
+                              password_hash=password_hash, extra=extra, by=by)
 
 
 # ---- views --------------------------------------------------------------------
@@ -277,7 +281,7 @@ async def _change_project(request: web.Request, decide) -> web.Response:
 
 async def enable_chat(request: web.Request) -> web.Response:
     me = actor(request)
-    await commands.enable_chat(request.app[STORE], command_id(request), me)
+    await commands.enable_chat(request.app[STORE], command_id(request), me, audited=True)
     return ok(project_view(await project_row(request, me.project_id), me))
 
 

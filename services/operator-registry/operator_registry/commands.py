@@ -12,7 +12,7 @@ from parley.contract import project_stream
 from parley.envelope import Event
 from parley.eventstore import Decision, EventStore, Outcome
 
-from operator_registry import accounts, domain, projection
+from operator_registry import accounts, audit_log, domain, projection
 from operator_registry.domain import Actor
 
 Extra = Callable[[asyncpg.Connection, list[Event]], Awaitable[None]]
@@ -32,8 +32,9 @@ def idempotent_command_id(actor: Actor | None, method: str, path: str, key: str)
 
 
 async def run(store: EventStore, command_id: str, stream_id: str, evolve, decide: Callable[[Any], list[Event]],
-              *, password_hash: str | None = None, extra: Extra | None = None) -> Outcome:
-    """A retried command id returns the first outcome, whose result names the stream it wrote."""
+              *, password_hash: str | None = None, extra: Extra | None = None, by: str | None = None) -> Outcome:
+    """A retried command id returns the first outcome, whose result names the stream it wrote.
+    `by`: the operator acting; what the audit trail records of the events goes with them."""
     def decide_on(history: list[Event]) -> Decision:
         return Decision(decide(domain.fold(evolve, history)), {"stream_id": stream_id})
 
@@ -42,6 +43,9 @@ async def run(store: EventStore, command_id: str, stream_id: str, evolve, decide
             await projection.apply(conn, event, password_hash=password_hash)
         if extra is not None:
             await extra(conn, events)
+        if by is not None:
+            for entry in audit_log.entries_for(events, by):
+                await store.append([entry], 0, conn=conn)
 
     return await store.execute(command_id, stream_id, decide_on, effects=effects)
 
@@ -91,7 +95,7 @@ async def open_project(store: EventStore, project_id: Any, *, name: Any, owner_n
     return owner_id
 
 
-async def enable_chat(store: EventStore, command_id: str, owner: Actor) -> Outcome:
+async def enable_chat(store: EventStore, command_id: str, owner: Actor, *, audited: bool = False) -> Outcome:
     """The first enabling makes the owner an operator and admin, with the owner's own credentials."""
     async def add_owner_operator(conn: asyncpg.Connection, events: list[Event]) -> None:
         if not events or await conn.fetchval("select 1 from operators where id = $1", owner.operator_id):
@@ -103,7 +107,8 @@ async def enable_chat(store: EventStore, command_id: str, owner: Actor) -> Outco
         await projection.apply(conn, added[0], password_hash=p["owner_password"])
 
     return await run(store, command_id, project_stream(owner.project_id), domain.evolve_project,
-                     lambda p: domain.decide_enable_chat(p, owner), extra=add_owner_operator)
+                     lambda p: domain.decide_enable_chat(p, owner), extra=add_owner_operator,
+                     by=owner.operator_id if audited else None)
 
 
 async def seed_demo_project(store: EventStore, project_id: str, owner_email: str, owner_password: str) -> None:

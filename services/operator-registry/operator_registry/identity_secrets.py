@@ -13,8 +13,9 @@ import secrets
 
 from aiohttp import web
 
+from parley import audit
 from parley.http import Rejected, ok
-from parley.service import POOL
+from parley.service import POOL, STORE
 
 from operator_registry.api import actor
 
@@ -44,10 +45,13 @@ async def get_secret(request: web.Request) -> web.Response:
 
 async def rotate(request: web.Request) -> web.Response:
     me = _admin(request)
-    row = await request.app[POOL].fetchrow(
-        """insert into identity_secrets (project_id, secret) values ($1, $2)
-           on conflict (project_id) do update set secret = excluded.secret, created_at = now()
-           returning secret, created_at""", me.project_id, secrets.token_hex(32))
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            """insert into identity_secrets (project_id, secret) values ($1, $2)
+               on conflict (project_id) do update set secret = excluded.secret, created_at = now()
+               returning secret, created_at""", me.project_id, secrets.token_hex(32))
+        await audit.record(request.app[STORE], conn, me.project_id, me.operator_id, "settings.identity_secret",
+                           "identity_secret", rotated=True)
     return ok(_view(row))
 
 

@@ -28,7 +28,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import Counter
 
-from parley import working_hours as wh
+from parley import audit, working_hours as wh
 from parley.actor import admin_of
 from parley.envelope import Event
 from parley.eventstore import EventStore
@@ -173,6 +173,7 @@ async def put_schedule(request: web.Request) -> web.Response:
                                      causation_id=updated.id)
         await append_to_project(store, conn, project_id, [updated, changed], command_id=command_id,
                                 result=normalised)
+        await audit.record(store, conn, project_id, operator_id, "settings.hours", "hours", open=changed.data["open"])
     PUBLISHED.labels("edit").inc()
     log.info("schedule saved", extra={"project_id": project_id, "open": changed.data["open"]})
     return ok(normalised)

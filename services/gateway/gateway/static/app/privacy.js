@@ -6,6 +6,7 @@
 import { api, uuid } from './api.js';
 import { h, clear, safeLink } from './dom.js';
 import { t } from './i18n.js';
+import { auditLog } from './audit.js';
 
 const KINDS = ['phone', 'email', 'visitor_id', 'conversation_id'];
 
@@ -45,7 +46,7 @@ export async function privacySection(node) {
       h('div', { class: 'field' }, h('label', { for: 'privacy-kind' }, t('privacy_find_by')), kind),
       h('div', { class: 'field' }, h('label', { for: 'privacy-value' }, t('privacy_value')), value),
       h('div', { class: 'form-actions' }, exportButton, eraseButton), message, confirmBox),
-    result, retention);
+    result, retention, auditLog());
 
   const query = () => `${kind.value}=${encodeURIComponent(value.value.trim())}`;
   const say = (text, cls = 'error') => { message.textContent = text || ''; message.className = `form-message ${cls}`; };
