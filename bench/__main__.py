@@ -30,19 +30,20 @@ from pathlib import Path
 from parley.config import REPO_ROOT
 from parley.platform import components
 
-from bench import append_relay_consume, cost_per_message, fanout, rebuild, report, socket_memory, visitor_to_operator
+from bench import (append_relay_consume, cost_per_message, fanout, rebuild, report, sealing, socket_memory,
+                   visitor_to_operator)
 from bench.clients import Tracker, close_visitors, http_session, open_visitors
 from bench.common import Stack, machine, progress, raise_fd_limit
 
-SECTIONS = ["backbone", "memory", "ladder", "fanout", "cost", "rebuild"]
+SECTIONS = ["backbone", "sealing", "memory", "ladder", "fanout", "cost", "rebuild"]
 
 FULL = dict(sockets=10_000, memory_settle=2.0, rates=[100, 200, 250, 500, 1000, 2000], step_seconds=10.0, raw_seconds=5.0, drain_seconds=5.0,
             fanout_sockets=1000, fanout_fill=500, fanout_fill_rate=40.0, fanout_messages=40, fanout_rate=4.0, fanout_wait=10.0,
-            cost_lengths=(50, 1500), cost_samples=30, rebuild_timeout=180.0, rebuild_events=50_000,
+            cost_lengths=(50, 1500), cost_samples=30, rebuild_timeout=180.0, rebuild_events=50_000, sealing_events=4000,
             backbone=dict(LATENCY_SAMPLES=300, THROUGHPUT_EVENTS=5000, WRITERS=20))
 QUICK = dict(sockets=150, memory_settle=0.5, rates=[10, 25], step_seconds=1.5, raw_seconds=1.0, drain_seconds=1.5,
              fanout_sockets=20, fanout_fill=20, fanout_fill_rate=20.0, fanout_messages=5, fanout_rate=5.0, fanout_wait=5.0,
-             cost_lengths=(10, 40), cost_samples=5, rebuild_timeout=30.0, rebuild_events=2_000,
+             cost_lengths=(10, 40), cost_samples=5, rebuild_timeout=30.0, rebuild_events=2_000, sealing_events=300,
              backbone=dict(LATENCY_SAMPLES=20, THROUGHPUT_EVENTS=200, WRITERS=4))
 
 
@@ -93,6 +94,7 @@ async def all_benchmarks(comps, stack: Stack, size: dict, wanted: list[str], res
     for name, value in size["backbone"].items():
         setattr(append_relay_consume, name, value)
     await _section(results, "backbone", wanted, lambda: append_relay_consume.run(comps))
+    await _section(results, "sealing", wanted, lambda: sealing.run(comps, events=size["sealing_events"]))
     stack.start()
     async with http_session() as http:
         tracker = Tracker()

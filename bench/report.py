@@ -89,6 +89,10 @@ def verdicts(results: dict) -> list[tuple[str, str, str, str]]:
                      "(no goal; the floor)", "–"))
         rows.append(("append→relay→consume throughput / raw Kafka", _x(_ratio(p["throughput"], f["throughput"])),
                      "(no goal; the floor)", "–"))
+    sealing = results.get("sealing")
+    if sealing and "throughput_ratio" in sealing:
+        rows.append(("sealed / plain append→relay→consume throughput", _x(sealing["throughput_ratio"]),
+                     "(the cost of issue 20)", "–"))
     return rows
 
 
@@ -209,6 +213,15 @@ def markdown(report: dict) -> str:
                 f"| latency p99 | {_ms(f['p99'])} | {_ms(p['p99'])} | {_x(_ratio(p['p99'], f['p99']))} |",
                 f"| throughput ({backbone['writers']} writers) | {f['throughput']:,.0f}/s | {p['throughput']:,.0f}/s | "
                 f"{_x(_ratio(p['throughput'], f['throughput']))} |"]
+    sealing = res.get("sealing")
+    if sealing and "plain" in sealing:
+        m = sealing["micro"]
+        out += ["", "## Sealing personal data: append → relay → consume of realistic conversations", "",
+                "| | plain (floor) | sealed + opened | ratio |", "|---|---|---|---|",
+                f"| throughput | {sealing['plain']['events_per_s']:,.0f}/s | {sealing['sealed']['events_per_s']:,.0f}/s | "
+                f"{_x(sealing['throughput_ratio'])} |", "",
+                f"One event: seal {m['seal_us']} µs, open {m['open_us']} µs; {m['plain_bytes']} → {m['sealed_bytes']} "
+                f"bytes on the wire ({m['rounds']:,} rounds)."]
     out += ["", "Every figure, unrounded: `report.json` beside this file.", ""]
     return "\n".join(out)
 

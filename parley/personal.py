@@ -57,6 +57,14 @@ def is_sealed(event: Event) -> bool:
     return isinstance(event.data, dict) and SEALED in event.data
 
 
+def is_plain(event: Event) -> bool:
+    """Personal data readable as it stands: an event written before sealing (what
+    `python -m parley.admin privacy migrate` rewrites, parley/topic_sealing.py)."""
+    fields = PERSONAL.get(event.type)
+    return bool(fields) and isinstance(event.data, dict) and not is_sealed(event) and not event.data.get("erased") \
+        and any(event.data.get(k) not in (None, "", [], {}) for k in fields)
+
+
 def _associated(event: Event) -> bytes:
     return f"{event.id}\n{event.type}".encode()
 

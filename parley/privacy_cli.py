@@ -1,6 +1,7 @@
-"""`python -m parley.admin privacy export|erase`: a data subject's export and erasure
-from the command line (issue 20), for an operations engineer with the services'
-environment (compose: `docker compose run --rm migrate python -m parley.admin ...`).
+"""`python -m parley.admin privacy export|erase|migrate`: a data subject's export and
+erasure from the command line (issue 20), for an operations engineer with the services'
+environment (compose: `docker compose run --rm migrate python -m parley.admin ...`), and
+the one-time rewrite of topics written before sealing (parley/topic_sealing.py).
 
 The same work as Settings › Privacy: signed calls to the conversation service (and
 crm-bridge for the leads of an export) as an admin of the project named, so the one
@@ -16,10 +17,11 @@ from typing import Any
 
 import orjson
 
-from parley import internal_auth
+from parley import internal_auth, migrate_services, topic_sealing
 from parley.audit import COMMAND_LINE, COMMAND_LINE_NAME
-from parley.config import env
+from parley.config import env, resolve_path
 from parley.contract import ACTOR_HEADER
+from parley.schemas import load_topics
 from parley.service_client import ServiceClient, new_session, path
 
 SUBJECTS = ("conversation_id", "visitor_id", "phone", "email")
@@ -40,6 +42,10 @@ def add_arguments(commands) -> None:
         else:
             sub.add_argument("--yes", action="store_true", help="do not ask before erasing")
             sub.add_argument("--key", help="an idempotency key: the same key is the same erasure (default: new)")
+    migrate = actions.add_parser("migrate", help="rewrite topics written before personal data was sealed "
+                                                 "(stop the services first; resumable)")
+    migrate.add_argument("--database-url", default=env("DATABASE_URL"))
+    migrate.add_argument("--bootstrap", default=env("KAFKA_BOOTSTRAP_SERVERS"))
 
 
 def _headers(project: str) -> dict[str, str]:
@@ -85,7 +91,31 @@ async def erase(args: argparse.Namespace, say=print) -> dict[str, Any]:
         return erasure
 
 
+async def migrate(args: argparse.Namespace, say=print) -> dict[str, str]:
+    """Every schema migrated first (the stages' table is in them), then the topics."""
+    specs = migrate_services.service_specs()
+    await migrate_services.migrate_all(args.database_url, specs)
+    [keeper] = [s for s in specs if s.seals_personal_data]
+    topics = [t for t in load_topics(resolve_path(env("PARLEY_SCHEMAS_DIR")) / "asyncapi.yaml")
+              if t.stream_categories]
+    return await topic_sealing.migrate(args.database_url, keeper.schema, args.bootstrap, topics,
+                                       [s.schema for s in specs], say=say)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "migrate":
+        if not args.database_url or not args.bootstrap:
+            print("privacy migrate: set DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (or pass --database-url and "
+                  "--bootstrap)", file=sys.stderr)
+            return 2
+        try:
+            outcome = asyncio.run(migrate(args))
+        except topic_sealing.Refused as e:
+            print(f"privacy migrate refused: {e}", file=sys.stderr)
+            return 1
+        for topic, what in outcome.items():
+            print(f"{topic}: {what}")
+        return 0
     if args.action == "export":
         document = asyncio.run(export(args))
         raw = orjson.dumps(document, option=orjson.OPT_INDENT_2)

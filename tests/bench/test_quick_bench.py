@@ -11,7 +11,7 @@ from parley.config import REPO_ROOT
 
 # Every section but the backbone's (append -> relay -> consume), which its own integration
 # tests cover and which would add a consumer group's start-up to the run.
-SECTIONS = ["memory", "ladder", "fanout", "cost", "rebuild"]
+SECTIONS = ["sealing", "memory", "ladder", "fanout", "cost", "rebuild"]
 
 
 def test_quick_bench_writes_a_whole_report(tmp_path):
@@ -42,6 +42,8 @@ def test_quick_bench_writes_a_whole_report(tmp_path):
     assert report["results"]["fanout"]["stalled"]["pushes_expected"] > 0
     assert len(report["results"]["cost"]["points"]) == 2
     assert report["results"]["rebuild"]["rebuild"]["finished"] is True
+    sealing = report["results"]["sealing"]
+    assert sealing["sealed"]["events"] == sealing["plain"]["events"] > 0   # every event consumed, opened, both ways
 
     markdown = (out / "report.md").read_text()
     for heading in ("## Verdicts", "## Rate ladder", "## Cost per message", "## Memory per idle socket",
