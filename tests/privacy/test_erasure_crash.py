@@ -29,6 +29,7 @@ from parley import db
 from parley.service import create_app
 
 import crm_bridge.__main__ as crm_main
+from gateway import rate_limits
 from conversation.erasure_requests import retention_erasure_id
 from tests.conversations.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, gateway_spec_for, settings
@@ -41,6 +42,8 @@ RETAINED = 12
 @pytest.fixture
 async def crash_rig(stack, platform, tmp_path, monkeypatch):
     """(conversation process, crm-bridge process, gateway, pool on the processes' database)."""
+    # Dozens of visitors from one test address in a minute are the point here, not a flood.
+    monkeypatch.setattr(rate_limits, "NEW_VISITORS_PER_MINUTE_PER_ADDRESS", 1000)
     database_url = await create_database(platform.database_url, "erasure_crash")
     bridge_pool = await db.create_pool(database_url, crm_main.SPEC.schema)
     await db.migrate(bridge_pool, crm_main.SPEC.schema, crm_main.SPEC.migrations)
