@@ -51,6 +51,7 @@ class Figures:
     connection_failures: int = 0
     redeliveries_absorbed: int = 0
     reconnects: int = 0
+    conversations_erased: int = 0     # before the rebuild, which must bring them back erased
 
     FAILING = ("acknowledged_lost", "duplicates_stored", "duplicates_seen_by_visitors",
                "duplicates_seen_by_operators", "conversations_out_of_order", "not_delivered",

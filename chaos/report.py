@@ -44,6 +44,7 @@ def markdown(report: dict) -> str:
         lines.append(f"| {LABELS[name]} | {f[name]} | 0 |")
     lines += [f"| messages acknowledged (visitor messages + replies) | {f['acknowledged']} | |",
               f"| conversations | {f['conversations']} | |",
+              f"| conversations erased before the rebuild | {f['conversations_erased']} | |",
               f"| 5xx answers inside kill windows | {sum(f['errors_5xx_in_kills'].values())} "
               f"({', '.join(f'{k}: {v}' for k, v in sorted(f['errors_5xx_in_kills'].items())) or 'none'}) | |",
               f"| connection failures (refused, reset) | {f['connection_failures']} | |",

@@ -1,8 +1,9 @@
 """One chaos run: Parley under the supervisor, scripted visitors and operators chatting
 through the gateway, every kind of kill in turn (kills.KINDS), for `rounds` rounds;
 then the clients finish, everything still owed is given time to arrive, and the
-figures are taken (checks.py), with every projection compared against a rebuild from
-the topics (rebuild.py)."""
+figures are taken (checks.py); the owner erases some visitors' conversations, and every
+projection is compared against a rebuild from the topics (rebuild.py), erased ones
+included."""
 from __future__ import annotations
 
 import asyncio
@@ -27,6 +28,7 @@ class Settings:
     quiet: float = 8.0          # seconds of undisturbed chat before each kill
     pause: float = 3.0          # between a visitor's messages (0.8-1.2x): under the 30 a minute a visitor may send
     settle: float = 120.0       # after the last kill, for the answers still owed
+    erase: int = 2              # visitors whose conversations the owner erases before the rebuild
 
 
 def progress(message: str) -> None:
@@ -119,10 +121,41 @@ async def chaos(sys_: system.System, settings: Settings) -> tuple[checks.Figures
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-    progress("reading the event store and rebuilding the projections from the topics...")
+    progress("reading the event store...")
     stored = await checks.stored_messages(sys_.comps.database_url)
+    erased = await _erase(sys_, visitors[:settings.erase])   # after reading: erasure empties their texts
+    progress("rebuilding the projections from the topics...")
     tables = await rebuild.check(sys_.comps.database_url, sys_.comps.bootstrap)
-    return checks.figures(visitors, operators, traffic, done, stored, tables), done, tables
+    figures = checks.figures(visitors, operators, traffic, done, stored, tables)
+    figures.conversations_erased = erased
+    return figures, done, tables
+
+
+async def _erase(sys_: system.System, visitors: list[Visitor], timeout: float = 120) -> int:
+    """The owner erases these visitors' conversations and waits until each erasure is
+    done; how many conversations were erased. Raises if one is refused or never done."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
+        owner = Operator("owner", sys_.owner_email, sys_.owner_password, sys_.gateway, http, Traffic())
+        await owner.login(asyncio.Event())
+        pending: dict[str, int] = {}
+        for v in visitors:
+            status, body = await owner._call("POST", "/api/project/privacy/erasures", "/api/project/privacy/erasures",
+                                             json={"conversation_id": v.conversation_id})
+            if status != 202:
+                raise RuntimeError(f"the erasure of {v.name}'s conversation was refused: {status} {body}")
+            pending[body["id"]] = body["conversations"]
+        progress(f"erasing {len(visitors)} visitors' conversations...")
+        erased, deadline = 0, time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for erasure_id in list(pending):
+                status, body = await owner._call("GET", f"/api/project/privacy/erasures/{erasure_id}",
+                                                 "/api/project/privacy/erasures/{id}")
+                if status == 200 and body["status"] == "done":
+                    erased += pending.pop(erasure_id)
+            await asyncio.sleep(0.5)
+        if pending:
+            raise RuntimeError(f"{len(pending)} erasure(s) not done in {timeout} s")
+        return erased
 
 
 def run(settings: Settings, artifacts: Path | None) -> dict:

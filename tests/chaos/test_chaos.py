@@ -39,6 +39,7 @@ def test_one_kill_of_each_kind_loses_doubles_and_reorders_nothing(tmp_path):
     # the run did something worth checking: every visitor wrote, every message was answered
     assert figures["acknowledged"] >= 2 * QUICK.visitors * QUICK.messages
     assert figures["conversations"] == QUICK.visitors
+    assert figures["conversations_erased"] == QUICK.erase     # and the rebuild below brought them back erased
     assert {t["table"] for t in report["projections"]} >= {"conversations", "conversation_messages", "operators"}
     assert report["failures"] == {}, markdown
     assert done.returncode == 0, done.stderr[-3000:]
