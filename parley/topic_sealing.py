@@ -82,7 +82,7 @@ class _Broker:
         # aiokafka's consumer with no group can take most of a minute to stop after reading
         # (its request timeout); it holds nothing of ours, so it is not waited for long.
         try:
-            await asyncio.wait_for(self.consumer.stop(), 5)
+            await asyncio.wait_for(self.consumer.stop(), 1)
         except (asyncio.TimeoutError, asyncio.CancelledError):
             pass
 

@@ -2,7 +2,7 @@
 previous version filled it.
 
 A broker of this test's own (it deletes and makes topics) and a database of its own. The
-conversation service's event store holds 4,000 events of realistic conversations
+conversation service's event store holds 2,500 events of realistic conversations
 (bench/chat_histories.py); the relay publishes them with no sealer - the previous
 version's relay, which put every personal field on `conversation.events` in plain text.
 One conversation was erased since (its key is a tombstone); crm-bridge has a stored
@@ -40,7 +40,7 @@ from bench import chat_histories
 from tests.support import create_database, drop_database, eventually
 
 TOPIC = "conversation.events"
-EVENTS = 4000
+EVENTS = 2500
 
 
 @pytest.fixture
