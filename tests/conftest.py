@@ -26,6 +26,13 @@ INTERNAL_SECRET = "test-internal-secret-" + "y" * 32
 os.environ["PARLEY_INTERNAL_SECRET"] = INTERNAL_SECRET
 # The suite's stacks start with project demo, as `make run` does (tests/setup start without it).
 os.environ["PARLEY_SEED_DEMO"] = "1"
+# An upstream a test does not start is unreachable (connection refused: the caller's 503),
+# never whatever answers on its default port - a `make run` beside the suite. A test that
+# starts one points its variable at it.
+UNREACHABLE = "http://127.0.0.1:9"
+for _upstream in ("PARLEY_OPERATOR_REGISTRY_URL", "PARLEY_CONVERSATION_URL", "PARLEY_CRM_BRIDGE_URL",
+                  "PARLEY_SCHEDULER_URL"):
+    os.environ[_upstream] = UNREACHABLE
 
 
 def _cheap_password_hashes() -> None:
