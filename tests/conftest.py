@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import uuid
 from pathlib import Path
@@ -27,9 +28,12 @@ os.environ["PARLEY_INTERNAL_SECRET"] = INTERNAL_SECRET
 # The suite's stacks start with project demo, as `make run` does (tests/setup start without it).
 os.environ["PARLEY_SEED_DEMO"] = "1"
 # An upstream a test does not start is unreachable (connection refused: the caller's 503),
-# never whatever answers on its default port - a `make run` beside the suite. A test that
-# starts one points its variable at it.
-UNREACHABLE = "http://127.0.0.1:9"
+# never whatever answers on its default port - a `make run` beside the suite. The port is
+# bound here and never listened on, so nothing else can take it and every connection is
+# refused. A test that starts an upstream points its variable at it.
+_NEVER_LISTENING = socket.socket()
+_NEVER_LISTENING.bind(("127.0.0.1", 0))
+UNREACHABLE = f"http://127.0.0.1:{_NEVER_LISTENING.getsockname()[1]}"
 for _upstream in ("PARLEY_OPERATOR_REGISTRY_URL", "PARLEY_CONVERSATION_URL", "PARLEY_CRM_BRIDGE_URL",
                   "PARLEY_SCHEDULER_URL"):
     os.environ[_upstream] = UNREACHABLE
