@@ -61,6 +61,10 @@ def verify(key: bytes, method: str, path_qs: str, body: bytes, headers: Mapping[
     return None if hmac.compare_digest(expected, signature) else "bad signature"
 
 
+# The refusal's code: a caller that gets it back was not believed, whoever it acts for.
+UNSIGNED_CALL = "unsigned_call"
+
+
 def require_signed_calls() -> web.middleware:
     """Middleware for an internal service: only probes are open; everything else must be signed."""
     key = secret()
@@ -74,7 +78,7 @@ def require_signed_calls() -> web.middleware:
         body = await request.read()
         problem = verify(key, request.method, request.raw_path, body, request.headers)
         if problem is not None:
-            return error_response(401, "unsigned_call",
+            return error_response(401, UNSIGNED_CALL,
                                   f"This port answers Parley services only ({problem} call). "
                                   "Use the gateway's public API.")
         return await handler(request)

@@ -19,6 +19,7 @@
   connection from the others."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import quote, urlencode
@@ -27,10 +28,12 @@ import orjson
 from aiohttp import ClientError, ClientSession, ClientTimeout, DummyCookieJar, TCPConnector
 from yarl import URL
 
-from parley import internal_auth
 from prometheus_client import Counter
 
+from parley import internal_auth
 from parley.http import Rejected, busy, unavailable
+
+log = logging.getLogger(__name__)
 
 # Commands per upstream and calling process. Below the callee's own admission bound (16
 # running + 64 waiting per replica): a saturated callee's excess is refused here, before
@@ -103,6 +106,8 @@ class ServiceClient:
                         parsed = orjson.loads(raw)
                     except orjson.JSONDecodeError:
                         parsed = None
+                if r.status == 401 and _code(parsed) == internal_auth.UNSIGNED_CALL:
+                    raise _not_believed(self.name, self.base_url)
                 return Answer(r.status, parsed, raw, r.headers, tuple(r.headers.getall("Set-Cookie", [])))
         except (ClientError, TimeoutError):
             raise unavailable(self.name)
@@ -115,6 +120,22 @@ class ServiceClient:
         if answer.status >= 300:
             raise refusal(answer)
         return answer.body
+
+
+def _code(body: Any) -> str | None:
+    error = body.get("error") if isinstance(body, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
+
+
+def _not_believed(name: str, base_url: str) -> Rejected:
+    """The upstream refused our signature: a configuration fault between two services (a
+    different PARLEY_INTERNAL_SECRET, or an address that reaches another installation),
+    never the end user's. Passed on as the upstream's 401, it would read as "your session
+    ended" and send the app back to its login again and again."""
+    log.error("upstream refused this service's signature", extra={"upstream": name, "url": base_url})
+    return Rejected(503, "upstream_refused",
+                    f"The {name} service did not accept this service's signed call: PARLEY_INTERNAL_SECRET "
+                    f"must be the same on every service, and {name}'s address must reach this installation's.")
 
 
 def refusal(answer: Answer) -> Rejected:
