@@ -13,6 +13,7 @@ typed or who a visitor is: an erasure or an export records the kind of subject
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -32,6 +33,17 @@ def entry(project_id: str, by: str, action: str, target: str | None = None, **de
 
 
 async def record(store: EventStore, conn: asyncpg.Connection, project_id: str, by: str, action: str,
-                 target: str | None = None, **detail: Any) -> None:
+                 target: str | None = None, *, beside: str | None = None, **detail: Any) -> None:
     """Append the entry in `conn`'s transaction: the change and its record commit together."""
-    await store.append([entry(project_id, by, action, target, **detail)], 0, conn=conn)
+    await append(store, conn, entry(project_id, by, action, target, **detail), beside=beside)
+
+
+async def append(store: EventStore, conn: asyncpg.Connection, event: Event, *, beside: str | None = None) -> None:
+    """`beside`: a stream the transaction appends to as well. The entry's stream is then
+    picked in that stream's shard, so the transaction takes one shard lock, not two that
+    another transaction could be taking in the other order (a deadlock)."""
+    if beside is not None:
+        wanted = await store.shard_for(beside, conn)
+        while await store.shard_for(event.stream_id, conn) != wanted:
+            event = replace(event, stream_id=f"audit-{uuid.uuid4()}")
+    await store.append([event], 0, conn=conn)

@@ -8,6 +8,7 @@ from typing import Any, Awaitable, Callable
 
 import asyncpg
 
+from parley import audit
 from parley.contract import project_stream
 from parley.envelope import Event
 from parley.eventstore import Decision, EventStore, Outcome
@@ -45,7 +46,7 @@ async def run(store: EventStore, command_id: str, stream_id: str, evolve, decide
             await extra(conn, events)
         if by is not None:
             for entry in audit_log.entries_for(events, by):
-                await store.append([entry], 0, conn=conn)
+                await audit.append(store, conn, entry, beside=stream_id)
 
     return await store.execute(command_id, stream_id, decide_on, effects=effects)
 

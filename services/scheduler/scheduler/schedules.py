@@ -173,7 +173,8 @@ async def put_schedule(request: web.Request) -> web.Response:
                                      causation_id=updated.id)
         await append_to_project(store, conn, project_id, [updated, changed], command_id=command_id,
                                 result=normalised)
-        await audit.record(store, conn, project_id, operator_id, "settings.hours", "hours", open=changed.data["open"])
+        await audit.record(store, conn, project_id, operator_id, "settings.hours", "hours",
+                           beside=schedule_stream(project_id), open=changed.data["open"])
     PUBLISHED.labels("edit").inc()
     log.info("schedule saved", extra={"project_id": project_id, "open": changed.data["open"]})
     return ok(normalised)
