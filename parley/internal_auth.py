@@ -33,7 +33,9 @@ def secret() -> bytes:
 
 def _canonical(method: str, path_qs: str, timestamp: str, body: bytes, headers: Mapping[str, str]) -> bytes:
     lines = [method.upper(), path_qs, timestamp, hashlib.sha256(body).hexdigest()]
-    lines += [f"{name.lower()}:{headers.get(name, '')}" for name in SIGNED_HEADERS]
+    # Values as HTTP delivers them: a field value's surrounding whitespace is not part of it
+    # (RFC 9110, 5.5), so the receiver never sees what a sender left at either end.
+    lines += [name.lower() + ":" + headers.get(name, "").strip(" \t") for name in SIGNED_HEADERS]
     return "\n".join(lines).encode()
 
 
