@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 import uuid
 from dataclasses import dataclass
 
@@ -13,7 +14,6 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from parley import internal_auth
 from parley.config import REPO_ROOT, Settings, env
-from parley.platform.procs import free_port
 from parley.service import POOL, STORE, ServiceSpec, create_app
 from parley.service_client import ServiceClient, new_session
 
@@ -108,14 +108,30 @@ async def gateway_spec_for(platform, schema: str) -> ServiceSpec:
     return await consumers_at_the_end(platform, gateway_main.SPEC, schema)
 
 
+# Ports reserved for a stack's conversation service: bound from the moment they are chosen
+# until its server listens on that very socket, so no connection of the meantime (the
+# Kafka clients the stack opens first) can be given the port.
+_RESERVED: dict[int, socket.socket] = {}
+
+
+def _reserved_socket(host: str, port: int, family: socket.AddressFamily) -> socket.socket:
+    return _RESERVED.pop(port)
+
+
 @pytest.fixture
-def conversation_port(monkeypatch) -> int:
+def conversation_port(monkeypatch):
     """The stack's conversation service port, chosen before anything starts: a service
     started before the stack (a crm-bridge process, which opens sealed lead requests with
     the conversation service's keys) is told where it will answer."""
-    port = free_port()
+    held = socket.socket()
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    held.bind(("127.0.0.1", 0))
+    port = held.getsockname()[1]
+    _RESERVED[port] = held
     monkeypatch.setenv("PARLEY_CONVERSATION_URL", f"http://localhost:{port}")
-    return port
+    yield port
+    if _RESERVED.pop(port, None) is not None:   # no stack used it
+        held.close()
 
 
 @pytest.fixture
@@ -126,7 +142,7 @@ async def stack(platform, monkeypatch, conversation_port):
     await registry.start_server()
     conversation = TestClient(TestServer(create_app(
         dataclasses.replace(conversation_main.SPEC, schema=f"conv_{suffix}"), settings(platform, "conversation")),
-        port=conversation_port))
+        port=conversation_port, socket_factory=_reserved_socket))
     await conversation.start_server()
     monkeypatch.setenv("PARLEY_OPERATOR_REGISTRY_URL", by_host_name(registry))
     monkeypatch.setenv("PARLEY_CONVERSATION_URL", by_host_name(conversation))
