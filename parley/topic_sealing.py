@@ -137,7 +137,7 @@ class _Broker:
 
     async def last(self, tp: TopicPartition):
         """The partition's last record, or None."""
-        start, end = (await self.consumer.beginning_offsets([tp]))[tp], (await self.consumer.end_offsets([tp]))[tp]
+        start, end = await self.bounds(tp)
         if end <= start:
             return None
         async for batch in self.read(tp, end - 1, end):
@@ -147,47 +147,48 @@ class _Broker:
     async def bounds(self, tp: TopicPartition) -> tuple[int, int]:
         return (await self.consumer.beginning_offsets([tp]))[tp], (await self.consumer.end_offsets([tp]))[tp]
 
-    async def send(self, tp: TopicPartition, records, value_of=lambda r: r.value, headers_of=lambda r: list(r.headers)):
-        acks = [await self.producer.send(tp.topic, value_of(r), key=r.key, partition=tp.partition,
-                                         timestamp_ms=r.timestamp, headers=headers_of(r)) for r in records]
+    async def send(self, tp: TopicPartition, records, values: list[bytes] | None = None,
+                   source_offsets: bool = False) -> None:
+        """The records into `tp`, in order, with their keys, times and headers; `values`
+        replace theirs; `source_offsets` adds each one's offset as a header."""
+        acks = []
+        for i, r in enumerate(records):
+            headers = [*r.headers, (SOURCE_OFFSET, str(r.offset).encode())] if source_offsets else list(r.headers)
+            acks.append(await self.producer.send(tp.topic, values[i] if values is not None else r.value, key=r.key,
+                                                 partition=tp.partition, timestamp_ms=r.timestamp, headers=headers))
         await asyncio.gather(*acks)
 
 
-class _Sealing:
-    """Records' personal fields sealed with the keys in `conn`'s schema."""
+def _event_of(record) -> Event | None:
+    """The record's event, or None when it is not a Parley event (it carries no event's
+    fields: copied as it is)."""
+    try:
+        return Event.from_bytes(record.value)
+    except Exception:
+        return None
 
-    def __init__(self, conn: asyncpg.Connection):
-        self.conn = conn
 
-    async def values(self, records) -> list[bytes]:
-        events: list[Event | None] = []
-        for r in records:
-            try:
-                events.append(Event.from_bytes(r.value))
-            except Exception:     # not a Parley event: copied as it is (it carries no event's fields)
-                events.append(None)
-        plain = [e for e in events if e is not None and personal.is_plain(e)]
-        keys = await keys_for(self.conn, {personal.subject_of(e) for e in plain}, make=True)
-        out = []
-        for r, e in zip(records, events):
-            if e is None or not personal.is_plain(e):
-                out.append(r.value)
-                continue
-            key = keys[personal.subject_of(e)]
-            out.append((personal.seal_event(e, key) if key is not None else personal.erase_event(e)).to_bytes())
-        return out
+async def _sealed_values(conn: asyncpg.Connection, records) -> list[bytes]:
+    """The records' values with their personal fields sealed under the keys in `conn`'s schema."""
+    events = [_event_of(r) for r in records]
+    plain = [e for e in events if e is not None and personal.is_plain(e)]
+    keys = await keys_for(conn, {personal.subject_of(e) for e in plain}, make=True)
+    out = []
+    for r, e in zip(records, events):
+        if e is None or not personal.is_plain(e):
+            out.append(r.value)
+            continue
+        key = keys[personal.subject_of(e)]
+        out.append((personal.seal_event(e, key) if key is not None else personal.erase_event(e)).to_bytes())
+    return out
 
 
 async def _has_plain(broker: _Broker, name: str) -> bool:
     for tp in await broker.partitions(name):
         start, end = await broker.bounds(tp)
         async for batch in broker.read(tp, start, end):
-            for r in batch:
-                try:
-                    if personal.is_plain(Event.from_bytes(r.value)):
-                        return True
-                except Exception:
-                    continue
+            if any(e is not None and personal.is_plain(e) for e in map(_event_of, batch)):
+                return True
     return False
 
 
@@ -204,17 +205,14 @@ async def _set_stage(conn: asyncpg.Connection, topic: str, stage: str, records: 
 
 async def _copy_sealing(broker: _Broker, conn: asyncpg.Connection, name: str, progress: Progress) -> int:
     """Copies what the staging topic does not hold yet; returns how many records it holds."""
-    staging, sealing, held = name + SUFFIX, _Sealing(conn), 0
+    staging, held = name + SUFFIX, 0
     for tp, to in zip(await broker.partitions(name), await broker.partitions(staging)):
         start, end = await broker.bounds(tp)
         last = await broker.last(to)
         resume = _offset_of(last) + 1 if last is not None else start
         total = end - start
         async for batch in broker.read(tp, resume, end):
-            values = await sealing.values(batch)
-            sealed = iter(values)
-            await broker.send(to, batch, value_of=lambda _: next(sealed),
-                              headers_of=lambda r: [*r.headers, (SOURCE_OFFSET, str(r.offset).encode())])
+            await broker.send(to, batch, await _sealed_values(conn, batch), source_offsets=True)
             progress.copied(staging, tp.partition, batch[-1].offset + 1 - start, total)
         copy_start, copy_end = await broker.bounds(to)
         held += copy_end - copy_start

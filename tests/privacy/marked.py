@@ -86,25 +86,31 @@ async def all_published(pool) -> None:
     await eventually(lambda: published(pool), timeout=30, what="the relay to publish everything")
 
 
-async def every_record(bootstrap: str) -> list[bytes]:
-    """Every record of every Parley topic, from the beginning, as bytes (a plain consumer)."""
-    topics = [t.name for t in load_topics(REPO_ROOT / "schemas" / "asyncapi.yaml")]
+async def records(bootstrap: str, topics: list[str]) -> dict[TopicPartition, list]:
+    """Every record of `topics`, from the beginning to the end they have now, by partition
+    and in order (a plain consumer)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
-        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         ends = await consumer.end_offsets(partitions)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        records: list[bytes] = []
+        found: dict[TopicPartition, list] = {tp: [] for tp in partitions}
 
         async def behind() -> bool:
             return any([await consumer.position(tp) < ends[tp] for tp in partitions])
         while await behind():
-            for batch in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
-                records += [(r.key or b"") + b"|" + (r.value or b"") + b"|" + b"".join(v for _, v in r.headers)
-                            for r in batch]
-        return records
+            for tp, batch in (await consumer.getmany(timeout_ms=500, max_records=5000)).items():
+                found[tp] += batch
+        return found
     finally:
         await consumer.stop()
+
+
+async def every_record(bootstrap: str) -> list[bytes]:
+    """Every record of every Parley topic, from the beginning, as bytes."""
+    topics = [t.name for t in load_topics(REPO_ROOT / "schemas" / "asyncapi.yaml")]
+    return [(r.key or b"") + b"|" + (r.value or b"") + b"|" + b"".join(v for _, v in r.headers)
+            for batch in (await records(bootstrap, topics)).values() for r in batch]

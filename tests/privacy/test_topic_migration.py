@@ -24,7 +24,7 @@ import sys
 from collections import defaultdict
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from parley import db, kafka, personal, subject_keys
 from parley.config import REPO_ROOT
@@ -37,6 +37,7 @@ from parley.relay import Relay
 from parley.schemas import Catalog, load_topics
 
 from bench import chat_histories
+from tests.privacy import marked
 from tests.support import create_database, drop_database, eventually
 
 TOPIC = "conversation.events"
@@ -59,22 +60,8 @@ async def old_installation(platform, tmp_path):
 
 
 async def records(bootstrap: str, topic: str) -> dict[int, list]:
-    """Every record of `topic`, by partition, in order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        ends = await consumer.end_offsets(partitions)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        out: dict[int, list] = defaultdict(list)
-        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-            for tp, batch in (await consumer.getmany(timeout_ms=500, max_records=5000)).items():
-                out[tp.partition] += batch
-        return out
-    finally:
-        await consumer.stop()
+    """Every record of `topic`, by partition number, in order."""
+    return {tp.partition: batch for tp, batch in (await marked.records(bootstrap, [topic])).items()}
 
 
 def migrate_command(database_url: str, bootstrap: str, log_path) -> subprocess.Popen:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncpg
 
 from parley.audit import entry
+from parley.contract import id_of
 from parley.envelope import Event
 
 
@@ -19,7 +20,7 @@ def entries_for(events: list[Event], by: str) -> list[Event]:
     names only, never an operator's new name or email."""
     out = []
     for event in events:
-        pid, target, d = event.project_id, event.stream_id.split("-", 1)[1], event.data
+        pid, target, d = event.project_id, id_of(event.stream_id), event.data
         match event.type:
             case "operator.added":
                 out.append(entry(pid, by, "operator.added", target, is_admin=d["is_admin"]))
