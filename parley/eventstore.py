@@ -3,7 +3,6 @@ in commit order, and idempotent command execution. The events table is also the
 outbox: the relay publishes from it (see relay.py)."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 import asyncpg
 import orjson
 
+from parley.batching import Batcher
 from parley.envelope import Event
 from parley.schemas import Catalog
 
@@ -19,23 +19,36 @@ log = logging.getLogger(__name__)
 
 # The commit-order lock of one shard ($1), held until commit (see the 002 migration).
 _APPEND_LOCK = "select pg_advisory_xact_lock(hashtext('parley_append:' || current_schema()), $1::int)"
-# The version check, the events and the command's record in one round trip (_append_locked).
-# Data-modifying CTEs run to completion whether or not the outer query reads them.
+_APPEND_LOCKS = """select count(pg_advisory_xact_lock(hashtext('parley_append:' || current_schema()), s))
+                   from unnest($1::int[]) with ordinality as x(s, n)"""
+# Every stream's version check, the events and the commands' records, for any number of
+# streams, in one round trip (append_locked). Data-modifying CTEs run to completion
+# whether or not the outer query reads them; nothing is written unless every stream is
+# where its appender expects it.
 _APPEND = """
-with appended as (
+with expected as (
+    select * from unnest($1::text[], $2::int[]) as x(stream_id, version)),
+current as (
+    select bool_and((select coalesce(max(stream_version), 0) from events e where e.stream_id = x.stream_id)
+                    = x.version) as ok
+    from expected x),
+appended as (
     insert into events (id, stream_id, stream_version, type, version, topic, occurred_at,
                         correlation_id, causation_id, project_id, data, shard)
-    select e.id, $1, e.stream_version, e.type, e.version, $4, e.occurred_at::timestamptz,
-           e.correlation_id, e.causation_id, e.project_id, e.data::jsonb, $3
-    from unnest($5::uuid[], $6::int[], $7::text[], $8::int[], $9::text[], $10::text[], $11::text[], $12::text[],
-                $13::text[]) with ordinality
-         as e(id, stream_version, type, version, occurred_at, correlation_id, causation_id, project_id, data, n)
-    where (select coalesce(max(stream_version), 0) from events where stream_id = $1) = $2
+    select e.id, e.stream_id, e.stream_version, e.type, e.version, e.topic, e.occurred_at::timestamptz,
+           e.correlation_id, e.causation_id, e.project_id, e.data::jsonb, e.shard
+    from unnest($3::uuid[], $4::text[], $5::int[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[],
+                $11::text[], $12::text[], $13::text[], $14::int[]) with ordinality
+         as e(id, stream_id, stream_version, type, version, topic, occurred_at, correlation_id, causation_id,
+              project_id, data, shard, n)
+    where (select ok from current)
     order by e.n
     returning 1),
 recorded as (
     insert into commands (command_id, stream_id, result)
-    select $14::text, $1, $15::jsonb where $14::text is not null and exists (select from appended))
+    select c.command_id, c.stream_id, c.result from unnest($15::text[], $16::text[], $17::jsonb[])
+        as c(command_id, stream_id, result)
+    where exists (select from appended))
 select count(*) from appended"""
 _COLUMNS = "position, id::text, stream_id, stream_version, type, version, topic, occurred_at, correlation_id, causation_id, project_id, data"
 
@@ -72,6 +85,27 @@ class Outcome:
     result: dict[str, Any]
     events: Sequence[Event]
     replayed: bool  # True: a retry; the result is the first attempt's and nothing was appended
+
+
+@dataclass(frozen=True)
+class Append:
+    """Events for one stream after `expected_version` (numbered already), and the
+    commands they record, each with its result (returned again to a retry)."""
+    stream_id: str
+    expected_version: int
+    events: Sequence[Event]
+    commands: Sequence[tuple[str, dict[str, Any]]] = ()
+
+
+async def lock_shards(conn: asyncpg.Connection, shards: Iterable[int]) -> None:
+    """The commit-order locks of `shards`, held until the transaction ends, taken in
+    ascending order: two transactions that each take several can never wait on each
+    other in a cycle."""
+    wanted = sorted(set(shards))
+    if len(wanted) == 1:
+        await conn.execute(_APPEND_LOCK, wanted[0])
+    elif wanted:   # one round trip: the rows come, and their locks are taken, in the array's order
+        await conn.execute(_APPEND_LOCKS, wanted)
 
 
 def _row_to_stored(row: asyncpg.Record) -> StoredEvent:
@@ -117,64 +151,38 @@ class _GroupCommit:
 
     Commit order needs a shard's appends serialized (its advisory lock is held until
     commit), which would cap a shard at one append per disk flush. Instead, appends wait
-    in a queue and one transaction writes them all, each in its own savepoint - one
-    append's conflict fails only that append - and commits once. A single append still
-    goes at once. One per shard: shards commit in parallel."""
+    in a queue (parley.batching) and one transaction writes them all, each in its own
+    savepoint - one append's conflict fails only that append - and commits once. A single
+    append still goes at once. One per shard: shards commit in parallel."""
     MAX_BATCH = 100
 
     def __init__(self, pool: asyncpg.Pool, shard: int):
         self.pool = pool
         self.shard = shard
-        self.queue: list[tuple[Callable[[asyncpg.Connection], Awaitable[Any]], asyncio.Future]] = []
-        self.draining = False
+        self.batcher: Batcher[Callable[[asyncpg.Connection], Awaitable[Any]]] = Batcher(self._commit,
+                                                                                        max_batch=self.MAX_BATCH)
 
     async def run(self, write: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
         """Run `write(conn)` in a shared transaction; returns its result once committed."""
-        future = asyncio.get_running_loop().create_future()
-        self.queue.append((write, future))
-        if not self.draining:
-            self.draining = True
-            asyncio.get_running_loop().create_task(self._drain())
-        return await future
+        return await self.batcher.run(write)
 
-    async def _drain(self) -> None:
-        try:
-            while self.queue:
-                batch, self.queue = self.queue[:self.MAX_BATCH], self.queue[self.MAX_BATCH:]
-                await self._commit(batch)
-        finally:
-            self.draining = False
-
-    async def _commit(self, batch) -> None:
-        outcomes: list[tuple[bool, Any]] = []
+    async def _commit(self, batch: Sequence[Callable[[asyncpg.Connection], Awaitable[Any]]]) -> list[Any]:
+        outcomes: list[Any] = []
         # A lone append needs no savepoint: if it fails, the transaction it fails is its own
         # (two round trips fewer for every append on a quiet shard).
         alone = len(batch) == 1
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(_APPEND_LOCK, self.shard)
-                for write, future in batch:
-                    if future.cancelled():  # its caller is gone: write nothing for it
-                        outcomes.append((False, None))
-                        continue
-                    if alone:
-                        outcomes.append((True, await write(conn)))
-                        continue
-                    try:
-                        async with conn.transaction():  # a savepoint
-                            outcomes.append((True, await write(conn)))
-                    except Exception as e:
-                        outcomes.append((False, e))
-        except BaseException as e:  # the transaction itself failed: nothing of the batch was written
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(e if isinstance(e, Exception) else asyncio.CancelledError())
-            if not isinstance(e, Exception):
-                raise
-            return
-        for (written, value), (_, future) in zip(outcomes, batch):
-            if not future.done():
-                future.set_result(value) if written else future.set_exception(value)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await lock_shards(conn, [self.shard])
+            for write in batch:
+                if alone:
+                    outcomes.append(await write(conn))
+                    continue
+                try:
+                    async with conn.transaction():  # a savepoint
+                        outcomes.append(await write(conn))
+                except Exception as e:
+                    outcomes.append(e)
+        return outcomes
 
 
 class EventStore:
@@ -224,17 +232,17 @@ class EventStore:
         numbered = [e.with_version(expected_version + i + 1) for i, e in enumerate(events)]
         for e in numbered:
             self.catalog.validate(e)
-        topic = self.topic_for(stream_id)
+        self.topic_for(stream_id)  # a stream no topic takes is refused before anything waits
         if conn is None:
             group = await self._group(stream_id)
-            await group.run(lambda c: self._append_locked(c, stream_id, topic, numbered, expected_version,
+            await group.run(lambda c: self._append_locked(c, stream_id, numbered, expected_version,
                                                           command_id, result, holds_lock=True))
         else:
-            await self._append_locked(conn, stream_id, topic, numbered, expected_version, command_id, result,
+            await self._append_locked(conn, stream_id, numbered, expected_version, command_id, result,
                                       holds_lock=holds_lock)
         return numbered
 
-    async def _append_locked(self, conn, stream_id, topic, events, expected_version, command_id, result, *,
+    async def _append_locked(self, conn, stream_id, events, expected_version, command_id, result, *,
                              holds_lock: bool = False):
         # The stream's shard lock, held until commit: within a shard, positions are handed
         # out in commit order (see the migrations). A group commit took it when it began.
@@ -243,20 +251,35 @@ class EventStore:
         # (execute() retries it).
         shard = await self.shard_for(stream_id, conn)
         if not holds_lock:
-            await conn.execute(_APPEND_LOCK, shard)
-        # One statement checks the version, writes the events and records the command: the
-        # version is read in this statement's snapshot, taken after the lock, so no append
-        # to the stream can commit in between. Positions follow the events' order (ORDER BY).
-        appended = await conn.fetchval(_APPEND, stream_id, expected_version, shard, topic,
-                                       [e.id for e in events], [e.stream_version for e in events],
-                                       [e.type for e in events], [e.version for e in events],
-                                       [e.occurred_at for e in events], [e.correlation_id for e in events],
-                                       [e.causation_id for e in events], [e.project_id for e in events],
-                                       [orjson.dumps(e.data).decode() for e in events], command_id, result or {})
+            await lock_shards(conn, [shard])
+        await self.append_locked(conn, [Append(stream_id, expected_version, events,
+                                               ((command_id, result or {}),) if command_id is not None else ())])
+
+    async def append_locked(self, conn: asyncpg.Connection, appends: Sequence[Append]) -> None:
+        """Several streams' appends in one statement, in the caller's transaction, which
+        holds the shard locks of all of them (lock_shards): the versions are read in this
+        statement's snapshot, taken after the locks, so no append to these streams can
+        commit in between. Positions follow the order of `appends` and of their events.
+        Raises ConcurrencyConflict, with nothing written, if any stream is elsewhere."""
+        events = [(a, e) for a in appends for e in a.events]
+        if not events:
+            return
+        shards = {a.stream_id: await self.shard_for(a.stream_id, conn) for a in appends}
+        recorded = [(a.stream_id, command_id, result) for a in appends for command_id, result in a.commands]
+        appended = await conn.fetchval(
+            _APPEND, [a.stream_id for a in appends], [a.expected_version for a in appends],
+            [e.id for _, e in events], [e.stream_id for _, e in events], [e.stream_version for _, e in events],
+            [e.type for _, e in events], [e.version for _, e in events], [self.topic_for(e.stream_id) for _, e in events],
+            [e.occurred_at for _, e in events], [e.correlation_id for _, e in events],
+            [e.causation_id for _, e in events], [e.project_id for _, e in events],
+            [orjson.dumps(e.data).decode() for _, e in events], [shards[e.stream_id] for _, e in events],
+            [c for _, c, _ in recorded], [s for s, _, _ in recorded], [r for _, _, r in recorded])
         if appended != len(events):
-            actual = await conn.fetchval(
-                "select coalesce(max(stream_version), 0) from events where stream_id = $1", stream_id)
-            raise ConcurrencyConflict(stream_id, expected_version, actual)
+            heads = dict(await conn.fetch(
+                """select x.stream_id, (select coalesce(max(stream_version), 0) from events where stream_id = x.stream_id)
+                   from unnest($1::text[]) as x(stream_id)""", [a.stream_id for a in appends]))
+            moved = next((a for a in appends if heads[a.stream_id] != a.expected_version), appends[0])
+            raise ConcurrencyConflict(moved.stream_id, moved.expected_version, heads[moved.stream_id])
 
     async def load(self, stream_id: str, *, after: int = 0, conn: asyncpg.Connection | None = None) -> list[Event]:
         """The stream's events with stream_version > after, in order: one range scan of the

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Awaitable, Callable, Sequence
 
 import asyncpg
+import uvloop
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
@@ -48,10 +49,12 @@ LATENCY = Histogram("parley_http_request_seconds", "HTTP request latency", ["rou
 ADMISSION_REFUSED = Counter("parley_admission_refused_total", "Commands answered 503 busy by admission control")
 COMMANDS_IN_FLIGHT = Gauge("parley_commands_in_flight", "Commands running now (admission control)")
 
-# Admission control (see the module's docstring). A command costs a few ms of CPU and a
-# few database round trips: 16 at once keep the pool (10 connections) and the core busy;
-# more would only lengthen every command's latency.
-MAX_COMMANDS_IN_FLIGHT = 16
+# Admission control (see the module's docstring). Commands in flight at once are what a
+# batch is made of (parley.batching): the conversation service decides and writes the
+# commands that queue behind a transaction in the next one, so a batch costs a few
+# statements whatever its size, and 16 in flight capped it at ~450 commands/s (Little's
+# law at ~35 ms each). 128 let batches grow under load; the wait below still refuses fast.
+MAX_COMMANDS_IN_FLIGHT = 128
 COMMAND_QUEUE = 64
 COMMAND_WAIT_SECONDS = 0.25
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -321,5 +324,7 @@ def main(spec: ServiceSpec) -> None:
     if spec.public:
         app.cleanup_ctx.append(internal_port(int(env("PARLEY_INTERNAL_PORT"))))
     web.run_app(app, host=env("PARLEY_PUBLIC_BIND_HOST") if spec.public else settings.bind_host,
-                port=settings.http_port, print=None, shutdown_timeout=settings.shutdown_timeout, access_log=None)
+                port=settings.http_port, print=None, shutdown_timeout=settings.shutdown_timeout, access_log=None,
+                # uvloop: the same asyncio, its socket and timer work in C (issue 21).
+                loop=uvloop.new_event_loop())
     log.info("stopped")

@@ -25,6 +25,7 @@ from parley.http import RETRY_AFTER_SECONDS, Rejected, ok, read_json
 from parley.service import POOL, STORE
 
 from conversation import commands, domain, identities
+from conversation.current_conversations import CURRENT, CurrentConversations
 from conversation.domain import DomainError, Operator
 
 log = logging.getLogger(__name__)
@@ -161,20 +162,17 @@ def _site_params(body: dict[str, Any]) -> dict[str, str]:
         return {}
 
 
-async def _conversation_for(pool: asyncpg.Pool, project_id: str, visitor_id: str,
+async def _conversation_for(request: web.Request, project_id: str, visitor_id: str,
                             message_id: str | None) -> tuple[str, str | None]:
     """(conversation id, previous conversation id) for a visitor's command: their
     current conversation, or - when it is closed - a new one linked to it (conversations
     end). A resend of a message the closed conversation already has goes to it, where
     it is absorbed."""
-    current = await pool.fetchrow(
-        """select v.conversation_id::text as id, c.status from visitor_conversations v
-           left join conversations c on c.id = v.conversation_id where v.project_id = $1 and v.visitor_id = $2""",
-        project_id, visitor_id)
+    current = await request.app[CURRENT].of(project_id, visitor_id)
     if current is None:
         return str(uuid.uuid4()), None
-    if current["status"] == "closed" and not (message_id and await commands.message_seq(pool, current["id"],
-                                                                                         message_id)):
+    if current["status"] == "closed" and not (message_id and await commands.message_seq(
+            request.app[POOL], current["id"], message_id)):
         return str(uuid.uuid4()), current["id"]
     return current["id"], None
 
@@ -188,7 +186,7 @@ async def _in_visitors_conversation(request: web.Request, project_id: str, visit
     first commands at once: the loser's row in visitor_conversations is refused, and it
     runs again inside the winner's conversation."""
     for _ in range(3):
-        conversation_id, previous = await _conversation_for(request.app[POOL], project_id, visitor_id, message_id)
+        conversation_id, previous = await _conversation_for(request, project_id, visitor_id, message_id)
         try:
             outcome = await run(request, command_id, conversation_id, decide_in(conversation_id, previous), **kept)
             return outcome.result["conversation_id"], outcome
@@ -558,7 +556,12 @@ ROUTES = [
 ]
 
 
+async def _current_conversations(app: web.Application) -> None:
+    app[CURRENT] = CurrentConversations(app[POOL])
+
+
 def add_routes(app: web.Application) -> None:
     app.middlewares.append(refusals_middleware)
+    app.on_startup.append(_current_conversations)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)

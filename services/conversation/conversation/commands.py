@@ -22,6 +22,7 @@ from parley.envelope import Event
 from parley.eventstore import Decision, EventStore, Outcome
 
 from conversation import domain, projection
+from conversation.command_batch import Command, batches_of
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,23 @@ async def message_seq(pool: asyncpg.Pool, conversation_id: str, message_id: str)
 async def run(store: EventStore, command_id: str, conversation_id: str,
               decide: Callable[[domain.Conversation | None], list[Event]], *,
               visitor_message_id: str | None = None, reply_id: str | None = None,
-              transcript: bool = False, attempts: int = 20) -> Outcome:
+              transcript: bool = False) -> Outcome:
     """Run `decide(state)` once per command id. The state is the kept one, with the
     message ids `visitor_message_id`/`reply_id` if the conversation already has them (a
-    resend); `transcript=True` (a lead request) folds the events instead, as the lead
-    carries the whole transcript anyway. Raises ConcurrencyConflict after `attempts`."""
+    resend). Commands go in batches (command_batch); `transcript=True` (a lead request,
+    rare) goes alone and folds the events instead, as the lead carries the whole
+    transcript anyway. Raises ConcurrencyConflict when the stream keeps moving."""
+    command = Command(command_id, conversation_id, decide, visitor_message_id, reply_id)
+    if transcript:
+        return await run_alone(store, command, transcript=True)
+    return await batches_of(store, run_alone).run(command)
+
+
+async def run_alone(store: EventStore, command: Command, *, transcript: bool = False,
+                    attempts: int = 20) -> Outcome:
+    """One command in its own decision and append (EventStore.execute): the path of a
+    lead request, and of each command of a batch whose transaction failed."""
+    conversation_id = command.conversation_id
     stream = conversation_stream(conversation_id)
     decided_on: list[domain.Conversation | None] = [None]
 
@@ -84,21 +97,22 @@ async def run(store: EventStore, command_id: str, conversation_id: str,
         if transcript and history.version:
             state = domain.fold((await store.load(stream))[:history.version])
         elif state is not None:
-            state = _with_ids(state, frozenset({visitor_message_id} if history.has_visitor_id else ()),
-                              frozenset({reply_id} if history.has_reply_id else ()))
+            state = _with_ids(state, frozenset({command.visitor_message_id} if history.has_visitor_id else ()),
+                              frozenset({command.reply_id} if history.has_reply_id else ()))
         decided_on[0] = state
-        return Decision(decide(state), {"conversation_id": conversation_id})
+        return Decision(command.decide(state), {"conversation_id": conversation_id})
 
     async def effects(conn: asyncpg.Connection, events: list[Event]) -> None:
         await projection.apply_all(conn, events)   # the command's events in one go: a few statements
         await projection.keep_state(conn, decided_on[0], events)
 
     async def basis(_: str, command_id: str) -> tuple[dict | None, int, Kept]:
-        kept = await read_kept(store, conversation_id, command_id=command_id, visitor_id=visitor_message_id,
-                               reply_id=reply_id)
+        kept = await read_kept(store, conversation_id, command_id=command_id, visitor_id=command.visitor_message_id,
+                               reply_id=command.reply_id)
         return kept.recorded, kept.version, kept
 
-    return await store.execute(command_id, stream, decide_on, effects=effects, attempts=attempts, basis=basis)
+    return await store.execute(command.command_id, stream, decide_on, effects=effects, attempts=attempts,
+                               basis=basis)
 
 
 def _with_ids(state: domain.Conversation, visitor: frozenset[str], operator: frozenset[str]) -> domain.Conversation:

@@ -222,8 +222,16 @@ async def keep_state(conn: asyncpg.Connection, decided_on: domain.Conversation |
     command decided on (the stream's state just before `events`)."""
     if not events:
         return
-    state = domain.fold(events, decided_on)
+    await keep_states(conn, [(events[-1].stream_version, domain.fold(events, decided_on))])
+
+
+async def keep_states(conn: asyncpg.Connection, states: Sequence[tuple[int, domain.Conversation]]) -> None:
+    """(version, state) of each conversation, kept for its next command: one statement."""
+    if not states:
+        return
     await conn.execute(
-        """insert into conversation_state (conversation_id, version, state) values ($1, $2, $3)
+        """insert into conversation_state (conversation_id, version, state)
+           select * from unnest($1::uuid[], $2::int[], $3::jsonb[])
            on conflict (conversation_id) do update set version = excluded.version, state = excluded.state""",
-        state.id, events[-1].stream_version, domain.to_state(state))
+        [state.id for _, state in states], [version for version, _ in states],
+        [domain.to_state(state) for _, state in states])

@@ -1,0 +1,208 @@
+"""Set-based commands (issue 21): the conversation commands that arrive while a batch's
+transaction runs become the next batch, and a batch costs a few statements whatever its
+size, not a few per command.
+
+One transaction per batch:
+  1. the shard locks of every stream in it, in ascending order;
+  2. one read of what every command decides on (`_READ`): the kept states and stream
+     heads, the commands already recorded (retries), the message ids asked about
+     (resends) - read under the locks, so no other append to these streams can come in
+     between and the versions cannot conflict;
+  3. `plan` decides in memory, pure: a conversation that appears twice decides the
+     second time on the first's result; a refused command (DomainError) or an event
+     that breaks its schema fails only that command;
+  4. one append for all streams with their command records (EventStore.append_locked);
+  5. the projection (one statement per table) and one kept-state upsert.
+
+A batch whose transaction fails (two first messages of one visitor starting two
+conversations, a deadlock, the database going away) is done again one command at a
+time by the single path (commands.run_alone), where each command gets its own outcome:
+nothing of the failed batch was written."""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Sequence
+
+import asyncpg
+
+from parley.batching import Batcher
+from parley.contract import conversation_stream
+from parley.envelope import Event
+from parley.eventstore import Append, EventStore, Outcome, lock_shards
+
+from conversation import domain, projection
+
+Decide = Callable[[domain.Conversation | None], list[Event]]
+
+
+@dataclass(frozen=True)
+class Command:
+    command_id: str
+    conversation_id: str
+    decide: Decide
+    visitor_message_id: str | None = None   # a resend of a message the conversation has decides on it
+    reply_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What a batch reads before deciding: each conversation's (version, kept state),
+    the results of commands already run, and the (conversation, side, message id) found."""
+    kept: dict[str, tuple[int, domain.Conversation | None]]
+    recorded: dict[str, dict[str, Any]] = field(default_factory=dict)
+    found: frozenset[tuple[str, str, str]] = frozenset()
+
+
+@dataclass(frozen=True)
+class Plan:
+    outcomes: list[Outcome | Exception]        # one per command, in order
+    appends: list[Append]                      # one per stream, its events in order
+    states: list[tuple[int, domain.Conversation]]   # (version, state) to keep, one per stream written
+
+    @property
+    def events(self) -> list[Event]:
+        return [e for a in self.appends for e in a.events]
+
+
+def plan(commands: Sequence[Command], basis: Basis, validate: Callable[[Event], None]) -> Plan:
+    """Decide every command of a batch in order, each on the state its predecessors left."""
+    states = dict(basis.kept)                  # conversation id -> (version, state), moving on
+    started = dict(basis.kept)                 # ... as read: each append's expected version
+    done: dict[str, dict[str, Any]] = {}       # command ids that appended in this batch
+    events: dict[str, list[Event]] = {}
+    records: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    outcomes: list[Outcome | Exception] = []
+    for command in commands:
+        first = basis.recorded.get(command.command_id, done.get(command.command_id))
+        if first is not None:
+            outcomes.append(Outcome(first, [], replayed=True))
+            continue
+        cid = command.conversation_id
+        version, state = states[cid]
+        if state is not None:
+            state = _with_ids(state, basis.found, command)
+        try:
+            decided = command.decide(state)
+            numbered = [e.with_version(version + i + 1) for i, e in enumerate(decided)]
+            for e in numbered:
+                validate(e)
+        except Exception as e:  # this command's refusal (or bug) is its own
+            outcomes.append(e)
+            continue
+        result = {"conversation_id": cid}
+        outcomes.append(Outcome(result, numbered, replayed=False))
+        if not numbered:   # nothing appended: as on the single path, nothing is recorded
+            continue
+        done[command.command_id] = result
+        events.setdefault(cid, []).extend(numbered)
+        records.setdefault(cid, []).append((command.command_id, result))
+        states[cid] = (numbered[-1].stream_version, domain.fold(numbered, state))
+    appends = [Append(conversation_stream(cid), started[cid][0], written, records[cid])
+               for cid, written in events.items()]
+    return Plan(outcomes, appends, [states[cid] for cid in events])
+
+
+def _with_ids(state: domain.Conversation, found: frozenset[tuple[str, str, str]], command: Command
+              ) -> domain.Conversation:
+    """The state with the message ids this command asks about that the conversation has."""
+    visitor = command.visitor_message_id
+    reply = command.reply_id
+    has_visitor = visitor is not None and (state.id, "visitor", visitor) in found
+    has_reply = reply is not None and (state.id, "operator", reply) in found
+    if not has_visitor and not has_reply:
+        return state
+    return replace(state, message_ids=state.message_ids | ({visitor} if has_visitor else set()),
+                   reply_ids=state.reply_ids | ({reply} if has_reply else set()))
+
+
+# Everything a batch decides on, in one round trip: a row per conversation (kept state,
+# version, stream head), a row per command already recorded, a row per message id found
+# (equality joins: one primary-key lookup each, whatever the conversation's length).
+_READ = """
+select 'kept' as kind, a.id::text as conversation_id, s.version, s.state,
+       (select coalesce(max(stream_version), 0) from events where stream_id = a.stream) as head,
+       null::text as command_id, null::jsonb as result, null::text as side, null::text as message_id
+from unnest($1::uuid[], $2::text[]) as a(id, stream) left join conversation_state s on s.conversation_id = a.id
+union all
+select 'recorded', null, null, null, null, c.command_id, c.result, null, null
+from commands c where c.command_id = any($3::text[])
+union all
+select 'found', m.conversation_id::text, null, null, null, null, null, m.side, m.message_id
+from unnest($4::uuid[], $5::text[], $6::text[]) as x(id, side, message_id)
+join conversation_messages m on m.conversation_id = x.id and m.side = x.side and m.message_id = x.message_id
+"""
+
+
+async def read_basis(conn: asyncpg.Connection, store: EventStore, commands: Sequence[Command]) -> Basis:
+    ids = list(dict.fromkeys(c.conversation_id for c in commands))
+    asked = [(c.conversation_id, side, mid) for c in commands
+             for side, mid in (("visitor", c.visitor_message_id), ("operator", c.reply_id)) if mid is not None]
+    asked_columns = [list(column) for column in zip(*asked)] if asked else [[], [], []]
+    rows = await conn.fetch(_READ, ids, [conversation_stream(cid) for cid in ids],
+                            list({c.command_id for c in commands}), *asked_columns)
+    kept: dict[str, tuple[int, domain.Conversation | None]] = {}
+    recorded: dict[str, dict[str, Any]] = {}
+    found: set[tuple[str, str, str]] = set()
+    for row in rows:
+        if row["kind"] == "recorded":
+            recorded[row["command_id"]] = row["result"]
+        elif row["kind"] == "found":
+            found.add((row["conversation_id"], row["side"], row["message_id"]))
+        else:
+            cid, version, state = row["conversation_id"], 0, None
+            if row["version"] is not None and (state := domain.from_state(row["state"])) is not None:
+                version = row["version"]
+            if row["head"] != version:   # behind (or no row yet): fold what it lacks, once
+                later = await store.load(conversation_stream(cid), after=version, conn=conn)
+                state, version = domain.fold(later, state), version + len(later)
+            kept[cid] = (version, state)
+    return Basis(kept, recorded, frozenset(found))
+
+
+class CommandBatches:
+    """One service's set-based command path: one batch in flight, the next one queuing."""
+    MAX_BATCH = 200
+
+    def __init__(self, store: EventStore, run_alone: Callable[[EventStore, Command], Any]):
+        self.store = store
+        self.run_alone = run_alone
+        self.batcher: Batcher[Command] = Batcher(self._flush, max_batch=self.MAX_BATCH)
+
+    async def run(self, command: Command) -> Outcome:
+        return await self.batcher.run(command)
+
+    async def _flush(self, commands: Sequence[Command]) -> list[Outcome | Exception]:
+        try:
+            return await self._transaction(commands)
+        except Exception:
+            # Nothing of the batch was written: each command alone, with its own outcome
+            # (and the single path's retries on a conflict or a deadlock).
+            outcomes: list[Outcome | Exception] = []
+            for command in commands:
+                try:
+                    outcomes.append(await self.run_alone(self.store, command))
+                except Exception as e:
+                    outcomes.append(e)
+            return outcomes
+
+    async def _transaction(self, commands: Sequence[Command]) -> list[Outcome | Exception]:
+        store = self.store
+        async with store.pool.acquire() as conn, conn.transaction():
+            await lock_shards(conn, [await store.shard_for(conversation_stream(c.conversation_id), conn)
+                                     for c in commands])
+            planned = plan(commands, await read_basis(conn, store, commands), store.catalog.validate)
+            await store.append_locked(conn, planned.appends)
+            await projection.apply_all(conn, planned.events)
+            await projection.keep_states(conn, planned.states)
+        return planned.outcomes
+
+
+_BATCHES: weakref.WeakKeyDictionary[EventStore, CommandBatches] = weakref.WeakKeyDictionary()
+
+
+def batches_of(store: EventStore, run_alone: Callable[[EventStore, Command], Any]) -> CommandBatches:
+    """The store's command batches (one per store: one per service process)."""
+    if store not in _BATCHES:
+        _BATCHES[store] = CommandBatches(store, run_alone)
+    return _BATCHES[store]
