@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import asyncpg
+from prometheus_client import Counter
 
 from parley.batching import Batcher
 from parley.contract import conversation_stream
@@ -32,6 +33,9 @@ from parley.envelope import Event
 from parley.eventstore import Append, EventStore, Outcome, lock_shards
 
 from conversation import domain, projection
+
+BATCHES = Counter("parley_command_batches_total", "Transactions of set-based commands", ["outcome"])
+BATCHED = Counter("parley_batched_commands_total", "Commands decided and written in a batch (commands/batches: batch size)")
 
 Decide = Callable[[domain.Conversation | None], list[Event]]
 
@@ -168,14 +172,22 @@ class CommandBatches:
         self.store = store
         self.run_alone = run_alone
         self.batcher: Batcher[Command] = Batcher(self._flush, max_batch=self.MAX_BATCH)
+        self.batches = self.commands = self.fell_back = 0   # what the tests and the bench read
 
     async def run(self, command: Command) -> Outcome:
         return await self.batcher.run(command)
 
     async def _flush(self, commands: Sequence[Command]) -> list[Outcome | Exception]:
+        self.batches += 1
+        self.commands += len(commands)
+        BATCHED.inc(len(commands))
         try:
-            return await self._transaction(commands)
+            outcomes = await self._transaction(commands)
+            BATCHES.labels("written").inc()
+            return outcomes
         except Exception:
+            self.fell_back += 1
+            BATCHES.labels("fell_back").inc()
             # Nothing of the batch was written: each command alone, with its own outcome
             # (and the single path's retries on a conflict or a deadlock).
             outcomes: list[Outcome | Exception] = []

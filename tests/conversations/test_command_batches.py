@@ -1,0 +1,138 @@
+"""Set-based commands on real PostgreSQL (conversation.command_batch, issue 21): the
+commands that queue behind a transaction go together in the next one. What a batch
+writes is what the commands one at a time would have written; a batch that cannot be
+written as a whole - two starts for one visitor, a database session that dies mid-batch
+- leaves nothing behind and each command is done alone; a retried command id returns
+its first outcome."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+
+from parley.contract import conversation_stream
+from parley.eventstore import Outcome
+from parley.service import POOL, STORE
+
+from conversation import commands, domain
+from conversation.command_batch import Command, batches_of
+from tests.conversations.test_kept_state import kept_and_folded, visitor_call
+from tests.unit.test_conversation_domain import PROJECT
+
+
+def message(cid: str, visitor: str, message_id: str, text: str = "hello") -> Command:
+    return Command(f"visitor-message:{PROJECT}:{visitor}:{message_id}", cid,
+                   lambda s: domain.decide_visitor_message(
+                       s, conversation_id=cid, project_id=PROJECT, visitor_id=visitor, message_id=message_id,
+                       text=text, attachment=None, page_url=None, chat_open=True),
+                   visitor_message_id=message_id)
+
+
+def batches(stack):
+    store = stack.conversation.app[STORE]
+    return batches_of(store, commands.run_alone)
+
+
+async def together(stack, *cmds: Command) -> list:
+    """The commands queued at once: asyncio runs each caller up to its wait before the
+    batch starts, so they form one batch."""
+    b = batches(stack)
+    return await asyncio.gather(*(b.run(c) for c in cmds), return_exceptions=True)
+
+
+async def assert_kept_state_is_the_fold(stack, cid: str) -> None:
+    row, events, _ = await kept_and_folded(stack, cid)
+    assert row["version"] == len(events)
+    assert domain.from_state(row["state"]) == domain.kept(domain.fold(events))
+
+
+async def stream(stack, cid: str):
+    return await stack.conversation.app[STORE].load(conversation_stream(cid))
+
+
+async def test_a_batch_writes_what_the_commands_one_at_a_time_would(stack):
+    b = batches(stack)
+    before = (b.batches, b.commands)
+    a, c = str(uuid.uuid4()), str(uuid.uuid4())
+    outcomes = await together(stack, message(a, "va", "1"), message(c, "vc", "1"), message(a, "va", "2"),
+                              message(a, "va", "3", text="third"), message(c, "vc", "2"))
+    assert all(isinstance(o, Outcome) and not o.replayed for o in outcomes), outcomes
+    assert (b.batches - before[0], b.commands - before[1]) == (1, 5)   # one transaction for all five
+    for cid, texts in ((a, ["hello", "hello", "third"]), (c, ["hello", "hello"])):
+        events = await stream(stack, cid)
+        assert [e.stream_version for e in events] == list(range(1, len(events) + 1))
+        assert [e.data["text"] for e in events if e.type == "chat.visitor_message_posted"] == texts
+        await assert_kept_state_is_the_fold(stack, cid)
+    row = await stack.conversation.app[POOL].fetchrow("select unread, version from conversations where id = $1", a)
+    assert (row["unread"], row["version"]) == (3, 4)
+    seqs = await stack.conversation.app[POOL].fetch(
+        "select message_id, seq from conversation_messages where conversation_id = $1 order by seq", a)
+    assert [(r["message_id"], r["seq"]) for r in seqs] == [("1", 2), ("2", 3), ("3", 4)]
+
+
+async def test_a_retried_batched_command_returns_its_first_outcome_and_appends_nothing(stack):
+    cid = str(uuid.uuid4())
+    first, _ = await together(stack, message(cid, "vr", "1"), message(cid, "vr", "2"))
+    again = await commands.run(stack.conversation.app[STORE], f"visitor-message:{PROJECT}:vr:1", cid,
+                               lambda s: (_ for _ in ()).throw(AssertionError("a retry must not decide again")))
+    assert again.replayed and again.result == first.result and again.events == []
+    assert len(await stream(stack, cid)) == 3
+
+
+async def test_two_starts_for_one_visitor_in_a_batch_fall_back_and_one_wins(stack):
+    """Two first messages of one visitor, each given a new conversation: the batch's
+    visitor row conflicts, nothing of it is written, and alone the first wins while the
+    second is refused as the API expects (it then runs in the winner's conversation)."""
+    b = batches(stack)
+    fell_back = b.fell_back
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    won, lost = await together(stack, message(first, "twice", "1"), message(second, "twice", "2"))
+    assert b.fell_back == fell_back + 1
+    assert isinstance(won, Outcome) and len(won.events) == 2
+    assert isinstance(lost, asyncpg.UniqueViolationError) and lost.constraint_name == "visitor_conversations_pkey"
+    assert await stream(stack, second) == []
+    assert [e.stream_version for e in await stream(stack, first)] == [1, 2]
+
+
+async def test_a_session_killed_mid_batch_leaves_nothing_half_applied(stack, monkeypatch):
+    """The batch's database session dies after its append, before its commit: nothing of
+    it stays, and each command, done alone, is stored exactly once."""
+    store = stack.conversation.app[STORE]
+    real = store.append_locked
+    killed = []
+
+    async def append_then_die(conn, appends):
+        await real(conn, appends)
+        if len(appends) > 1 and not killed:
+            killed.append(True)
+            await conn.execute("select pg_terminate_backend(pg_backend_pid())")
+    monkeypatch.setattr(store, "append_locked", append_then_die)
+    cids = [str(uuid.uuid4()) for _ in range(3)]
+    outcomes = await together(stack, *(message(cid, f"k{n}", "1") for n, cid in enumerate(cids)))
+    assert killed and all(isinstance(o, Outcome) and len(o.events) == 2 for o in outcomes), outcomes
+    for cid in cids:
+        assert [e.stream_version for e in await stream(stack, cid)] == [1, 2]
+        await assert_kept_state_is_the_fold(stack, cid)
+
+
+async def test_many_visitors_writing_at_once_through_the_api_are_each_stored_once_in_order(stack):
+    """Through the HTTP API, 40 visitors writing 5 messages each, all at once: batches form
+    as they will under load, and every visitor's conversation has their messages once,
+    in the order they were sent."""
+    b = batches(stack)
+    before = (b.batches, b.commands)
+
+    async def visitor(n: int) -> str:
+        cid = None
+        for i in range(5):
+            cid = (await visitor_call(stack, "messages", f"many-{n}", message_id=f"m{i}", text=f"{n}:{i}"))[
+                "conversation_id"]
+        return cid
+
+    cids = await asyncio.gather(*(visitor(n) for n in range(40)))
+    assert len(set(cids)) == 40
+    assert b.commands - before[1] == 200 and b.batches - before[0] < 200   # some went together
+    for n, cid in enumerate(cids):
+        texts = [e.data["text"] for e in await stream(stack, cid) if e.type == "chat.visitor_message_posted"]
+        assert texts == [f"{n}:{i}" for i in range(5)]
