@@ -11,6 +11,7 @@ import resource
 import secrets
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Callable
 from pathlib import Path
@@ -127,11 +128,27 @@ class Stack:
         return {name: proc.pid for name, proc in self.procs.items()}
 
 
+def statements_sent(stack: Stack) -> dict[str, float]:
+    """parley_db_statements_total of each service (its /metrics; the gateway's on its
+    internal port): statements sent to PostgreSQL so far."""
+    found = {}
+    for name, _ in SERVICES:
+        port = stack.env["PARLEY_INTERNAL_PORT"] if name == "gateway" else stack.ports[name]
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        except OSError:
+            continue
+        found[name] = sum(float(line.split()[-1]) for line in text.splitlines()
+                          if line.startswith("parley_db_statements_total "))
+    return found
+
+
 class CpuMeter:
     """CPU seconds used by each service process, by this load generator, and by the
     components (Kafka, PostgreSQL: every other process on the box) over an interval."""
 
     def __init__(self, stack: Stack | None):
+        self.stack = stack
         self.procs = {"loadgen": psutil.Process()}
         if stack is not None:
             self.procs.update({name: psutil.Process(pid) for name, pid in stack.pids().items()})

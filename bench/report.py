@@ -20,6 +20,18 @@ def _clean(value):
     return value
 
 
+def _machine_ms(cpu: dict) -> str:
+    """CPU per message over the whole machine: every process, the load generator included."""
+    return f"{sum(v for k, v in cpu.items() if k != 'wall'):.1f}"
+
+
+def _statements(row: dict) -> str:
+    per = row.get("statements_per_delivered") or {}
+    if not per:
+        return "–"
+    return f"{per.get('conversation', 0):.1f} / {sum(per.values()):.1f}"
+
+
 def _ms(seconds) -> str:
     if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
         return "–"
@@ -129,8 +141,9 @@ def markdown(report: dict) -> str:
                 "",
                 "| target msg/s | visitors | achieved | visitor→operator p50 / p99 | ack p50 / p99 | refused | "
                 "not delivered | raw Kafka p50 / p99 | p99 / raw p99 | CPU ms per message: gateway / conversation / "
-                "other services / Kafka / PostgreSQL / rest of the machine / load generator |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+                "other services / Kafka / PostgreSQL / rest of the machine / load generator | CPU ms per message, "
+                "whole machine | SQL statements per message: conversation / all services |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in ladder["rows"]:
             c = r["cpu_ms_per_delivered"]
             others = sum(v for k, v in c.items() if k in ("operator-registry", "crm-bridge", "scheduler"))
@@ -142,7 +155,7 @@ def markdown(report: dict) -> str:
                        f"{_x(_ratio(r['e2e_p99'], r['raw_kafka']['p99']))} | {c.get('gateway', 0):.1f} / "
                        f"{c.get('conversation', 0):.1f} / {others:.1f} / {c.get('kafka', 0):.1f} / "
                        f"{c.get('postgres', 0):.1f} / {c.get('everything_else', 0):.1f} / "
-                       f"{c.get('loadgen', 0):.1f} |")
+                       f"{c.get('loadgen', 0):.1f} | {_machine_ms(c)} | {_statements(r)} |")
         slow = [f"{r['target_per_s']:,.0f}/s: {r['backlog_settle_s']} s" + (f" ({r['unanswered_after_settle']} never answered)"
                                                                               if r['unanswered_after_settle'] else "")
                 for r in ladder["rows"] if r.get("backlog_settle_s", 0) >= 1]

@@ -20,7 +20,7 @@ from parley import kafka
 from parley.schemas import Topic
 
 from bench.clients import Tracker, Visitor, open_operator, owner_token
-from bench.common import CpuMeter, Stack, Ticker, percentile, progress
+from bench.common import CpuMeter, Stack, Ticker, percentile, progress, statements_sent
 
 # The gateway allows 30 messages a minute per visitor; each bench visitor sends at most
 # 24 (0.4/s), so no limit is ever hit by the ladder itself: a `rate_limited` error in the
@@ -44,6 +44,7 @@ async def parley_step(visitors: list[Visitor], tracker: Tracker, rate: float, du
     tag = f"L{uuid.uuid4().hex[:6]}"
     ids = [f"{tag}-{i}" for i in range(n)]
     tick = Ticker()
+    statements_before = statements_sent(meter.stack) if meter.stack is not None else {}
     meter.start()
     started = time.perf_counter()
     i = 0
@@ -62,6 +63,8 @@ async def parley_step(visitors: list[Visitor], tracker: Tracker, rate: float, du
         await asyncio.sleep(0.05)
     cpu = meter.stop()
     summary = tracker.summary(ids, started)
+    statements = {name: count - statements_before.get(name, 0.0)
+                  for name, count in (statements_sent(meter.stack) if meter.stack is not None else {}).items()}
     # An overloaded step leaves messages queued in the gateway and the services; the next
     # step must not be measured on top of them. Wait (up to SETTLE_CAP s) until every
     # message of this step is answered, and say how long that took.
@@ -73,7 +76,11 @@ async def parley_step(visitors: list[Visitor], tracker: Tracker, rate: float, du
     row = {"backlog_settle_s": round(time.perf_counter() - settle_started, 1), "unanswered_after_settle": unsettled,"offered_per_s": round(offered, 1), "visitors": k, "duration_s": round(sending_took, 2),
            **summary, "cpu_s": cpu,
            "cpu_ms_per_delivered": {name: round(1000 * used / max(1, summary["delivered"]), 2)
-                                    for name, used in cpu.items() if name != "wall"}}
+                                    for name, used in cpu.items() if name != "wall"},
+           # Every service's statements to PostgreSQL per message delivered (batching must make
+           # them fall as the rate rises).
+           "statements_per_delivered": {name: round(count / max(1, summary["delivered"]), 2)
+                                        for name, count in statements.items()}}
     for x in ids:  # late deliveries of this step must not be matched again
         tracker.sent.pop(x, None)
     return row

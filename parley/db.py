@@ -13,10 +13,15 @@ from pathlib import Path
 
 import asyncpg
 import orjson
+from prometheus_client import Counter
 
 from parley.config import env
 
 log = logging.getLogger(__name__)
+
+# Every statement a process sends, so that statements per message can be read from
+# /metrics (make bench reports them: batching must make them fall under load).
+STATEMENTS = Counter("parley_db_statements_total", "Statements sent to PostgreSQL by this process")
 
 BACKBONE_MIGRATIONS = Path(__file__).parent / "migrations"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -32,7 +37,12 @@ def _server_settings(schema: str) -> dict[str, str]:
     return {"search_path": check_schema_name(schema), "application_name": f"parley-{schema}"}
 
 
+def _count_statement(_query) -> None:
+    STATEMENTS.inc()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    conn.add_query_logger(_count_statement)
     for typ in ("jsonb", "json"):
         await conn.set_type_codec(typ, schema="pg_catalog", format="text",
                                   encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads)

@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 
 from parley import db, internal_auth, kafka, logs
 from parley.config import Settings, env
-from parley.consumer import ConsumerRunner, Handler, Opener, Reset
+from parley.consumer import BatchHandler, ConsumerRunner, Handler, Opener, Reset
 from parley.eventstore import EventStore
 from parley.http import busy, errors_middleware
 from parley.relay import Relay
@@ -68,9 +68,10 @@ _PROBES = {"/healthz", "/readyz", "/metrics"}
 class ConsumerSpec:
     name: str
     topics: Sequence[str]
-    handle: Handler
+    handle: Handler | BatchHandler
     reset: Reset | None = None
     gather_ms: int = 0   # > 0: no one waits on it; fetch in batches (ConsumerRunner.gather_ms)
+    takes_batch: bool = False   # handle(conn, events): a partition batch at once, set-based
     # For a handler that reads personal fields of sealed events (parley/personal.py): what
     # opens a batch of them, made from the app once it runs (a KeyRing to the keys' owner).
     opener: Callable[[web.Application], Opener] | None = None
@@ -273,7 +274,9 @@ def create_app(spec: ServiceSpec, settings: Settings) -> web.Application:
                                    sealer=Sealer() if spec.seals_personal_data else None).run
         for c in spec.consumers:
             runner = ConsumerRunner(app[POOL], settings.kafka_bootstrap, name=c.name, topics=c.topics,
-                                    handle=c.handle, reset=c.reset, gather_ms=c.gather_ms,
+                                    handle=None if c.takes_batch else c.handle,
+                                    handle_batch=c.handle if c.takes_batch else None, reset=c.reset,
+                                    gather_ms=c.gather_ms,
                                     opener=c.opener(app) if c.opener else None)
             loops[f"consumer:{c.name}"] = runner.run
         for name, factory in spec.loops:

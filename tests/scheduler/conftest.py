@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from parley import db, internal_auth
 from parley.contract import ACTOR_HEADER
-from parley.service import ConsumerSpec, create_app
+from parley.service import create_app
 from parley.service_client import ServiceClient, new_session, path
 
 import scheduler.__main__ as scheduler_main
@@ -74,8 +74,9 @@ async def start_scheduler(platform, monkeypatch, replicas: int = 1) -> Scheduler
     suffix = uuid.uuid4().hex[:8]
     schema, consumer = f"sched_{suffix}", f"scheduler.timers.{suffix}"
     await seed_offsets(platform.database_url, schema, consumer, platform.bootstrap)
+    [production] = scheduler_main.SPEC.consumers
     spec = dataclasses.replace(scheduler_main.SPEC, schema=schema, consumers=[
-        ConsumerSpec(consumer, ["conversation.events"], timers.on_conversation_event)])
+        dataclasses.replace(production, name=consumer)])
     clients = []
     for _ in range(replicas):
         app = create_app(spec, settings(platform, "scheduler"))

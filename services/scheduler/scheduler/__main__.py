@@ -19,8 +19,8 @@ SPEC = ServiceSpec(
     default_port=8084,
     migrations=Path(__file__).parent / "migrations",
     owns_streams=True,
-    consumers=[ConsumerSpec("scheduler.timers", ["conversation.events"], timers.on_conversation_event,
-                           gather_ms=GATHER_MS)],   # no one waits on it: fetched in batches
+    consumers=[ConsumerSpec("scheduler.timers", ["conversation.events"], timers.on_conversation_events,
+                           gather_ms=GATHER_MS, takes_batch=True)],   # no one waits on it: fetched in batches
     routes=routes,
     loops=[("boundaries", schedules.boundary_loop), ("timers", timers.fire_loop)],
 )

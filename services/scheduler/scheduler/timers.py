@@ -41,7 +41,7 @@ from parley.service import POOL, STORE
 from parley.service_client import ServiceClient, new_session, path
 
 from scheduler import offer_timers
-from scheduler.schedules import current_schedule, locked_schedule, now
+from scheduler.schedules import current_schedule, locked_schedules, now
 
 log = logging.getLogger(__name__)
 
@@ -95,53 +95,78 @@ def due_for(s: wh.Schedule, kind: str, anchor: datetime, minute: float) -> datet
 
 # ---- the consumer ----------------------------------------------------------------------
 
-async def _set(conn: asyncpg.Connection, event: Event, kind: str, minute: float) -> None:
-    project_id, conversation_id = event.project_id, id_of(event.stream_id)
-    schedule = await locked_schedule(conn, project_id, share=True)
-    anchor = datetime.fromisoformat(event.occurred_at)
-    tid = timer_id(conversation_id, kind, event.stream_version)
-    # The kind's earlier pending timer is cancelled and this one armed in one statement
-    # (every visitor message moves the idle timer: a round trip saved per message).
-    await conn.execute(
-        f"""with cancelled as ({_CANCEL})
-            insert into timers (id, project_id, conversation_id, kind, generation, anchor, due_at)
-            values ($3, $4, $1, $2, $5, $6, $7) on conflict (id) do nothing""",
-        conversation_id, kind, tid, project_id, event.stream_version, anchor, due_for(schedule, kind, anchor, minute))
+# What each event does to a conversation's unanswered and idle timers, in order.
+def timer_moves(event: Event) -> list[tuple[str, bool]]:
+    """(kind, True: set a timer from this event / False: cancel the pending one)."""
+    t = event.type
+    if t == "chat.conversation_started":
+        return [("unanswered", True), ("idle", True)]
+    if t in ("chat.visitor_message_posted", "chat.operator_replied"):
+        return [("idle", True)]
+    if t in ("assignment.taken", "assignment.assigned"):
+        return [("unanswered", False)]
+    if t == "status.changed":
+        status = event.data.get("status")
+        if status == "closed":
+            return [("unanswered", False), ("idle", False)]
+        if status == "in_work":
+            return [("unanswered", False)]
+        if status == "new":          # reopened with nobody on it: waiting again
+            return [("unanswered", True)]
+    return []
 
 
-_CANCEL = """update timers set status = 'cancelled', finished_at = now()
-             where conversation_id = $1 and kind = $2 and status = 'pending' and ($3::uuid is null or id <> $3::uuid)"""
+# Set-based: a batch's timer moves in two statements. Only each (conversation, kind)'s
+# last move counts - a timer set and moved again in the same batch could never fire in
+# between - so the pending timers are cancelled but the one kept, then the kept ones armed.
+_CANCEL_MANY = """
+update timers t set status = 'cancelled', finished_at = now()
+from unnest($1::uuid[], $2::text[], $3::uuid[]) as x(conversation_id, kind, keep)
+where t.conversation_id = x.conversation_id and t.kind = x.kind and t.status = 'pending'
+  and (x.keep is null or t.id <> x.keep)
+"""
+_ARM_MANY = """
+insert into timers (id, project_id, conversation_id, kind, generation, anchor, due_at)
+select * from unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::int[], $6::timestamptz[], $7::timestamptz[])
+on conflict (id) do nothing
+"""
 
 
-async def _cancel(conn: asyncpg.Connection, conversation_id: str, kind: str) -> None:
-    await conn.execute(_CANCEL, conversation_id, kind, None)
+async def on_conversation_events(conn: asyncpg.Connection, events: list[Event], minute: float | None = None) -> None:
+    """A partition batch of conversation.events (the consumer's handle_batch): offers'
+    timers event by event (rare), the unanswered and idle timers in a few statements for
+    the whole batch (issue 21: they were two per visitor message)."""
+    minute = minute if minute is not None else minute_seconds()
+    last: dict[tuple[str, str], tuple[Event, bool]] = {}
+    for event in events:
+        if not event.project_id or not event.stream_id.startswith("conversation-"):
+            continue
+        conversation_id = id_of(event.stream_id)
+        if event.type.startswith("assignment.") or event.type == "status.changed":   # auto-assignment's offers
+            await offer_timers.on_conversation_event(conn, event, minute,
+                                                     timer_id(conversation_id, "offer", event.stream_version))
+        for kind, arm in timer_moves(event):
+            last[(conversation_id, kind)] = (event, arm)
+    if not last:
+        return
+    armed = [(cid, kind, event) for (cid, kind), (event, arm) in last.items() if arm]
+    schedules = await locked_schedules(conn, {event.project_id for _, _, event in armed}, share=True)
+    tids = {(cid, kind): timer_id(cid, kind, event.stream_version) for cid, kind, event in armed}
+    moves = list(last)
+    await conn.execute(_CANCEL_MANY, [cid for cid, _ in moves], [kind for _, kind in moves],
+                       [tids.get(move) for move in moves])
+    if armed:
+        anchors = [datetime.fromisoformat(event.occurred_at) for _, _, event in armed]
+        await conn.execute(_ARM_MANY, [tids[(cid, kind)] for cid, kind, _ in armed],
+                           [event.project_id for _, _, event in armed], [cid for cid, _, _ in armed],
+                           [kind for _, kind, _ in armed], [event.stream_version for _, _, event in armed], anchors,
+                           [due_for(schedules[event.project_id], kind, anchor, minute)
+                            for (_, kind, event), anchor in zip(armed, anchors)])
 
 
 async def on_conversation_event(conn: asyncpg.Connection, event: Event, minute: float | None = None) -> None:
-    if not event.project_id or not event.stream_id.startswith("conversation-"):
-        return
-    minute = minute if minute is not None else minute_seconds()
-    conversation_id = id_of(event.stream_id)
-    t = event.type
-    if t.startswith("assignment.") or t == "status.changed":   # auto-assignment's offers
-        await offer_timers.on_conversation_event(conn, event, minute,
-                                                 timer_id(conversation_id, "offer", event.stream_version))
-    if t == "chat.conversation_started":
-        await _set(conn, event, "unanswered", minute)
-        await _set(conn, event, "idle", minute)
-    elif t in ("chat.visitor_message_posted", "chat.operator_replied"):
-        await _set(conn, event, "idle", minute)
-    elif t in ("assignment.taken", "assignment.assigned"):
-        await _cancel(conn, conversation_id, "unanswered")
-    elif t == "status.changed":
-        status = event.data.get("status")
-        if status == "closed":
-            await _cancel(conn, conversation_id, "unanswered")
-            await _cancel(conn, conversation_id, "idle")
-        elif status == "in_work":
-            await _cancel(conn, conversation_id, "unanswered")
-        elif status == "new":          # reopened with nobody on it: waiting again
-            await _set(conn, event, "unanswered", minute)
+    """One event on its own (tests; the consumer gives batches)."""
+    await on_conversation_events(conn, [event], minute)
 
 
 async def recompute_project(conn: asyncpg.Connection, app: web.Application, project_id: str,
