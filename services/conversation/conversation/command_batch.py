@@ -20,6 +20,7 @@ time by the single path (commands.run_alone), where each command gets its own ou
 nothing of the failed batch was written."""
 from __future__ import annotations
 
+import logging
 import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
@@ -33,6 +34,8 @@ from parley.envelope import Event
 from parley.eventstore import Append, EventStore, Outcome, lock_shards
 
 from conversation import domain, projection
+
+log = logging.getLogger(__name__)
 
 BATCHES = Counter("parley_command_batches_total", "Transactions of set-based commands", ["outcome"])
 BATCHED = Counter("parley_batched_commands_total", "Commands decided and written in a batch (commands/batches: batch size)")
@@ -185,9 +188,11 @@ class CommandBatches:
             outcomes = await self._transaction(commands)
             BATCHES.labels("written").inc()
             return outcomes
-        except Exception:
+        except Exception as e:
             self.fell_back += 1
             BATCHES.labels("fell_back").inc()
+            log.warning("command batch not written; its commands go one at a time",
+                        extra={"commands": len(commands), "error": repr(e)[:300]})
             # Nothing of the batch was written: each command alone, with its own outcome
             # (and the single path's retries on a conflict or a deadlock).
             outcomes: list[Outcome | Exception] = []
