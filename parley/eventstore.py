@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 # The commit-order lock of one shard ($1), held until commit (see the 002 migration).
 _APPEND_LOCK = "select pg_advisory_xact_lock(hashtext('parley_append:' || current_schema()), $1::int)"
 _APPEND_LOCKS = """select count(pg_advisory_xact_lock(hashtext('parley_append:' || current_schema()), s))
-                   from unnest($1::int[]) with ordinality as x(s, n)"""
+                   from unnest($1::int[]) as s"""
 # Every stream's version check, the events and the commands' records, for any number of
 # streams, in one round trip (append_locked). Data-modifying CTEs run to completion
 # whether or not the outer query reads them; nothing is written unless every stream is

@@ -88,7 +88,7 @@ def plan(commands: Sequence[Command], basis: Basis, validate: Callable[[Event], 
         cid = command.conversation_id
         version, state = states[cid]
         if state is not None:
-            state = _with_ids(state, basis.found, command)
+            state = with_found_ids(state, basis.found, command)
         try:
             decided = command.decide(state)
             numbered = [e.with_version(version + i + 1) for i, e in enumerate(decided)]
@@ -110,8 +110,8 @@ def plan(commands: Sequence[Command], basis: Basis, validate: Callable[[Event], 
     return Plan(outcomes, appends, [states[cid] for cid in events])
 
 
-def _with_ids(state: domain.Conversation, found: frozenset[tuple[str, str, str]], command: Command
-              ) -> domain.Conversation:
+def with_found_ids(state: domain.Conversation, found: frozenset[tuple[str, str, str]], command: Command
+                   ) -> domain.Conversation:
     """The state with the message ids this command asks about that the conversation has."""
     visitor = command.visitor_message_id
     reply = command.reply_id

@@ -1,18 +1,21 @@
 """Commands decide on the kept state, so a command costs the same at message 50 and at
-message 1,500 (issue 12).
+message 1,500 (issue 12), and go in batches, so a busy service sends fewer statements
+per command, not more (issue 21: command_batch).
 
-`EventStore.execute` is given a `basis`: the version and the state kept in
+`run` is the one entry: a command joins the next batch. `run_alone` is the single
+path - a lead request, and each command of a batch that could not be written as a
+whole: `EventStore.execute` is given a `basis`, the version and the state kept in
 `conversation_state` (one row, plus the stream's head from the events index to check
-it is current) instead of every event. Everything else about execute is unchanged:
-command ids, retries on a concurrent writer, group commit, effects in the append's
-transaction (where projection.keep_state writes the next state).
+it is current) instead of every event, with execute's command ids, retries on a
+concurrent writer, group commit, and effects in the append's transaction (where
+projection.keep_state writes the next state).
 
 A row that is missing (a conversation from before the table) or of another format is
 made good from the events: what it lacks is folded on top, once, and written back by
 the command's transaction."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import asyncpg
@@ -22,7 +25,7 @@ from parley.envelope import Event
 from parley.eventstore import Decision, EventStore, Outcome
 
 from conversation import domain, projection
-from conversation.command_batch import Command, batches_of
+from conversation.command_batch import Command, batches_of, with_found_ids
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,10 @@ async def run_alone(store: EventStore, command: Command, *, transcript: bool = F
         if transcript and history.version:
             state = domain.fold((await store.load(stream))[:history.version])
         elif state is not None:
-            state = _with_ids(state, frozenset({command.visitor_message_id} if history.has_visitor_id else ()),
-                              frozenset({command.reply_id} if history.has_reply_id else ()))
+            found = {(conversation_id, "visitor", command.visitor_message_id)} if history.has_visitor_id else set()
+            if history.has_reply_id:
+                found.add((conversation_id, "operator", command.reply_id))
+            state = with_found_ids(state, frozenset(found), command)
         decided_on[0] = state
         return Decision(command.decide(state), {"conversation_id": conversation_id})
 
@@ -113,7 +118,3 @@ async def run_alone(store: EventStore, command: Command, *, transcript: bool = F
 
     return await store.execute(command.command_id, stream, decide_on, effects=effects, attempts=attempts,
                                basis=basis)
-
-
-def _with_ids(state: domain.Conversation, visitor: frozenset[str], operator: frozenset[str]) -> domain.Conversation:
-    return replace(state, message_ids=state.message_ids | visitor, reply_ids=state.reply_ids | operator)
