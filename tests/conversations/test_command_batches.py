@@ -2,8 +2,8 @@
 commands that queue behind a transaction go together in the next one. What a batch
 writes is what the commands one at a time would have written; a batch that cannot be
 written as a whole - two starts for one visitor, a database session that dies mid-batch
-- leaves nothing behind and each command is done alone; a retried command id returns
-its first outcome."""
+- leaves nothing behind and its halves go again, down to single commands; a retried
+command id returns its first outcome."""
 from __future__ import annotations
 
 import asyncio
@@ -88,11 +88,30 @@ async def test_two_starts_for_one_visitor_in_a_batch_fall_back_and_one_wins(stac
     fell_back = b.fell_back
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
     won, lost = await together(stack, message(first, "twice", "1"), message(second, "twice", "2"))
-    assert b.fell_back == fell_back + 1
+    assert b.fell_back > fell_back   # the pair, then the loser alone
     assert isinstance(won, Outcome) and len(won.events) == 2
     assert isinstance(lost, asyncpg.UniqueViolationError) and lost.constraint_name == "visitor_conversations_pkey"
     assert await stream(stack, second) == []
     assert [e.stream_version for e in await stream(stack, first)] == [1, 2]
+
+
+async def test_one_bad_command_in_a_big_batch_costs_a_few_transactions_not_one_each(stack):
+    """Of 64 commands, one starts a second conversation for a visitor the batch also starts
+    one for: the others are still written in batches (halves), the bad one is refused
+    alone, and nothing is written twice."""
+    b = batches(stack)
+    before = b.batches, b.fell_back, b.alone
+    cids = [str(uuid.uuid4()) for _ in range(64)]
+    commands_ = [message(cid, f"big-{n}", "1") for n, cid in enumerate(cids)]
+    commands_[40] = message(cids[40], "big-7", "2")   # visitor big-7 again, with a new conversation
+    outcomes = await together(stack, *commands_)
+    refused = [n for n, o in enumerate(outcomes) if not isinstance(o, Outcome)]
+    assert refused == [40] and isinstance(outcomes[40], asyncpg.UniqueViolationError), outcomes[40]
+    assert b.batches - before[0] == 1
+    assert b.alone - before[2] == 1                 # only the bad one went the single path
+    assert b.fell_back - before[1] <= 7             # one path of halves down to it: log2(64) + 1
+    for n, cid in enumerate(cids):
+        assert [e.stream_version for e in await stream(stack, cid)] == ([] if n == 40 else [1, 2])
 
 
 async def test_a_session_killed_mid_batch_leaves_nothing_half_applied(stack, monkeypatch):

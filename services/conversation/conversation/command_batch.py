@@ -15,9 +15,10 @@ One transaction per batch:
   5. the projection (one statement per table) and one kept-state upsert.
 
 A batch whose transaction fails (two first messages of one visitor starting two
-conversations, a deadlock, the database going away) is done again one command at a
-time by the single path (commands.run_alone), where each command gets its own outcome:
-nothing of the failed batch was written."""
+conversations, a deadlock, the database going away) left nothing written: its halves
+are tried again, in order, down to single commands, which go by the single path
+(commands.run_alone) and get their own outcome - one bad command costs a few
+transactions, not one per command of the batch."""
 from __future__ import annotations
 
 import logging
@@ -175,7 +176,7 @@ class CommandBatches:
         self.store = store
         self.run_alone = run_alone
         self.batcher: Batcher[Command] = Batcher(self._flush, max_batch=self.MAX_BATCH)
-        self.batches = self.commands = self.fell_back = 0   # what the tests and the bench read
+        self.batches = self.commands = self.fell_back = self.alone = 0   # what the tests and the bench read
 
     async def run(self, command: Command) -> Outcome:
         return await self.batcher.run(command)
@@ -184,6 +185,9 @@ class CommandBatches:
         self.batches += 1
         self.commands += len(commands)
         BATCHED.inc(len(commands))
+        return await self._written(commands)
+
+    async def _written(self, commands: Sequence[Command]) -> list[Outcome | Exception]:
         try:
             outcomes = await self._transaction(commands)
             BATCHES.labels("written").inc()
@@ -191,17 +195,20 @@ class CommandBatches:
         except Exception as e:
             self.fell_back += 1
             BATCHES.labels("fell_back").inc()
-            log.warning("command batch not written; its commands go one at a time",
-                        extra={"commands": len(commands), "error": repr(e)[:300]})
-            # Nothing of the batch was written: each command alone, with its own outcome
-            # (and the single path's retries on a conflict or a deadlock).
-            outcomes: list[Outcome | Exception] = []
-            for command in commands:
-                try:
-                    outcomes.append(await self.run_alone(self.store, command))
-                except Exception as e:
-                    outcomes.append(e)
-            return outcomes
+            log.warning("command batch not written; its halves go again", extra={
+                "commands": len(commands), "error": repr(e)[:300]})
+        if len(commands) == 1:
+            # Alone, on the single path (with its retries on a conflict or a deadlock): its
+            # own outcome, which may be the error the batch met (the API knows what to do).
+            self.alone += 1
+            try:
+                return [await self.run_alone(self.store, commands[0])]
+            except Exception as e:
+                return [e]
+        # Nothing of the batch was written: its halves again, in order, so one bad command
+        # costs a few transactions rather than one for every command of the batch.
+        half = len(commands) // 2
+        return [*await self._written(commands[:half]), *await self._written(commands[half:])]
 
     async def _transaction(self, commands: Sequence[Command]) -> list[Outcome | Exception]:
         store = self.store
