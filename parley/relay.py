@@ -36,6 +36,10 @@ from parley.subject_keys import Sealer
 
 log = logging.getLogger(__name__)
 
+# One active relay per schema ($1): the session lock its leader holds. `privacy migrate`
+# (topic_sealing) takes it too, so it never rewrites topics a running relay writes to.
+LEADER_LOCK = "select pg_try_advisory_lock(hashtext('parley_relay:' || $1))"
+
 PUBLISHED = Counter("parley_relay_published_total", "Events published to Kafka by the relay", ["schema"])
 LAG = Gauge("parley_relay_lag_events", "Events appended but not yet published", ["schema"])
 LAG_COUNT_INTERVAL = 1.0  # seconds between counts of the unpublished events
@@ -75,8 +79,7 @@ class Relay:
         # the disk before the next batch goes out.
         conn = await db.connect(self.database_url, self.schema, durable_commits=False)
         try:
-            while not await conn.fetchval("select pg_try_advisory_lock(hashtext('parley_relay:' || $1))",
-                                          self.schema):
+            while not await conn.fetchval(LEADER_LOCK, self.schema):
                 if await _sleep_unless(stop, self.poll_interval):
                     return
             self.is_leader = True

@@ -35,11 +35,11 @@ from parley.http import Rejected, busy, unavailable
 
 log = logging.getLogger(__name__)
 
-# Commands per upstream and calling process. Below the callee's own admission bound (16
+# Commands per upstream and calling process. Below the callee's own admission bound (128
 # running + 64 waiting per replica): a saturated callee's excess is refused here, before
 # the hop. A refusal over the hop costs both processes a millisecond or two of
 # CPU; at ten times the sustainable rate that alone took both cores of the bench machine
-# (goodput fell to a quarter of the peak). Two gateways together can still fill it.
+# (goodput fell to a quarter of the peak). Two gateways together fill its running places.
 MAX_IN_FLIGHT = 64
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_CONNECTIONS = 1000   # per session, every upstream together

@@ -34,6 +34,7 @@ from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionErro
 
 from parley import db, kafka, personal
 from parley.envelope import Event
+from parley.relay import LEADER_LOCK
 from parley.schemas import Topic
 from parley.subject_keys import keys_for
 
@@ -277,7 +278,7 @@ async def migrate(database_url: str, keys_schema: str, bootstrap: str, topics: l
     conn = await db.connect(database_url, keys_schema)
     outcome: dict[str, str] = {}
     try:
-        if not await conn.fetchval("select pg_try_advisory_lock(hashtext('parley_relay:' || $1))", keys_schema):
+        if not await conn.fetchval(LEADER_LOCK, keys_schema):
             raise Refused(f"the {keys_schema} service's relay is running: stop the Parley services first, "
                           "then run this again.")
         async with _Broker(bootstrap) as broker:

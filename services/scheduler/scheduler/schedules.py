@@ -75,19 +75,13 @@ def parse_stored(body: dict) -> wh.Schedule:
 async def locked_schedule(conn: asyncpg.Connection, project_id: str, *, share: bool) -> wh.Schedule:
     """The project's schedule with its row locked (created with the default first), for
     the rest of the caller's transaction."""
-    lock = f"select schedule from schedules where project_id = $1 for {'share' if share else 'update'}"
-    row = await conn.fetchrow(lock, project_id)   # one round trip for every project but a new one
-    if row is None:
-        await conn.execute(
-            """insert into schedules (project_id, schedule, saved, next_boundary) values ($1, $2, false, null)
-               on conflict (project_id) do nothing""", project_id, wh.to_json(wh.DEFAULT))
-        row = await conn.fetchrow(lock, project_id)
-    return parse_stored(row["schedule"])
+    return (await locked_schedules(conn, {project_id}, share=share))[project_id]
 
 
 async def locked_schedules(conn: asyncpg.Connection, project_ids: set[str], *, share: bool) -> dict[str, wh.Schedule]:
-    """locked_schedule for many projects at once (rows locked in project order, so two
-    batches cannot deadlock): two round trips whatever their number, three when one is new."""
+    """Each project's schedule with its row locked (created with the default first), for
+    the rest of the caller's transaction: rows locked in project order, so two batches
+    cannot deadlock; one round trip whatever their number, three when one is new."""
     if not project_ids:
         return {}
     wanted = sorted(project_ids)
