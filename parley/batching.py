@@ -16,20 +16,26 @@ Flush = Callable[[Sequence[Item]], Awaitable[Sequence[object]]]
 
 
 class Batcher(Generic[Item]):
-    """Queues items for `flush`, at most `max_batch` at a time, one batch in flight."""
+    """Queues items for `flush`, at most `max_batch` at a time, `flights` batches in flight.
 
-    def __init__(self, flush: Flush, *, max_batch: int = 100):
+    One flight suits a database transaction (the next batch decides on what the last one
+    wrote). A network hop takes more: with one request in flight, the callee idles while
+    an answer travels back and the next batch comes; with two, it is busy with one while
+    the other travels. Either way a lone item goes at once."""
+
+    def __init__(self, flush: Flush, *, max_batch: int = 100, flights: int = 1):
         self.flush = flush
         self.max_batch = max_batch
+        self.flights = flights
         self.queue: list[tuple[Item, asyncio.Future]] = []
-        self.draining = False
+        self.draining = 0
 
     async def run(self, item: Item) -> object:
         """`item`'s outcome once its batch is done (its exception raised here)."""
         future = asyncio.get_running_loop().create_future()
         self.queue.append((item, future))
-        if not self.draining:
-            self.draining = True
+        if self.draining < self.flights:
+            self.draining += 1
             asyncio.get_running_loop().create_task(self._drain())
         return await future
 
@@ -42,7 +48,7 @@ class Batcher(Generic[Item]):
                 if batch:
                     await self._flush(batch)
         finally:
-            self.draining = False
+            self.draining -= 1
 
     async def _flush(self, batch: list[tuple[Item, asyncio.Future]]) -> None:
         try:

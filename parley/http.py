@@ -1,8 +1,8 @@
 """HTTP conventions shared by every service: one error shape, JSON in and out.
 
-A refusal is `Rejected(status, code, message)`, raised anywhere below a handler and
-turned by `errors_middleware` into `{"error": {"code": ..., "message": ...}}`. The same
-middleware gives every other failure its final answer: bad input that only the
+A refusal is `Rejected(status, code, message)` (or a domain's DomainError), raised anywhere
+below a handler and turned by `errors_middleware` into `{"error": {"code": ..., "message": ...}}`.
+The same mapping (`rejection_of`) gives every other failure its final answer: bad input that only the
 database or the event schema noticed is a 422, an outage of PostgreSQL is a 503 with
 Retry-After (the only answer that asks the client to try again), and aiohttp's own
 refusals (404, 405, 413) take the same JSON shape."""
@@ -16,6 +16,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from parley.domain_error import STATUS_OF, DomainError
 from parley.schemas import SchemaViolation
 
 log = logging.getLogger(__name__)
@@ -65,30 +66,44 @@ _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 
                415: "unsupported_media_type"}
 
 
+def rejection_of(e: Exception) -> Rejected | None:
+    """The final answer to a failure below a handler, or None for a bug (a 500).
+
+    Input the handlers let through but the event contract or the database did not is
+    final (422), never a fault; an outage of PostgreSQL is a 503 with Retry-After, the
+    only answer that asks the client to try again."""
+    if isinstance(e, Rejected):
+        return e
+    if isinstance(e, DomainError):
+        return Rejected(STATUS_OF[e.kind], e.code, e.message)
+    if isinstance(e, SchemaViolation):
+        log.warning("refused by the event schema", extra={"reason": str(e)[:500]})
+        return Rejected(422, "event_invalid", "The request holds a value Parley cannot store: " + str(e)[:300])
+    if isinstance(e, asyncpg.DataError):
+        return Rejected(422, "invalid_input", f"A value in the request cannot be stored: {e.__class__.__name__}.")
+    if isinstance(e, _OUTAGES) and not (isinstance(e, OSError) and e.filename is not None):
+        # (a file of ours that is missing is a bug, not an outage: a socket's errors carry no file name)
+        log.warning("refused during an outage", extra={"error": repr(e)[:300]})
+        return Rejected(503, "service_unavailable", "Parley's database is not answering; try again in a moment.",
+                        headers={"Retry-After": RETRY_AFTER_SECONDS})
+    return None
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler):
     try:
         response = await handler(request)
-    except Rejected as e:
-        return error_response(e.status, e.code, e.message, e.headers)
-    except SchemaViolation as e:
-        # Input the handlers let through but the event contract does not: final, not a fault.
-        log.warning("refused by the event schema", extra={"reason": str(e)[:500]})
-        return error_response(422, "event_invalid", "The request holds a value Parley cannot store: " + str(e)[:300])
-    except asyncpg.DataError as e:
-        return error_response(422, "invalid_input", f"A value in the request cannot be stored: {e.__class__.__name__}.")
-    except _OUTAGES as e:
-        if isinstance(e, OSError) and e.filename is not None:
-            raise  # a file of ours is missing: a bug, not an outage (a socket's errors carry no file name)
-        log.warning("refused during an outage", extra={"error": repr(e)[:300]})
-        return error_response(503, "service_unavailable", "Parley's database is not answering; try again in a moment.",
-                              headers={"Retry-After": RETRY_AFTER_SECONDS})
     except web.HTTPException as e:
         if e.status < 400 or e.content_type == "application/json":
             raise
         code = _HTTP_CODES.get(e.status, f"http_{e.status}")
         headers = {k: v for k, v in e.headers.items() if k in ("Allow", "Retry-After")}
         return error_response(e.status, code, e.reason, headers)
+    except Exception as e:
+        rejected = rejection_of(e)
+        if rejected is None:
+            raise
+        return error_response(rejected.status, rejected.code, rejected.message, rejected.headers)
     if not response.prepared:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response
@@ -138,6 +153,11 @@ async def read_json(request: web.Request, limit: int = MAX_JSON_BYTES) -> dict[s
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise Rejected(400, "invalid_json", "The request body is not valid JSON.")
+    return json_object(body)
+
+
+def json_object(body: Any) -> dict[str, Any]:
+    """`body` if it is a JSON object with no NUL in any string (a request's, or one call's of a batch)."""
     if not isinstance(body, dict):
         raise Rejected(400, "invalid_json", "The request body must be a JSON object.")
     if _has_nul(body):

@@ -3,21 +3,17 @@
 correlation ids, migrations at start-up, the outbox relay and consumers as supervised
 background tasks, and a graceful shutdown that lets them finish their batch.
 
-Admission control (every service but the public gateway): at most `MAX_COMMANDS_IN_FLIGHT`
-commands (POST, PUT, PATCH, DELETE) run at once in a process; a few more wait, at most
-`COMMAND_QUEUE` of them and for at most `COMMAND_WAIT_SECONDS`; anything beyond gets at
-once `503 busy` with `Retry-After` and nothing is stored. Offered twice what the process
-can do, it goes on doing what it can at its usual latency and says `busy` to the rest,
-rather than letting every request queue until the callers time out. Reads (GET) are not
-held: they are cheap and indexed, and a reader such as the gateway's catch-up after an
-admitted message must not be refused half-way through it."""
+Admission control (every service but the public gateway, parley.admission): a bounded
+number of commands (POST, PUT, PATCH, DELETE) at once, a short bounded wait, then `503
+busy`. Reads (GET) are not held: they are cheap and indexed, and a reader such as the
+gateway's catch-up after an admitted message must not be refused half-way through it.
+A batch of commands (parley.call_batches) takes a place for each of its commands."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable, Sequence
@@ -25,13 +21,14 @@ from typing import Awaitable, Callable, Sequence
 import asyncpg
 import uvloop
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from parley import db, internal_auth, kafka, logs
+from parley import call_batches, db, internal_auth, kafka, logs
+from parley.admission import ADMISSION, Admission
 from parley.config import Settings, env
 from parley.consumer import BatchHandler, ConsumerRunner, Handler, Opener, Reset
 from parley.eventstore import EventStore
-from parley.http import busy, errors_middleware
+from parley.http import errors_middleware
 from parley.relay import Relay
 from parley.schemas import Catalog
 from parley.subject_keys import Sealer
@@ -46,17 +43,6 @@ TASKS = web.AppKey("tasks", dict)
 REQUESTS = Counter("parley_http_requests_total", "HTTP requests served", ["route", "status"])
 LATENCY = Histogram("parley_http_request_seconds", "HTTP request latency", ["route"])
 
-ADMISSION_REFUSED = Counter("parley_admission_refused_total", "Commands answered 503 busy by admission control")
-COMMANDS_IN_FLIGHT = Gauge("parley_commands_in_flight", "Commands running now (admission control)")
-
-# Admission control (see the module's docstring). Commands in flight at once are what a
-# batch is made of (parley.batching): the conversation service decides and writes the
-# commands that queue behind a transaction in the next one, so a batch costs a few
-# statements whatever its size, and 16 in flight capped it at ~450 commands/s (Little's
-# law at ~35 ms each). 128 let batches grow under load; the wait below still refuses fast.
-MAX_COMMANDS_IN_FLIGHT = 128
-COMMAND_QUEUE = 64
-COMMAND_WAIT_SECONDS = 0.25
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _CORRELATION_HEADER = "X-Correlation-Id"
@@ -96,75 +82,10 @@ class ServiceSpec:
     public: bool = False
 
 
-class Admission:
-    """A bounded number of commands at once, a bounded, short wait for a place, then `busy`.
-
-    The bounds are attributes, read on every request: a test (or an operator's hook) may
-    change them on a running app (`app[ADMISSION].limit = 0` refuses every command)."""
-
-    def __init__(self, limit: int = MAX_COMMANDS_IN_FLIGHT, queue: int = COMMAND_QUEUE,
-                 wait: float = COMMAND_WAIT_SECONDS):
-        self.limit, self.queue, self.wait = limit, queue, wait
-        self.in_flight = 0
-        self.refused = 0
-        self._waiters: deque[asyncio.Future] = deque()   # FIFO; a timed-out waiter's future is done(False)
-
-    async def __aenter__(self) -> None:
-        if self.in_flight < self.limit and not any(not w.done() for w in self._waiters):
-            self._take()
-            return
-        if self.wait <= 0 or sum(not w.done() for w in self._waiters) >= self.queue:
-            self._refuse()
-        loop = asyncio.get_running_loop()
-        place = loop.create_future()
-        self._waiters.append(place)
-        timer = loop.call_later(self.wait, lambda: place.done() or place.set_result(False))
-        try:
-            granted = await place
-        except asyncio.CancelledError:
-            if place.done() and not place.cancelled() and place.result():
-                COMMANDS_IN_FLIGHT.inc()
-                self._release()  # the place was handed over just as the caller went away: pass it on
-            raise
-        finally:
-            timer.cancel()
-            try:
-                self._waiters.remove(place)
-            except ValueError:
-                pass
-        if not granted:
-            self._refuse()
-        COMMANDS_IN_FLIGHT.inc()  # a place handed over: in_flight already counts it
-
-    async def __aexit__(self, *_) -> None:
-        self._release()
-
-    def _take(self) -> None:
-        self.in_flight += 1
-        COMMANDS_IN_FLIGHT.inc()
-
-    def _refuse(self) -> None:
-        self.refused += 1
-        ADMISSION_REFUSED.inc()
-        raise busy()
-
-    def _release(self) -> None:
-        COMMANDS_IN_FLIGHT.dec()
-        while self._waiters:
-            place = self._waiters.popleft()
-            if not place.done():
-                place.set_result(True)  # the place goes straight to the longest waiter
-                return
-        self.in_flight -= 1
-
-
-ADMISSION = web.AppKey("admission", Admission)
-
-
 @web.middleware
 async def _admission(request: web.Request, handler):
-    if request.method in _READS or request.path in _PROBES:
-        return await handler(request)
+    if request.method in _READS or request.path in _PROBES or request.path == call_batches.BATCH_PATH:
+        return await handler(request)   # (a batch's commands take their places one by one)
     async with request.app[ADMISSION]:
         return await handler(request)
 
@@ -257,6 +178,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> web.Application:
     app.router.add_get("/readyz", readyz)
     if not spec.public:
         app.router.add_get("/metrics", metrics)
+        call_batches.setup(app)
 
     async def database(app: web.Application):
         pool = await db.create_pool(settings.database_url, spec.schema)

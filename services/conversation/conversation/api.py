@@ -4,7 +4,7 @@ The gateway authenticates visitors (signed visitor token) and operators (session
 passes who acts: visitor calls carry `project_id` and `visitor_id` in the body,
 operator calls the operator in the actor header (contract.ACTOR_HEADER, JSON), believed
 because every call here is signed (parley.internal_auth). Permissions are decided in
-domain.py; its refusals become HTTP answers in one place (`refusals_middleware`).
+domain.py; its refusals become HTTP answers in one place (parley.http).
 Every input gets a final answer: a 4xx with a code, or a 503 with Retry-After when the store is busy."""
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any, Callable
 import asyncpg
 from aiohttp import web
 
+from parley import call_batches
 from parley.actor import actor_of
 from parley.contract import canonical_uuid, conversation_stream, operator_may_see
 from parley.envelope import Event
@@ -39,21 +40,9 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{8,128}$")
 # Operator message and note ids derived from (project, operator, conversation, key).
 _OPERATOR_IDS = uuid.UUID("0d7f3b4e-5b8a-4a51-9f0c-2c6a1f3e9b57")
 
-_STATUS_OF = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 422, "too_large": 413}
-
-
 def _busy() -> Rejected:
     return Rejected(503, "busy", "Could not store this right now; send it again.",
                     headers={"Retry-After": RETRY_AFTER_SECONDS})
-
-
-@web.middleware
-async def refusals_middleware(request: web.Request, handler):
-    """The one place domain refusals become HTTP answers (as in operator-registry)."""
-    try:
-        return await handler(request)
-    except DomainError as e:
-        raise Rejected(_STATUS_OF[e.kind], e.code, e.message) from None
 
 
 def _text(value: Any, max_length: int, *, optional: bool = False) -> bool:
@@ -90,17 +79,17 @@ def operator_command(kind: str, me: Operator, conversation_id: str, key: str | N
     return f"{kind}:{made}", made
 
 
-async def run(request: web.Request, command_id: str, conversation_id: str,
+async def run(app: web.Application, command_id: str, conversation_id: str,
               decide: Callable[[domain.Conversation | None], list[Event]], **kept) -> Outcome:
     """A command, decided on the kept state (commands.run: `visitor_message_id`/`reply_id` it
     checks for resends, `transcript` for a lead request)."""
     try:
-        return await commands.run(request.app[STORE], command_id, conversation_id, decide, **kept)
+        return await commands.run(app[STORE], command_id, conversation_id, decide, **kept)
     except ConcurrencyConflict:
         raise _busy() from None
 
 
-async def _events_after(request: web.Request, body: dict[str, Any], conversation_id: str,
+async def _events_after(app: web.Application, body: dict[str, Any], conversation_id: str,
                         appended: list[Event]) -> list[dict[str, Any]] | None:
     """A visitor command's answer carries the events its socket has not sent (the gateway
     sends them before the ack, with no second call): those after the caller's `after` in
@@ -112,7 +101,7 @@ async def _events_after(request: web.Request, body: dict[str, Any], conversation
     if body.get("conversation_id") != conversation_id:
         after = 0
     if not appended or appended[0].stream_version != after + 1:
-        appended = await request.app[STORE].load(conversation_stream(conversation_id), after=after)
+        appended = await app[STORE].load(conversation_stream(conversation_id), after=after)
     return [e.to_dict() for e in appended]
 
 
@@ -162,22 +151,22 @@ def _site_params(body: dict[str, Any]) -> dict[str, str]:
         return {}
 
 
-async def _conversation_for(request: web.Request, project_id: str, visitor_id: str,
+async def _conversation_for(app: web.Application, project_id: str, visitor_id: str,
                             message_id: str | None) -> tuple[str, str | None]:
     """(conversation id, previous conversation id) for a visitor's command: their
     current conversation, or - when it is closed - a new one linked to it (conversations
     end). A resend of a message the closed conversation already has goes to it, where
     it is absorbed."""
-    current = await request.app[CURRENT].of(project_id, visitor_id)
+    current = await app[CURRENT].of(project_id, visitor_id)
     if current is None:
         return str(uuid.uuid4()), None
     if current["status"] == "closed" and not (message_id and await commands.message_seq(
-            request.app[POOL], current["id"], message_id)):
+            app[POOL], current["id"], message_id)):
         return str(uuid.uuid4()), current["id"]
     return current["id"], None
 
 
-async def _in_visitors_conversation(request: web.Request, project_id: str, visitor_id: str, command_id: str,
+async def _in_visitors_conversation(app: web.Application, project_id: str, visitor_id: str, command_id: str,
                                     decide_in: Callable[[str, str | None],
                                                         Callable[[domain.Conversation | None], list[Event]]],
                                     *, message_id: str | None = None, **kept) -> tuple[str, Outcome]:
@@ -186,9 +175,9 @@ async def _in_visitors_conversation(request: web.Request, project_id: str, visit
     first commands at once: the loser's row in visitor_conversations is refused, and it
     runs again inside the winner's conversation."""
     for _ in range(3):
-        conversation_id, previous = await _conversation_for(request, project_id, visitor_id, message_id)
+        conversation_id, previous = await _conversation_for(app, project_id, visitor_id, message_id)
         try:
-            outcome = await run(request, command_id, conversation_id, decide_in(conversation_id, previous), **kept)
+            outcome = await run(app, command_id, conversation_id, decide_in(conversation_id, previous), **kept)
             return outcome.result["conversation_id"], outcome
         except asyncpg.UniqueViolationError as e:
             if e.constraint_name != "visitor_conversations_pkey":
@@ -196,8 +185,7 @@ async def _in_visitors_conversation(request: web.Request, project_id: str, visit
     raise _busy()
 
 
-async def visitor_message(request: web.Request) -> web.Response:
-    body = await read_json(request)
+async def visitor_message(app: web.Application, body: dict[str, Any]) -> dict[str, Any]:
     project_id, visitor_id = _visitor(body)
     message_id = body.get("message_id")
     if not _text(message_id, MESSAGE_ID_MAX):
@@ -217,65 +205,59 @@ async def visitor_message(request: web.Request) -> web.Response:
         return decide
 
     conversation_id, outcome = await _in_visitors_conversation(
-        request, project_id, visitor_id, f"visitor-message:{project_id}:{visitor_id}:{message_id}", decide_in,
+        app, project_id, visitor_id, f"visitor-message:{project_id}:{visitor_id}:{message_id}", decide_in,
         message_id=message_id, visitor_message_id=message_id)
-    return await _message_answer(request, body, conversation_id, message_id, outcome)
+    return await _message_answer(app, body, conversation_id, message_id, outcome)
 
 
-async def _message_answer(request: web.Request, body: dict[str, Any], conversation_id: str, message_id: str,
-                          outcome: Outcome) -> web.Response:
+async def _message_answer(app: web.Application, body: dict[str, Any], conversation_id: str, message_id: str,
+                          outcome: Outcome) -> dict[str, Any]:
     """A visitor message's answer (the message route's and the offline form's): its
     conversation, its seq, and the events the caller's socket has not sent."""
-    return ok({"conversation_id": conversation_id,
-               "seq": await _message_seq(request, conversation_id, message_id, outcome.events),
-               "events": await _events_after(request, body, conversation_id, list(outcome.events))})
+    return {"conversation_id": conversation_id,
+            "seq": await _message_seq(app, conversation_id, message_id, outcome.events),
+            "events": await _events_after(app, body, conversation_id, list(outcome.events))}
 
 
-async def _message_seq(request: web.Request, conversation_id: str, message_id: str, appended) -> int | None:
+async def _message_seq(app: web.Application, conversation_id: str, message_id: str, appended) -> int | None:
     """The seq of the visitor's message: from the events just appended, else (a resend)
     as recorded when it was stored."""
     for event in appended:
         if event.type == "chat.visitor_message_posted" and event.data["message_id"] == message_id:
             return event.stream_version
-    return await commands.message_seq(request.app[POOL], conversation_id, message_id)
+    return await commands.message_seq(app[POOL], conversation_id, message_id)
 
 
-async def _visitor_command(request: web.Request, kind: str, decide) -> web.Response:
-    body = await read_json(request)
+async def visitor_params(app: web.Application, body: dict[str, Any]) -> dict[str, Any]:
     project_id, visitor_id = _visitor(body)
-    conversation_id = await _visitor_conversation(request.app[POOL], project_id, visitor_id)
+    conversation_id = await _visitor_conversation(app[POOL], project_id, visitor_id)
     if conversation_id is None:
         raise Rejected(409, "no_conversation", "Write a message first.")
-    await run(request, f"{kind}:{uuid.uuid4()}", conversation_id, lambda s: decide(s, body))
-    return ok({"conversation_id": conversation_id})
+    await run(app, f"params:{uuid.uuid4()}", conversation_id,
+              lambda s: domain.decide_custom_params(s, body.get("params")))
+    return {"conversation_id": conversation_id}
 
 
-async def visitor_params(request: web.Request) -> web.Response:
-    return await _visitor_command(request, "params", lambda s, b: domain.decide_custom_params(s, b.get("params")))
-
-
-async def visitor_contacts(request: web.Request) -> web.Response:
+async def visitor_contacts(app: web.Application, body: dict[str, Any]) -> dict[str, Any]:
     """The contact form. Before any message it starts the conversation (with the params
     the socket held, `custom_params`), so the offline form needs no message."""
-    body = await read_json(request)
     project_id, visitor_id = _visitor(body)
     domain.clean_contacts(body)  # refused before anything is started
     params = _site_params(body)
     conversation_id, outcome = await _in_visitors_conversation(
-        request, project_id, visitor_id, f"contacts:{uuid.uuid4()}",
+        app, project_id, visitor_id, f"contacts:{uuid.uuid4()}",
         lambda cid, previous: lambda s: domain.decide_contacts(
             s, body, conversation_id=cid, project_id=project_id, visitor_id=visitor_id, page_url=body.get("page_url"),
             params=params, chat_open=_chat_open(body), previous_conversation_id=previous))
-    return ok({"conversation_id": conversation_id,
-               "events": await _events_after(request, body, conversation_id, list(outcome.events))})
+    return {"conversation_id": conversation_id,
+            "events": await _events_after(app, body, conversation_id, list(outcome.events))}
 
 
-async def visitor_offline(request: web.Request) -> web.Response:
+async def visitor_offline(app: web.Application, body: dict[str, Any]) -> dict[str, Any]:
     """The offline form (`offline_message`): contacts and a message. It starts a
     conversation marked left_while_closed (after a closed one too: the visitor's current
     conversation becomes the new one, linked by previous_conversation_id), or goes into
     the visitor's conversation that is still going. Idempotent by the form's id."""
-    body = await read_json(request)
     project_id, visitor_id = _visitor(body)
     message_id = body.get("message_id")
     if not _text(message_id, MESSAGE_ID_MAX):
@@ -293,9 +275,9 @@ async def visitor_offline(request: web.Request) -> web.Response:
             params=params, chat_open=_chat_open(body), previous_conversation_id=previous)
 
     conversation_id, outcome = await _in_visitors_conversation(
-        request, project_id, visitor_id, f"offline:{project_id}:{visitor_id}:{message_id}", decide_in,
+        app, project_id, visitor_id, f"offline:{project_id}:{visitor_id}:{message_id}", decide_in,
         message_id=message_id, visitor_message_id=message_id)
-    return await _message_answer(request, body, conversation_id, message_id, outcome)
+    return await _message_answer(app, body, conversation_id, message_id, outcome)
 
 
 async def close_idle(request: web.Request) -> web.Response:
@@ -307,7 +289,7 @@ async def close_idle(request: web.Request) -> web.Response:
     if key is None:
         raise Rejected(422, "idempotency_key_required", "Send the timer id as Idempotency-Key.")
     body = await read_json(request)
-    outcome = await run(request, f"close-idle:{key}", conversation_id,
+    outcome = await run(request.app, f"close-idle:{key}", conversation_id,
                         lambda s: domain.decide_close_idle(s, body.get("hours")))
     return ok({"conversation_id": conversation_id, "closed": bool(outcome.events)})
 
@@ -471,7 +453,7 @@ async def _operator_command(request: web.Request, kind: str,
     me = operator_of(request)
     conversation_id = _conversation_id(request)
     command_id, made_id = operator_command(kind, me, conversation_id, idempotency_key(request))
-    outcome = await run(request, command_id, conversation_id, lambda s: decide(s, me, made_id),
+    outcome = await run(request.app, command_id, conversation_id, lambda s: decide(s, me, made_id),
                         reply_id=made_id if kind == "reply" else None, transcript=kind == "lead")
     row = await request.app[POOL].fetchrow(f"select {_ROW} from conversations where id = $1", conversation_id)
     return ok({"conversation": row_view(row), "events": [e.to_dict() for e in outcome.events]})
@@ -533,11 +515,15 @@ async def request_lead(request: web.Request) -> web.Response:
                                    lambda s, me, _: domain.decide_request_lead(s, me, known=known, again=again))
 
 
+# The visitor's commands: alone or in a batch of the gateway's (parley.call_batches).
+COMMANDS = [
+    ("/internal/visitor/messages", visitor_message),
+    ("/internal/visitor/params", visitor_params),
+    ("/internal/visitor/contacts", visitor_contacts),
+    ("/internal/visitor/offline", visitor_offline),
+]
+
 ROUTES = [
-    ("POST", "/internal/visitor/messages", visitor_message),
-    ("POST", "/internal/visitor/params", visitor_params),
-    ("POST", "/internal/visitor/contacts", visitor_contacts),
-    ("POST", "/internal/visitor/offline", visitor_offline),
     ("GET", "/internal/visitor/conversation", visitor_conversation),
     ("POST", "/internal/conversations/{id}/close-idle", close_idle),
     ("GET", "/internal/conversations/{id}/events", conversation_events),
@@ -561,7 +547,8 @@ async def _current_conversations(app: web.Application) -> None:
 
 
 def add_routes(app: web.Application) -> None:
-    app.middlewares.append(refusals_middleware)
     app.on_startup.append(_current_conversations)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
+    for path, handler in COMMANDS:
+        call_batches.add_command(app, path, handler)

@@ -187,7 +187,7 @@ async def expire(request: web.Request) -> web.Response:
         raise Rejected(404, "not_found", "Conversation not found.")
     given = await inputs(request.app, project_id)
     next_offer_id = str(uuid.uuid4())
-    outcome = await run(request, f"expire:{offer_id}", conversation_id,
+    outcome = await run(request.app, f"expire:{offer_id}", conversation_id,
                         lambda s: offers.decide_expire(s, offer_id, given.next_for(s.offered_ids) if s else None,
                                                        next_offer_id, given.settings))
     events = list(outcome.events)

@@ -28,9 +28,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 from parley.contract import conversation_stream, id_of, operator_may_see
+from parley.domain_error import DomainError
 from parley.envelope import Event, new_event
 
 TEXT_MAX = 4000
@@ -41,17 +42,6 @@ PARAM_KEY_MAX = 64
 PARAM_VALUE_MAX = 256
 CONTACT_MAX = 200
 STATUSES = ("new", "in_work", "closed")
-
-Kind = Literal["not_found", "forbidden", "conflict", "invalid", "too_large"]
-
-
-class DomainError(Exception):
-    """A command refused by the rules: a machine-readable code, a human message, and
-    what kind of refusal it is (api.py turns the kind into an HTTP status)."""
-
-    def __init__(self, code: str, message: str, kind: Kind = "invalid"):
-        super().__init__(message)
-        self.code, self.message, self.kind = code, message, kind
 
 
 def _not_found() -> DomainError:

@@ -3,23 +3,25 @@ and the admins' summary per operator and per week, a query over the `ratings` ta
 (projection.py fills it from chat.rated)."""
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
+from parley import call_batches
 from parley.contract import canonical_uuid
-from parley.http import Rejected, ok, read_json
+from parley.http import Rejected, ok
+from parley.service import POOL
 
 from conversation import api, ratings
-from parley.service import POOL
 
 WEEKS_MAX = 52
 RECENT = 20
 
 
-async def visitor_rating(request: web.Request) -> web.Response:
+async def visitor_rating(app: web.Application, body: dict[str, Any]) -> dict[str, Any]:
     """POST /internal/visitor/rating {project_id, visitor_id, conversation_id, rating,
     comment, rating_id}: `rating_id` is the widget's id for the rating, so a resend
     returns the first answer and a second rating is refused (409 already_rated)."""
-    body = await read_json(request)
     project_id, visitor_id = api._visitor(body)
     conversation_id = canonical_uuid(body.get("conversation_id"))
     if conversation_id is None:
@@ -27,10 +29,10 @@ async def visitor_rating(request: web.Request) -> web.Response:
     rating_id = body.get("rating_id")
     if not api._text(rating_id, api.MESSAGE_ID_MAX):
         raise Rejected(422, "rating_id_required", "Every rating carries the widget's id for it.")
-    await api.run(request, f"rating:{project_id}:{visitor_id}:{rating_id}", conversation_id,
+    await api.run(app, f"rating:{project_id}:{visitor_id}:{rating_id}", conversation_id,
                   lambda s: ratings.decide_rating(s if s is None or s.project_id == project_id else None, visitor_id,
                                                   body.get("rating"), body.get("comment")))
-    return ok({"conversation_id": conversation_id, "rated": True})
+    return {"conversation_id": conversation_id, "rated": True}
 
 
 async def summary(request: web.Request) -> web.Response:
@@ -67,5 +69,5 @@ async def summary(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/internal/visitor/rating", visitor_rating)
+    call_batches.add_command(app, "/internal/visitor/rating", visitor_rating)
     app.router.add_get("/api/ratings", summary)

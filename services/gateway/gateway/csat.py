@@ -20,7 +20,7 @@ async def from_visitor(app: web.Application, socket, data: dict) -> None:
     conversation_id = data.get("conversation_id") or socket.conversation_id
     if not isinstance(conversation_id, str):
         raise Rejected(404, "not_found", "Conversation not found.")
-    body = await conversation(app).checked("POST", path("internal", "visitor", "rating"), json={
+    body = await conversation(app).command(path("internal", "visitor", "rating"), {
         "project_id": socket.project_id, "visitor_id": socket.visitor_id, "conversation_id": conversation_id,
         "rating_id": data.get("id"), "rating": data.get("rating"), "comment": data.get("comment")})
     await socket.send({"type": "rated", "id": data.get("id"), "conversation_id": body["conversation_id"]})

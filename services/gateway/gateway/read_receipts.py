@@ -24,6 +24,6 @@ async def from_visitor(app: web.Application, socket, data: dict) -> None:
     if socket.conversation_id is None or seq <= socket.read_upto:
         return
     socket.read_upto = seq
-    await conversation(app).checked("POST", path("internal", "visitor", "read"), json={
+    await conversation(app).command(path("internal", "visitor", "read"), {
         "project_id": socket.project_id, "visitor_id": socket.visitor_id, "conversation_id": socket.conversation_id,
         "seq": seq})

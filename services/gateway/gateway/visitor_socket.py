@@ -223,7 +223,7 @@ async def _on_visitor_message(request: web.Request, socket: VisitorSocket, data:
             if not isinstance(params, dict):
                 raise Rejected(422, "params_invalid", "params must be an object of names to values.")
             if socket.conversation_id:
-                await client.checked("POST", path("internal", "visitor", "params"), json={
+                await client.command(path("internal", "visitor", "params"), {
                     "project_id": socket.project_id, "visitor_id": socket.visitor_id, "params": params})
             else:  # no conversation yet: they travel with the first message
                 socket.merge_params(params)
@@ -256,7 +256,7 @@ async def _post_message(request: web.Request, socket: VisitorSocket, data: dict)
         raise Rejected(429, "rate_limited", "You are sending messages too fast; wait a moment.")
     uploader = f"visitor:{socket.visitor_id}"
     attachment = await files.attachment_for(request, data.get("attachment"), socket.project_id, uploader)
-    body = await conversation(app).checked("POST", path("internal", "visitor", "messages"), json={
+    body = await conversation(app).command(path("internal", "visitor", "messages"), {
         "project_id": socket.project_id, "visitor_id": socket.visitor_id, "message_id": data.get("id"),
         "text": data.get("text", ""), "attachment": attachment, "page_url": data.get("page_url"),
         "custom_params": socket.params, "chat_open": (await availability.now_open(app, socket.project_id))[0],
@@ -275,7 +275,7 @@ async def _post_contacts(request: web.Request, socket: VisitorSocket, data: dict
     app = request.app
     if not limits(app).messages_per_visitor.allow(socket.visitor_id):
         raise Rejected(429, "rate_limited", "You are sending too fast; wait a moment.")
-    body = await conversation(app).checked("POST", path("internal", "visitor", "contacts"), json={
+    body = await conversation(app).command(path("internal", "visitor", "contacts"), {
         "project_id": socket.project_id, "visitor_id": socket.visitor_id, "page_url": data.get("page_url"),
         "custom_params": socket.params, **{k: data.get(k) for k in ("name", "phone", "email")},
         "chat_open": (await availability.now_open(app, socket.project_id))[0]})
@@ -292,7 +292,7 @@ async def _post_offline(request: web.Request, socket: VisitorSocket, data: dict)
     if not (limits(app).messages_per_visitor.allow(socket.visitor_id)
             and limits(app).messages_per_address.allow(client_ip(request))):
         raise Rejected(429, "rate_limited", "You are sending too fast; wait a moment.")
-    body = await conversation(app).checked("POST", path("internal", "visitor", "offline"), json={
+    body = await conversation(app).command(path("internal", "visitor", "offline"), {
         "project_id": socket.project_id, "visitor_id": socket.visitor_id, "message_id": data.get("id"),
         "text": data.get("text"), "page_url": data.get("page_url"), "custom_params": socket.params,
         **{k: data.get(k) for k in ("name", "phone", "email")},

@@ -7,7 +7,7 @@ token goes back in the body (login, verify) and in `X-Parley-Session` (login, an
 answer on which the token rotated).
 
 Errors are `{"error": {"code": ..., "message": ...}}` with a fitting HTTP status; the
-domain's refusals are mapped to statuses in one place (refusals_middleware)."""
+domain's refusals are mapped to statuses in one place for every service (parley.http)."""
 from __future__ import annotations
 
 import uuid
@@ -32,16 +32,12 @@ SESSION = web.RequestKey("session", object)
 # and for verify a mistake: the token to verify is in the body, and its rotation goes back there.
 _SESSIONLESS = {"/internal/sessions/verify", "/api/widget/config", "/api/widget/texts"}
 
-_DOMAIN_STATUS = {domain.Forbidden: 403, domain.Invalid: 422, domain.NotFound: 404, domain.Conflict: 409}
-
-
 @web.middleware
 async def refusals_middleware(request: web.Request, handler):
-    """The one place where the domain's refusals (and the database's uniqueness) become HTTP."""
+    """The one place where the database's uniqueness becomes HTTP (the domain's refusals
+    are parley.http's, as every service's)."""
     try:
         return await handler(request)
-    except domain.DomainError as e:
-        raise Rejected(_DOMAIN_STATUS.get(type(e), 422), e.code, e.message)
     except asyncpg.UniqueViolationError as e:
         if e.constraint_name == "operators_email":
             raise Rejected(409, "email_taken", "Another operator of this project already uses this email.")

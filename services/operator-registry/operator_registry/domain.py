@@ -3,8 +3,8 @@
 No I/O here. `evolve(state, event)` folds one event into an aggregate's state;
 the `decide_*` functions check a command against the state and the acting operator
 and return the events to append, or raise a DomainError (Forbidden, Invalid, NotFound,
-Conflict) with a code and a message; the HTTP layer maps each kind to a status in one
-place (api.refusals_middleware).
+Conflict: parley.domain_error's one shape) with a code and a message; parley.http maps
+each kind to a status in one place.
 
 Input is taken as the JSON the client sent: every field is checked for its type (a
 boolean is a JSON boolean, never a truthy string), and control characters are stripped
@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from parley.contract import canonical_uuid
+from parley.domain_error import DomainError
 from parley.envelope import Event, new_event
 
 from operator_registry.widget_texts import LANGUAGES, TextsRejected, validate_overrides
@@ -36,28 +37,24 @@ PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 AVATAR_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-class DomainError(Exception):
-    """A command refused by the rules: a machine-readable code and a human message."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
 class Forbidden(DomainError):
     """The actor may not do this."""
+    kind = "forbidden"
 
 
 class Invalid(DomainError):
     """The input breaks a rule of its field."""
+    kind = "invalid"
 
 
 class NotFound(DomainError):
     """No such thing, or not one the actor may know about."""
+    kind = "not_found"
 
 
 class Conflict(DomainError):
     """The thing exists already."""
+    kind = "conflict"
 
 
 def forbidden(message: str, code: str = "forbidden") -> Forbidden:
