@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.upstreams import CONVERSATION
-from parley.service import ADMISSION, Admission
+from parley.admission import ADMISSION, Admission
 from parley.service_client import MAX_IN_FLIGHT, path
 from tests.conversations.visitor import RETRYABLE, ScriptedVisitor, send_reliably
 from tests.overload.conftest import started_visitor
