@@ -58,6 +58,7 @@ class ConsumerSpec:
     reset: Reset | None = None
     gather_ms: int = 0   # > 0: no one waits on it; fetch in batches (ConsumerRunner.gather_ms)
     takes_batch: bool = False   # handle(conn, events): a partition batch at once, set-based
+    types: frozenset[str] | None = None   # the event types it acts on; the rest only move its offset
     # For a handler that reads personal fields of sealed events (parley/personal.py): what
     # opens a batch of them, made from the app once it runs (a KeyRing to the keys' owner).
     opener: Callable[[web.Application], Opener] | None = None
@@ -198,7 +199,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> web.Application:
             runner = ConsumerRunner(app[POOL], settings.kafka_bootstrap, name=c.name, topics=c.topics,
                                     handle=None if c.takes_batch else c.handle,
                                     handle_batch=c.handle if c.takes_batch else None, reset=c.reset,
-                                    gather_ms=c.gather_ms,
+                                    gather_ms=c.gather_ms, types=c.types,
                                     opener=c.opener(app) if c.opener else None)
             loops[f"consumer:{c.name}"] = runner.run
         for name, factory in spec.loops:

@@ -11,8 +11,8 @@ import pytest
 from aiokafka import TopicPartition
 
 from parley import kafka
-from parley.consumer import DUPLICATES, ConsumerRunner
-from parley.envelope import Event
+from parley.consumer import DUPLICATES, GAPS, ConsumerRunner
+from parley.envelope import Event, new_event
 from parley.eventstore import EventStore
 from parley.relay import Relay
 from tests.conftest import TEST_PARTITIONS
@@ -203,3 +203,47 @@ async def test_a_consumer_stopped_mid_stream_resumes_without_loss_or_double_effe
     # duplicate skipped must be one the relay put on the wire twice (it may, on a retry)
     republished = await _count_messages(platform.bootstrap, topic) - 1000
     assert DUPLICATES.labels(f"projection-{topic}")._value.get() - duplicates_before == republished
+
+
+async def test_a_consumer_of_some_types_claims_only_their_streams_and_still_applies_them_once_in_order(
+        platform, pool, store, topic, catalog, schema_name):
+    """ConsumerSpec.types (issue 21): events of other types only move the offset - no
+    claim of their streams, no handler - and the ones it acts on are still applied once
+    each, in order, through a republished stretch, with no gap counted for the skipped."""
+    for v in range(20):
+        for s in range(10):
+            stream = f"item-f{s}"
+            seen = new_event("test.item_seen", stream, {"n": v})
+            await store.append([item_added(stream, v) if v % 4 == 0 or s == 0 else seen], expected_version=v)
+    name = f"filtered-{topic}"
+    handled: list[tuple[str, int]] = []
+
+    async def handle(conn, event: Event):
+        handled.append((event.stream_id, event.stream_version))
+
+    def runner():
+        return ConsumerRunner(pool, platform.bootstrap, name=name, topics=[topic], handle=handle,
+                              types=frozenset({"test.item_added"}))
+
+    async def offsets() -> int:   # past every event, wanted or not
+        return await pool.fetchval("select coalesce(sum(next_offset), 0) from consumer_offsets where consumer = $1",
+                                   name)
+
+    gaps_before = GAPS.labels(name)._value.get()
+    async with Background() as bg:
+        bg.start(Relay(platform.database_url, schema_name, platform.bootstrap).run)
+        bg.start(runner().run)
+        await eventually(lambda: len(handled) >= 10 * 5 + 15, what="the wanted events applied")
+        # The relay puts everything on the wire again; nothing is applied twice.
+        await pool.execute("update relay_cursors set position = 0")
+        await eventually(lambda: _above(offsets, 399), what="the republished stretch consumed")
+        await asyncio.sleep(1)
+    expected = {f"item-f{s}": [v + 1 for v in range(20) if v % 4 == 0 or s == 0] for s in range(10)}
+    by_stream: dict[str, list[int]] = {}
+    for stream, version in handled:
+        by_stream.setdefault(stream, []).append(version)
+    assert by_stream == expected
+    claimed = dict(await pool.fetch("select stream_id, stream_version from consumer_streams where consumer = $1", name))
+    assert claimed == {stream: versions[-1] for stream, versions in expected.items()}
+    assert await offsets() == await _count_messages(platform.bootstrap, topic) == 400
+    assert GAPS.labels(name)._value.get() == gaps_before

@@ -15,6 +15,7 @@ SPEC = ServiceSpec(
     owns_streams=True,
     consumers=[ConsumerSpec("crm-bridge.leads", ["conversation.events"], deliveries.on_conversation_event,
                            gather_ms=GATHER_MS,    # no one waits on it: fetched in batches
+                           types=deliveries.EVENT_TYPES,
                            # a lead request's transcript and contacts travel sealed
                            opener=key_ring.conversation_keys(lambda: env("PARLEY_CONVERSATION_URL"),
                                                              "lead.requested"))],

@@ -238,6 +238,10 @@ async def call_crm(settings: CrmSettings, call):
 
 # ---- the consumer --------------------------------------------------------------------
 
+# What the consumer acts on; every other event only moves its offset (ConsumerSpec.types).
+EVENT_TYPES = frozenset({"lead.requested", "chat.conversation_erased"})
+
+
 async def on_conversation_event(conn: asyncpg.Connection, event: Event) -> None:
     if event.type == "chat.conversation_erased":
         await erasures.on_conversation_erased(conn, event)

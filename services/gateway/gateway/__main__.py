@@ -129,7 +129,7 @@ SPEC = ServiceSpec(
     routes=routes,
     # An erased conversation's files go (gateway/erasures.py); no one waits on it: fetched in batches.
     consumers=[ConsumerSpec("gateway.erasures", ["conversation.events"], erasures.on_conversation_event,
-                            gather_ms=GATHER_MS)],
+                            gather_ms=GATHER_MS, types=erasures.EVENT_TYPES)],
     loops=[("files:expiry", files.expiry_loop),
            ("setup:announce", setup_routes.announce),
            ("presence:report", presence.report_loop),

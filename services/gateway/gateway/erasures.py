@@ -19,6 +19,9 @@ select count(*) from gone
 """
 
 
+EVENT_TYPES = frozenset({"chat.conversation_erased"})   # the rest only move the consumer's offset
+
+
 async def on_conversation_event(conn: asyncpg.Connection, event: Event) -> None:
     if event.type != "chat.conversation_erased":
         return
