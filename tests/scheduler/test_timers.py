@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime, timedelta
 
 import aiohttp
 
@@ -113,6 +114,70 @@ async def test_an_idle_conversation_is_closed_once(scheduler, sched_stack, monke
     fired = [t for t in await timer_rows(scheduler, cid) if t["kind"] == "idle" and t["status"] == "fired"]
     assert len(fired) == 1 and fired[0]["outcome"] == {"outcome": "closed"}
     assert not [t for t in await timer_rows(scheduler, cid) if t["status"] == "pending"]
+
+
+async def test_an_idle_timer_that_finds_a_later_message_is_set_again_from_it(scheduler, sched_stack, monkeypatch):
+    """Messages do not move the idle timer (issue 21): when it fires, the conversation
+    service answers that a message came after the event that set it, and the timer is
+    set again from that message; the close comes an idle period after the last message."""
+    stack = sched_stack
+    monkeypatch.setenv("PARLEY_SCHEDULER_MINUTE_SECONDS", "0.05")   # an hour is 3 s
+    scheduler.app[timers.TUNING].minute = 0.05
+    assert (await scheduler.put({**ANY_TIME, "unanswered_alert_minutes": None, "idle_close_hours": 1})).status == 200
+    visitor_id = f"v-{uuid.uuid4().hex[:12]}"
+    cid = await visitor_writes(stack, "Hello", visitor_id)
+    await asyncio.sleep(1.5)
+    await visitor_writes(stack, "Still here", visitor_id)     # v3, half an idle hour later
+    store = stack.conversation.app[STORE]
+
+    async def closed():
+        events = await store.load(f"conversation-{cid}")
+        return [e for e in events if e.type == "status.changed" and e.data.get("status") == "closed"]
+    await eventually(closed, timeout=30, what="the idle close")
+    await asyncio.sleep(1.0)
+    events = await store.load(f"conversation-{cid}")
+    [close] = await closed()
+    last_message = [e for e in events if e.type == "chat.visitor_message_posted"][-1]
+    assert last_message.stream_version == 3
+    from_last = datetime.fromisoformat(close.occurred_at) - datetime.fromisoformat(last_message.occurred_at)
+    assert from_last >= timedelta(seconds=3), "an idle hour (3 s here) after the last message, not the first"
+    idle = [t for t in await timer_rows(scheduler, cid) if t["kind"] == "idle"]
+    assert [(t["generation"], t["status"], t["outcome"]) for t in idle] == [
+        (1, "fired", {"outcome": "active", "since_version": 3}), (3, "fired", {"outcome": "closed"})]
+    assert idle[1]["id"] == uuid.UUID(timers.timer_id(cid, "idle", 3))
+
+
+async def test_a_long_conversation_writes_no_timer_rows_per_message(scheduler, sched_stack):
+    """The timer consumer is given no messages at all: a conversation of 60 messages
+    either way has the timers of its start and nothing more."""
+    stack = sched_stack
+    assert (await scheduler.put({**ANY_TIME, "unanswered_alert_minutes": 60, "idle_close_hours": 24})).status == 200
+    visitor_id = f"v-{uuid.uuid4().hex[:12]}"
+    cid = await visitor_writes(stack, "Hello", visitor_id)
+    for i in range(59):
+        await visitor_writes(stack, f"Message {i}", visitor_id)
+    close = await stack.conversation_client.call("POST", path("internal", "conversations", cid, "close-idle"),
+                                                 json={"hours": 24, "idle_since_version": 1},
+                                                 headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert close.status == 200 and close.body["closed"] is False and close.body["active"]["version"] == 61
+    for bad, code in (({"idle_since_version": "1"}, "idle_since_version_invalid"),
+                      ({"idle_since_version": 1, "idle_since": "yesterday"}, "idle_since_invalid"),
+                      ({"idle_since_version": 1, "idle_since": "2026-12-06T10:00:00"}, "idle_since_invalid")):
+        refused = await stack.conversation_client.call("POST", path("internal", "conversations", cid, "close-idle"),
+                                                       json={"hours": 24, **bad},
+                                                       headers={"Idempotency-Key": str(uuid.uuid4())})
+        assert (refused.status, refused.body["error"]["code"]) == (422, code)
+
+    async def both_set():
+        return {t["kind"] for t in await timer_rows(scheduler, cid)} == {"unanswered", "idle"}
+    await eventually(both_set, timeout=20, what="the start's timers")
+    consumed = await scheduler.pool.fetchval(
+        "select stream_version from consumer_streams where stream_id = $1",   # the scheduler's schema: its one consumer
+        f"conversation-{cid}")
+    await asyncio.sleep(1.0)   # a consumer that still took the messages would have moved on by now
+    assert [(t["kind"], t["generation"], t["status"]) for t in await timer_rows(scheduler, cid)] == [
+        ("unanswered", 1, "pending"), ("idle", 1, "pending")]
+    assert consumed == 1
 
 
 async def operator_socket(stack, token: str):

@@ -109,3 +109,18 @@ def test_idle_close_once_with_its_reason():
         with pytest.raises(DomainError) as e:
             domain.decide_close_idle(h2.state, bad)
         assert e.value.code == "hours_invalid"
+
+
+def test_idle_close_waits_when_a_message_came_after_the_event_that_set_the_timer():
+    """The scheduler sets the idle timer at the start (and on status changes), not on
+    every message: a message either way after that event keeps the conversation open."""
+    h, cid = History(), str(uuid.uuid4())
+    h.add(message(h, cid))                       # v1 started, v2 the message
+    set_at = len(h.events)
+    h.add(domain.decide_take(h.state, OLGA))
+    assert domain.decide_close_idle(h.state, 24, since_version=set_at)   # a take is not a message
+    h.add(domain.decide_reply(h.state, OLGA, "r-1", "An answer", None))
+    assert domain.decide_close_idle(h.state, 24, since_version=set_at) == []
+    assert domain.decide_close_idle(h.state, 24, since_version=len(h.events))   # set again from the reply
+    h.add(message(h, cid, "one more", message_id="m-9"))
+    assert domain.decide_close_idle(h.state, 24, since_version=len(h.events) - 1) == []

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import re
 import uuid
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import asyncpg
@@ -282,16 +283,55 @@ async def visitor_offline(app: web.Application, body: dict[str, Any]) -> dict[st
 
 async def close_idle(request: web.Request) -> web.Response:
     """The scheduler's idle timer (docs/working-hours.md, Timers): Idempotency-Key is the
-    timer id, body {"hours": N}; the conversation is closed with reason idle. Already
-    closed, or the same timer again: nothing is appended."""
+    timer id, body {"hours": N, "idle_since_version": V, "idle_since": T}, V and T being
+    the event that set the timer. A message either way after it keeps the conversation
+    open: the answer's `active` names the last one, from which the scheduler sets the
+    timer again (messages do not move it, issue 21). Otherwise the conversation is closed
+    with reason idle; already closed, or the same timer again: nothing is appended."""
     conversation_id = _conversation_id(request)
     key = idempotency_key(request)
     if key is None:
         raise Rejected(422, "idempotency_key_required", "Send the timer id as Idempotency-Key.")
     body = await read_json(request)
-    outcome = await run(request.app, f"close-idle:{key}", conversation_id,
-                        lambda s: domain.decide_close_idle(s, body.get("hours")))
-    return ok({"conversation_id": conversation_id, "closed": bool(outcome.events)})
+    since, anchor = body.get("idle_since_version"), _instant(body.get("idle_since"))
+    if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+        raise Rejected(422, "idle_since_version_invalid", "idle_since_version is a stream version, a whole number.")
+    last = await _last_message(request.app, conversation_id, since) if since is not None else None
+    if last is not None and (anchor is None or datetime.fromisoformat(last["occurred_at"]) > anchor + _SAME_MOMENT):
+        return ok({"conversation_id": conversation_id, "closed": False, "active": last})
+    # Closed unless a message comes after the last one seen here (decided under the
+    # stream's lock, so one that arrives meanwhile is never closed over).
+    outcome = await run(request.app, f"close-idle:{key}", conversation_id, lambda s: domain.decide_close_idle(
+        s, body.get("hours"), last["version"] if last is not None else since))
+    return ok({"conversation_id": conversation_id, "closed": bool(outcome.events), "active": None})
+
+
+# The start and the first message are written by one command, microseconds apart: a
+# message this close to the event that set the timer is not "after" it.
+_SAME_MOMENT = timedelta(seconds=1)
+
+
+def _instant(value: Any) -> datetime | None:
+    try:
+        found = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        raise Rejected(422, "idle_since_invalid", "idle_since is an ISO 8601 instant.") from None
+    if found is not None and found.tzinfo is None:
+        raise Rejected(422, "idle_since_invalid", "idle_since is an ISO 8601 instant with its offset.")
+    return found
+
+
+async def _last_message(app: web.Application, conversation_id: str, since: int) -> dict[str, Any] | None:
+    """The last message either way after version `since` while the conversation is still
+    going: {"version", "occurred_at"}. Read when an idle timer fires, once per idle period
+    of a conversation, never on a message."""
+    last = None
+    for event in await app[STORE].load(conversation_stream(conversation_id), after=since):
+        if event.type in ("chat.visitor_message_posted", "chat.operator_replied"):
+            last = {"version": event.stream_version, "occurred_at": event.occurred_at}
+        elif event.type == "status.changed" and event.data.get("status") == "closed":
+            last = None
+    return last
 
 
 async def visitor_conversation(request: web.Request) -> web.Response:

@@ -463,14 +463,19 @@ def decide_offline(state: Conversation | None, *, conversation_id: str, project_
                                            attachment=None, page_url=page_url, chat_open=True)
 
 
-def decide_close_idle(state: Conversation | None, hours: Any) -> list[Event]:
-    """The scheduler's idle timer fired: no message either way for `hours` working hours.
-    Closed with the reason; a conversation already closed stays as it is."""
+def decide_close_idle(state: Conversation | None, hours: Any, since_version: int | None = None) -> list[Event]:
+    """The scheduler's idle timer fired: no message either way for `hours` working hours
+    since the event at `since_version`, the one that set the timer. Closed with the
+    reason; a conversation already closed stays as it is, and so does one with a message
+    after that event (the scheduler does not move the timer on every message: it sets it
+    again from the last one, scheduler/timers.py)."""
     if state is None:
         raise _not_found()
     if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= 720:
         raise DomainError("hours_invalid", "hours is the idle timer's setting, 1-720.")
     if state.status == "closed":
+        return []
+    if since_version is not None and max(state.last_visitor_seq, state.last_reply_seq) > since_version:
         return []
     return [new_event("status.changed", conversation_stream(state.id),
                       {"status": "closed", "by_operator_id": None, "reason": "idle", "idle_hours": hours},

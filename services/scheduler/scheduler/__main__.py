@@ -20,7 +20,8 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     owns_streams=True,
     consumers=[ConsumerSpec("scheduler.timers", ["conversation.events"], timers.on_conversation_events,
-                           gather_ms=GATHER_MS, takes_batch=True)],   # no one waits on it: fetched in batches
+                           # no one waits on it: fetched in batches; messages do not move timers
+                           gather_ms=GATHER_MS, takes_batch=True, types=timers.EVENT_TYPES)],
     routes=routes,
     loops=[("boundaries", schedules.boundary_loop), ("timers", timers.fire_loop)],
 )

@@ -95,24 +95,31 @@ def due_for(s: wh.Schedule, kind: str, anchor: datetime, minute: float) -> datet
 
 # ---- the consumer ----------------------------------------------------------------------
 
+# The events the consumer acts on (ConsumerSpec.types). Not the messages: the idle timer
+# is not moved on every message (issue 21: that was a row written and one cancelled per
+# message, kept for ever). When it fires, the conversation service tells whether a
+# message came after the event that set it, and it is set again from the last one
+# (_close_idle): once per idle period of a conversation that is still going.
+EVENT_TYPES = frozenset({"chat.conversation_started", "status.changed", "assignment.taken", "assignment.assigned",
+                         "assignment.offered", "assignment.accepted", "assignment.offer_expired"})
+
+
 # What each event does to a conversation's unanswered and idle timers, in order.
 def timer_moves(event: Event) -> list[tuple[str, bool]]:
     """(kind, True: set a timer from this event / False: cancel the pending one)."""
     t = event.type
     if t == "chat.conversation_started":
         return [("unanswered", True), ("idle", True)]
-    if t in ("chat.visitor_message_posted", "chat.operator_replied"):
-        return [("idle", True)]
     if t in ("assignment.taken", "assignment.assigned"):
         return [("unanswered", False)]
     if t == "status.changed":
         status = event.data.get("status")
         if status == "closed":
             return [("unanswered", False), ("idle", False)]
-        if status == "in_work":
-            return [("unanswered", False)]
+        if status == "in_work":      # taken, or reopened: idle counts from here
+            return [("unanswered", False), ("idle", True)]
         if status == "new":          # reopened with nobody on it: waiting again
-            return [("unanswered", True)]
+            return [("unanswered", True), ("idle", True)]
     return []
 
 
@@ -130,6 +137,13 @@ insert into timers (id, project_id, conversation_id, kind, generation, anchor, d
 select * from unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::int[], $6::timestamptz[], $7::timestamptz[])
 on conflict (id) do nothing
 """
+
+
+async def _arm(conn: asyncpg.Connection, armed: list[tuple[str, str, int, str, datetime, datetime | None]]) -> None:
+    """Set timers: (conversation id, kind, generation, project id, anchor, due)."""
+    rows = [(timer_id(cid, kind, generation), project, cid, kind, generation, anchor, due)
+            for cid, kind, generation, project, anchor, due in armed]
+    await conn.execute(_ARM_MANY, *(list(column) for column in zip(*rows)))   # one array per column
 
 
 async def on_conversation_events(conn: asyncpg.Connection, events: list[Event], minute: float | None = None) -> None:
@@ -157,11 +171,9 @@ async def on_conversation_events(conn: asyncpg.Connection, events: list[Event], 
                        [tids.get(move) for move in moves])
     if armed:
         anchors = [datetime.fromisoformat(event.occurred_at) for _, _, event in armed]
-        await conn.execute(_ARM_MANY, [tids[(cid, kind)] for cid, kind, _ in armed],
-                           [event.project_id for _, _, event in armed], [cid for cid, _, _ in armed],
-                           [kind for _, kind, _ in armed], [event.stream_version for _, _, event in armed], anchors,
-                           [due_for(schedules[event.project_id], kind, anchor, minute)
-                            for (_, kind, event), anchor in zip(armed, anchors)])
+        await _arm(conn, [(cid, kind, event.stream_version, event.project_id, anchor,
+                           due_for(schedules[event.project_id], kind, anchor, minute))
+                          for (cid, kind, event), anchor in zip(armed, anchors)])
 
 
 async def on_conversation_event(conn: asyncpg.Connection, event: Event, minute: float | None = None) -> None:
@@ -275,7 +287,8 @@ async def _close_idle(app: web.Application, row: asyncpg.Record) -> None:
     try:
         answer = await app[CONVERSATION]["client"].call(
             "POST", path("internal", "conversations", cid, "close-idle"),
-            json={"hours": hours, "idle_since_version": row["generation"]}, headers={"Idempotency-Key": tid})
+            json={"hours": hours, "idle_since_version": row["generation"], "idle_since": row["anchor"].isoformat()},
+            headers={"Idempotency-Key": tid})
     except Rejected as e:     # unreachable: the lease brings it back
         log.warning("idle close not delivered; will retry", extra={"timer_id": tid, "error": e.message})
         FIRED.labels("idle", "retry").inc()
@@ -284,15 +297,23 @@ async def _close_idle(app: web.Application, row: asyncpg.Record) -> None:
         log.warning("idle close failed; will retry", extra={"timer_id": tid, "status": answer.status})
         FIRED.labels("idle", "retry").inc()
         return
-    if answer.status == 200:
+    active = (answer.body or {}).get("active") if answer.status == 200 else None
+    if answer.status == 200 and active:
+        status, outcome = "fired", {"outcome": "active", "since_version": active["version"]}
+    elif answer.status == 200:
         status, outcome = "fired", {"outcome": "closed" if (answer.body or {}).get("closed") else "unchanged"}
     else:
         status, outcome = "cancelled", {"outcome": "refused", "status": answer.status,
                                         "error": (answer.body or {}).get("error")}
-    async with app[POOL].acquire() as conn:
-        await conn.execute(
+    async with app[POOL].acquire() as conn, conn.transaction():
+        finished = await conn.execute(
             "update timers set status = $2, outcome = $3, finished_at = now() where id = $1 and status = 'pending'",
             row["id"], status, outcome)
+        if active and finished == "UPDATE 1":
+            # A message came after the event that set it: idle counts again from the last one.
+            anchor = datetime.fromisoformat(active["occurred_at"])
+            await _arm(conn, [(cid, "idle", active["version"], row["project_id"], anchor,
+                               due_for(schedule, "idle", anchor, app[TUNING].minute))])
     FIRED.labels("idle", outcome["outcome"]).inc()
     log.info("idle timer fired", extra={"timer_id": tid, "conversation_id": cid, **outcome})
 
