@@ -24,8 +24,9 @@ COMMANDS_IN_FLIGHT = Gauge("parley_commands_in_flight", "Commands running now (a
 # batch is made of (parley.batching): the conversation service decides and writes the
 # commands that queue behind a transaction in the next one, so a batch costs a few
 # statements whatever its size, and 16 in flight capped it at ~450 commands/s (Little's
-# law at ~35 ms each). 128 let batches grow under load; the wait below still refuses fast.
-MAX_COMMANDS_IN_FLIGHT = 128
+# law at ~35 ms each). 256 let batches grow under load (two gateways' 128 each,
+# service_client.MAX_IN_FLIGHT); the wait below still refuses fast.
+MAX_COMMANDS_IN_FLIGHT = 256
 COMMAND_QUEUE = 64
 COMMAND_WAIT_SECONDS = 0.25
 

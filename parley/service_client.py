@@ -37,12 +37,14 @@ from parley.http import Rejected, busy, unavailable
 
 log = logging.getLogger(__name__)
 
-# Commands per upstream and calling process. Below the callee's own admission bound (128
+# Commands per upstream and calling process. Below the callee's own admission bound (256
 # running + 64 waiting per replica): a saturated callee's excess is refused here, before
-# the hop. A refusal over the hop costs both processes a millisecond or two of
-# CPU; at ten times the sustainable rate that alone took both cores of the bench machine
-# (goodput fell to a quarter of the peak). Two gateways together fill its running places.
-MAX_IN_FLIGHT = 64
+# the hop. A refusal over the hop costs both processes CPU; at ten times the
+# sustainable rate that alone once took both cores of the bench machine (goodput fell to
+# a quarter of the peak). Two gateways together fill the callee's running places. The
+# bound is also Little's law's: commands travel in batches (~50 ms a round under load),
+# and 64 in flight capped one gateway at ~1,000 messages/s.
+MAX_IN_FLIGHT = 128
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Batches on their way to one upstream at once (parley.batching): one is decided while the
 # other travels. A lone command goes at once, never waiting for company.
