@@ -9,9 +9,11 @@
   name rather than an IP), answering for the wrong operator.
 - The same error handling for every upstream: no answer is a 503 with Retry-After,
   an upstream refusal is passed on with its status, code and message.
-- A bulkhead per upstream: at most `max_in_flight` commands at once (64; reads are not
-  held, as the callee's admission holds none: a thousand operator sockets opening at
-  once each check a session); one more is refused
+- Commands sent meanwhile travel together (`command`, parley.call_batches): one signed
+  request for many, each answered on its own.
+- A bulkhead per upstream: at most `max_in_flight` commands at once (128, batched or
+  not; reads are not held, as the callee's admission holds none: a thousand operator
+  sockets opening at once each check a session); one more is refused
   at once as `busy` (503, Retry-After) instead of waiting for a connection. Overload
   is then refused in a millisecond, where before the excess queued in the HTTP
   client until its 15 s timeout (issue 12: at 1,000 msg/s offered most messages were
@@ -160,7 +162,8 @@ class ServiceClient:
             return list(await asyncio.gather(*(self._alone(c) for c in calls), return_exceptions=True))
         if not isinstance(answers, list) or len(answers) != len(calls):
             return [refusal(answer) if answer.status >= 300 else unavailable(self.name) for _ in calls]
-        return [a.get("body") if a.get("status") == 200 else _refused(a) for a in answers]
+        return [a["body"] if isinstance(a, dict) and a.get("status") == 200 else _refused(a if isinstance(a, dict) else {})
+                for a in answers]
 
     async def _alone(self, call: _Call) -> Any:
         answer = await self._exchange("POST", call.path, orjson.dumps(call.json), {"Content-Type": "application/json"})

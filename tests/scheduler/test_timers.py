@@ -95,21 +95,25 @@ async def test_timers_follow_a_schedule_edit(scheduler, sched_stack):
     assert len(await alerts_for(scheduler, cid)) == 1
 
 
-async def test_an_idle_conversation_is_closed_once(scheduler, sched_stack, monkeypatch):
-    stack = sched_stack
+async def idle_after_an_hour_of_3_s(scheduler, monkeypatch) -> None:
     monkeypatch.setenv("PARLEY_SCHEDULER_MINUTE_SECONDS", "0.05")   # an hour is 3 s
     scheduler.app[timers.TUNING].minute = 0.05
     assert (await scheduler.put({**ANY_TIME, "unanswered_alert_minutes": None, "idle_close_hours": 1})).status == 200
+
+
+async def idle_closes(stack, cid: str) -> list:
+    events = await stack.conversation.app[STORE].load(f"conversation-{cid}")
+    return [e for e in events if e.type == "status.changed" and e.data.get("status") == "closed"]
+
+
+async def test_an_idle_conversation_is_closed_once(scheduler, sched_stack, monkeypatch):
+    stack = sched_stack
+    await idle_after_an_hour_of_3_s(scheduler, monkeypatch)
     cid = await visitor_writes(stack)
     await asyncio.sleep(1.5)
-    store = stack.conversation.app[STORE]
-
-    async def closed():
-        events = await store.load(f"conversation-{cid}")
-        return [e for e in events if e.type == "status.changed" and e.data.get("status") == "closed"]
-    await eventually(closed, timeout=30, what="the idle close")
+    await eventually(lambda: idle_closes(stack, cid), timeout=30, what="the idle close")
     await asyncio.sleep(2.0)
-    [close] = await closed()
+    [close] = await idle_closes(stack, cid)
     assert close.data["reason"] == "idle" and close.data["idle_hours"] == 1 and close.data["by_operator_id"] is None
     fired = [t for t in await timer_rows(scheduler, cid) if t["kind"] == "idle" and t["status"] == "fired"]
     assert len(fired) == 1 and fired[0]["outcome"] == {"outcome": "closed"}
@@ -121,22 +125,15 @@ async def test_an_idle_timer_that_finds_a_later_message_is_set_again_from_it(sch
     service answers that a message came after the event that set it, and the timer is
     set again from that message; the close comes an idle period after the last message."""
     stack = sched_stack
-    monkeypatch.setenv("PARLEY_SCHEDULER_MINUTE_SECONDS", "0.05")   # an hour is 3 s
-    scheduler.app[timers.TUNING].minute = 0.05
-    assert (await scheduler.put({**ANY_TIME, "unanswered_alert_minutes": None, "idle_close_hours": 1})).status == 200
+    await idle_after_an_hour_of_3_s(scheduler, monkeypatch)
     visitor_id = f"v-{uuid.uuid4().hex[:12]}"
     cid = await visitor_writes(stack, "Hello", visitor_id)
     await asyncio.sleep(1.5)
     await visitor_writes(stack, "Still here", visitor_id)     # v3, half an idle hour later
-    store = stack.conversation.app[STORE]
-
-    async def closed():
-        events = await store.load(f"conversation-{cid}")
-        return [e for e in events if e.type == "status.changed" and e.data.get("status") == "closed"]
-    await eventually(closed, timeout=30, what="the idle close")
+    await eventually(lambda: idle_closes(stack, cid), timeout=30, what="the idle close")
     await asyncio.sleep(1.0)
-    events = await store.load(f"conversation-{cid}")
-    [close] = await closed()
+    events = await stack.conversation.app[STORE].load(f"conversation-{cid}")
+    [close] = await idle_closes(stack, cid)
     last_message = [e for e in events if e.type == "chat.visitor_message_posted"][-1]
     assert last_message.stream_version == 3
     from_last = datetime.fromisoformat(close.occurred_at) - datetime.fromisoformat(last_message.occurred_at)
