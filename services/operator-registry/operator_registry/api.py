@@ -20,7 +20,8 @@ from parley.contract import CLIENT_ADDRESS_HEADER, ROTATED_TOKEN_HEADER, SESSION
 from parley.contract import operator_stream, project_stream, template_stream
 from parley.envelope import Event, new_event
 from parley.eventstore import Outcome
-from parley.http import Rejected, error_response as error, ok, read_json
+from parley.domain_error import DomainError
+from parley.http import Rejected, error_response as error, ok, read_json, rejection_of
 from parley.service import POOL, STORE
 
 from operator_registry import accounts, commands, domain
@@ -63,10 +64,11 @@ async def session_middleware(request: web.Request, handler):
     request[SESSION] = session
     try:
         response = await handler(request)
-    except Rejected as e:
+    except (Rejected, DomainError) as e:
+        refused = rejection_of(e)   # the domain's refusal as its answer, to carry the header
         if session is not None and (fresh := await accounts.rotate(request.app[POOL], session)):
-            e.headers[ROTATED_TOKEN_HEADER] = fresh
-        raise
+            refused.headers[ROTATED_TOKEN_HEADER] = fresh
+        raise refused from None
     if session is not None and (fresh := await accounts.rotate(request.app[POOL], session)):
         response.headers[ROTATED_TOKEN_HEADER] = fresh
     return response
