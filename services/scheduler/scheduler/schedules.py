@@ -36,6 +36,9 @@ from parley.http import Rejected, ok, read_json
 from parley.logs import new_correlation_id
 from parley.service import POOL, STORE
 
+from scheduler import timers
+from scheduler.schedule_rows import current_schedule, locked_schedule, now, parse_stored
+
 log = logging.getLogger(__name__)
 
 PUBLISHED = Counter("parley_schedule_availability_total", "schedule.availability_changed appended", ["reason"])
@@ -44,10 +47,6 @@ NAMESPACE = uuid.UUID("6a3c1f1e-2b7d-4f3a-9a51-6d0c5e1f8b20")
 PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")   # the registry's rule
 POLL_SECONDS = 0.5
 BATCH = 50
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def schedule_stream(project_id: str) -> str:
@@ -64,42 +63,6 @@ def next_boundary(s: wh.Schedule, at: datetime) -> datetime | None:
 
 def availability(s: wh.Schedule, at: datetime) -> dict[str, Any]:
     return {"open": wh.is_open(s, at), "next_open_at": iso(wh.next_open_at(s, at))}
-
-
-# ---- the row -------------------------------------------------------------------------
-
-def parse_stored(body: dict) -> wh.Schedule:
-    return wh.parse(body)
-
-
-async def locked_schedule(conn: asyncpg.Connection, project_id: str, *, share: bool) -> wh.Schedule:
-    """The project's schedule with its row locked (created with the default first), for
-    the rest of the caller's transaction."""
-    return (await locked_schedules(conn, {project_id}, share=share))[project_id]
-
-
-async def locked_schedules(conn: asyncpg.Connection, project_ids: set[str], *, share: bool) -> dict[str, wh.Schedule]:
-    """Each project's schedule with its row locked (created with the default first), for
-    the rest of the caller's transaction: rows locked in project order, so two batches
-    cannot deadlock; one round trip whatever their number, three when one is new."""
-    if not project_ids:
-        return {}
-    wanted = sorted(project_ids)
-    lock = f"""select project_id, schedule from schedules where project_id = any($1::text[])
-               order by project_id for {'share' if share else 'update'}"""
-    rows = await conn.fetch(lock, wanted)
-    if len(rows) < len(wanted):
-        await conn.execute(
-            """insert into schedules (project_id, schedule, saved, next_boundary)
-               select p, $2, false, null from unnest($1::text[]) as p on conflict (project_id) do nothing""",
-            sorted(set(wanted) - {r["project_id"] for r in rows}), wh.to_json(wh.DEFAULT))
-        rows = await conn.fetch(lock, wanted)
-    return {r["project_id"]: parse_stored(r["schedule"]) for r in rows}
-
-
-async def current_schedule(db: asyncpg.Pool | asyncpg.Connection, project_id: str) -> wh.Schedule:
-    row = await db.fetchrow("select schedule from schedules where project_id = $1", project_id)
-    return parse_stored(row["schedule"]) if row is not None else wh.DEFAULT
 
 
 async def append_to_project(store: EventStore, conn: asyncpg.Connection, project_id: str, events: list[Event], *,
@@ -161,7 +124,6 @@ async def put_schedule(request: web.Request) -> web.Response:
     normalised = wh.to_json(schedule)
     command_id = _command_id(request, project_id, operator_id)
     pool, store = request.app[POOL], request.app[STORE]
-    from scheduler import timers  # the timers follow the schedule in the same transaction
     async with pool.acquire() as conn, conn.transaction():
         if command_id is not None:
             first = await conn.fetchval("select result from commands where command_id = $1", command_id)

@@ -41,7 +41,7 @@ from parley.service import POOL, STORE
 from parley.service_client import ServiceClient, new_session, path
 
 from scheduler import offer_timers
-from scheduler.schedules import current_schedule, locked_schedules, now
+from scheduler.schedule_rows import current_schedule, locked_schedules, now
 
 log = logging.getLogger(__name__)
 
