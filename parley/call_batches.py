@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any, Awaitable, Callable
 
 import orjson
@@ -45,7 +44,6 @@ MAX_CALLS = 200
 JsonHandler = Callable[[web.Application, dict[str, Any]], Awaitable[Any]]
 COMMANDS = web.AppKey("batchable_commands", dict)
 CALLS = Counter("parley_batch_calls_total", "Commands answered as calls of a batch", ["path", "status"])
-_VALID_CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
 def setup(app: web.Application) -> None:
@@ -81,9 +79,7 @@ async def _answer(app: web.Application, call: dict[str, Any]) -> dict[str, Any]:
     so the correlation id set here is this call's only."""
     path = call.get("path")
     handler = app[COMMANDS].get(path) if isinstance(path, str) else None
-    correlation = call.get("correlation_id")
-    logs.correlation_id.set(correlation if isinstance(correlation, str) and _VALID_CORRELATION.match(correlation)
-                            else logs.new_correlation_id())
+    logs.correlation_id.set(logs.correlation_id_from(call.get("correlation_id")))
     try:
         if handler is None:
             raise Rejected(404, "not_batchable", f"{str(path)[:100]!r} is not a command this service takes in a batch.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import time
 import uuid
@@ -15,8 +16,18 @@ correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("cor
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
+# What a caller may hand us as its correlation id (a header, a call of a batch): short
+# and plain, so it cannot forge log lines or fill them.
+_ACCEPTED = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
 def new_correlation_id() -> str:
     return str(uuid.uuid4())
+
+
+def correlation_id_from(given: object) -> str:
+    """The caller's correlation id if it is an acceptable one, else a new one."""
+    return given if isinstance(given, str) and _ACCEPTED.match(given) else new_correlation_id()
 
 
 class JsonFormatter(logging.Formatter):

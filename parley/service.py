@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,6 @@ LATENCY = Histogram("parley_http_request_seconds", "HTTP request latency", ["rou
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _CORRELATION_HEADER = "X-Correlation-Id"
-_VALID_CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 _PROBES = {"/healthz", "/readyz", "/metrics"}
 
 
@@ -93,8 +91,7 @@ async def _admission(request: web.Request, handler):
 
 @web.middleware
 async def _correlation_and_metrics(request: web.Request, handler):
-    incoming = request.headers.get(_CORRELATION_HEADER, "")
-    cid = incoming if _VALID_CORRELATION.match(incoming) else logs.new_correlation_id()
+    cid = logs.correlation_id_from(request.headers.get(_CORRELATION_HEADER))
     token = logs.correlation_id.set(cid)
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
     started = time.perf_counter()

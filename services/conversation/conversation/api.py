@@ -121,13 +121,6 @@ async def _load(request: web.Request, conversation_id: str) -> tuple[domain.Conv
 
 # ---- visitor --------------------------------------------------------------------
 
-async def _visitor_conversation(pool: asyncpg.Pool, project_id: str, visitor_id: str) -> str | None:
-    found = await pool.fetchval(
-        "select conversation_id::text from visitor_conversations where project_id = $1 and visitor_id = $2",
-        project_id, visitor_id)
-    return found
-
-
 def _visitor(values: Any) -> tuple[str, str]:
     project_id, visitor_id = values.get("project_id"), values.get("visitor_id")
     if not _text(project_id, PROJECT_ID_MAX) or not _text(visitor_id, VISITOR_ID_MAX):
@@ -231,9 +224,10 @@ async def _message_seq(app: web.Application, conversation_id: str, message_id: s
 
 async def visitor_params(app: web.Application, body: dict[str, Any]) -> dict[str, Any]:
     project_id, visitor_id = _visitor(body)
-    conversation_id = await _visitor_conversation(app[POOL], project_id, visitor_id)
-    if conversation_id is None:
+    current = await app[CURRENT].of(project_id, visitor_id)
+    if current is None:
         raise Rejected(409, "no_conversation", "Write a message first.")
+    conversation_id = current["id"]
     await run(app, f"params:{uuid.uuid4()}", conversation_id,
               lambda s: domain.decide_custom_params(s, body.get("params")))
     return {"conversation_id": conversation_id}
@@ -336,7 +330,8 @@ async def _last_message(app: web.Application, conversation_id: str, since: int) 
 
 async def visitor_conversation(request: web.Request) -> web.Response:
     project_id, visitor_id = _visitor(request.query)
-    return ok({"conversation_id": await _visitor_conversation(request.app[POOL], project_id, visitor_id)})
+    current = await request.app[CURRENT].of(project_id, visitor_id)
+    return ok({"conversation_id": current["id"] if current is not None else None})
 
 
 async def conversation_events(request: web.Request) -> web.Response:

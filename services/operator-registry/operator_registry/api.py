@@ -18,9 +18,9 @@ from aiohttp import web
 
 from parley.contract import CLIENT_ADDRESS_HEADER, ROTATED_TOKEN_HEADER, SESSION_COOKIE
 from parley.contract import operator_stream, project_stream, template_stream
+from parley.domain_error import DomainError
 from parley.envelope import Event, new_event
 from parley.eventstore import Outcome
-from parley.domain_error import DomainError
 from parley.http import Rejected, error_response as error, ok, read_json, rejection_of
 from parley.service import POOL, STORE
 
