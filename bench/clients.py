@@ -41,6 +41,9 @@ class Tracker:
     acked: dict[str, float] = field(default_factory=dict)
     errors: dict[str, tuple[str, float]] = field(default_factory=dict)
     delivered: dict[str, float] = field(default_factory=dict)
+    # The ids that were a visitor's first message (each starts a conversation, which costs
+    # more than a message in one): the summary times them apart from the rest.
+    firsts: set[str] = field(default_factory=set)
 
     def settled(self, ids) -> bool:
         return all((i in self.acked or i in self.errors) and (i in self.delivered or i in self.errors) for i in ids)
@@ -51,6 +54,8 @@ class Tracker:
         ack = [self.acked[i] - self.sent[i] if i in self.acked else math.inf for i in ids if i not in self.errors]
         e2e = [self.delivered[i] - self.sent[i] if i in self.delivered else math.inf
                for i in ids if i not in self.errors]
+        e2e_first = [t for i, t in zip((i for i in ids if i not in self.errors), e2e) if i in self.firsts]
+        e2e_later = [t for i, t in zip((i for i in ids if i not in self.errors), e2e) if i not in self.firsts]
         codes: dict[str, int] = {}
         for i in ids:
             if i in self.errors:
@@ -63,6 +68,9 @@ class Tracker:
                 "not_delivered": sum(1 for i in ids if i not in self.delivered and i not in self.errors),
                 "achieved_per_s": round(len(delivered) / span, 1) if delivered and span > 0 else 0.0,
                 "e2e_p50": percentile(e2e, 50), "e2e_p99": percentile(e2e, 99),
+                "first_messages": len(e2e_first),
+                "e2e_p99_first": percentile(e2e_first, 99) if e2e_first else None,
+                "e2e_p99_later": percentile(e2e_later, 99) if e2e_later else None,
                 "ack_p50": percentile(ack, 50), "ack_p99": percentile(ack, 99),
                 "error_p50": percentile(error_latency, 50) if error_latency else None}
 
@@ -73,8 +81,12 @@ class Visitor:
     ws: aiohttp.ClientWebSocketResponse
     tracker: Tracker  # where this visitor's acks and errors are recorded
     reader: asyncio.Task | None = None
+    has_written: bool = False
 
     async def send(self, message_id: str, text: str | None = None) -> None:
+        if not self.has_written:
+            self.tracker.firsts.add(message_id)
+            self.has_written = True
         self.tracker.sent[message_id] = time.perf_counter()
         await self.ws.send_str(orjson.dumps({"type": "message", "id": message_id, "text": text or message_id}).decode())
 
