@@ -53,7 +53,11 @@ async def command(request: web.Request) -> web.Response:
     body = await read_json(request)
     if action == "messages":
         body["attachment"] = await files.attachment_for(request, body.get("attachment"), me["project"],
-                                                        f"operator:{me['id']}")
+                                                        f"operator:{me['id']}", cid)
+    elif body.get("attachment") is not None:
+        # Only a reply carries a file; anything else would link (and so hand out) a file
+        # that no message shows.
+        raise Rejected(422, "attachment_not_allowed", f"Only a reply carries a file; {action} does not.")
     result = await conversation(request.app).checked("POST", path("api", "conversations", cid, action), json=body,
                                                      headers=as_operator(request, me))
     if body.get("attachment"):

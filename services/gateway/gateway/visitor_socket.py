@@ -255,7 +255,8 @@ async def _post_message(request: web.Request, socket: VisitorSocket, data: dict)
             and limits(app).messages_per_address.allow(client_ip(request))):
         raise Rejected(429, "rate_limited", "You are sending messages too fast; wait a moment.")
     uploader = f"visitor:{socket.visitor_id}"
-    attachment = await files.attachment_for(request, data.get("attachment"), socket.project_id, uploader)
+    attachment = await files.attachment_for(request, data.get("attachment"), socket.project_id, uploader,
+                                            socket.conversation_id)
     body = await conversation(app).command(path("internal", "visitor", "messages"), {
         "project_id": socket.project_id, "visitor_id": socket.visitor_id, "message_id": data.get("id"),
         "text": data.get("text", ""), "attachment": attachment, "page_url": data.get("page_url"),
