@@ -29,6 +29,13 @@ REFUSED = [
     "https://224.0.0.1/rest/1/abc/",
     "https://localhost/rest/1/abc/",
     "https://api.localhost/rest/1/abc/",
+    # Issue 23: IPv6 forms of private IPv4 addresses, and site-local
+    "https://[2002:7f00:1::]/rest/1/abc/",          # 6to4 of 127.0.0.1
+    "https://[2002:a00:5::1]/rest/1/abc/",          # 6to4 of 10.0.0.5
+    "https://[2002:a9fe:a9fe::]/rest/1/abc/",       # 6to4 of 169.254.169.254
+    "https://[64:ff9b::a00:5]/rest/1/abc/",         # NAT64 of 10.0.0.5
+    "https://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/rest/1/abc/",   # Teredo, client 10.0.0.1
+    "https://[fec0::1]/rest/1/abc/",
 ]
 
 

@@ -252,9 +252,15 @@ async def test_settings_are_for_admins_validated_and_never_show_secrets(bridge, 
                             webhook_url=None)
     assert shown == {"kind": "webhook", "url": "https://hooks.example/parley", "secret_set": True,
                      "default_responsible": "9", "source_name": "Parley chat", "updated_at": shown["updated_at"]}
-    # The secret may be left out to keep it.
-    kept = await configure(stack, owner, kind="webhook", url="https://hooks.example/v2", webhook_url=None)
-    assert kept["secret_set"] is True
+    # The secret may be left out to keep it, for the same address only (issue 23: a secret
+    # kept across a new URL went to the new host with "Test connection").
+    r = await stack.call("PUT", "/api/project/crm", owner, json={"kind": "webhook", "url": "https://hooks.example/v2"})
+    assert r.status == 422 and (await r.json())["error"]["code"] == "secret_required", await r.text()
+    kept = await configure(stack, owner, kind="webhook", url="https://hooks.example/parley", webhook_url=None,
+                           source_name="Parley chat v2")
+    assert kept["secret_set"] is True and kept["source_name"] == "Parley chat v2"
+    kept = await configure(stack, owner, kind="webhook", url="https://hooks.example/v2", secret=SECRET,
+                           webhook_url=None)
     stored = await bridge.app[POOL].fetchval("select secrets from crm_settings where project_id = 'demo'")
     assert stored == {"secret": SECRET}
     r = await stack.call("POST", "/api/project/crm/test", owner)

@@ -17,6 +17,7 @@ import ipaddress
 import socket
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from parley.service import POOL
@@ -165,3 +166,46 @@ async def test_a_name_resolving_to_loopback_is_refused_when_saved_and_at_every_c
         assert lead["ORIGIN_ID"] == str(row["request_id"])
     finally:
         await crm.close()
+
+
+async def test_a_new_crm_address_needs_the_secret_again(bridge, crm_stack, monkeypatch):
+    """Issue 23, finding 4: an admin who is not the owner changed only amoCRM's base_url
+    to a host of theirs; the stored token was kept, and "Test connection" sent it there
+    as a bearer token. Now the new address needs the token with it, and the host never
+    hears a request."""
+    monkeypatch.setenv(outbound.FLAG, "1")            # both hosts are local in this test
+    heard: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        heard.append(request.headers.get("Authorization", ""))
+        return web.json_response({})
+    theirs = web.Application()
+    theirs.router.add_route("*", "/{tail:.*}", record)
+    attacker = TestClient(TestServer(theirs))
+    await attacker.start_server()
+    tuning = bridge.app[deliveries.TUNING]
+    tuning.adapter_factory, tuning.crm_timeout = deliveries.default_adapter_factory, 2.0
+    try:
+        stack = crm_stack
+        owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+        r = await stack.call("PUT", "/api/project/crm", owner,
+                             json={"kind": "amocrm", "base_url": "https://owners-company.amocrm.ru", "token": TOKEN})
+        assert r.status == 200, await r.text()
+        _, admin, _ = await stack.add_operator(owner, "Ada Admin", admin=True)
+        moved = f"http://127.0.0.1:{attacker.port}"
+        for body in ({"kind": "amocrm", "base_url": moved}, {"kind": "amocrm", "base_url": moved, "token_set": True}):
+            r = await stack.call("PUT", "/api/project/crm", admin, json=body)
+            assert r.status == 422 and (await r.json())["error"]["code"] == "token_required", await r.text()
+        r = await stack.call("POST", "/api/project/crm/test", admin)
+        assert r.status == 200
+        shown = await (await stack.call("GET", "/api/project/crm", admin)).json()
+        assert shown["base_url"] == "https://owners-company.amocrm.ru"
+        assert heard == [], "the owner's token never left for the new host"
+        # The same address keeps the stored token: saving other fields does not need it.
+        r = await stack.call("PUT", "/api/project/crm", admin, json={
+            "kind": "amocrm", "base_url": "https://owners-company.amocrm.ru", "source_name": "Site chat"})
+        assert r.status == 200 and (await r.json())["token_set"] is True
+        stored = await bridge.app[POOL].fetchval("select secrets from crm_settings where project_id = 'demo'")
+        assert stored == {"token": TOKEN}
+    finally:
+        await attacker.close()

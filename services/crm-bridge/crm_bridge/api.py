@@ -122,12 +122,23 @@ def validate(body: dict, current: CrmSettings | None) -> tuple[str, dict, dict, 
         config["webhook_url"] = masked_webhook(secrets["webhook_url"])
     elif kind == "webhook":
         config["url"] = _url(body, "url")
-        secrets["secret"] = _secret(body, "secret") if "secret" in body or "secret" not in keep else keep["secret"]
+        secrets["secret"] = _kept_secret(body, "secret", keep, config, current, "url")
     elif kind == "amocrm":
         config["base_url"] = _url(body, "base_url").rstrip("/")
-        secrets["token"] = _secret(body, "token") if "token" in body or "token" not in keep else keep["token"]
+        secrets["token"] = _kept_secret(body, "token", keep, config, current, "base_url")
     return (kind, config, secrets, _optional_text(body, "default_responsible", 64),
             _optional_text(body, "source_name", 100))
+
+
+def _kept_secret(body: dict, field: str, keep: dict, config: dict, current: CrmSettings | None, url_field: str) -> str:
+    """The secret sent, or the stored one - but only for the address it was given for:
+    a secret kept across a change of URL would be sent to the new host (by "Test
+    connection" at once), so an admin who may not read it could still obtain it."""
+    if field in body or field not in keep:
+        return _secret(body, field)
+    if current is None or current.config.get(url_field) != config[url_field]:
+        raise Rejected(422, f"{field}_required", f"The {url_field} changed: send the {field} again with it.")
+    return keep[field]
 
 
 def masked_webhook(url: str) -> str:

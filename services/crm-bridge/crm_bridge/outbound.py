@@ -43,6 +43,9 @@ class OutboundRefused(CrmError, ValueError):
         super().__init__(reason, retryable=False, ambiguous=False)
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def private_allowed() -> bool:
     return env(FLAG).strip().lower() in ("1", "true", "yes")
 
@@ -53,8 +56,16 @@ def address_refused(address: str) -> str | None:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return f"{address!r} is not an IP address"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.is_site_local:   # fec0::/10: deprecated, but routed inside some networks
+            return f"{ip} is a site-local address"
+        # IPv6 forms that carry an IPv4 address a router or the kernel may deliver to:
+        # mapped (::ffff:a.b.c.d), 6to4 (2002:aabb:ccdd::), Teredo's client, NAT64 (64:ff9b::a.b.c.d).
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            ip = embedded
     for what, flag in (
         ("loopback", ip.is_loopback), ("unspecified", ip.is_unspecified),
         ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),

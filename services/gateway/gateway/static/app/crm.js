@@ -185,13 +185,15 @@ export async function crmSettingsSection(node) {
     return out;
   }
 
-  /** A 422 `<field>_invalid` goes next to its field; anything else to the form's message. */
+  /** A 422 `<field>_invalid` (or `<field>_required`: a secret to send again with a changed
+   *  address) goes next to its field; anything else to the form's message. */
   function showError(err) {
-    const match = /^(.+)_invalid$/.exec(err.code || '');
+    const match = /^(.+)_(?:invalid|required)$/.exec(err.code || '');
     const kind = kindSelect.value;
     const c = match && (match[1] === 'kind' ? controls.kind : controls[`${kind}:${match[1]}`] || controls[match[1]]);
     if (err.status === 422 && c && c.error) {
-      clear(c.error).append(t(`crm_err_${match[1]}`), ' ', h('span', { class: 'field-error-detail' }, err.message || ''));
+      const what = err.code.endsWith('_required') ? 'crm_err_secret_again' : `crm_err_${match[1]}`;
+      clear(c.error).append(t(what), ' ', h('span', { class: 'field-error-detail' }, err.message || ''));
       c.input.setAttribute('aria-invalid', 'true');
       say(msg, t('crm_check_field', { field: t(`crm_field_${match[1]}`) }));
       c.input.focus();
