@@ -164,3 +164,27 @@ async def test_the_widget_on_our_demo_page_works_for_a_logged_in_operator(stack,
     r = await browser.post(f"/api/visitor/attachments?token={token}", data=b"just some notes\n",
                            headers={"Content-Type": "text/plain", "X-File-Name": "notes.txt"})
     assert r.status == 201, await r.text()
+
+
+async def test_the_scheme_of_the_origin_counts(stack, browser_client, monkeypatch):
+    """Issue 23: host and port were compared, the scheme was not. Behind a TLS proxy, a
+    plain-http page on our own host (anyone on the path can write one) is not our app."""
+    browser = await browser_client()
+    await cookie_login(browser, OWNER_EMAIL, OWNER_PASSWORD)
+    host = f"127.0.0.1:{stack.gateway.port}"
+
+    async def status(origin: str, **headers) -> int:
+        r = await browser.post("/api/operators", json=new_admin(), headers={"Origin": origin, **headers})
+        return r.status
+
+    # The public URL says https: only the https page is ours.
+    monkeypatch.setenv("PARLEY_PUBLIC_URL", f"https://{host}")
+    assert await status(f"http://{host}") == 403
+    assert await status(f"https://{host}") == 201
+    # A trusted proxy says the client came over https: the same.
+    monkeypatch.delenv("PARLEY_PUBLIC_URL")
+    monkeypatch.setenv("PARLEY_TRUSTED_PROXY_HOPS", "1")
+    assert await status(f"http://{host}", **{"X-Forwarded-Proto": "https"}) == 403
+    assert await status(f"https://{host}", **{"X-Forwarded-Proto": "https"}) == 201
+    assert await status(f"http://{host}", **{"X-Forwarded-Proto": "http"}) == 201
+    assert await status(f"ftp://{host}") == 403

@@ -70,7 +70,7 @@ def refusal(call) -> tuple[str, str]:
 
 # ---- take: exactly one winner -------------------------------------------------------
 
-def test_the_first_take_wins_and_the_second_operator_is_told_who_won():
+def test_the_first_take_wins_and_only_an_admin_is_told_who_won():
     history = started()
     events = history.add(domain.decide_take(history.state, OLGA))
     assert [e.type for e in events] == ["assignment.taken", "status.changed"]
@@ -79,6 +79,9 @@ def test_the_first_take_wins_and_the_second_operator_is_told_who_won():
     with pytest.raises(DomainError) as e:
         domain.decide_take(history.state, PETR)
     assert (e.value.kind, e.value.code) == ("conflict", "already_taken")
+    assert "Olga" not in e.value.message      # Petr may not see Olga's conversation
+    with pytest.raises(DomainError) as e:
+        domain.decide_take(history.state, ADMIN)
     assert "Olga" in e.value.message
     assert domain.decide_take(history.state, OLGA) == []  # a retake by the winner appends nothing
 

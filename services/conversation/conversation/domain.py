@@ -8,8 +8,8 @@ Decisions worth knowing:
   resends after a reconnect or reload are absorbed here. Visitor message ids and
   operator reply ids are kept apart, so neither side can make the other's message
   look like a resend.
-- Exactly one operator takes a conversation; the others get 409 already_taken naming
-  the winner. Replies, notes, status changes and lead requests need the assignee or an
+- Exactly one operator takes a conversation; the others get 409 already_taken (naming
+  the winner to admins only: nobody else may see it now). Replies, notes, status changes and lead requests need the assignee or an
   admin; an unclaimed conversation must be taken first.
 - Conversations end: once closed, the visitor's next message starts a new conversation
   (`previous_conversation_id` links it to the closed one; api.py picks which). A
@@ -510,7 +510,9 @@ def decide_take(state: Conversation | None, who: Operator) -> list[Event]:
     if state.assignee_id == who.id:
         return []
     if state.assignee_id is not None:
-        raise DomainError("already_taken", f"Already taken by {state.assignee_name}.", "conflict")
+        # Only an admin may see someone else's conversation, so only an admin is told whose it is.
+        raise DomainError("already_taken", f"Already taken by {state.assignee_name}." if who.is_admin
+                          else "Another operator has already taken it.", "conflict")
     stream = conversation_stream(state.id)
     return [new_event("assignment.taken", stream, _operator_data(who), project_id=state.project_id),
             new_event("status.changed", stream, {"status": "in_work", "by_operator_id": who.id},

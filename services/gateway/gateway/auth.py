@@ -127,14 +127,30 @@ def _hand_back_rotation(request: web.Request, response: web.StreamResponse) -> N
 
 # ---- cross-site request forgery --------------------------------------------------------------
 
+def _origins_of_ours(request: web.Request) -> set[str]:
+    """scheme://host[:port] of our pages. The scheme counts (issue 23): a plain-http page
+    on our host, which anyone on the path can write, is not the https app. It is the
+    client's scheme as the trusted proxy reports it, else the public URL's for its host,
+    else the connection's; with neither a public URL nor a trusted proxy, an https page
+    of our host is taken as ours too (a TLS proxy in front that the gateway was not told of)."""
+    public = urlsplit(env("PARLEY_PUBLIC_URL")) if env("PARLEY_PUBLIC_URL") else None
+    scheme = forwarded_proto(request)
+    if scheme is None and public is not None and public.netloc.lower() == request.host.lower():
+        scheme = public.scheme          # our public address, reached through a proxy we were told of
+    ours = {f"{scheme or request.scheme}://{request.host}".lower()}
+    if public is not None:
+        ours.add(f"{public.scheme}://{public.netloc}".lower())
+    elif scheme is None and request.scheme == "http":
+        ours.add(f"https://{request.host}".lower())
+    return ours
+
+
 def same_origin(request: web.Request) -> bool:
     """The request comes from a page of ours (or from no browser page at all)."""
     origin = request.headers.get("Origin")
     if origin is not None:
-        allowed = {request.host}
-        if env("PARLEY_PUBLIC_URL"):
-            allowed.add(urlsplit(env("PARLEY_PUBLIC_URL")).netloc)
-        return urlsplit(origin).netloc in allowed
+        parts = urlsplit(origin)
+        return f"{parts.scheme}://{parts.netloc}".lower() in _origins_of_ours(request)
     return request.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
 
 
