@@ -6,6 +6,7 @@ import time
 import aiohttp
 import pytest
 
+from tests.conversations.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 REVOKE_WITHIN = 5.0
@@ -95,3 +96,58 @@ async def test_websocket_from_a_foreign_origin_is_refused(stack):
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await stack.gateway.ws_connect(f"/ws/operator?token={token}", headers={"Origin": "https://evil.example"})
     assert refused.value.status == 403
+
+
+async def test_a_demoted_admin_stops_receiving_others_conversations_at_once(stack):
+    """Issue 23, finding 2: `operator.role_changed` did not reach open sockets, so a
+    demoted admin's socket went on receiving replies in other operators' conversations."""
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    admin_id, admin, _ = await stack.add_operator(owner, "Demoted Dora", admin=True)
+    _, busy, _ = await stack.add_operator(owner, "Busy Boris")
+    visitor = ScriptedVisitor(stack.gateway)
+    await visitor.start()
+    await visitor.send_and_wait("Hello")
+    cid = (await (await stack.call("GET", "/api/inbox?view=new", owner)).json())["conversations"][0]["id"]
+    assert (await stack.call("POST", f"/api/conversations/{cid}/take", busy)).status == 200
+    ws, me = await open_socket(stack, admin)
+    assert me["is_admin"] is True
+    await asyncio.sleep(0.5)
+
+    async def texts_until(ws, text: str, seconds: float) -> list[str]:
+        seen = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                msg = await ws.receive(timeout=deadline - time.monotonic())
+            except asyncio.TimeoutError:
+                return seen
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                return seen + [f"closed {ws.close_code}"]
+            frame = msg.json()
+            data = frame.get("data") if isinstance(frame.get("data"), dict) else {}
+            seen.append(data.get("text") or frame["type"])
+            if text in seen:
+                return seen
+        return seen
+
+    r = await stack.call("POST", f"/api/conversations/{cid}/messages", busy, json={"text": "before the demotion"})
+    assert r.status == 200
+    assert "before the demotion" in await texts_until(ws, "before the demotion", 10)
+
+    r = await stack.call("PATCH", f"/api/operators/{admin_id}", owner, json={"is_admin": False})
+    assert r.status == 200, await r.text()
+    seen = await texts_until(ws, "closed", REVOKE_WITHIN)
+    assert seen[-2:] == ["role_changed", "closed 4403"], seen
+    r = await stack.call("POST", f"/api/conversations/{cid}/messages", busy, json={"text": "after the demotion"})
+    assert r.status == 200
+    # The app reconnects as the operator it now is: not an admin, and Boris's conversation stays his.
+    ws, me = await open_socket(stack, admin)
+    assert me["is_admin"] is False
+    await asyncio.sleep(0.5)
+    r = await stack.call("POST", f"/api/conversations/{cid}/messages", busy, json={"text": "after the reconnect"})
+    assert r.status == 200
+    seen = await texts_until(ws, "after the reconnect", 3)
+    assert "after the reconnect" not in seen and "after the demotion" not in seen, seen
+    assert (await stack.call("GET", f"/api/conversations/{cid}", admin)).status == 404
+    await ws.close()
+    await visitor.drop()

@@ -9,6 +9,7 @@ The gateway follows `operator.events`: when an operator is deactivated or remove
 changes password or logs out, the registry is asked whether each of their open
 sockets' sessions still stands (by session id: the token itself may have rotated since,
 on a REST call) and the socket is closed if not - on every gateway, within moments.
+A change of role applies to the open sockets at once (`_apply_role`).
 
 Pushes go through the socket's bounded send queue (send_queue.py): they never wait on
 the network, and an app that stops reading is closed with 4408 once its queue is full
@@ -33,6 +34,7 @@ from gateway.upstreams import registry
 log = logging.getLogger(__name__)
 
 CLOSE_SESSION_REVOKED = 4401
+CLOSE_ROLE_CHANGED = 4403
 ACCESS_EVENTS = {"operator.deactivated", "operator.removed", "operator.password_changed", "operator.logged_out"}
 
 
@@ -111,7 +113,24 @@ async def session_stands(app: web.Application, session_id: str) -> bool:
     return bool(answer.body.get("active"))
 
 
+def _apply_role(app: web.Application, operator_id: str, is_admin: bool) -> None:
+    """A role change reaches open sockets at once (issue 23: a demoted admin's socket kept
+    receiving other operators' conversations). The socket's operator is what audience.py
+    asks, so the next push already follows the new role; the socket is then closed with
+    CLOSE_ROLE_CHANGED so the app reloads with its new role and resyncs its views."""
+    for socket in list(app[SOCKETS].by_operator.get(operator_id, ())):
+        if socket.operator.get("is_admin") == is_admin:
+            continue
+        socket.operator["is_admin"] = is_admin
+        log.info("role changed on an open operator socket", extra={"operator_id": operator_id, "is_admin": is_admin})
+        socket.out.push({"type": "role_changed", "is_admin": is_admin})
+        socket.out.finish(CLOSE_ROLE_CHANGED, "role changed")
+
+
 async def on_operator_event(app: web.Application, event: Event) -> None:
+    if event.type == "operator.role_changed":
+        _apply_role(app, id_of(event.stream_id), bool(event.data["is_admin"]))
+        return
     if event.type not in ACCESS_EVENTS:
         return
     operator_id = id_of(event.stream_id)

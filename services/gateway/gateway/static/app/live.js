@@ -7,6 +7,8 @@ import { api } from './api.js';
  *   onResync()        after a reconnect: re-fetch what may have been missed; may return a promise
  *   onState(state)    'connecting' | 'online' | 'offline' | 'resynced'
  *   onRevoked()       the session ended (session_revoked / close 4401 / 401 at reconnect)
+ * A close with 4403 means this operator's role changed: the app reloads, so every page
+ * and view is drawn for the new role.
  */
 export function startLive({ onMessage, onResync, onState, onRevoked }) {
   let ws = null, stopped = false, attempt = 0, timer = null, everOpened = false, wasDown = false;
@@ -37,6 +39,7 @@ export function startLive({ onMessage, onResync, onState, onRevoked }) {
       ws = null;
       if (stopped) return;
       if (e.code === 4401) { stop(); onRevoked(); return; }
+      if (e.code === 4403) { stop(); location.reload(); return; }
       if (opened || everOpened) wasDown = true;
       onState('offline');
       if (!opened) {
