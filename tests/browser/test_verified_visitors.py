@@ -54,3 +54,39 @@ async def test_a_verified_visitor_is_the_same_in_another_browser_and_a_forged_on
     assert await app.get_by_test_id("verified-badge").count() == 0
     assert await app.get_by_test_id("verified-identity").count() == 0
     assert "Alice" not in await app.locator("#conv-title").inner_text()
+
+
+async def test_after_the_site_user_logs_out_the_next_person_is_not_them(stack, browser):
+    """Issue 23, finding 1: a stored verified token was reused when the page no longer
+    called Parley.identify, and the widget had no reset. Both ways out, in Chromium: the
+    page stops vouching (the next load is anonymous) and Parley.reset() at once."""
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    secret = (await (await stack.call("GET", "/api/project/identity-secret", owner)).json())["secret"]
+    dave = {"id": "dave-1", "name": "Dave", "hash": verified_visitors.expected_hash(secret, "dave-1")}
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{base}/demo")
+    await page.wait_for_function("() => window.Parley && window.Parley.identify")
+    await page.evaluate("identity => Parley.identify(identity)", dave)
+    await page.click(f"{WIDGET} button.la")
+    await visitor_says(page, "Dave's private question")
+
+    # Dave logs out of the site; the next page load of this browser does not call identify.
+    await page.reload()
+    await page.wait_for_function("() => window.Parley && window.Parley.identify")
+    await page.click(f"{WIDGET} button.la")
+    await visitor_says(page, "Someone else now")
+    assert await page.locator(f"{WIDGET} .me", has_text="Dave's private question").count() == 0
+    await page.screenshot(path=screenshot_path("widget-after-logout"))
+
+    # Dave logs in again on the same page, then the site calls Parley.reset() at logout.
+    await page.evaluate("identity => Parley.identify(identity)", dave)
+    await page.locator(f"{WIDGET} .me", has_text="Dave's private question").wait_for(timeout=15000)
+    assert await page.locator(f"{WIDGET} .me", has_text="Someone else now").count() == 0
+    await page.evaluate("() => Parley.reset()")
+    await page.locator(f"{WIDGET} .me", has_text="Dave's private question").wait_for(state="detached", timeout=15000)
+    await visitor_says(page, "A third person")
+    assert await page.locator(f"{WIDGET} .me", has_text="Dave's private question").count() == 0
+    assert await page.locator(f"{WIDGET} .me", has_text="Someone else now").count() == 0
+    await context.close()

@@ -2,7 +2,12 @@
 devices, a forged or missing hash joins nothing, and the secret is the admins'."""
 from __future__ import annotations
 
-from gateway import verified_visitors
+import time
+
+import aiohttp
+import pytest
+
+from gateway import verified_visitors, visitor_socket, visitor_tokens
 from tests.conversations.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
@@ -16,8 +21,10 @@ async def _session(stack, identity=None, token=None) -> dict:
 
 
 async def _device(stack, session: dict) -> ScriptedVisitor:
-    visitor = ScriptedVisitor(stack.gateway, token=session["visitor_token"])
-    await visitor.start()
+    """A browser holding the session's token, connected with it (as the widget does once
+    its session call, which carries the page's identity, answered)."""
+    visitor = ScriptedVisitor(stack.gateway, token=session["visitor_token"], visitor_id=session["visitor_id"])
+    await visitor.connect()
     return visitor
 
 
@@ -59,6 +66,14 @@ async def test_a_verified_visitor_keeps_their_conversation_and_a_forged_hash_joi
     # A forged claim sent with Alice's own token does not keep her verified session either.
     kept = await _session(stack, {**alice, "hash": "f" * 64}, token=laptop_session["visitor_token"])
     assert kept["verified"] is False and kept["visitor_id"] != laptop_session["visitor_id"]
+    # Nor does no claim at all (issue 23): the page no longer vouches - Alice logged out of
+    # the site, or it called Parley.reset() - so the next person in this browser is new.
+    after_logout = await _session(stack, token=laptop_session["visitor_token"])
+    assert "verified" not in after_logout and after_logout["visitor_id"] != laptop_session["visitor_id"]
+    assert not after_logout["visitor_id"].startswith("verified:")
+    stranger = await _device(stack, after_logout)
+    assert stranger.conversation_id is None and stranger.events == []
+    await stranger.drop()
 
     # The operator sees a verified visitor.
     r = await stack.call("GET", "/api/inbox?view=new", owner)
@@ -72,3 +87,67 @@ async def test_a_verified_visitor_keeps_their_conversation_and_a_forged_hash_joi
     assert (await _session(stack, alice))["reason"] == "hash_invalid"
     for device in (laptop, phone):
         await device.drop()
+
+
+async def test_a_stolen_verified_token_ends_with_the_secret_it_was_verified_by(stack):
+    """Issue 23, finding 1: after the identity secret was rotated, an old verified token
+    still opened /ws/visitor and replayed that user's history, and an open socket kept
+    receiving their conversation. Rotation now ends both; other visitors are untouched."""
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    secret = (await (await stack.call("GET", "/api/project/identity-secret", owner)).json())["secret"]
+    bob = {"id": "bob-9", "name": "Bob", "hash": verified_visitors.expected_hash(secret, "bob-9")}
+    session = await _session(stack, bob)
+    assert session["verified"] is True
+    bob_device = await _device(stack, session)
+    await bob_device.send_and_wait("My card number ends 4242")
+    thief = await _device(stack, session)          # the same token, copied elsewhere
+    await thief.wait_for(lambda: thief.texts("visitor_message") == ["My card number ends 4242"], "history")
+    anonymous = ScriptedVisitor(stack.gateway)
+    await anonymous.start()
+    await anonymous.send_and_wait("Just browsing")
+
+    r = await stack.call("POST", "/api/project/identity-secret/rotate", owner, json={})
+    assert r.status == 200
+    stack.gateway.app[verified_visitors.SECRETS].clear()   # each gateway re-reads it within 30 s
+    assert await visitor_socket.end_ended_verified(stack.gateway.app) == 2
+    for device in (bob_device, thief):
+        await device.wait_for(lambda: device.ws.closed, "closed")
+        assert device.ws.close_code == 4401
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await stack.gateway.ws_connect(f"/ws/visitor?token={session['visitor_token']}")
+    assert refused.value.status == 401
+    # The stolen token buys a new, empty anonymous visitor at most.
+    fresh = await _session(stack, token=session["visitor_token"])
+    assert fresh["visitor_id"] != session["visitor_id"]
+    # Bob, vouched for by the site with the new secret, is Bob again, with his history.
+    again = await _session(stack, {**bob, "hash": verified_visitors.expected_hash(
+        (await (await stack.call("GET", "/api/project/identity-secret", owner)).json())["secret"], "bob-9")})
+    assert again["visitor_id"] == session["visitor_id"] and again["visitor_token"] != session["visitor_token"]
+    bob_again = await _device(stack, again)
+    await bob_again.wait_for(lambda: bob_again.texts("visitor_message") == ["My card number ends 4242"], "history")
+    # An anonymous visitor was never affected.
+    assert not anonymous.ws.closed
+    await anonymous.send_and_wait("still here")
+    for device in (bob_again, anonymous):
+        await device.drop()
+
+
+async def test_a_verified_token_expires(stack):
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    secret = (await (await stack.call("GET", "/api/project/identity-secret", owner)).json())["secret"]
+    visitor_id = verified_visitors.visitor_id_for("demo", "carol-3")
+    generation = verified_visitors.generation_of(secret)
+    for expires_at, opens in ((time.time() - 1, False), (time.time() + 60, True)):
+        token, _ = visitor_tokens.issue("demo", visitor_id, generation=generation, expires_at=expires_at)
+        if opens:
+            ws = await stack.gateway.ws_connect(f"/ws/visitor?token={token}")
+            assert (await ws.receive_json(timeout=10))["type"] == "hello"
+            await ws.close()
+        else:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await stack.gateway.ws_connect(f"/ws/visitor?token={token}")
+            assert refused.value.status == 401
+    # A verified id in a token without a generation (as every gateway issued before) ends too.
+    token, _ = visitor_tokens.issue("demo", visitor_id)
+    with pytest.raises(aiohttp.WSServerHandshakeError):
+        await stack.gateway.ws_connect(f"/ws/visitor?token={token}")

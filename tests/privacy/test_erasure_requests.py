@@ -55,8 +55,9 @@ async def test_an_erasure_by_phone_leaves_nothing_of_the_person_anywhere(bridge,
         "id": "maria-1", "name": f"Maria {mark}", "email": f"maria.{mark.lower()}@example.com",
         "hash": verified_visitors.expected_hash(secret, "maria-1")}})
     assert r.status == 201 and (await r.json())["verified"] is True
-    again = ScriptedVisitor(stack.gateway, token=(await r.json())["visitor_token"])
-    await again.start()
+    again = ScriptedVisitor(stack.gateway, token=(await r.json())["visitor_token"],
+                            visitor_id=(await r.json())["visitor_id"])
+    await again.connect()   # with the token the page's vouching got (a session without it is someone new)
     await again.ws.send_json({"type": "contacts", "name": "Maria", "phone": PHONE})
     await again.send_and_wait(f"It is me again {mark}")
     await stack.create_project("elsewhere", "owner@elsewhere.test", "elsewhere-pass-1")

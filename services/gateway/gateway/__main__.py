@@ -133,6 +133,7 @@ SPEC = ServiceSpec(
     loops=[("files:expiry", files.expiry_loop),
            ("setup:announce", setup_routes.announce),
            ("presence:report", presence.report_loop),
+           ("verified:sweep", visitor_socket.verified_sweep),
            ("live", live)],
 )
 

@@ -21,9 +21,10 @@ from parley.contract import ROTATED_TOKEN_HEADER, SESSION_COOKIE
 from parley.http import Rejected, error_response
 from parley.service_client import path, refusal
 
-from gateway import project_config, visitor_tokens
+from gateway import project_config, verified_visitors, visitor_tokens
 from gateway.client_ip import forwarded_proto
 from gateway.upstreams import as_caller, registry
+from gateway.visitor_tokens import VisitorToken
 
 SESSION_MAX_AGE = 90 * 86400
 OPERATOR = web.RequestKey("operator", dict)
@@ -177,12 +178,14 @@ async def csrf(request: web.Request, handler):
 
 # ---- visitors ------------------------------------------------------------------------
 
-async def visitor(request: web.Request, token: object) -> tuple[str, str, dict]:
-    """(project id, visitor id, project config) for a visitor token used from an allowed site."""
+async def visitor(request: web.Request, token: object) -> tuple[VisitorToken, dict]:
+    """(what the token says, project config) for a visitor token used from an allowed
+    site; a verified visitor's only while it stands (verified_visitors.still_verified)."""
     identity = visitor_tokens.verify(token)
     if identity is None:
         raise Rejected(401, "visitor_token_invalid", "Unknown visitor; start a new visitor session.")
-    project_id, visitor_id = identity
-    config = await project_config.get(request.app, project_id)
+    if not await verified_visitors.still_verified(request.app, identity):
+        raise Rejected(401, "visitor_token_expired", "This visitor session has ended; start a new visitor session.")
+    config = await project_config.get(request.app, identity.project_id)
     project_config.require_allowed_origin(request, config)
-    return project_id, visitor_id, config
+    return identity, config

@@ -13,7 +13,6 @@ A message carries a file only when its sender uploaded it in the same project an
 not yet linked to another conversation; no other command carries one (issue 23)."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
@@ -22,6 +21,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from parley.http import Rejected, ok, read_body
+from parley.loops import every
 from parley.service import POOL
 
 from gateway.client_ip import client_ip
@@ -188,12 +188,8 @@ async def delete_expired(pool, older_than_hours: float = UNATTACHED_TTL_HOURS) -
     return deleted
 
 
-def expiry_loop(app: web.Application):
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await delete_expired(app[POOL])
-            try:
-                await asyncio.wait_for(stop.wait(), 600)
-            except asyncio.TimeoutError:
-                pass
-    return run
+async def _delete_expired(app: web.Application) -> None:
+    await delete_expired(app[POOL])
+
+
+expiry_loop = every(600, _delete_expired)

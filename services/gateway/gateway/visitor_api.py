@@ -5,6 +5,8 @@ New visitor tokens are limited per client address: a token costs nothing to mint
 every one can open sockets and upload files."""
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from parley.http import Rejected, ok, read_json
@@ -38,30 +40,35 @@ async def visitor_session(request: web.Request) -> web.Response:
     if not config["enabled"]:
         raise Rejected(409, "chat_disabled", "The chat is switched off for this site.")
     previous = visitor_tokens.verify(body.get("visitor_token"))
-    if previous and previous[0] != project_id:
+    if previous and (previous.project_id != project_id or not await verified_visitors.still_verified(
+            request.app, previous)):
         previous = None
-    # Parley.identify (verified_visitors.py): a valid hash makes this the verified visitor;
-    # anything else leaves the visitor anonymous and says why (never an error). A verified
-    # visitor's token kept in a browser whose claim no longer verifies is not reused.
-    verified, extra = None, {}
+    # Parley.identify (verified_visitors.py): a valid hash makes this the verified visitor,
+    # with a fresh token (the same visitor id, so their history follows); anything else
+    # leaves the visitor anonymous and says why (never an error). A verified visitor's
+    # token whose page no longer vouches for them (no identity: the user logged out, or
+    # Parley.reset()) is not reused: the next person in that browser is someone else.
+    extra: dict = {}
     if body.get("identity") is not None:
-        verified, reason = await verified_visitors.check(request.app, project_id, body["identity"])
-        extra = {"verified": verified is not None, **({"reason": reason} if reason else {})}
-        if previous and previous[1] != verified and (verified or verified_visitors.is_verified(previous[1])):
-            previous = None
-        if verified:
-            await verified_visitors.remember(request.app, project_id, verified, body["identity"])
-    if previous:
-        return ok({"visitor_token": body["visitor_token"], "visitor_id": previous[1], **extra}, status=201)
+        verdict = await verified_visitors.check(request.app, project_id, body["identity"])
+        extra = {"verified": verdict.visitor_id is not None, **({"reason": verdict.reason} if verdict.reason else {})}
+        if verdict.visitor_id:
+            await verified_visitors.remember(request.app, project_id, verdict.visitor_id, body["identity"])
+            token, _ = visitor_tokens.issue(project_id, verdict.visitor_id, generation=verdict.generation,
+                                            expires_at=time.time() + verified_visitors.VERIFIED_TOKEN_SECONDS)
+            return ok({"visitor_token": token, "visitor_id": verdict.visitor_id, **extra}, status=201)
+    if previous and not verified_visitors.is_verified(previous.visitor_id):
+        return ok({"visitor_token": body["visitor_token"], "visitor_id": previous.visitor_id, **extra}, status=201)
     if not limits(request.app).visitor_sessions_per_address.allow(client_ip(request)):
         raise Rejected(429, "rate_limited", "Too many new visitors from this address; wait a minute.",
                        headers={"Retry-After": "60"})
-    token, visitor_id = visitor_tokens.issue(project_id, verified)
+    token, visitor_id = visitor_tokens.issue(project_id)
     return ok({"visitor_token": token, "visitor_id": visitor_id, **extra}, status=201)
 
 
 async def visitor_attachment(request: web.Request) -> web.Response:
-    project_id, visitor_id, _ = await auth.visitor(request, request.query.get("token"))
+    token, _ = await auth.visitor(request, request.query.get("token"))
+    project_id, visitor_id = token.project_id, token.visitor_id
     if not limits(request.app).uploads_per_address.allow(client_ip(request)):
         raise Rejected(429, "rate_limited", "Too many uploads from this address; wait a minute.",
                        headers={"Retry-After": "60"})

@@ -6,18 +6,20 @@ from aiohttp import web
 
 from parley.service_client import path
 
-from gateway import visitor_tokens
+from gateway import verified_visitors, visitor_tokens
 from gateway.upstreams import conversation
 
 
 async def may_download(request: web.Request, row) -> bool:
     identity = visitor_tokens.verify(request.query.get("token"))
-    if identity is None or identity[0] != row["project_id"]:
+    if identity is None or identity.project_id != row["project_id"] \
+            or not await verified_visitors.still_verified(request.app, identity):
         return False
-    if row["uploaded_by"] == f"visitor:{identity[1]}":
+    if row["uploaded_by"] == f"visitor:{identity.visitor_id}":
         return True
     if row["conversation_id"] is None:
         return False
     answer = await conversation(request.app).call("GET", path("internal", "visitor", "conversation"),
-                                                  params={"project_id": identity[0], "visitor_id": identity[1]})
+                                                  params={"project_id": identity.project_id,
+                                                          "visitor_id": identity.visitor_id})
     return answer.status == 200 and answer.body.get("conversation_id") == row["conversation_id"]

@@ -23,14 +23,16 @@ from dataclasses import dataclass, field
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from parley.http import Rejected, error_response
+from parley.loops import every
 from parley.service_client import path
 
-from gateway import audience, auth, availability, csat, files, read_receipts, socket_metrics
+from gateway import audience, auth, availability, csat, files, read_receipts, socket_metrics, verified_visitors
 from gateway.client_ip import client_ip
 from gateway.rate_limits import limits
 from gateway import send_queue
 from gateway.send_queue import CLOSE_TOO_SLOW, TOO_SLOW_REASON, SendQueue
 from gateway.upstreams import conversation
+from gateway.visitor_tokens import VisitorToken
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class VisitorSocket:
     out: SendQueue | None = None   # every frame to the widget goes through it
     held: list = field(default_factory=list)   # (conversation id, view) that came while the lock was held
     read_upto: int = 0   # the last seq this socket passed on as read (read_receipts.py)
+    token: VisitorToken | None = None   # what opened it: a verified visitor's is checked again (verified_sweep)
     _flusher: asyncio.Task | None = None
     _lock: asyncio.Lock | None = None   # made on first use: an idle widget's socket never needs one
 
@@ -157,11 +160,13 @@ class VisitorSockets:
 
 
 VISITOR_SOCKETS = web.AppKey("visitor_sockets", VisitorSockets)
+CLOSE_TOKEN_ENDED = 4401
 
 
 async def visitor_socket(request: web.Request) -> web.StreamResponse:
     try:
-        project_id, visitor_id, config = await auth.visitor(request, request.query.get("token"))
+        token, config = await auth.visitor(request, request.query.get("token"))
+        project_id, visitor_id = token.project_id, token.visitor_id
         if not config["enabled"]:
             raise Rejected(409, "chat_disabled", "The chat is switched off for this site.")
         try:
@@ -178,7 +183,8 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
         return error_response(e.status, e.code, e.message, e.headers)
     ws = web.WebSocketResponse(heartbeat=25, max_msg_size=MAX_FRAME_BYTES)
     await ws.prepare(request)
-    socket = VisitorSocket(ws, project_id, visitor_id, None, after, out=SendQueue(ws, request.transport))
+    socket = VisitorSocket(ws, project_id, visitor_id, None, after, out=SendQueue(ws, request.transport),
+                           token=token)
     sockets.add(socket)
     socket_metrics.opened("visitor")
     conversation_id = body.get("conversation_id")
@@ -329,3 +335,23 @@ async def _follow(app: web.Application, socket: VisitorSocket, conversation_id: 
 async def close_all(app: web.Application) -> None:
     await send_queue.close_all([s.out for s in app[VISITOR_SOCKETS].everyone()], WSCloseCode.GOING_AWAY,
                                "gateway restarting")
+
+
+async def end_ended_verified(app: web.Application) -> int:
+    """Closes (4401) every open socket of a verified visitor whose token no longer stands
+    (a rotated identity secret, or its expiry); the widget then asks for a session again,
+    anonymous unless the page vouches anew. Returns how many were closed."""
+    closed = 0
+    for socket in app[VISITOR_SOCKETS].everyone():
+        if socket.token is not None and verified_visitors.is_verified(socket.visitor_id) \
+                and not await verified_visitors.still_verified(app, socket.token):
+            socket.out.finish(CLOSE_TOKEN_ENDED, "visitor session ended")
+            closed += 1
+    if closed:
+        log.info("closed verified visitors' sockets whose token ended", extra={"sockets": closed})
+    return closed
+
+
+# A verified visitor's open socket ends with its token, not at the next reconnect: checked
+# every SECRET_TTL_SECONDS, the time a rotation takes to reach a gateway anyway.
+verified_sweep = every(lambda: verified_visitors.SECRET_TTL_SECONDS, end_ended_verified, at_start=False)

@@ -2,13 +2,19 @@
 
 `<payload>.<signature>`, both base64url; the payload is {"p": project, "v": visitor id},
 the signature HMAC-SHA256 with PARLEY_VISITOR_SECRET, which every gateway of one
-installation shares (make run generates one and keeps it in the run folder)."""
+installation shares (make run generates one and keeps it in the run folder).
+
+A verified visitor's token also carries "g", the generation of the project's identity
+secret that verified them, and "x", when it expires (verified_visitors.py decides
+whether it still stands): rotating the secret, or the site no longer vouching for the
+user, ends it without logging every other visitor out."""
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
 import secrets
+from typing import NamedTuple
 
 import orjson
 
@@ -27,15 +33,26 @@ def _secret() -> bytes:
     return shared_secret("PARLEY_VISITOR_SECRET", "on every gateway")
 
 
-def issue(project_id: str, visitor_id: str | None = None) -> tuple[str, str]:
+class VisitorToken(NamedTuple):
+    project_id: str
+    visitor_id: str
+    generation: str | None = None    # verified visitors: which identity secret verified them
+    expires_at: float | None = None  # verified visitors: unix time
+
+
+def issue(project_id: str, visitor_id: str | None = None, *, generation: str | None = None,
+          expires_at: float | None = None) -> tuple[str, str]:
     """A token for a new anonymous visitor, or for `visitor_id` (a verified visitor's)."""
     visitor_id = visitor_id or secrets.token_hex(16)
-    payload = _b64(orjson.dumps({"p": project_id, "v": visitor_id}))
+    claims = {"p": project_id, "v": visitor_id}
+    if generation is not None:
+        claims.update(g=generation, x=int(expires_at or 0))
+    payload = _b64(orjson.dumps(claims))
     return f"{payload}.{_b64(hmac.new(_secret(), payload.encode(), hashlib.sha256).digest())}", visitor_id
 
 
-def verify(token: object) -> tuple[str, str] | None:
-    """(project id, visitor id), or None for anything not signed by us."""
+def verify(token: object) -> VisitorToken | None:
+    """What the token says, or None for anything not signed by us."""
     if not isinstance(token, str):
         return None
     payload, _, signature = token.partition(".")
@@ -47,6 +64,10 @@ def verify(token: object) -> tuple[str, str] | None:
     try:
         data = orjson.loads(_unb64(payload))
         project_id, visitor_id = data["p"], data["v"]
-    except (ValueError, KeyError, TypeError):
+        generation, expires_at = data.get("g"), data.get("x")
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    return (project_id, visitor_id) if isinstance(project_id, str) and isinstance(visitor_id, str) else None
+    if not (isinstance(project_id, str) and isinstance(visitor_id, str)):
+        return None
+    return VisitorToken(project_id, visitor_id, generation if isinstance(generation, str) else None,
+                        float(expires_at) if isinstance(expires_at, int) else None)

@@ -75,9 +75,14 @@
   // gateway (hash = hex HMAC-SHA256 of id under the project's identity secret, made on the
   // site's server). Verified, they keep their conversations on every device; a missing or
   // wrong hash is ignored (anonymous) with a warning here.
+  // Parley.identify(null) or Parley.reset(): the site's user logged out - the widget
+  // forgets them (token, transcript, unsent messages) and is an anonymous visitor again.
+  // A page that no longer calls identify gets the same at its next load: the gateway does
+  // not reuse a verified visitor's token without the page vouching for them.
   let identity = null;
   function identify(obj) {
-    if (!obj || typeof obj !== 'object' || (typeof obj.id !== 'string' && typeof obj.id !== 'number') || obj.id === '') {
+    if (obj === null || obj === undefined) { reset(); return; }
+    if (typeof obj !== 'object' || (typeof obj.id !== 'string' && typeof obj.id !== 'number') || obj.id === '') {
       warn('identify expects {id, name, email, hash}; ignored'); return;
     }
     const text = v => (typeof v === 'string' && v ? v.slice(0, 200) : undefined);
@@ -86,7 +91,13 @@
     needSession = true;
     if (ws) ws.close(); else if (ui.p) connect(); // reconnects as the verified visitor
   }
-  const api = { setCustomParams, identify, _v: 1 };
+  function reset() {
+    identity = null; needSession = true;
+    if (ui.ls) forget(); else { writeOutbox([]); store.set('offline', ''); store.set('unanswered', ''); }
+    token = null; store.set('token', ''); store.set('visitor', '');
+    if (ws) ws.close(); else if (ui.p) connect();
+  }
+  const api = { setCustomParams, identify, reset, _v: 1 };
   const run = c => {
     if (Array.isArray(c) && typeof c[0] === 'string' && c[0][0] !== '_' && typeof api[c[0]] === 'function') api[c[0]](...c.slice(1));
     else warn('unknown command', c);
@@ -309,6 +320,13 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     of.id = of.sent = null; ui.os.disabled = false; store.set('offline', '');
     const k = { phone_invalid: 'phone', email_invalid: 'email', name_invalid: 'name', contact_required: 'phone', text_empty: 'text', text_too_long: 'text' }[m.code] || 'text';
     badOff(k, k === 'phone' && m.code === 'phone_invalid' ? t('contact_invalid_phone') : k === 'email' ? t('contact_invalid_email') : String(m.message || m.code || ''));
+  }
+  function forget() { // another person in this browser: nothing of the previous one stays, nor is sent as theirs
+    lastSeq = 0; convId = null; convClosed = false; inFlight = null;
+    writeOutbox([]); store.set('offline', ''); store.set('unanswered', '');
+    ui.ls.querySelectorAll('[data-seq], [data-status]').forEach(e => e.remove());
+    byId.clear();
+    if (ui.rate) { ui.rate.remove(); ui.rate = null; }
   }
   function newConversation(id) { // seqs start again at 1: the closed conversation's transcript goes
     convId = id; lastSeq = 0; joined = false; readSent = 0; unanswered = false;
@@ -622,12 +640,12 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     const j = await r.json();
     if (!j || typeof j.visitor_token !== 'string') throw new Error('session: no token');
     if (identity && j.verified === false) warn(`identify: not verified (${j.reason || 'hash_invalid'}); the visitor stays anonymous`);
-    if (token && j.visitor_token !== token) { // a new visitor: the old transcript is not theirs
-      lastSeq = 0;
-      ui.ls.querySelectorAll('[data-seq]').forEach(e => e.remove());
-    }
+    // A new visitor (not a verified visitor's renewed token): the old transcript is not theirs.
+    const was = store.get('visitor');   // (empty in storage written before visitor ids were kept)
+    if (token && (was ? j.visitor_id !== was : j.visitor_token !== token)) forget();
     token = j.visitor_token;
     store.set('token', token);
+    store.set('visitor', j.visitor_id || '');
     needSession = false;
   }
 
