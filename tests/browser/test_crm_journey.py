@@ -90,9 +90,18 @@ async def test_contacts_send_to_crm_lead_created_and_the_returning_client_card(b
     earlier = card.get_by_test_id("card-conversation")
     await earlier.first.wait_for(timeout=15000)
     assert await earlier.count() == 1
+    # The visitor typed the phone (issue 23): the match is marked and the CRM is not asked
+    # until the operator confirms the contacts with the client.
+    await earlier.get_by_test_id("card-unconfirmed").wait_for(timeout=5000)
+    assert "IN_PROCESS" not in await earlier.inner_text()
+    assert await card.get_by_test_id("card-crm-leads").count() == 0
+    await app.screenshot(path=screenshot_path("app-client-card-unconfirmed"))
+    await card.get_by_test_id("card-confirm").click()
+    await card.get_by_test_id("card-crm-leads").filter(has_text="IN_PROCESS").wait_for(timeout=15000)
     text = await earlier.inner_text()
     assert f"#{lead['ID']}" in text and "IN_PROCESS" in text, text
-    assert await card.get_by_test_id("card-crm-leads").filter(has_text="IN_PROCESS").count() == 1
+    assert await card.get_by_test_id("card-unconfirmed").count() == 0
+    assert await card.get_by_test_id("card-confirm").count() == 0
     assert await card.get_by_test_id("card-stale").count() == 0
     await app.screenshot(path=screenshot_path("app-client-card"))
 
@@ -138,9 +147,13 @@ async def test_send_to_crm_makes_no_empty_and_no_second_lead_by_accident(bridge,
     await dialog.get_by_test_id("lead-cancel").click()
     await dialog.wait_for(state="detached")
 
-    # She leaves only her phone: the lead is sent under the name the earlier conversation knew.
+    # She leaves only her phone; once the operator confirms it with her (issue 23: a typed
+    # phone alone borrows nobody's name), the lead goes under the name the earlier
+    # conversation knew.
     await leave_contacts(again, "", "8 905 111 22 33", "")
     await app.get_by_test_id("contacts").filter(has_text="+79051112233").wait_for(timeout=15000)
+    await app.get_by_test_id("client-card").get_by_test_id("card-confirm").click()
+    await app.get_by_test_id("client-card").get_by_test_id("card-confirm").wait_for(state="detached", timeout=15000)
     await app.get_by_test_id("lead-button").click()
     await expect(dialog.get_by_test_id("lead-confirm-contacts")).to_contain_text("Maria Ivanova", timeout=5000)
     await app.screenshot(path=screenshot_path("app-lead-confirm"))

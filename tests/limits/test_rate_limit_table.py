@@ -1,5 +1,5 @@
 """The rate-limit table cannot grow without bound (issue: it was never pruned)."""
-from gateway.rate_limits import SlidingWindow
+from parley.sliding_window import SlidingWindow
 
 
 def test_keys_whose_hits_are_older_than_the_window_are_pruned():

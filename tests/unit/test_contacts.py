@@ -109,6 +109,20 @@ def test_the_assignee_and_an_admin_correct_contacts_which_replace_what_was_known
     assert domain.decide_operator_contacts(history.state, ADMIN, {"name": "Vera P.", "phone": "89007654321"}) == []
 
 
+def test_an_operator_confirming_what_the_visitor_typed_is_an_event_once():
+    """Issue 23: contacts the visitor typed are not confirmed; the operator confirming the
+    same values makes them so (an event, though nothing changed), and only once."""
+    history = started(OLGA)
+    history.add(domain.decide_contacts(history.state, {"name": "Vera", "phone": "+79001234567"}))
+    assert history.state.contacts_confirmed == ()
+    events = history.add(domain.decide_operator_contacts(history.state, OLGA, {"name": "Vera", "phone": "+79001234567"}))
+    assert len(events) == 1 and history.state.contacts_confirmed == ("name", "phone")
+    assert domain.decide_operator_contacts(history.state, OLGA, {"name": "Vera", "phone": "+79001234567"}) == []
+    history.add(domain.decide_contacts(history.state, {"phone": "+79001112233"}))   # the visitor changes it
+    assert history.state.contacts_confirmed == ("name",)
+    assert domain.from_state(domain.to_state(history.state)).contacts_confirmed == ("name",)
+
+
 def test_others_may_not_correct_contacts():
     for who, kind, code in ((PETR, "not_found", "not_found"), (STRANGER, "not_found", "not_found")):
         with pytest.raises(DomainError) as info:

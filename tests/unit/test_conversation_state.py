@@ -108,7 +108,7 @@ def test_the_row_keeps_what_decisions_read_but_not_what_grows_with_the_conversat
     for _ in range(50):
         visitor(h, "x" * 100)
     assert set(h.row) == {"format", "id", "project_id", "visitor_id", "status", "assignee_id", "assignee_name",
-                          "custom_params", "contacts", "page_url", "left_while_closed",
+                          "custom_params", "contacts", "contacts_confirmed", "page_url", "left_while_closed",
                           "offer_id", "offer_to", "offered_ids",   # offered_ids: one per operator per round
                           "last_visitor_seq", "last_reply_seq", "read_by_operator_seq", "read_by_visitor_seq",
                           "rated", "leads_requested", "erased"}

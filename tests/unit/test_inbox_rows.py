@@ -49,9 +49,23 @@ class Stream:
 def test_a_start_makes_the_row_with_the_tables_defaults():
     s = Stream().started(left_while_closed=True)
     assert s.row == {**dict.fromkeys(inbox.COLUMNS), "id": CID, "project_id": "demo", "visitor_id": "v-1",
-                     "status": "new", "contacts": {}, "custom_params": {}, "page_url": "https://x.test/a",
+                     "status": "new", "contacts": {}, "contacts_confirmed": [], "custom_params": {},
+                     "page_url": "https://x.test/a",
                      "unread": 0, "started_at": "2024-05-01T10:01:00+00:00", "version": 1,
                      "left_while_closed": True}
+
+
+def test_only_what_an_operator_entered_counts_as_confirmed_contacts():
+    """Issue 23: a visitor typing a phone is not proof it is theirs."""
+    s = Stream().started()
+    s.add("chat.contacts_given", name="Ivan", phone="+79990000001")
+    assert s.row["contacts"] == {"name": "Ivan", "phone": "+79990000001"} and s.row["contacts_confirmed"] == []
+    s.add("chat.contacts_given", name="Ivan", phone="+79990000001", by_operator_id=str(uuid.uuid4()))
+    assert s.row["contacts_confirmed"] == ["name", "phone"]
+    s.add("chat.contacts_given", phone="+79990000002", email="i@example.com")   # the visitor changes the phone
+    assert s.row["contacts"]["phone"] == "+79990000002" and s.row["contacts_confirmed"] == ["name"]
+    s.add("chat.conversation_erased")
+    assert s.row["contacts_confirmed"] == []
 
 
 def test_visitor_messages_count_as_unread_and_wait_from_the_first_until_a_reply():

@@ -13,7 +13,7 @@ import logging
 import re
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import asyncpg
 from aiohttp import web
@@ -413,33 +413,49 @@ async def _handles_this_visitor(request: web.Request, state: domain.Conversation
 CLIENT_HISTORY_LIMIT = 20
 
 
+@dataclasses.dataclass(frozen=True)
+class Known:
+    contacts: dict[str, str]
+    confirmed: frozenset[str]   # the fields an operator entered or confirmed, or the site verified
+
+
 async def known_contacts(pool: asyncpg.Pool, project_id: str, visitor_id: str, conversation_id: str,
-                         contacts: dict[str, Any] | None) -> dict[str, str]:
+                         contacts: dict[str, Any] | None, confirmed: Sequence[str] = ()) -> Known:
     """The conversation's contacts, with what is missing taken from the newest earlier
-    conversation of the same visitor that has it, then from the newest earlier one with
-    the same phone or email (the client card's "who", and what a lead is sent with). A
-    verified visitor's identity (identities.py) counts as given in this conversation."""
+    conversation of the same visitor that has it, then - by a confirmed phone or email
+    only - a name from the newest earlier one with the same phone or email (the client
+    card's "who", and what a lead is sent with). A verified visitor's identity
+    (identities.py) counts as given, and confirmed, in this conversation. A contact the
+    visitor typed is not proof it is theirs (issue 23), so it never pulls in someone
+    else's name."""
     known = {k: v for k, v in (contacts or {}).items() if k in ("name", "phone", "email") and v}
+    sure = {k for k in confirmed if k in known}
     if visitor_id.startswith(identities.VERIFIED_PREFIX):   # what the site said of its logged-in user
-        known = {**await identities.lookup(pool, project_id, visitor_id), **known}
+        verified = await identities.lookup(pool, project_id, visitor_id)
+        known, sure = {**verified, **known}, sure | {k for k in verified if k not in known}
     if len(known) < 3:
         for earlier in await pool.fetch(
-                """select contacts from conversations where project_id = $1 and visitor_id = $2 and id <> $3
+                """select contacts, contacts_confirmed from conversations
+                   where project_id = $1 and visitor_id = $2 and id <> $3
                    and contacts <> '{}'::jsonb order by started_at desc limit $4""",
                 project_id, visitor_id, conversation_id, CLIENT_HISTORY_LIMIT):
             for k in ("name", "phone", "email"):
                 if not known.get(k) and earlier["contacts"].get(k):
                     known[k] = earlier["contacts"][k]
-    if not known.get("name") and (known.get("phone") or known.get("email")):
+                    if k in earlier["contacts_confirmed"]:
+                        sure.add(k)
+    phone = known.get("phone") if "phone" in sure else None
+    email = (known.get("email") or "").lower() or None if "email" in sure else None
+    if not known.get("name") and (phone or email):
         named = await pool.fetchval(
             """select contacts->>'name' from conversations
                where project_id = $1 and id <> $2 and contacts->>'name' is not null
                  and (contacts->>'phone' = $3 or lower(contacts->>'email') = $4)
                order by started_at desc limit 1""",
-            project_id, conversation_id, known.get("phone"), (known.get("email") or "").lower() or None)
+            project_id, conversation_id, phone, email)
         if named:
             known["name"] = named
-    return known
+    return Known(known, frozenset(sure))
 
 
 async def client(request: web.Request) -> web.Response:
@@ -447,38 +463,49 @@ async def client(request: web.Request) -> web.Response:
     contacts and their earlier conversations in the project, found by the same visitor
     token or the same phone or email. Contacts missing here are taken from the newest
     earlier conversation of the same visitor that has them (one hop: a phone given
-    last time still finds last time's leads)."""
+    last time still finds last time's leads).
+
+    Issue 23: a match by a contact nobody confirmed (the visitor typed it) is marked
+    `unconfirmed`; and an operator who is not an admin is shown only the earlier
+    conversations they may see - of the others, only how many there are."""
     me = operator_of(request)
     conversation_id = _conversation_id(request)
     pool = request.app[POOL]
     row = await pool.fetchrow(
-        "select project_id, visitor_id, assignee_id::text, visitor_name, contacts from conversations where id = $1",
-        conversation_id)
+        """select project_id, visitor_id, assignee_id::text, visitor_name, contacts, contacts_confirmed
+           from conversations where id = $1""", conversation_id)
     if row is None or not operator_may_see(row["project_id"], row["assignee_id"], project_id=me.project_id,
                                            operator_id=me.id, is_admin=me.is_admin):
         raise Rejected(404, "not_found", "Conversation not found.")
-    known = await known_contacts(pool, row["project_id"], row["visitor_id"], conversation_id, row["contacts"])
-    phone, email = known.get("phone"), (known.get("email") or "").strip().lower() or None
+    known = await known_contacts(pool, row["project_id"], row["visitor_id"], conversation_id, row["contacts"],
+                                 row["contacts_confirmed"])
+    phone, email = known.contacts.get("phone"), (known.contacts.get("email") or "").strip().lower() or None
     history = await pool.fetch(
-        """select id::text, started_at, status, assignee_name, last_message_text, last_message_at, lead_requested_at,
-                  visitor_id = $2 as same_visitor, contacts->>'phone' = $3 as same_phone,
+        """select id::text, started_at, status, assignee_id::text, assignee_name, last_message_text, last_message_at,
+                  lead_requested_at, visitor_id = $2 as same_visitor, contacts->>'phone' = $3 as same_phone,
                   lower(contacts->>'email') = $4 as same_email
            from conversations
            where project_id = $1 and id <> $5
              and (visitor_id = $2 or contacts->>'phone' = $3 or lower(contacts->>'email') = $4)
            order by started_at desc limit $6""",
         row["project_id"], row["visitor_id"], phone, email, conversation_id, CLIENT_HISTORY_LIMIT)
-    conversations = []
+    conversations, hidden = [], 0
     for h in history:
+        if not operator_may_see(row["project_id"], h["assignee_id"], project_id=me.project_id,
+                                operator_id=me.id, is_admin=me.is_admin):
+            hidden += 1
+            continue
         matched = [k for k, flag in (("visitor", h["same_visitor"]), ("phone", h["same_phone"]),
                                      ("email", h["same_email"])) if flag]
         conversations.append({"id": h["id"], "status": h["status"], "assignee_name": h["assignee_name"],
                               "last_message_text": h["last_message_text"], "matched_by": matched,
+                              "unconfirmed": not any(k == "visitor" or k in known.confirmed for k in matched),
                               **{k: h[k].isoformat() if h[k] else None
                                  for k in ("started_at", "last_message_at", "lead_requested_at")}})
     return ok({"conversation_id": conversation_id, "visitor_id": row["visitor_id"],
-               "name": known.get("name") or row["visitor_name"], "phone": phone, "email": known.get("email"),
-               "conversations": conversations})
+               "name": known.contacts.get("name") or row["visitor_name"], "phone": phone,
+               "email": known.contacts.get("email"), "confirmed": sorted(known.confirmed),
+               "conversations": conversations, "hidden_conversations": hidden})
 
 
 async def _operator_command(request: web.Request, kind: str,
@@ -542,10 +569,11 @@ async def request_lead(request: web.Request) -> web.Response:
     again = body.get("again", False)
     if not isinstance(again, bool):
         raise Rejected(422, "again_invalid", "again is true or false.")
-    row = await request.app[POOL].fetchrow("select project_id, visitor_id, contacts from conversations where id = $1",
-                                           _conversation_id(request))
-    known = await known_contacts(request.app[POOL], row["project_id"], row["visitor_id"], _conversation_id(request),
-                                 row["contacts"]) if row else {}
+    row = await request.app[POOL].fetchrow(
+        "select project_id, visitor_id, contacts, contacts_confirmed from conversations where id = $1",
+        _conversation_id(request))
+    known = (await known_contacts(request.app[POOL], row["project_id"], row["visitor_id"], _conversation_id(request),
+                                  row["contacts"], row["contacts_confirmed"])).contacts if row else {}
     return await _operator_command(request, "lead",
                                    lambda s, me, _: domain.decide_request_lead(s, me, known=known, again=again))
 

@@ -71,6 +71,7 @@ class Conversation:
     reply_ids: frozenset[str] = frozenset()       # the operators'
     custom_params: dict[str, str] = field(default_factory=dict)
     contacts: dict[str, str | None] = field(default_factory=dict)
+    contacts_confirmed: tuple[str, ...] = ()   # the fields an operator entered or confirmed (issue 23)
     page_url: str | None = None
     transcript: tuple[dict[str, Any], ...] = ()   # what a lead carries: messages, never notes
     left_while_closed: bool = False                # started by the offline form while the chat was closed
@@ -113,7 +114,10 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
             return replace(state, custom_params={**state.custom_params, **d["params"]})
         case "chat.contacts_given":  # the visitor's add to what is known; an operator's replace it
             given = {k: d.get(k) for k in ("name", "phone", "email") if d.get(k)}
-            return replace(state, contacts=given if d.get("by_operator_id") else {**state.contacts, **given})
+            if d.get("by_operator_id"):
+                return replace(state, contacts=given, contacts_confirmed=tuple(sorted(given)))
+            return replace(state, contacts={**state.contacts, **given},
+                           contacts_confirmed=tuple(k for k in state.contacts_confirmed if k not in given))
         case "chat.page_visited":
             return replace(state, page_url=d["page_url"])
         case "chat.read_by_operator":
@@ -125,8 +129,8 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
         case "lead.requested":
             return replace(state, leads_requested=state.leads_requested + 1)
         case "chat.conversation_erased":   # what the state kept of the visitor goes too
-            return replace(state, erased=True, contacts={}, custom_params={}, page_url=None, transcript=(),
-                           offer_id=None, offer_to=None)
+            return replace(state, erased=True, contacts={}, contacts_confirmed=(), custom_params={}, page_url=None,
+                           transcript=(), offer_id=None, offer_to=None)
         case "assignment.taken" | "assignment.assigned" | "assignment.accepted":
             return replace(state, assignee_id=d["operator_id"], assignee_name=d["operator_name"],
                            offer_id=None, offer_to=None)
@@ -161,7 +165,7 @@ def fold(events: list[Event], state: Conversation | None = None) -> Conversation
 # kept state must equal kept(fold(events)), and a row of another STATE_FORMAT is
 # rebuilt from them.
 
-STATE_FORMAT = 5   # 2: the offer fields; 3: read receipts and the rating; 4: leads requested; 5: erased
+STATE_FORMAT = 6   # 2: offers; 3: read receipts and the rating; 4: leads requested; 5: erased; 6: confirmed contacts
 
 
 def kept(state: Conversation | None) -> Conversation | None:
@@ -175,7 +179,8 @@ def to_state(state: Conversation) -> dict[str, Any]:
     """The state row's JSON."""
     return {"format": STATE_FORMAT, "id": state.id, "project_id": state.project_id, "visitor_id": state.visitor_id,
             "status": state.status, "assignee_id": state.assignee_id, "assignee_name": state.assignee_name,
-            "custom_params": state.custom_params, "contacts": state.contacts, "page_url": state.page_url,
+            "custom_params": state.custom_params, "contacts": state.contacts,
+            "contacts_confirmed": list(state.contacts_confirmed), "page_url": state.page_url,
             "left_while_closed": state.left_while_closed, "offer_id": state.offer_id, "offer_to": state.offer_to,
             "offered_ids": list(state.offered_ids), "last_visitor_seq": state.last_visitor_seq,
             "last_reply_seq": state.last_reply_seq, "read_by_operator_seq": state.read_by_operator_seq,
@@ -191,6 +196,7 @@ def from_state(row: dict[str, Any], *, message_ids: frozenset[str] = frozenset()
         return None
     fields = {k: v for k, v in row.items() if k != "format"}
     fields["offered_ids"] = tuple(fields.get("offered_ids") or ())
+    fields["contacts_confirmed"] = tuple(fields.get("contacts_confirmed") or ())
     return Conversation(**fields, message_ids=message_ids, reply_ids=reply_ids)
 
 
@@ -557,12 +563,14 @@ def decide_note(state: Conversation | None, who: Operator, note_id: str, text: A
 
 def decide_operator_contacts(state: Conversation | None, who: Operator, contacts: Any) -> list[Event]:
     """An operator types or corrects the contacts (assignee or admin, like replies): the
-    contacts become exactly these - a field left empty is cleared. Same contacts: nothing."""
+    contacts become exactly these - a field left empty is cleared - and count as
+    confirmed. The same contacts, already confirmed: nothing."""
     state = _require_handler(state, who)
     if not isinstance(contacts, dict):
         raise DomainError("contacts_invalid", "Send {name, phone, email}.")
     cleaned = clean_contacts(contacts, allow_empty=True)
-    if {k: v for k, v in cleaned.items() if v} == {k: v for k, v in state.contacts.items() if v}:
+    same = {k: v for k, v in cleaned.items() if v}
+    if same == {k: v for k, v in state.contacts.items() if v} and set(same) <= set(state.contacts_confirmed):
         return []
     return [new_event("chat.contacts_given", conversation_stream(state.id), {**cleaned, "by_operator_id": who.id},
                       project_id=state.project_id)]

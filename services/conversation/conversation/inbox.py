@@ -20,7 +20,8 @@ PREVIEW = 140
 COLUMNS = ("id", "project_id", "visitor_id", "status", "assignee_id", "assignee_name", "visitor_name", "contacts",
            "custom_params", "page_url", "last_message_text", "last_message_from", "last_message_at",
            "waiting_since", "unread", "started_at", "lead_requested_at", "version", "left_while_closed",
-           "offer_id", "offered_to", "offered_at", "last_offered_to", "last_offered_at", "erased_at")
+           "offer_id", "offered_to", "offered_at", "last_offered_to", "last_offered_at", "erased_at",
+           "contacts_confirmed")
 
 Row = dict[str, Any]
 
@@ -47,7 +48,8 @@ def start(row: Row | None, event: Event) -> Row:
         raise ValueError(f"conversation {id_of(event.stream_id)} started twice")
     d = event.data
     return {**dict.fromkeys(COLUMNS), "id": id_of(event.stream_id), "project_id": event.project_id,
-            "visitor_id": d["visitor_id"], "status": "new", "contacts": {}, "custom_params": {},
+            "visitor_id": d["visitor_id"], "status": "new", "contacts": {}, "contacts_confirmed": [],
+            "custom_params": {},
             "page_url": d.get("page_url"), "unread": 0, "started_at": event.occurred_at,
             "version": event.stream_version, "left_while_closed": bool(d.get("left_while_closed"))}
 
@@ -83,10 +85,13 @@ def follow(row: Row, event: Event, visitor_seqs: Iterable[int] = ()) -> None:
             row["custom_params"] = {**row["custom_params"], **d["params"]}
         case "chat.contacts_given":
             given = {k: d.get(k) for k in ("name", "phone", "email") if d.get(k)}
+            # contacts_confirmed: the fields an operator entered or confirmed (issue 23: only
+            # those find other people's conversations and are looked up in the CRM).
             if d.get("by_operator_id"):  # an operator's contacts replace what was known
-                row.update(contacts=given, visitor_name=d.get("name"))
+                row.update(contacts=given, visitor_name=d.get("name"), contacts_confirmed=sorted(given))
             else:  # the visitor's add to it; a name that is not given keeps the known one
                 row["contacts"] = {**row["contacts"], **given}
+                row["contacts_confirmed"] = [k for k in row["contacts_confirmed"] or () if k not in given]
                 if d.get("name") is not None:
                     row["visitor_name"] = d["name"]
         case "assignment.taken" | "assignment.assigned" | "assignment.accepted":
@@ -100,8 +105,8 @@ def follow(row: Row, event: Event, visitor_seqs: Iterable[int] = ()) -> None:
         case "lead.requested":
             row["lead_requested_at"] = at
         case "chat.conversation_erased":   # a record is left: status, operator, times, counts
-            row.update(visitor_name=None, contacts={}, custom_params={}, page_url=None, last_message_text=None,
-                       erased_at=at)
+            row.update(visitor_name=None, contacts={}, contacts_confirmed=[], custom_params={}, page_url=None,
+                       last_message_text=None, erased_at=at)
     if event.stream_version > row["version"]:
         row["version"] = event.stream_version
 

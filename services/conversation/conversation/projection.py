@@ -35,7 +35,7 @@ join conversation_messages m on m.conversation_id = r.id and m.side = 'visitor' 
 # Every column arrives as an array of text (or int/bool) and is cast here, so loaded
 # values (UUID, datetime) and an event's own (str) are written alike.
 _TYPES = {"id": "uuid", "assignee_id": "uuid", "offer_id": "uuid", "offered_to": "uuid", "last_offered_to": "uuid",
-          "contacts": "jsonb", "custom_params": "jsonb", "last_message_at": "timestamptz",
+          "contacts": "jsonb", "contacts_confirmed": "jsonb", "custom_params": "jsonb", "last_message_at": "timestamptz",
           "waiting_since": "timestamptz", "started_at": "timestamptz", "lead_requested_at": "timestamptz",
           "offered_at": "timestamptz", "last_offered_at": "timestamptz", "unread": "int", "version": "int",
           "left_while_closed": "bool", "erased_at": "timestamptz"}
@@ -212,7 +212,7 @@ def _db_value(value: Any) -> Any:
         return value
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, dict):
+    if isinstance(value, (dict, list)):
         return orjson.dumps(value).decode()
     return str(value)   # a loaded UUID
 

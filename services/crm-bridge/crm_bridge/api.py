@@ -302,7 +302,9 @@ async def client_card(request: web.Request) -> web.Response:
     if not isinstance(body.get("refresh", False), bool):
         raise _invalid("refresh", "refresh is true or false.")
     crm = await client_cards.crm_leads(request.app, me.project_id, _card_contact(body, "phone", 40),
-                                       _card_contact(body, "email", 254), refresh=body.get("refresh", False))
+                                       _card_contact(body, "email", 254), by=me.id,
+                                       conversation_id=canonical_uuid(ids[0]) if ids else None,
+                                       refresh=body.get("refresh", False))
     rows = await request.app[POOL].fetch(
         """select * from deliveries where project_id = $1 and conversation_id = any($2::uuid[])
            order by created_at desc, request_id""", me.project_id, [canonical_uuid(i) for i in ids])
@@ -313,6 +315,7 @@ async def client_card(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     deliveries.setup(app)
+    client_cards.setup(app)
     app.router.add_get("/api/project/crm", get_settings)
     app.router.add_put("/api/project/crm", put_settings)
     app.router.add_post("/api/project/crm/test", test_connection)

@@ -9,7 +9,12 @@
 The card joins the conversation service's answer (who the client is, their earlier
 conversations by visitor token, phone or email) with crm-bridge's (the leads Parley
 made for them and the CRM's own record). The card never fails because of the CRM side:
-with crm-bridge or the CRM down, it comes back with `crm.stale` set and the reason."""
+with crm-bridge or the CRM down, it comes back with `crm.stale` set and the reason.
+
+The CRM is asked only about contacts an operator entered or confirmed (or the site
+verified): a visitor who types someone else's phone learns nothing and shows the
+operator nothing of that person's CRM records (issue 23). Otherwise `crm.unconfirmed`
+lists the contacts to confirm first (the app's "Confirm and look up")."""
 from __future__ import annotations
 
 import logging
@@ -59,12 +64,13 @@ async def client_card(request: web.Request) -> web.Response:
     refresh = request.query.get("refresh") in ("1", "true")
     headers = as_operator(request, me)
     who = await conversation(request.app).checked("GET", path("api", "conversations", cid, "client"), headers=headers)
-    earlier = who.pop("conversations")
+    earlier, hidden = who.pop("conversations"), who.pop("hidden_conversations", 0)
+    confirmed = set(who.get("confirmed") or ())
+    asked = {k: who[k] if k in confirmed else None for k in ("phone", "email")}
     try:
         found = await crm(request.app).checked(
             "POST", path("api", "client-card"), headers=headers,
-            json={"phone": who["phone"], "email": who["email"], "refresh": refresh,
-                  "conversation_ids": [cid] + [c["id"] for c in earlier]})
+            json={**asked, "refresh": refresh, "conversation_ids": [cid] + [c["id"] for c in earlier]})
     except Rejected as e:
         if e.status < 500:
             raise
@@ -76,8 +82,10 @@ async def client_card(request: web.Request) -> web.Response:
         by_conversation.setdefault(lead["conversation_id"], []).append(lead)
     for c in earlier:
         c["leads"] = by_conversation.get(c["id"], [])
+    unconfirmed = [k for k in ("phone", "email") if who.get(k) and k not in confirmed]
     return ok({"client": who, "leads": by_conversation.get(cid, []), "earlier_conversations": earlier,
-               "crm": found["crm"]})
+               "hidden_conversations": hidden,
+               "crm": {**found["crm"], "unconfirmed": unconfirmed}})
 
 
 def add_routes(app: web.Application) -> None:

@@ -154,6 +154,7 @@ export function createConversationView(ctx) {
     addEvent(ev, true);
     if (nearBottom) scrollToEnd();
     if (ev.event === 'chat.visitor_message_posted') { typing.hidden = true; markRead(); }
+    if (ev.event === 'chat.contacts_given') loadCard(false);   // who the client may be, and what to confirm
   }
 
   /** The operator is looking at the conversation: the visitor's messages up to maxSeq are read.
@@ -461,20 +462,44 @@ export function createConversationView(ctx) {
         const item = h('li', { 'data-testid': 'card-conversation' },
           h('a', { href: `#/conversations/${c.id}` }, formatDateTime(c.started_at)), ' · ', statusLabel(c.status),
           c.assignee_name ? ` · ${c.assignee_name}` : '',
-          h('span', { class: 'muted small' }, ` (${matched})`));
+          h('span', { class: 'muted small' }, ` (${matched})`),
+          // matched only by a contact the visitor typed: maybe not this client at all
+          c.unconfirmed ? h('span', { class: 'chip chip-warn', 'data-testid': 'card-unconfirmed',
+            title: t('card_unconfirmed_hint') }, t('card_unconfirmed')) : null);
         if (c.last_message_text) item.append(h('p', { class: 'muted small card-preview' }, c.last_message_text));
         if (c.leads.length) item.append(h('ul', { class: 'card-leads' }, ...c.leads.map((l) => leadLine(l))));
         list.append(item);
       }
       box.append(list);
     }
+    if (card.hidden_conversations) {
+      box.append(h('p', { class: 'muted small', 'data-testid': 'card-hidden' },
+        t('card_hidden', { n: card.hidden_conversations })));
+    }
     const crm = card.crm;
     if (crm.kind !== 'none') {
       box.append(h('h4', null, t('card_in_crm')));
+      if (crm.unconfirmed && crm.unconfirmed.length) {
+        // The CRM is asked only about contacts an operator confirmed: confirming them here
+        // stores them as this conversation's contacts (PUT, as the contacts form does).
+        box.append(h('p', { class: 'muted small', 'data-testid': 'card-confirm-hint' }, t('card_confirm_hint')),
+          h('button', { class: 'btn btn-small', type: 'button', 'data-testid': 'card-confirm',
+            onclick: async (e) => {
+              e.currentTarget.disabled = true;
+              const who = card.client;
+              try {
+                await api('PUT', `/api/conversations/${id}/contacts`,
+                  { name: who.name || '', phone: who.phone || '', email: who.email || '' });
+                await loadCard(true);
+              } catch (err) { ctx.toastError(err.message || t('network_error')); await loadCard(false); }
+            } }, t('card_confirm')));
+      }
       if (crm.leads.length) {
         box.append(h('ul', { class: 'card-leads', 'data-testid': 'card-crm-leads' }, ...crm.leads.map((l) => leadLine(
           { lead_id: l.lead_id, lead_url: l.url }, l.status))));
-      } else if (!crm.stale) box.append(h('p', { class: 'muted' }, t('card_no_crm_leads')));
+      } else if (!crm.stale && !(crm.unconfirmed && crm.unconfirmed.length)) {
+        box.append(h('p', { class: 'muted' }, t('card_no_crm_leads')));
+      }
       if (crm.stale) {
         box.append(h('p', { class: 'card-stale', role: 'status', 'data-testid': 'card-stale' },
           t('card_stale', { reason: crm.error || '' })));
