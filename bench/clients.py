@@ -125,7 +125,7 @@ async def open_visitors(http: aiohttp.ClientSession, gateway: str, n: int, track
         async with gate:
             for attempt in range(5):
                 try:
-                    ws = await http.ws_connect(f"{gateway}/ws/visitor?token={visitor_token()}",
+                    ws = await http.ws_connect(f"{gateway}/ws/visitor", protocols=("parley.v1", f"parley.token.{visitor_token()}"),
                                                headers={"X-Forwarded-For": address(i)}, autoping=True)
                     break
                 except (aiohttp.ClientError, asyncio.TimeoutError):
@@ -198,7 +198,8 @@ async def open_operator(http: aiohttp.ClientSession, gateway: str, token: str, d
                         prefix: str = "") -> Operator:
     for attempt in range(20):   # a storm of connects is refused `busy` (503) past a bound: again, as the app does
         try:
-            ws = await http.ws_connect(f"{gateway}/ws/operator?token={token}", autoping=True, max_msg_size=0)
+            ws = await http.ws_connect(f"{gateway}/ws/operator", headers={"Authorization": f"Bearer {token}"},
+                                       autoping=True, max_msg_size=0)
             break
         except aiohttp.WSServerHandshakeError as e:
             if e.status != 503 or attempt == 19:
@@ -219,7 +220,7 @@ def stalled_operator(gateway: str, token: str) -> socket.socket:
     sock.settimeout(30)
     sock.connect((url.hostname, url.port))
     key = os.urandom(16).hex()[:22] + "=="
-    sock.sendall((f"GET /ws/operator?token={token} HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\n"
+    sock.sendall((f"GET /ws/operator HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\nAuthorization: Bearer {token}\r\n"
                   f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                   "Sec-WebSocket-Version: 13\r\n\r\n").encode())
     head = b""

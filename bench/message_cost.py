@@ -114,7 +114,8 @@ async def measure(comps, lengths=(50, 1500), samples: int = 60, *, vacuum: bool 
             async def visitor_at(length: int) -> Visitor:
                 token = (await (await http.post(f"{gateway}/api/visitor/session", json={"project": "demo"})).json())[
                     "visitor_token"]
-                visitor = Visitor(await http.ws_connect(f"{gateway}/ws/visitor?token={token}"))
+                visitor = Visitor(await http.ws_connect(f"{gateway}/ws/visitor",
+                                                        protocols=("parley.v1", f"parley.token.{token}")))
                 while visitor.seq < length - 1:
                     await visitor.send(f"filler {visitor.seq}")
                 return visitor

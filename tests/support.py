@@ -142,7 +142,7 @@ class AppSocket:
     @classmethod
     async def open(cls, gateway: TestClient, token: str) -> "AppSocket":
         gateway.session.cookie_jar.clear()   # the token, not the last login's cookie, says who this is
-        ws = await gateway.ws_connect(f"/ws/operator?token={token}")
+        ws = await gateway.ws_connect("/ws/operator", headers={"Authorization": f"Bearer {token}"})
         assert (await ws.receive_json(timeout=10))["type"] == "hello"
         frames: list[dict] = []
 

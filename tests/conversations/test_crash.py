@@ -33,7 +33,7 @@ async def test_sigkill_of_the_conversation_service_loses_and_doubles_nothing(sta
     await gateway.start_server()
     try:
         owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
-        ws = await gateway.ws_connect(f"/ws/operator?token={owner}")
+        ws = await gateway.ws_connect("/ws/operator", headers={"Authorization": f"Bearer {owner}"})
         assert (await ws.receive_json(timeout=10))["type"] == "hello"
         pushed: list[str] = []
 

@@ -10,7 +10,7 @@ from parley.service import create_app
 import gateway.__main__ as gateway_main
 from gateway import project_config
 from gateway.rate_limits import MESSAGES_PER_MINUTE_PER_VISITOR
-from tests.conversations.visitor import ScriptedVisitor
+from tests.conversations.visitor import ScriptedVisitor, visitor_protocols
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, settings
 
 
@@ -75,7 +75,7 @@ async def test_visitor_on_one_gateway_operator_on_another(stack, platform):
         visitor = ScriptedVisitor(stack.gateway)  # gateway A
         await visitor.start()
         await visitor.send_and_wait("Hi from A")
-        ws = await second.ws_connect(f"/ws/operator?token={operator}")  # gateway B
+        ws = await second.ws_connect("/ws/operator", headers={"Authorization": f"Bearer {operator}"})  # gateway B
         assert (await ws.receive_json(timeout=10))["type"] == "hello"
         await asyncio.sleep(0.3)
         headers = {"Authorization": f"Bearer {operator}"}
@@ -124,9 +124,9 @@ async def test_a_visitor_socket_from_a_foreign_origin_is_refused(stack):
     await visitor.start()
     import aiohttp
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await stack.gateway.ws_connect(f"/ws/visitor?token={visitor.token}", headers={"Origin": "https://evil.example"})
+        await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(visitor.token), headers={"Origin": "https://evil.example"})
     assert refused.value.status == 403
-    ok = await stack.gateway.ws_connect(f"/ws/visitor?token={visitor.token}", headers={"Origin": "https://shop.example"})
+    ok = await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(visitor.token), headers={"Origin": "https://shop.example"})
     assert (await ok.receive_json(timeout=10))["type"] == "hello"
     await ok.close()
 
@@ -137,7 +137,7 @@ async def test_a_forged_visitor_token_is_refused(stack):
     payload, signature = visitor.token.split(".")
     import aiohttp
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await stack.gateway.ws_connect(f"/ws/visitor?token={payload}.{signature[::-1]}")
+        await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(f"{payload}.{signature[::-1]}"))
     assert refused.value.status == 401
 
 

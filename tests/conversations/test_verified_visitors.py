@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from gateway import verified_visitors, visitor_socket, visitor_tokens
-from tests.conversations.visitor import ScriptedVisitor
+from tests.conversations.visitor import ScriptedVisitor, visitor_protocols
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 
@@ -114,7 +114,7 @@ async def test_a_stolen_verified_token_ends_with_the_secret_it_was_verified_by(s
         await device.wait_for(lambda: device.ws.closed, "closed")
         assert device.ws.close_code == 4401
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await stack.gateway.ws_connect(f"/ws/visitor?token={session['visitor_token']}")
+        await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(session['visitor_token']))
     assert refused.value.status == 401
     # The stolen token buys a new, empty anonymous visitor at most.
     fresh = await _session(stack, token=session["visitor_token"])
@@ -140,14 +140,14 @@ async def test_a_verified_token_expires(stack):
     for expires_at, opens in ((time.time() - 1, False), (time.time() + 60, True)):
         token, _ = visitor_tokens.issue("demo", visitor_id, generation=generation, expires_at=expires_at)
         if opens:
-            ws = await stack.gateway.ws_connect(f"/ws/visitor?token={token}")
+            ws = await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(token))
             assert (await ws.receive_json(timeout=10))["type"] == "hello"
             await ws.close()
         else:
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                await stack.gateway.ws_connect(f"/ws/visitor?token={token}")
+                await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(token))
             assert refused.value.status == 401
     # A verified id in a token without a generation (as every gateway issued before) ends too.
     token, _ = visitor_tokens.issue("demo", visitor_id)
     with pytest.raises(aiohttp.WSServerHandshakeError):
-        await stack.gateway.ws_connect(f"/ws/visitor?token={token}")
+        await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(token))

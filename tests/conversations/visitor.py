@@ -8,6 +8,16 @@ from dataclasses import dataclass, field
 import aiohttp
 
 
+def visitor_protocols(token: str) -> tuple[str, ...]:
+    """How the widget sends its token on /ws/visitor: as a subprotocol, not in the URL."""
+    return ("parley.v1", f"parley.token.{token}")
+
+
+def visitor_headers(token: str) -> dict[str, str]:
+    """How the widget sends its token on uploads and downloads."""
+    return {"X-Parley-Visitor-Token": token}
+
+
 @dataclass
 class ScriptedVisitor:
     client: object                 # the gateway's aiohttp TestClient (or anything with .post/.ws_connect)
@@ -31,7 +41,7 @@ class ScriptedVisitor:
         await self.connect()
 
     async def connect(self) -> None:
-        self.ws = await self.client.ws_connect(f"/ws/visitor?token={self.token}&after={self.last_seq}")
+        self.ws = await self.client.ws_connect(f"/ws/visitor?after={self.last_seq}", protocols=visitor_protocols(self.token))
         hello = await self.ws.receive_json(timeout=10)
         assert hello["type"] == "hello"
         self.conversation_id = hello["conversation_id"] or self.conversation_id

@@ -14,7 +14,7 @@ async def test_an_operator_socket_is_counted_open_then_closed(stack):
     token = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     open_before = _sample("parley_ws_open", "operator")
     closed_before = _sample("parley_ws_disconnects_total", "operator")
-    ws = await stack.gateway.ws_connect(f"/ws/operator?token={token}")
+    ws = await stack.gateway.ws_connect("/ws/operator", headers={"Authorization": f"Bearer {token}"})
     assert (await ws.receive_json(timeout=10))["type"] == "hello"
     assert _sample("parley_ws_open", "operator") == open_before + 1
     await ws.close()

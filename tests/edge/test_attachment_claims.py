@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from parley.service import POOL
-from tests.conversations.visitor import ScriptedVisitor
+from tests.conversations.visitor import ScriptedVisitor, visitor_headers
 from tests.edge.conftest import conversation_events
 
 from gateway import files
@@ -18,8 +18,8 @@ OTHER_ACTIONS = ("notes", "take", "status", "lead", "accept", "read")
 
 
 async def visitor_upload(stack, visitor: ScriptedVisitor, data: bytes = PDF, address: str = "203.0.113.7") -> str:
-    r = await stack.gateway.post(f"/api/visitor/attachments?token={visitor.token}", data=data,
-                                 headers={"X-File-Name": "contract.pdf", "X-Forwarded-For": address})
+    r = await stack.gateway.post("/api/visitor/attachments", data=data,
+                                 headers={**visitor_headers(visitor.token), "X-File-Name": "contract.pdf", "X-Forwarded-For": address})
     assert r.status == 201, await r.text()
     return (await r.json())["file_id"]
 
@@ -71,7 +71,7 @@ async def test_a_reply_carries_only_its_senders_unsent_file(stack, cast):
     assert r.status == 200, "a resend into the same conversation is the same reply"
     await other.send_and_wait("hello too")
     second = await stack.conversation_client.checked(
-        "GET", f"/internal/visitor/conversation", params={"project_id": "demo", "visitor_id": other.visitor_id})
+        "GET", "/internal/visitor/conversation", params={"project_id": "demo", "visitor_id": other.visitor_id})
     r = await stack.call("POST", f"/api/conversations/{second['conversation_id']}/take", cast.b)
     assert r.status == 200, await r.text()
     r = await stack.call("POST", f"/api/conversations/{second['conversation_id']}/messages", cast.b,
@@ -113,8 +113,8 @@ async def test_unsent_uploads_are_bounded_per_address_whatever_the_token(stack, 
         v = ScriptedVisitor(stack.gateway)
         await v.start()
         for _ in range(3):
-            r = await stack.gateway.post(f"/api/visitor/attachments?token={v.token}", data=PDF,
-                                         headers={"X-Forwarded-For": "198.51.100.9"})
+            r = await stack.gateway.post("/api/visitor/attachments", data=PDF,
+                                         headers={**visitor_headers(v.token), "X-Forwarded-For": "198.51.100.9"})
             if r.status == 201:
                 uploaded += 1
             else:
@@ -125,8 +125,8 @@ async def test_unsent_uploads_are_bounded_per_address_whatever_the_token(stack, 
     assert set(codes) == {"upload_quota_address"}
     v = ScriptedVisitor(stack.gateway)
     await v.start()
-    assert (await stack.gateway.post(f"/api/visitor/attachments?token={v.token}", data=PDF,
-                                     headers={"X-Forwarded-For": "198.51.100.10"})).status == 201
+    assert (await stack.gateway.post("/api/visitor/attachments", data=PDF,
+                                     headers={**visitor_headers(v.token), "X-Forwarded-For": "198.51.100.10"})).status == 201
     await v.drop()
 
 
@@ -138,8 +138,8 @@ async def test_unsent_uploads_are_bounded_per_project(stack, cast, monkeypatch):
         v = ScriptedVisitor(stack.gateway)
         await v.start()
         visitors.append(v)
-        r = await stack.gateway.post(f"/api/visitor/attachments?token={v.token}", data=PDF,
-                                     headers={"X-Forwarded-For": f"198.51.100.{20 + i}"})
+        r = await stack.gateway.post("/api/visitor/attachments", data=PDF,
+                                     headers={**visitor_headers(v.token), "X-Forwarded-For": f"198.51.100.{20 + i}"})
         statuses.append(r.status)
         if r.status == 201:
             held.append((v, (await r.json())["file_id"]))
@@ -152,8 +152,8 @@ async def test_unsent_uploads_are_bounded_per_project(stack, cast, monkeypatch):
     # Quotas count files not yet sent: sending one frees its place.
     v, file_id = held[0]
     await v.send_and_wait("here it is", attachment=file_id)
-    r = await stack.gateway.post(f"/api/visitor/attachments?token={visitors[3].token}", data=PDF,
-                                 headers={"X-Forwarded-For": "198.51.100.23"})
+    r = await stack.gateway.post("/api/visitor/attachments", data=PDF,
+                                 headers={**visitor_headers(visitors[3].token), "X-Forwarded-For": "198.51.100.23"})
     assert r.status == 201, await r.text()
     for v in visitors:
         await v.drop()

@@ -134,14 +134,15 @@ async def test_the_operator_socket_hands_the_rotated_token_back(stack, cast, fas
 
 
 async def test_a_socket_client_with_a_token_follows_session_rotated(stack, cast, fast_rotation, bearer_client):
-    """Clients that cannot send a cookie on a WebSocket pass `?token=`; the new one comes as a message."""
+    """Clients without the cookie send their token in the Authorization header (never the
+    URL, which proxies log); the new one comes as a message."""
     fast_rotation()
     r = await bearer_client.post("/api/session", json={"project": "demo", "email": cast.b_email,
                                                        "password": cast.password})
     token = first = (await r.json())["token"]
     for _ in range(3):
         await stack.elapse_sessions(PAST_GRACE)
-        ws = await bearer_client.ws_connect("/ws/operator", params={"token": token})
+        ws = await bearer_client.ws_connect("/ws/operator", headers=bearer(token))
         try:
             assert (await ws.receive_json(timeout=10))["type"] == "hello"
             rotated = await ws.receive_json(timeout=10)
@@ -227,7 +228,7 @@ async def test_an_operator_socket_is_judged_by_its_session_not_its_first_token(s
     second = await stack.login(email, "operator-pass-1")
     fast_rotation()
     stack.gateway.session.cookie_jar.clear()  # the socket is the first session's, by its token alone
-    ws = await stack.gateway.ws_connect(f"/ws/operator?token={first}")
+    ws = await stack.gateway.ws_connect("/ws/operator", headers={"Authorization": f"Bearer {first}"})
     hello = await ws.receive_json(timeout=10)
     assert hello["type"] == "hello" and hello["operator"]["session_id"] == first.split(".")[0]
 

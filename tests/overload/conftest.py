@@ -40,15 +40,18 @@ class StalledSocket:
         self.close_code: int | None = None
 
     @classmethod
-    async def connect(cls, port: int, target: str) -> "StalledSocket":
+    async def connect(cls, port: int, target: str, headers: dict[str, str] | None = None,
+                      protocols: tuple[str, ...] = ()) -> "StalledSocket":
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)  # before connecting: a small window
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
         reader, writer = await asyncio.open_connection(sock=sock, limit=SMALL_BUFFER)
         key = base64.b64encode(os.urandom(16)).decode()
+        extra = dict(headers or {}, **({"Sec-WebSocket-Protocol": ", ".join(protocols)} if protocols else {}))
         writer.write((f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                      + "".join(f"{k}: {v}\r\n" for k, v in extra.items()) + "\r\n").encode())
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), head[:200]
@@ -81,8 +84,8 @@ async def stalled_sockets(stack):
     """`await stalled_sockets(target)`: a StalledSocket on the gateway, closed after the test."""
     made: list[StalledSocket] = []
 
-    async def connect(target: str) -> StalledSocket:
-        made.append(await StalledSocket.connect(stack.gateway.port, target))
+    async def connect(target: str, **how) -> StalledSocket:
+        made.append(await StalledSocket.connect(stack.gateway.port, target, **how))
         return made[-1]
     yield connect
     for s in made:

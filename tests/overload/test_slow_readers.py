@@ -18,7 +18,7 @@ from gateway import send_queue
 from gateway.operator_sockets import SOCKETS as OPERATOR_SOCKETS
 from gateway.send_queue import CLOSE_TOO_SLOW, SendQueue
 from gateway.visitor_socket import VISITOR_SOCKETS
-from tests.conversations.visitor import ScriptedVisitor
+from tests.conversations.visitor import ScriptedVisitor, visitor_protocols
 from tests.overload.conftest import SMALL_BUFFER, StalledSocket, started_visitor
 from tests.support import eventually
 
@@ -60,15 +60,15 @@ async def test_stalled_sockets_are_closed_and_never_hold_up_the_others(
     monkeypatch.setattr(send_queue, "CLOSE_GRACE_SECONDS", 120)
 
     # Two reading operator sockets (the owner is an admin: every conversation is pushed to them).
-    readers = [Reader(await stack.gateway.ws_connect(f"/ws/operator?token={owner_token}")) for _ in range(2)]
+    readers = [Reader(await stack.gateway.ws_connect("/ws/operator", headers={"Authorization": f"Bearer {owner_token}"})) for _ in range(2)]
     reading = [asyncio.create_task(r.run()) for r in readers]
     # The visitor whose second socket (another tab) stalls, and two others.
     talker = await started_visitor(stack)
     others = [await started_visitor(stack) for _ in range(2)]
     await talker.send_and_wait("Hello")
 
-    stalled_operator = await stalled_sockets(f"/ws/operator?token={owner_token}")
-    stalled_visitor = await stalled_sockets(f"/ws/visitor?token={talker.token}&after={talker.last_seq}")
+    stalled_operator = await stalled_sockets("/ws/operator", headers={"Authorization": f"Bearer {owner_token}"})
+    stalled_visitor = await stalled_sockets(f"/ws/visitor?after={talker.last_seq}", protocols=visitor_protocols(talker.token))
     await eventually(lambda: len(stack.gateway.app[OPERATOR_SOCKETS].all()) == 3, what="the third operator socket")
     stalled_op_queue = server_side([s.out for s in stack.gateway.app[OPERATOR_SOCKETS].all()], stalled_operator)
     visitor_queues = [s.out for s in stack.gateway.app[VISITOR_SOCKETS].by_visitor[talker.visitor_id]]

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from parley.config import REPO_ROOT
 from parley.schemas import load_topics
 
-from tests.conversations.visitor import ScriptedVisitor
+from tests.conversations.visitor import ScriptedVisitor, visitor_headers
 from tests.support import eventually
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
@@ -53,8 +53,8 @@ async def marked_conversation(stack, owner: str) -> tuple[str, str, ScriptedVisi
     await visitor.send_and_wait(f"My order {mark} is late", page_url=f"https://shop.example/p/1?utm_campaign={mark}")
     await visitor.ws.send_json({"type": "contacts", "name": f"Maria {mark}", "phone": "+79001112233",
                                 "email": f"{mark.lower()}@example.com"})
-    r = await stack.gateway.post(f"/api/visitor/attachments?token={visitor.token}", data=PNG,
-                                 headers={"X-File-Name": f"receipt-{mark}.png", "Content-Type": "image/png"})
+    r = await stack.gateway.post("/api/visitor/attachments", data=PNG,
+                                 headers={**visitor_headers(visitor.token), "X-File-Name": f"receipt-{mark}.png", "Content-Type": "image/png"})
     assert r.status in (200, 201), await r.text()
     await visitor.send_and_wait("", attachment=(await r.json())["file_id"])
     cid = (await stack.conversation_client.checked("GET", "/internal/visitor/conversation", params={

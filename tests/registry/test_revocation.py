@@ -13,7 +13,7 @@ REVOKE_WITHIN = 5.0
 
 
 async def open_socket(stack, token):
-    ws = await stack.gateway.ws_connect(f"/ws/operator?token={token}")
+    ws = await stack.gateway.ws_connect("/ws/operator", headers={"Authorization": f"Bearer {token}"})
     hello = await ws.receive_json(timeout=10)
     assert hello["type"] == "hello"
     return ws, hello["operator"]
@@ -61,7 +61,7 @@ async def test_access_ends_everywhere_within_5_seconds(stack, how):
     await other_ws.close()
     # and a new socket with the dead token is refused before upgrading
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await stack.gateway.ws_connect(f"/ws/operator?token={token}")
+        await stack.gateway.ws_connect("/ws/operator", headers={"Authorization": f"Bearer {token}"})
     assert refused.value.status == 401
 
 
@@ -94,7 +94,7 @@ async def test_a_deactivated_operator_cannot_log_in_until_reactivated(stack):
 async def test_websocket_from_a_foreign_origin_is_refused(stack):
     token = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await stack.gateway.ws_connect(f"/ws/operator?token={token}", headers={"Origin": "https://evil.example"})
+        await stack.gateway.ws_connect("/ws/operator", headers={"Authorization": f"Bearer {token}", "Origin": "https://evil.example"})
     assert refused.value.status == 403
 
 

@@ -181,7 +181,7 @@ async def operator_socket(stack, token: str):
     """An operator's live socket (the token in the query, as a client without headers
     would send it), read until `hello`; returns (socket, frames received after it)."""
     stack.gateway.session.cookie_jar.clear()
-    ws = await stack.gateway.ws_connect(f"/ws/operator?token={token}")
+    ws = await stack.gateway.ws_connect("/ws/operator", headers={"Authorization": f"Bearer {token}"})
     frames: list[dict] = []
     while (await ws.receive_json(timeout=10))["type"] != "hello":
         pass

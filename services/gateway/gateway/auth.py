@@ -178,10 +178,28 @@ async def csrf(request: web.Request, handler):
 
 # ---- visitors ------------------------------------------------------------------------
 
-async def visitor(request: web.Request, token: object) -> tuple[VisitorToken, dict]:
-    """(what the token says, project config) for a visitor token used from an allowed
+VISITOR_TOKEN_HEADER = "X-Parley-Visitor-Token"
+WS_PROTOCOL = "parley.v1"
+_WS_TOKEN = "parley.token."
+
+
+def visitor_token_of(request: web.Request) -> str | None:
+    """The visitor token a widget call carries: the X-Parley-Visitor-Token header, or -
+    a browser cannot set headers on a WebSocket - the subprotocol `parley.token.<token>`
+    offered beside `parley.v1`. Never the URL (issue 23): proxies and servers log URLs."""
+    token = request.headers.get(VISITOR_TOKEN_HEADER)
+    if token:
+        return token.strip()
+    for offered in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        if offered.strip().startswith(_WS_TOKEN):
+            return offered.strip()[len(_WS_TOKEN):]
+    return None
+
+
+async def visitor(request: web.Request) -> tuple[VisitorToken, dict]:
+    """(what the visitor token says, project config) for a widget call from an allowed
     site; a verified visitor's only while it stands (verified_visitors.still_verified)."""
-    identity = visitor_tokens.verify(token)
+    identity = visitor_tokens.verify(visitor_token_of(request))
     if identity is None:
         raise Rejected(401, "visitor_token_invalid", "Unknown visitor; start a new visitor session.")
     if not await verified_visitors.still_verified(request.app, identity):

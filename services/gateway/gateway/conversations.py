@@ -116,7 +116,7 @@ def _no_such_file() -> Rejected:
 
 async def download(request: web.Request) -> web.StreamResponse:
     row = await files.file_row(request)
-    if request.query.get("token") and await visitor_files.may_download(request, row):
+    if auth.visitor_token_of(request) and await visitor_files.may_download(request, row):
         return await files.download(request, row)
     try:
         me = await auth.current_operator(request)

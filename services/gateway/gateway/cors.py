@@ -19,7 +19,7 @@ async def widget_cors(request: web.Request, handler):
     if request.method == "OPTIONS":
         response = web.Response(status=204, headers={
             "Access-Control-Allow-Methods": "GET, POST",
-            "Access-Control-Allow-Headers": "Content-Type, X-File-Name",
+            "Access-Control-Allow-Headers": "Content-Type, X-File-Name, X-Parley-Visitor-Token",
             "Access-Control-Max-Age": "600"})
     else:
         try:

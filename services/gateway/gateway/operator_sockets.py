@@ -1,7 +1,7 @@
 """/ws/operator: the operator app's live connection.
 
 Authenticated like every operator request (auth.py: the session cookie, or a bearer
-token in `?token=` for clients that cannot set headers on a WebSocket). A token that
+token in the Authorization header; never in the URL, which proxies log). A token that
 rotates at the upgrade is set as the cookie on the upgrade response and sent as the
 socket's first message, so the next authentication uses it.
 
@@ -76,7 +76,7 @@ SOCKETS = web.AppKey("operator_sockets", OperatorSockets)
 async def operator_socket(request: web.Request) -> web.StreamResponse:
     if not auth.same_origin(request):
         return error_response(403, "origin_forbidden", "The operator app connects from its own origin only.")
-    token = request.cookies.get(SESSION_COOKIE) or request.query.get("token", "")
+    token, _ = auth.session_token(request)
     try:
         operator, rotated = await auth.verify(request, token) if token else (None, None)
     except Rejected as e:

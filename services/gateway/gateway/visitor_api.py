@@ -67,7 +67,7 @@ async def visitor_session(request: web.Request) -> web.Response:
 
 
 async def visitor_attachment(request: web.Request) -> web.Response:
-    token, _ = await auth.visitor(request, request.query.get("token"))
+    token, _ = await auth.visitor(request)
     project_id, visitor_id = token.project_id, token.visitor_id
     if not limits(request.app).uploads_per_address.allow(client_ip(request)):
         raise Rejected(429, "rate_limited", "Too many uploads from this address; wait a minute.",

@@ -6,12 +6,12 @@ from aiohttp import web
 
 from parley.service_client import path
 
-from gateway import verified_visitors, visitor_tokens
+from gateway import auth, verified_visitors, visitor_tokens
 from gateway.upstreams import conversation
 
 
 async def may_download(request: web.Request, row) -> bool:
-    identity = visitor_tokens.verify(request.query.get("token"))
+    identity = visitor_tokens.verify(auth.visitor_token_of(request))
     if identity is None or identity.project_id != row["project_id"] \
             or not await verified_visitors.still_verified(request.app, identity):
         return False

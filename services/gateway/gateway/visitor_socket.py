@@ -165,7 +165,7 @@ CLOSE_TOKEN_ENDED = 4401
 
 async def visitor_socket(request: web.Request) -> web.StreamResponse:
     try:
-        token, config = await auth.visitor(request, request.query.get("token"))
+        token, config = await auth.visitor(request)
         project_id, visitor_id = token.project_id, token.visitor_id
         if not config["enabled"]:
             raise Rejected(409, "chat_disabled", "The chat is switched off for this site.")
@@ -181,7 +181,7 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
                                                        params={"project_id": project_id, "visitor_id": visitor_id})
     except Rejected as e:
         return error_response(e.status, e.code, e.message, e.headers)
-    ws = web.WebSocketResponse(heartbeat=25, max_msg_size=MAX_FRAME_BYTES)
+    ws = web.WebSocketResponse(heartbeat=25, max_msg_size=MAX_FRAME_BYTES, protocols=(auth.WS_PROTOCOL,))
     await ws.prepare(request)
     socket = VisitorSocket(ws, project_id, visitor_id, None, after, out=SendQueue(ws, request.transport),
                            token=token)

@@ -485,12 +485,23 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
 
   function fileEl(a) {
     if (!a || typeof a !== 'object') return null;
-    let href = a.url ? httpUrl(a.url) : null;
-    if (href && token && new URL(href).origin === ORIGIN) { // the gateway lets a visitor download by token
-      const u = new URL(href); u.searchParams.set('token', token); href = u.href;
-    }
-    return h(href ? 'a' : 'span', { class: 'f', href, target: href && '_blank', rel: href && 'noopener noreferrer', download: href && (a.name || '') },
+    const href = a.url ? httpUrl(a.url) : null;
+    const el = h(href ? 'a' : 'span', { class: 'f', href, target: href && '_blank', rel: href && 'noopener noreferrer', download: href && (a.name || '') },
       icon(I_FILE), h('span', { class: 'fn' }, String(a.name || '')), h('span', { class: 'fs' }, size(a.size)));
+    // The gateway's files need the visitor token, sent as a header (never in a URL that
+    // proxies log): fetched, then saved from memory under the file's name.
+    if (href && new URL(href).origin === ORIGIN) el.addEventListener('click', e => { e.preventDefault(); download(href, a.name); });
+    return el;
+  }
+  async function download(href, name) {
+    try {
+      const r = await fetch(href, { credentials: 'omit', headers: token ? { 'X-Parley-Visitor-Token': token } : {} });
+      if (!r.ok) throw new Error('download ' + r.status);
+      const url = URL.createObjectURL(await r.blob());
+      const a = h('a', { href: url, download: String(name || 'file') });
+      D.body.append(a); a.click(); a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (e) { warn('the file could not be downloaded: ' + e.message); }
   }
 
   function avatar(op) {
@@ -616,7 +627,8 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
   function upload(file, bar) {
     return new Promise((ok, no) => {
       const x = new XMLHttpRequest();
-      x.open('POST', `${ORIGIN}/api/visitor/attachments?token=${encodeURIComponent(token)}`);
+      x.open('POST', `${ORIGIN}/api/visitor/attachments`);
+      x.setRequestHeader('X-Parley-Visitor-Token', token);
       x.setRequestHeader('X-File-Name', encodeURIComponent(file.name));
       x.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
       x.upload.onprogress = e => { if (e.lengthComputable) bar.value = e.loaded / e.total; };
@@ -657,10 +669,10 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     opening = false;
     const u = new URL('/ws/visitor', ORIGIN);
     u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
-    u.searchParams.set('token', token);
     u.searchParams.set('after', String(lastSeq));
     let s;
-    try { s = new WebSocket(u.href); } catch { lost(); retry(); return; }
+    // The token rides as a subprotocol (a browser cannot set headers on a WebSocket), not in the URL.
+    try { s = new WebSocket(u.href, ['parley.v1', 'parley.token.' + token]); } catch { lost(); retry(); return; }
     ws = s;
     let greeted = false;
     s.onmessage = e => {
