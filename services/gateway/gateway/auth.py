@@ -76,7 +76,16 @@ async def current_operator(request: web.Request) -> dict:
     if rotated:
         request[ROTATED] = rotated
     request[OPERATOR] = operator
+    if must_enrol(operator):
+        raise Rejected(403, "two_factor_enrolment_required",
+                       "This project requires two-factor login: set it up in your profile first.")
     return operator
+
+
+def must_enrol(operator: dict) -> bool:
+    """A session of a project that requires two-factor login, for an operator who has not
+    set it up: it may only enrol (the registry refuses its own routes likewise)."""
+    return bool((operator.get("two_factor") or {}).get("must_enrol"))
 
 
 def take_rotation(request: web.Request, answer) -> None:

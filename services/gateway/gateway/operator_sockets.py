@@ -83,6 +83,8 @@ async def operator_socket(request: web.Request) -> web.StreamResponse:
         return error_response(e.status, e.code, e.message, e.headers)
     if operator is None:
         return error_response(401, "unauthenticated", "Log in first.")
+    if auth.must_enrol(operator):
+        return error_response(403, "two_factor_enrolment_required", "Set up two-factor login first.")
     ws = web.WebSocketResponse(heartbeat=25)
     if rotated and request.cookies.get(SESSION_COOKIE):
         auth.set_session_cookie(request, ws, rotated)

@@ -44,6 +44,13 @@ ROUTES = [
     ("GET", "/api/project/identity-secret"),
     ("POST", "/api/project/identity-secret/rotate"),
     ("GET", "/api/project/audit"),
+    ("GET", "/api/me/two-factor"),
+    ("POST", "/api/me/two-factor/enrol"),
+    ("POST", "/api/me/two-factor/confirm"),
+    ("DELETE", "/api/me/two-factor"),
+    ("POST", "/api/operators/{id}/two-factor/reset"),
+    ("GET", "/api/project/two-factor"),
+    ("PUT", "/api/project/two-factor"),
 ]
 _QUERY_PARAMS = {"/api/templates": ("q",), "/api/project/audit": ("after", "limit")}
 # GET /api/widget/config is visitor_api.widget_config: the registry's answer plus the working hours.

@@ -24,7 +24,7 @@ from parley.eventstore import Outcome
 from parley.http import Rejected, error_response as error, ok, read_json, rejection_of
 from parley.service import POOL, STORE
 
-from operator_registry import accounts, commands, domain
+from operator_registry import accounts, commands, domain, two_factor
 from operator_registry.domain import Actor
 from operator_registry.widget_texts import DEFAULT_TEXTS, LANGUAGES, MULTILINE_KEYS, TEXT_LIMITS, effective_texts
 
@@ -63,6 +63,10 @@ async def session_middleware(request: web.Request, handler):
     session = await accounts.verify_session(request.app[POOL], token_of(request))
     request[SESSION] = session
     try:
+        if session is not None and request.path.startswith("/api/") \
+                and not request.path.startswith(two_factor.ENROLMENT_PATHS) and (await two_factor.state(
+                    request.app[POOL], session.actor.operator_id, session.actor.project_id)).must_enrol:
+            raise two_factor.enrolment_required()
         response = await handler(request)
     except (Rejected, DomainError) as e:
         refused = rejection_of(e)   # the domain's refusal as its answer, to carry the header
@@ -186,6 +190,15 @@ async def login(request: web.Request) -> web.Response:
             or not operator["active"]):
         await accounts.record_failure(pool, pair_key, address_key)
         return error(401, "invalid_credentials", "Wrong project, email or password.")
+    if await two_factor.enabled(pool, operator["id"]):
+        if body.get("code") in (None, ""):
+            return error(401, "two_factor_required", "Enter the 6-digit code from your authenticator app "
+                                                     "(or one of your recovery codes).")
+        async with pool.acquire() as conn, conn.transaction():
+            good = await two_factor.check_login_code(conn, operator["id"], body["code"])
+        if not good:   # counted as a failed login: codes are throttled as passwords are
+            await accounts.record_failure(pool, pair_key, address_key)
+            return error(401, "two_factor_invalid", "That code is wrong or already used; try the next one.")
     await accounts.forget_failures(pool, pair_key)
     return await open_session(request, operator)
 
@@ -222,9 +235,12 @@ def _event(type: str, operator, data: dict[str, Any]) -> Event:
 async def me_view(request: web.Request, session: accounts.Session) -> dict[str, Any]:
     a = session.actor
     row = await request.app[POOL].fetchrow(f"select {_OPERATOR_COLUMNS} from operators where id = $1", a.operator_id)
+    second = await two_factor.state(request.app[POOL], a.operator_id, a.project_id)
     return {"id": a.operator_id, "project": a.project_id, "name": session.name, "email": session.email,
             "is_admin": a.is_admin, "is_owner": a.is_owner, "session_id": session.id,
-            "avatar_url": f"/avatars/{row['avatar_id']}.png" if row and row["avatar_id"] else None}
+            "avatar_url": f"/avatars/{row['avatar_id']}.png" if row and row["avatar_id"] else None,
+            "two_factor": {"enabled": second.enabled, "required": second.required,
+                           "must_enrol": second.must_enrol}}
 
 
 async def whoami(request: web.Request) -> web.Response:
