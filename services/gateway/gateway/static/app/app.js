@@ -75,19 +75,32 @@ function showLogin(message) {
     'data-testid': 'login-email', value: localStorage.getItem('parley.email') || '' });
   const password = h('input', { type: 'password', id: 'login-password', name: 'password', required: true,
     autocomplete: 'current-password', 'data-testid': 'login-password' });
+  // Two-factor login (issue 23): asked for once the password is right.
+  const code = h('input', { type: 'text', id: 'login-code', name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code',
+    'data-testid': 'login-code', maxlength: '20', spellcheck: 'false' });
+  const codeField = h('div', { class: 'field', hidden: true, 'data-testid': 'login-code-field' },
+    h('label', { for: 'login-code' }, t('login_code')), code, h('p', { class: 'field-hint' }, t('login_code_hint')));
   const error = h('p', { class: 'form-message error', role: 'alert', 'data-testid': 'login-error' }, message || '');
   const submit = h('button', { class: 'btn btn-primary btn-block', type: 'submit', 'data-testid': 'login-submit' }, t('log_in'));
   const form = h('form', { class: 'card login-card', 'aria-labelledby': 'login-heading', onsubmit: async (e) => {
     e.preventDefault();
     submit.disabled = true; error.textContent = '';
     try {
-      const result = await api('POST', '/api/session', { project: project.value.trim(), email: email.value.trim(), password: password.value }, { quiet401: true });
+      const result = await api('POST', '/api/session', { project: project.value.trim(), email: email.value.trim(), password: password.value,
+        ...(codeField.hidden ? {} : { code: code.value.trim() }) }, { quiet401: true });
       localStorage.setItem('parley.project', project.value.trim());
       localStorage.setItem('parley.email', email.value.trim());
       startApp(result.operator);
     } catch (err) {
-      error.textContent = err.message || t('network_error');
       submit.disabled = false;
+      if (err.code === 'two_factor_required' || err.code === 'two_factor_invalid') {
+        const first = codeField.hidden;
+        codeField.hidden = false;
+        error.textContent = first ? '' : err.message;
+        code.select(); code.focus();
+        return;
+      }
+      error.textContent = err.message || t('network_error');
       password.select();
     }
   } },
@@ -96,7 +109,7 @@ function showLogin(message) {
   h('div', { class: 'field' }, h('label', { for: 'login-project' }, t('project')), project),
   h('div', { class: 'field' }, h('label', { for: 'login-email' }, t('email')), email),
   h('div', { class: 'field' }, h('label', { for: 'login-password' }, t('password')), password),
-  error, submit);
+  codeField, error, submit);
   clear(root).append(h('main', { class: 'center-screen' }, form));
   notify.clearToasts();
   setSignedIn(false);
@@ -106,6 +119,7 @@ function showLogin(message) {
 // ---- the app ------------------------------------------------------------------------------------
 function startApp(me) {
   setSignedIn(true);
+  if (me.two_factor && me.two_factor.must_enrol) { showEnrolment(me); return; }
   store.me = me;
   mountShell();
   notify.initNotify({ me, onOpen: openConversation });
@@ -122,6 +136,20 @@ function startApp(me) {
   clearInterval(refreshTimer);
   // Safety net: a conversation another operator takes is not pushed to us; refresh now and then.
   refreshTimer = setInterval(() => { if (ui && document.visibilityState === 'visible') ui.inbox.refresh(); }, 60000);
+}
+
+/** The project requires two-factor login and this operator has none: the session may only
+ *  enrol (the API refuses the rest), so the screen is the enrolment alone. */
+async function showEnrolment(me) {
+  teardown();
+  store.me = me;
+  const node = h('div', { class: 'card login-card enrolment', 'data-testid': 'enrolment' },
+    h('div', { class: 'login-head' }, brand(), languageSwitch()),
+    h('h1', null, t('tf_setup_title')), h('p', null, t('tf_setup_intro')));
+  clear(root).append(h('main', { class: 'center-screen' }, node));
+  const { securitySection } = await import('./security.js');
+  await securitySection(node, { onEnabled: async () => startApp(await api('GET', '/api/session')) });
+  node.append(h('button', { class: 'btn btn-ghost', type: 'button', 'data-testid': 'logout', onclick: logout }, t('log_out')));
 }
 
 function teardown() {
@@ -160,7 +188,8 @@ function mountShell() {
   const header = h('header', { class: 'topbar' },
     h('a', { href: '#/inbox/new', class: 'brand-link', 'aria-label': t('home') }, brand()), nav,
     h('span', { class: 'spacer' }), presence.el, connection, notifButton, languageSwitch(),
-    h('span', { class: 'me' }, avatar(me.name, me.avatar_url, 'sm'), h('span', { class: 'me-name' }, me.name || me.email)),
+    h('a', { class: 'me', href: '#/settings/security', 'data-testid': 'me-link', title: t('settings_security') },
+      avatar(me.name, me.avatar_url, 'sm'), h('span', { class: 'me-name' }, me.name || me.email)),
     h('button', { class: 'btn btn-small btn-ghost', type: 'button', 'data-testid': 'logout', onclick: logout }, t('log_out')));
   const offline = h('div', { class: 'offline-banner', role: 'status', hidden: true }, t('reconnecting'));
   const workspace = h('div', { class: 'workspace' }, inbox.el, conversation.el);
@@ -191,7 +220,7 @@ async function route_() {
     a.setAttribute('aria-current', (route.screen === 'settings') === isSettings ? 'page' : 'false');
   }
   // The CRM and working-hours pages open for anyone who has their URL: a non-admin sees the API's refusal there.
-  if (route.screen === 'settings' && (ui.canSettings || ['crm', 'crm_deliveries', 'hours'].includes(route.section))) {
+  if (route.screen === 'settings' && (ui.canSettings || ['crm', 'crm_deliveries', 'hours', 'security'].includes(route.section))) {
     ui.workspace.hidden = true;
     ui.settingsHost.hidden = false;
     document.title = `${t('settings')} · Parley`;

@@ -7,7 +7,9 @@ import { t } from './i18n.js';
 import { store } from './store.js';
 
 export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites', 'hours', 'crm', 'crm_deliveries', 'ratings', 'assignment', 'identity',
-  'privacy'];
+  'privacy', 'security'];
+// Every operator's own: two-factor login (security.js).
+export const EVERYONE_SECTIONS = ['security'];
 // The CRM sections (crm.js) and working hours (hours.js) are listed for admins only; anyone
 // opening their URL gets the API's answer.
 export const CRM_SECTIONS = ['crm', 'crm_deliveries'];
@@ -23,7 +25,8 @@ export function createSettings(ctx) {
 
   function drawNav() {
     clear(nav);
-    const listed = SECTIONS.filter((s) => (ADMIN_SECTIONS.includes(s) ? me.is_admin : me.is_admin || me.is_owner));
+    const listed = SECTIONS.filter((s) => (EVERYONE_SECTIONS.includes(s) ? true
+      : ADMIN_SECTIONS.includes(s) ? me.is_admin : me.is_admin || me.is_owner));
     for (const s of listed) {
       nav.append(h('a', { href: `#/settings/${s}`, class: `settings-nav-item${s === section ? ' active' : ''}`,
         'data-testid': `settings-nav-${s}`, 'aria-current': s === section ? 'page' : null }, t(`settings_${s}`)));
@@ -40,7 +43,8 @@ export function createSettings(ctx) {
       ratings: async (n) => (await import('./ratings.js')).ratingsSection(n),
       assignment: async (n) => (await import('./assignment.js')).assignmentSection(n),
       identity: async (n) => (await import('./identity.js')).identitySection(n),
-      privacy: async (n) => (await import('./privacy.js')).privacySection(n) };
+      privacy: async (n) => (await import('./privacy.js')).privacySection(n),
+      security: async (n) => (await import('./security.js')).securitySection(n) };
     const node = h('div', { class: 'settings-section', 'data-testid': `settings-${section}`, 'aria-busy': 'true' },
       h('h3', { class: 'section-title', tabindex: '-1' }, t(`settings_${section}`)));
     clear(panel).append(node);
