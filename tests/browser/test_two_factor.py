@@ -103,3 +103,30 @@ async def test_a_required_second_factor_is_set_up_before_anything_else(stack, br
     await enrol_in_the_page(page)
     await page.get_by_test_id("tf-done").click()
     await page.get_by_test_id("tab-new").wait_for()       # the app, now that it is set up
+
+
+async def test_the_sessions_page_ends_another_device(stack, browser):
+    """Issue 23: an operator sees where they are logged in and ends a session of another
+    device from the page; that device is logged out at once."""
+    base = str(stack.gateway.make_url("")).rstrip("/")
+    owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
+    _, _, email = await stack.add_operator(owner, "Two Devices")
+    desk = await (await browser.new_context(viewport={"width": 1366, "height": 860})).new_page()
+    phone = await (await browser.new_context(viewport={"width": 390, "height": 844},
+                                             user_agent="Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Version/18.0 Mobile/15E148 Safari/604.1")).new_page()
+    for page in (phone, desk):
+        await log_in(page, base, email)
+        await page.get_by_test_id("tab-new").wait_for()
+    await desk.get_by_test_id("me-link").click()
+    sessions = desk.get_by_test_id("my-sessions")
+    row = sessions.get_by_test_id("session").filter(has_text="Safari on iOS")
+    await row.wait_for()
+    assert await sessions.get_by_test_id("session-current").count() == 1
+    await desk.screenshot(path=screenshot_path("app-sessions"))
+    await row.get_by_test_id("session-end").click()
+    await row.wait_for(state="detached")
+    # The phone's app is told its session ended: back to the login form.
+    await phone.get_by_test_id("login-password").wait_for(timeout=15000)
+    r = await stack.call("GET", "/api/session", owner)
+    assert r.status == 200      # nobody else's session was touched
+    assert await sessions.get_by_test_id("session-end").count() == 1   # add_operator's own login stays listed

@@ -1,6 +1,6 @@
 """The public REST routes that operator-registry owns, forwarded one by one.
 
-Each route is listed with its method; an `{id}` must be a UUID before anything is sent
+Each route is listed with its method; an `{id}` (every path parameter) must be a UUID before anything is sent
 upstream, and the upstream path is rebuilt from quoted segments - never pasted from the
 request - so no encoded `../`, `?` or CR/LF can reach another route. The registry
 authenticates the session token and applies its permission rules; the gateway adds
@@ -51,6 +51,11 @@ ROUTES = [
     ("POST", "/api/operators/{id}/two-factor/reset"),
     ("GET", "/api/project/two-factor"),
     ("PUT", "/api/project/two-factor"),
+    ("GET", "/api/me/sessions"),
+    ("POST", "/api/me/sessions/end-others"),
+    ("DELETE", "/api/me/sessions/{session_id}"),
+    ("GET", "/api/operators/{id}/sessions"),
+    ("DELETE", "/api/operators/{id}/sessions/{session_id}"),
 ]
 _QUERY_PARAMS = {"/api/templates": ("q",), "/api/project/audit": ("after", "limit")}
 # GET /api/widget/config is visitor_api.widget_config: the registry's answer plus the working hours.
@@ -59,8 +64,8 @@ _QUERY_PARAMS = {"/api/templates": ("q",), "/api/project/audit": ("after", "limi
 def upstream_path(template: str, request: web.Request) -> str:
     segments = []
     for segment in template.strip("/").split("/"):
-        if segment == "{id}":
-            segment = canonical_uuid(request.match_info["id"])
+        if segment.startswith("{"):   # every path parameter here is an id: {id}, {session_id}
+            segment = canonical_uuid(request.match_info[segment[1:-1]])
             if segment is None:
                 raise Rejected(404, "not_found", "No such resource: ids are UUIDs.")
         segments.append(segment)

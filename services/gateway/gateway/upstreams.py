@@ -60,7 +60,7 @@ def as_caller(request: web.Request, token: str | None = None) -> dict[str, str]:
     headers = {CLIENT_ADDRESS_HEADER: client_ip(request)}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    for name in ("Idempotency-Key", "X-Correlation-Id", "Accept-Language"):
+    for name in ("Idempotency-Key", "X-Correlation-Id", "Accept-Language", "User-Agent"):
         value = request.headers.get(name)
         if value is None:
             continue

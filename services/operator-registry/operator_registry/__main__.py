@@ -6,7 +6,7 @@ from parley.config import env
 from parley.service import STORE, ConsumerSpec, ServiceSpec, main
 
 from operator_registry import (api, audit_log, audit_routes, commands, first_run, identity_secrets, presence,
-                               two_factor_routes)
+                               sessions_routes, two_factor_routes)
 
 DEMO_PROJECT = "demo"
 
@@ -15,7 +15,7 @@ def routes(app: web.Application) -> None:
     api.add_routes(app)
     first_run.add_routes(app)
     for method, route, handler in (presence.ROUTES + identity_secrets.ROUTES + audit_routes.ROUTES
-                                   + two_factor_routes.ROUTES):
+                                   + two_factor_routes.ROUTES + sessions_routes.ROUTES):
         app.router.add_route(method, route, handler)
 
     async def seed(app: web.Application) -> None:

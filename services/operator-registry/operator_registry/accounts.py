@@ -91,12 +91,24 @@ def _split(token: object) -> tuple[str, str] | None:
     return (session_id, secret) if session_id and secret else None
 
 
-async def create_session(conn: asyncpg.Connection, session_id: str, operator_id: str, project_id: str) -> str:
-    """Returns the token; only its digest is stored."""
+async def create_session(conn: asyncpg.Connection, session_id: str, operator_id: str, project_id: str,
+                         *, user_agent: str | None = None, address: str | None = None) -> str:
+    """Returns the token; only its digest is stored, with where it was opened from (the
+    sessions page shows it)."""
     secret = secrets.token_urlsafe(32)
-    await conn.execute("insert into sessions (id, operator_id, project_id, secret_hash) values ($1, $2, $3, $4)",
-                       session_id, operator_id, project_id, _digest(secret))
+    await conn.execute(
+        "insert into sessions (id, operator_id, project_id, secret_hash, user_agent, address)"
+        " values ($1, $2, $3, $4, $5, $6)",
+        session_id, operator_id, project_id, _digest(secret), (user_agent or "")[:300] or None, address)
     return f"{session_id}.{secret}"
+
+
+async def open_sessions(db: asyncpg.Pool | asyncpg.Connection, operator_id: str) -> list[asyncpg.Record]:
+    """An operator's sessions that still stand, the most recently used first."""
+    return await db.fetch(
+        """select id::text, created_at, last_used_at, user_agent, address from sessions
+           where operator_id = $1 and revoked_at is null and last_used_at > now() - make_interval(days => $2)
+           order by last_used_at desc""", operator_id, SESSION_IDLE_DAYS)
 
 
 _SESSION_QUERY = """

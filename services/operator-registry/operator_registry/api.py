@@ -212,11 +212,13 @@ async def open_session(request: web.Request, operator: Any) -> web.Response:
     tokens: list[str] = []
 
     async def start_session(conn: asyncpg.Connection, events: list[Event]) -> None:
-        tokens.append(await accounts.create_session(conn, session_id, operator["id"], operator["project_id"]))
+        tokens.append(await accounts.create_session(conn, session_id, operator["id"], operator["project_id"],
+                                                    user_agent=request.headers.get("User-Agent"),
+                                                    address=client_address(request)))
 
     if await pool.fetchval("select 1 from operators where id = $1", operator["id"]):
         await run(request, operator_stream(operator["id"]), domain.evolve_operator,
-                  lambda _: [_event("operator.logged_in", operator, {"session_id": session_id})],
+                  lambda _: [operator_event("operator.logged_in", operator, {"session_id": session_id})],
                   extra=start_session, command=session_id)
     else:  # the owner before enabling the chat: no operator stream yet
         async with pool.acquire() as conn:
@@ -228,7 +230,7 @@ async def open_session(request: web.Request, operator: Any) -> web.Response:
     return response
 
 
-def _event(type: str, operator, data: dict[str, Any]) -> Event:
+def operator_event(type: str, operator, data: dict[str, Any]) -> Event:
     return new_event(type, operator_stream(operator["id"]), data, project_id=operator["project_id"])
 
 
@@ -253,7 +255,7 @@ async def logout(request: web.Request) -> web.Response:
     session_id = request[SESSION].id
     if await request.app[POOL].fetchval("select 1 from operators where id = $1", me.operator_id):
         await run(request, operator_stream(me.operator_id), domain.evolve_operator, lambda _: [
-            _event("operator.logged_out", {"id": me.operator_id, "project_id": me.project_id},
+            operator_event("operator.logged_out", {"id": me.operator_id, "project_id": me.project_id},
                    {"session_id": session_id, "reason": "logout"})])
     else:
         await request.app[POOL].execute("update sessions set revoked_at = now() where id = $1", session_id)

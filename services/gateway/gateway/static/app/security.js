@@ -1,11 +1,12 @@
 // Settings › Security (everyone; issue 23): my two-factor login - enrol by QR code, confirm
 // with a code from the authenticator app, keep the ten recovery codes (shown once); switch
-// it off with a code. The owner also requires it of everyone and resets an operator's (a
-// lost phone). The enrolment alone is also the whole screen of a session that must enrol
+// it off with a code - and my sessions (device, address, last seen), each to end, or all
+// others. The owner also requires two-factor login of everyone, resets an operator's (a
+// lost phone) and sees and ends anyone's sessions. The enrolment alone is also the whole screen of a session that must enrol
 // (app.js). API strings go in as text; the QR code is the server's SVG, shown as an image.
 import { api } from './api.js';
 import { h, clear } from './dom.js';
-import { t } from './i18n.js';
+import { t, formatDateTime } from './i18n.js';
 import { store } from './store.js';
 
 export async function securitySection(node, { onEnabled } = {}) {
@@ -65,7 +66,59 @@ export async function securitySection(node, { onEnabled } = {}) {
   }
 
   await draw();
-  if (!onEnabled && store.me && store.me.is_owner) node.append(await ownerBox());
+  if (onEnabled) return;   // the set-up screen of a session that must enrol: nothing else yet
+  node.append(await sessionsBox());
+  if (store.me && store.me.is_owner) node.append(await ownerBox());
+}
+
+/** "Chrome on Linux" from a User-Agent (the whole string stays in the title). */
+export function deviceOf(ua) {
+  if (!ua) return t('session_unknown_device');
+  const browser = [[/Edg\//, 'Edge'], [/OPR\//, 'Opera'], [/Firefox\//, 'Firefox'], [/(Headless)?Chrom(e|ium)\//, 'Chrome'],
+    [/Safari\//, 'Safari']].find(([re]) => re.test(ua));
+  const os = [[/iPhone|iPad|iPod/, 'iOS'], [/Android/, 'Android'], [/Windows/, 'Windows'], [/Mac OS X|Macintosh/, 'macOS'],
+    [/CrOS/, 'ChromeOS'], [/Linux/, 'Linux']].find(([re]) => re.test(ua));
+  if (!browser && !os) return ua.slice(0, 60);
+  return browser && os ? t('session_device', { browser: browser[1], os: os[1] }) : (browser || os)[1];
+}
+
+/** A list of sessions, each with "End"; `base` is /api/me or /api/operators/<id>. */
+async function sessionList(base, { onChange } = {}) {
+  const list = h('ul', { class: 'plain-list sessions', 'data-testid': 'sessions' });
+  const { sessions } = await api('GET', `${base}/sessions`);
+  for (const s of sessions) {
+    const end = s.current ? h('span', { class: 'chip chip-ok', 'data-testid': 'session-current' }, t('session_this'))
+      : h('button', { class: 'btn btn-small', type: 'button', 'data-testid': 'session-end', onclick: async (e) => {
+        e.currentTarget.disabled = true;
+        try { await api('DELETE', `${base}/sessions/${s.id}`); } catch { /* gone already: redrawn below */ }
+        if (onChange) await onChange();
+      } }, t('session_end'));
+    list.append(h('li', { 'data-testid': 'session' },
+      h('div', null, h('strong', { title: s.user_agent || '' }, deviceOf(s.user_agent))),
+      h('div', { class: 'muted small' }, t('session_line', { address: s.address || '?', opened: formatDateTime(s.created_at),
+        seen: formatDateTime(s.last_used_at) })), end));
+  }
+  return list;
+}
+
+async function sessionsBox() {
+  const box = h('div', { class: 'card form-grid', 'data-testid': 'my-sessions' });
+  const status = h('p', { class: 'form-message', role: 'status', 'data-testid': 'sessions-status' });
+  async function draw() {
+    const list = await sessionList('/api/me', { onChange: draw });
+    const others = list.querySelectorAll('[data-testid=session-end]').length;
+    clear(box).append(h('h4', null, t('sessions_title')), list, status);
+    if (others) {
+      box.append(h('div', { class: 'form-actions' }, h('button', { class: 'btn', type: 'button', 'data-testid': 'sessions-end-others',
+        onclick: async () => {
+          const { ended } = await api('POST', '/api/me/sessions/end-others', {});
+          status.textContent = t('sessions_ended', { n: ended });
+          await draw();
+        } }, t('sessions_end_others'))));
+    }
+  }
+  await draw();
+  return box;
 }
 
 /** The owner's part: the project's requirement and the reset of another operator's second factor. */
@@ -83,12 +136,15 @@ async function ownerBox() {
   const list = h('ul', { class: 'plain-list', 'data-testid': 'tf-operators' });
   for (const o of (await api('GET', '/api/operators')).operators || []) {
     if (o.id === store.me.id || o.removed) continue;
-    list.append(h('li', null, h('span', null, o.name, ' '), h('button', { class: 'btn btn-small', type: 'button',
+    const theirs = h('div', { class: 'their-sessions' });
+    const showSessions = async () => { clear(theirs).append(await sessionList(`/api/operators/${o.id}`, { onChange: showSessions })); };
+    list.append(h('li', { 'data-testid': 'tf-operator' }, h('span', null, o.name, ' '), h('button', { class: 'btn btn-small', type: 'button',
       'data-testid': 'tf-reset', onclick: async (e) => {
         if (!window.confirm(t('tf_reset_confirm', { name: o.name }))) return;
         e.currentTarget.disabled = true;
         try { await api('POST', `/api/operators/${o.id}/two-factor/reset`, {}); status.textContent = t('tf_reset_done', { name: o.name }); } catch (err) { status.textContent = err.message; }
-      } }, t('tf_reset'))));
+      } }, t('tf_reset')), ' ', h('button', { class: 'btn btn-small btn-ghost', type: 'button', 'data-testid': 'their-sessions',
+      onclick: showSessions }, t('sessions_show')), theirs));
   }
   box.append(h('label', { class: 'checkbox' }, required, ' ', t('tf_require_label')), status,
     h('p', { class: 'muted small' }, t('tf_reset_help')), list);
