@@ -129,10 +129,13 @@ async def test_no_path_parameter_reaches_another_route(stack, cast):
     upload = await stack.call("POST", f"/api/conversations/{cast.cid}/attachments", cast.b, data=PDF,
                               headers={"X-File-Name": "b.pdf"})
     assert upload.status == 201, await upload.text()
+    b_session = (await (await stack.call("GET", "/api/session", cast.b)).json())["session_id"]
     values = {("conversations", "id"): cast.cid, ("operators", "id"): cast.b_id, ("templates", "id"): template_id,
               ("files", "id"): (await upload.json())["file_id"], ("avatars", "name"): uuid.uuid4().hex,
               ("project", "id"): str(uuid.uuid4()),  # a CRM delivery's request id
-              ("conversations", "request_id"): str(uuid.uuid4())}  # a conversation's lead request
+              ("conversations", "request_id"): str(uuid.uuid4()),  # a conversation's lead request
+              # B's own session: ending it (or reading it) is what an attacker would aim at
+              ("me", "session_id"): b_session, ("operators", "session_id"): b_session}
     before = await conversation_events(stack, cast.cid)
     port = stack.gateway.port
     paths = request_paths(stack.gateway.app, cast, values)
@@ -161,6 +164,7 @@ async def test_no_path_parameter_reaches_another_route(stack, cast):
     assert (await r.json())["is_admin"] is False and (await r.json())["avatar_url"] is None
     r = await stack.call("GET", "/api/templates", cast.owner)
     assert [t["id"] for t in (await r.json())["templates"]] == [template_id]
+    assert (await stack.call("GET", "/api/session", cast.b)).status == 200, "B's session still stands"
 
 
 async def test_the_reported_exploits(stack, cast):
