@@ -7,6 +7,7 @@ import time
 import pyotp
 
 from tests.browser.conftest import screenshot_path
+from tests.browser.test_operator_app import open_app
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 PASSWORD = "operator-pass-1"
@@ -80,14 +81,7 @@ async def test_a_required_second_factor_is_set_up_before_anything_else(stack, br
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     _, _, email = await stack.add_operator(owner, "Nina New")
     # The owner sets up their own, then requires it of everyone from the same page.
-    owner_page = await (await browser.new_context(viewport={"width": 1366, "height": 860})).new_page()
-    owner_page.on("dialog", lambda d: d.accept())
-    await owner_page.goto(f"{base}/app/")
-    await owner_page.get_by_test_id("login-project").fill("demo")
-    await owner_page.get_by_test_id("login-email").fill(OWNER_EMAIL)
-    await owner_page.get_by_test_id("login-password").fill(OWNER_PASSWORD)
-    await owner_page.get_by_test_id("login-password").press("Enter")
-    await owner_page.get_by_test_id("tab-new").wait_for()
+    owner_page = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
     await owner_page.goto(f"{base}/app/#/settings/security")
     await enrol_in_the_page(owner_page)
     await owner_page.get_by_test_id("tf-done").click()
