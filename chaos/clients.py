@@ -136,7 +136,8 @@ class Visitor:
         pause = 0.2
         while not stop.is_set():
             try:
-                ws = await self.http.ws_connect(f"{self.gateway}/ws/visitor?token={self.token}&after={self.last_seq}",
+                ws = await self.http.ws_connect(f"{self.gateway}/ws/visitor?after={self.last_seq}",
+                                                protocols=("parley.v1", f"parley.token.{self.token}"),
                                                 headers=self.headers, heartbeat=10)
             except aiohttp.WSServerHandshakeError as e:
                 if e.status >= 500:
@@ -301,8 +302,8 @@ class Operator:
         pause = 0.5
         while not stop.is_set():
             try:
-                ws = await self.http.ws_connect(f"{self.gateway}/ws/operator?token={self.token}", heartbeat=10,
-                                                max_msg_size=0)
+                ws = await self.http.ws_connect(f"{self.gateway}/ws/operator", heartbeat=10, max_msg_size=0,
+                                                headers={"Authorization": f"Bearer {self.token}"})
             except aiohttp.WSServerHandshakeError as e:
                 if e.status >= 500:
                     self.traffic.errors_5xx.append(ServerError(time.time(), self.name, "ws /ws/operator", e.status, None))

@@ -228,11 +228,11 @@ async def test_a_visitor_typing_someone_elses_phone_shows_a_non_admin_nothing_of
     assert "Ivan" not in str(everything["client"])   # no name borrowed by a typed phone
 
 
-async def test_crm_look_ups_are_limited_per_operator(bridge, crm, crm_stack):
+async def test_crm_look_ups_are_limited_per_operator(bridge, crm, crm_stack, monkeypatch):
     stack = crm_stack
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     await configure(stack, owner, webhook_url=webhook_url(crm), default_responsible="3")
-    bridge.app[client_cards.LOOKUPS] = client_cards.SlidingWindow(2, 600)
+    monkeypatch.setattr(bridge.app[client_cards.LOOKUPS], "per_window", 2)
     answers = []
     for i in range(3):
         cid = await visit(stack, owner, f"client {i}")

@@ -467,7 +467,8 @@ async def client(request: web.Request) -> web.Response:
 
     Issue 23: a match by a contact nobody confirmed (the visitor typed it) is marked
     `unconfirmed`; and an operator who is not an admin is shown only the earlier
-    conversations they may see - of the others, only how many there are."""
+    conversations they may read (the same visitor's, and others' they may see) - of the
+    others, only how many there are."""
     me = operator_of(request)
     conversation_id = _conversation_id(request)
     pool = request.app[POOL]
@@ -491,8 +492,10 @@ async def client(request: web.Request) -> web.Response:
         row["project_id"], row["visitor_id"], phone, email, conversation_id, CLIENT_HISTORY_LIMIT)
     conversations, hidden = [], 0
     for h in history:
-        if not operator_may_see(row["project_id"], h["assignee_id"], project_id=me.project_id,
-                                operator_id=me.id, is_admin=me.is_admin):
+        # The same visitor's are readable by whoever holds this one (_handles_this_visitor);
+        # another visitor's, found by phone or email, only if the operator may see them.
+        if not (h["same_visitor"] or operator_may_see(row["project_id"], h["assignee_id"], project_id=me.project_id,
+                                                      operator_id=me.id, is_admin=me.is_admin)):
             hidden += 1
             continue
         matched = [k for k, flag in (("visitor", h["same_visitor"]), ("phone", h["same_phone"]),
