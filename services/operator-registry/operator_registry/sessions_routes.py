@@ -21,6 +21,13 @@ def _view(row, current: str | None) -> dict:
             "current": row["id"] == current}
 
 
+def _their_id(request: web.Request) -> str:
+    operator_id = canonical_uuid(request.match_info["id"])
+    if operator_id is None:
+        raise Rejected(404, "not_found", "No such operator here.")
+    return operator_id
+
+
 async def _operator(request: web.Request, operator_id: str | None) -> dict:
     """The operator whose sessions these are: oneself, or anyone of the project for the owner."""
     me = actor(request)
@@ -55,7 +62,7 @@ async def list_mine(request: web.Request) -> web.Response:
 
 
 async def list_theirs(request: web.Request) -> web.Response:
-    operator = await _operator(request, canonical_uuid(request.match_info["id"]) or "")
+    operator = await _operator(request, _their_id(request))
     rows = await accounts.open_sessions(request.app[POOL], operator["id"])
     return ok({"sessions": [_view(r, request[SESSION].id) for r in rows]})
 
@@ -74,7 +81,7 @@ async def end_mine(request: web.Request) -> web.Response:
 
 
 async def end_theirs(request: web.Request) -> web.Response:
-    return await _end_one(request, await _operator(request, canonical_uuid(request.match_info["id"]) or ""))
+    return await _end_one(request, await _operator(request, _their_id(request)))
 
 
 async def end_my_others(request: web.Request) -> web.Response:
