@@ -13,6 +13,13 @@ SESSION_COOKIE = "parley_session"
 # A token that rotated on this request, for clients that keep it themselves (bearer).
 ROTATED_TOKEN_HEADER = "X-Parley-Session"
 
+# ---- two-factor login ------------------------------------------------------------------
+# A session of a project that requires two-factor login, for an operator who has not set it
+# up, may only enrol: the registry refuses its own routes and the gateway everything else
+# (REST and /ws/operator) with this 403, word for word.
+TWO_FACTOR_ENROLMENT_REQUIRED = ("two_factor_enrolment_required",
+                                 "This project requires two-factor login: set it up in your profile first.")
+
 # ---- service-to-service headers (believed only on a signed call, see internal_auth) --
 ACTOR_HEADER = "X-Parley-Actor"                    # the operator the gateway authenticated, JSON
 CLIENT_ADDRESS_HEADER = "X-Parley-Client-Address"  # the caller's address as the gateway saw it

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from parley.config import env
-from parley.contract import ROTATED_TOKEN_HEADER, SESSION_COOKIE
+from parley.contract import ROTATED_TOKEN_HEADER, SESSION_COOKIE, TWO_FACTOR_ENROLMENT_REQUIRED
 from parley.http import Rejected, error_response
 from parley.service_client import path, refusal
 
@@ -67,19 +67,19 @@ async def verify(request: web.Request, token: str) -> tuple[dict | None, str | N
 
 async def current_operator(request: web.Request) -> dict:
     """The operator behind this request, or 401."""
-    if OPERATOR in request:
-        return request[OPERATOR]
-    token, _ = session_token(request)
-    operator, rotated = await verify(request, token) if token else (None, None)
-    if operator is None:
-        raise Rejected(401, "unauthenticated", "Log in first: this needs an operator session.")
-    if rotated:
-        request[ROTATED] = rotated
-    request[OPERATOR] = operator
-    if must_enrol(operator):
-        raise Rejected(403, "two_factor_enrolment_required",
-                       "This project requires two-factor login: set it up in your profile first.")
-    return operator
+    if OPERATOR not in request:
+        token, _ = session_token(request)
+        operator, rotated = await verify(request, token) if token else (None, None)
+        if operator is None:
+            raise Rejected(401, "unauthenticated", "Log in first: this needs an operator session.")
+        if rotated:
+            request[ROTATED] = rotated
+        request[OPERATOR] = operator
+    # Checked on every call, the cached operator's too: a second call in one request is
+    # refused as the first was.
+    if must_enrol(request[OPERATOR]):
+        raise Rejected(403, *TWO_FACTOR_ENROLMENT_REQUIRED)
+    return request[OPERATOR]
 
 
 def must_enrol(operator: dict) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, web
 
-from parley.contract import SESSION_COOKIE, id_of
+from parley.contract import SESSION_COOKIE, TWO_FACTOR_ENROLMENT_REQUIRED, id_of
 from parley.envelope import Event
 from parley.http import Rejected, error_response, unavailable
 from parley.service_client import path
@@ -84,7 +84,7 @@ async def operator_socket(request: web.Request) -> web.StreamResponse:
     if operator is None:
         return error_response(401, "unauthenticated", "Log in first.")
     if auth.must_enrol(operator):
-        return error_response(403, "two_factor_enrolment_required", "Set up two-factor login first.")
+        return error_response(403, *TWO_FACTOR_ENROLMENT_REQUIRED)
     ws = web.WebSocketResponse(heartbeat=25)
     if rotated and request.cookies.get(SESSION_COOKIE):
         auth.set_session_cookie(request, ws, rotated)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import asyncpg
 import pyotp
 
+from parley.contract import TWO_FACTOR_ENROLMENT_REQUIRED
 from parley.http import Rejected
 
 ISSUER = "Parley"
@@ -40,9 +41,8 @@ ENROLMENT_PATHS = ("/api/me/two-factor", "/api/session")
 
 
 def enrolment_required() -> Rejected:
-    """The one refusal of a session that must enrol first (the registry's and the gateway's)."""
-    return Rejected(403, "two_factor_enrolment_required",
-                    "This project requires two-factor login: set it up in your profile first.")
+    """The refusal of a session that must enrol first (the gateway's is the same, parley.contract)."""
+    return Rejected(403, *TWO_FACTOR_ENROLMENT_REQUIRED)
 
 
 @dataclass(frozen=True)
