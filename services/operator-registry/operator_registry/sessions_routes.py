@@ -55,16 +55,17 @@ async def _end(request: web.Request, operator: dict, session_ids: list[str]) -> 
         operator_event("operator.logged_out", operator, {"session_id": sid, "reason": "revoked"}) for sid in session_ids])
 
 
-async def list_mine(request: web.Request) -> web.Response:
-    operator = await _operator(request, None)
+async def _list(request: web.Request, operator: dict) -> web.Response:
     rows = await accounts.open_sessions(request.app[POOL], operator["id"])
     return ok({"sessions": [_view(r, request[SESSION].id) for r in rows]})
+
+
+async def list_mine(request: web.Request) -> web.Response:
+    return await _list(request, await _operator(request, None))
 
 
 async def list_theirs(request: web.Request) -> web.Response:
-    operator = await _operator(request, _their_id(request))
-    rows = await accounts.open_sessions(request.app[POOL], operator["id"])
-    return ok({"sessions": [_view(r, request[SESSION].id) for r in rows]})
+    return await _list(request, await _operator(request, _their_id(request)))
 
 
 async def _end_one(request: web.Request, operator: dict) -> web.Response:

@@ -93,7 +93,7 @@
   }
   function reset() {
     identity = null; needSession = true;
-    if (ui.ls) forget(); else { writeOutbox([]); store.set('offline', ''); store.set('unanswered', ''); }
+    forget();
     token = null; store.set('token', ''); store.set('visitor', '');
     if (ws) ws.close(); else if (ui.p) connect();
   }
@@ -322,8 +322,9 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     badOff(k, k === 'phone' && m.code === 'phone_invalid' ? t('contact_invalid_phone') : k === 'email' ? t('contact_invalid_email') : String(m.message || m.code || ''));
   }
   function forget() { // another person in this browser: nothing of the previous one stays, nor is sent as theirs
-    lastSeq = 0; convId = null; convClosed = false; inFlight = null;
     writeOutbox([]); store.set('offline', ''); store.set('unanswered', '');
+    if (!ui.ls) return; // a reset queued before the widget is drawn: nothing on screen or in flight yet
+    lastSeq = 0; convId = null; convClosed = false; inFlight = null;
     ui.ls.querySelectorAll('[data-seq], [data-status]').forEach(e => e.remove());
     byId.clear();
     if (ui.rate) { ui.rate.remove(); ui.rate = null; }
