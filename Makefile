@@ -32,10 +32,10 @@ system-packages:
 		exit 1; \
 	fi
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	@echo "[parley] installing Python packages into $(VENV)..."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check --progress-bar on -r requirements.lock
+	$(BIN)/pip install --disable-pip-version-check --progress-bar on -r requirements-dev.lock
 	$(BIN)/pip install --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
@@ -45,7 +45,7 @@ $(KAFKA_LIBS): deploy/kafka/pom.xml
 	@touch $@
 
 run: install
-	@$(BIN)/python -m parley.platform.run
+	@$(BIN)/python -m devstack.run
 
 # kustomize for the offline deploy checks (tests/deploy): kubectl's built-in one, or a
 # pinned kustomize built from the Go module proxy into $(BIN) when kubectl is absent.

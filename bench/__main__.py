@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from parley.config import REPO_ROOT
-from parley.platform import components
+from devstack import components
 
 from bench import (append_relay_consume, cost_per_message, fanout, rebuild, report, sealing, socket_memory,
                    visitor_to_operator)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from parley.platform.procs import answers_200, free_port, spawn, stop, wait_until
+from devstack.procs import answers_200, free_port, spawn, stop, wait_until
 from parley.service_names import SERVICES
 
 

@@ -167,7 +167,7 @@ def report(result: dict) -> str:
 
 
 def main() -> None:
-    from parley.platform import components
+    from devstack import components
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", default="50,1500")

@@ -19,7 +19,7 @@ import sys
 
 import aiohttp
 
-from parley.platform.procs import answers_200, free_port, spawn, stop, wait_until
+from devstack.procs import answers_200, free_port, spawn, stop, wait_until
 
 from bench.clients import OPEN_CONCURRENCY, Tracker, open_visitors
 from bench.common import Stack, Ticker, progress, rss_mb

@@ -12,8 +12,8 @@ import signal
 import time
 from dataclasses import dataclass
 
-from parley.platform.run import SERVICES
-from parley.platform.supervisor import PostgresChild
+from devstack.run import SERVICES
+from devstack.supervisor import PostgresChild
 
 from chaos.system import System
 

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.platform import components
-from parley.platform.procs import free_port, say, wait_until
-from parley.platform.run import SERVICES
-from parley.platform.supervisor import Child, KafkaChild, PostgresChild, ServiceChild, Supervisor
+from devstack import components
+from devstack.procs import free_port, say, wait_until
+from devstack.run import SERVICES
+from devstack.supervisor import Child, KafkaChild, PostgresChild, ServiceChild, Supervisor
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Real components for the whole suite: one Kafka broker and one PostgreSQL per test
-session (see parley/platform/components.py for how they are found or started). Each
+session (see devstack/components.py for how they are found or started). Each
 test gets its own PostgreSQL schema and its own Kafka topic, so tests never see each
 other's data. If no broker or database can be started, the session fails: there is
 no skip."""
@@ -17,7 +17,7 @@ from argon2 import PasswordHasher
 
 from parley import db, kafka
 from parley.config import REPO_ROOT
-from parley.platform import components
+from devstack import components
 from parley.schemas import Catalog, Topic
 
 TEST_SCHEMAS = Path(__file__).parent / "schemas"

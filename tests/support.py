@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from parley import db
 from parley.config import REPO_ROOT
 from parley.envelope import new_event
-from parley.platform.procs import free_port, spawn
+from devstack.procs import free_port, spawn
 
 
 def item_added(stream_id: str, n: int, note: str | None = None):

@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                status_code_conformance, unsupported_method)
 
 from parley.config import REPO_ROOT, env
-from parley.platform.procs import free_port, spawn, stop
+from devstack.procs import free_port, spawn, stop
 from tests.support import create_database, drop_database
 
 MAX_EXAMPLES = 20           # per operation, in the fuzzing phase

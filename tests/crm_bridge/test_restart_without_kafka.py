@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from parley import db
-from parley.platform.procs import free_port
+from devstack.procs import free_port
 from parley.service import ConsumerSpec, create_app
 
 import crm_bridge.__main__ as crm_main

@@ -18,8 +18,8 @@ import pytest
 from playwright.async_api import async_playwright
 
 from parley.config import REPO_ROOT, env
-from parley.platform.procs import port_is_free
-from parley.platform.run import SERVICES, STANDIN_OFFSET
+from devstack.procs import port_is_free
+from devstack.run import SERVICES, STANDIN_OFFSET
 from tests.browser.conftest import ARGS, CHROMIUM, screenshot_path
 from tests.conversations.visitor import ScriptedVisitor
 

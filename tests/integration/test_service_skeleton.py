@@ -14,7 +14,7 @@ from parley.config import REPO_ROOT, Settings
 from parley.consumer import ConsumerRunner
 from parley.eventstore import EventStore
 from parley.logs import JsonFormatter
-from parley.platform.procs import free_port
+from devstack.procs import free_port
 from parley.service import ConsumerSpec, ServiceSpec, create_app
 from tests.conftest import TEST_SCHEMAS
 from tests.support import eventually, item_added

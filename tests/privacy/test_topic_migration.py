@@ -31,8 +31,8 @@ from parley.config import REPO_ROOT
 from parley.envelope import Event
 from parley.eventstore import EventStore
 from parley.migrate_services import migrate_all
-from parley.platform.kafka_local import LocalKafka
-from parley.platform.procs import spawn
+from devstack.kafka_local import LocalKafka
+from devstack.procs import spawn
 from parley.relay import Relay
 from parley.schemas import Catalog, load_topics
 

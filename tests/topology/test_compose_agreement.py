@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from parley.platform import compose_plan
-from parley.platform.compose_plan import ComposeError, interpolate
-from parley.platform.topology import env_file_with_fresh_secrets
+from devstack import compose_plan
+from devstack.compose_plan import ComposeError, interpolate
+from devstack.topology import env_file_with_fresh_secrets
 
 ENV_FILE = env_file_with_fresh_secrets()
 

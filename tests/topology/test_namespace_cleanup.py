@@ -4,7 +4,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from parley.platform.topology import NS_PREFIX, remove_stale_namespaces
+from devstack.topology import NS_PREFIX, remove_stale_namespaces
 
 
 def _namespaces() -> set[str]:

@@ -2,7 +2,7 @@
 ingress the way the public uses it.
 
 Every service is a real process with exactly its container's environment and command
-(parley/platform/compose_plan.py reads compose and the Dockerfile), on its own loopback
+(devstack/compose_plan.py reads compose and the Dockerfile), on its own loopback
 address under its compose host name, in a network namespace of its own; Kafka and
 PostgreSQL are configured from compose's own settings; the one-shot `migrate` runs
 first; two gateways stand behind nginx as the ingress. The env file holds only what a
@@ -21,7 +21,7 @@ import uuid
 import aiohttp
 import pytest
 
-from parley.platform.topology import Topology, env_file_with_fresh_secrets
+from devstack.topology import Topology, env_file_with_fresh_secrets
 from tests.conversations.visitor import ScriptedVisitor
 
 PROJECT = "acme"

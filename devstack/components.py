@@ -16,8 +16,8 @@ from typing import Callable
 
 from parley import kafka
 from parley.config import env, resolve_path
-from parley.platform.kafka_local import LocalKafka
-from parley.platform.procs import say
+from devstack.kafka_local import LocalKafka
+from devstack.procs import say
 from parley.schemas import load_topics
 
 
@@ -45,7 +45,7 @@ class Components:
     kind: str
     _stops: list[Callable[[], None]] = field(default_factory=list)
     # The local broker and the embedded server when started here (else None): the chaos
-    # run's supervisor kills and restarts them (parley/platform/supervisor.py).
+    # run's supervisor kills and restarts them (devstack/supervisor.py).
     broker: LocalKafka | None = None
     postgres: object | None = None
 

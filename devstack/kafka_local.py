@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from parley.config import REPO_ROOT
-from parley.platform.procs import free_port, port_is_free, say, spawn, stop, wait_until
+from devstack.procs import free_port, port_is_free, say, spawn, stop, wait_until
 
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 LIBS = REPO_ROOT / "deploy" / "kafka" / "target" / "libs"
@@ -111,7 +111,7 @@ class LocalKafka:
                 pass
         except OSError:
             return False
-        from parley.platform.components import kafka_answers
+        from devstack.components import kafka_answers
         return kafka_answers(self.bootstrap)
 
     def stop(self) -> None:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from parley.platform.kafka_local import LocalKafka
-from parley.platform.procs import answers_200, say, spawn, stop
+from devstack.kafka_local import LocalKafka
+from devstack.procs import answers_200, say, spawn, stop
 
 FIRST_DELAY = 0.1
 MAX_DELAY = 10.0

@@ -1,5 +1,5 @@
 """Parley started the way deploy/compose.yaml runs it, without Docker: every service a
-real process with its container's environment and command (parley/platform/compose_plan.py),
+real process with its container's environment and command (devstack/compose_plan.py),
 each on its own loopback address under its compose host name, Kafka and PostgreSQL
 configured from compose's own settings, the one-shot services run to completion first,
 and N gateway replicas behind Debian's nginx standing in for the ingress.
@@ -37,10 +37,10 @@ from typing import Mapping
 from aiohttp.abc import AbstractResolver
 
 from parley.config import REPO_ROOT
-from parley.platform import compose_plan
-from parley.platform.compose_plan import ComposePlan, Service
-from parley.platform.kafka_local import LIBS, _LOG4J, ensure_jars
-from parley.platform.procs import pid_alive, say, spawn, stop
+from devstack import compose_plan
+from devstack.compose_plan import ComposePlan, Service
+from devstack.kafka_local import LIBS, _LOG4J, ensure_jars
+from devstack.procs import pid_alive, say, spawn, stop
 from parley.service_client import new_session
 
 NS_PREFIX = "parley-topo-"

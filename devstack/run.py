@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import orjson
 
 from parley.config import env, resolve_path
-from parley.platform import components
-from parley.platform.procs import answers_200, say, spawn, stop, wait_until
+from devstack import components
+from devstack.procs import answers_200, say, spawn, stop, wait_until
 from parley.service_names import SERVICES
 
 # (service, python module) in start order; ports are PARLEY_PORT_BASE + index.

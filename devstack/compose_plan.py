@@ -5,7 +5,7 @@ service's `environment`, after `${VAR}` interpolation from an env file), the ord
 a variable, a host name or a port.
 
 The production topology test (tests/topology) and `make chaos` start processes from this
-plan (parley/platform/topology.py); nothing here starts anything."""
+plan (devstack/topology.py); nothing here starts anything."""
 from __future__ import annotations
 
 import json
