@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA_LIBS := deploy/kafka/target/libs/.fetched
 
-.PHONY: install system-packages kustomize run test bench chaos clean
+.PHONY: install system-packages kustomize container-tools run test compose-test bench chaos clean
 
 install: $(STAMP) $(KAFKA_LIBS)
 
@@ -58,6 +58,30 @@ kustomize:
 
 test: install system-packages kustomize
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# deploy/compose.yaml in real containers (tests/containers, docs/containers.md): podman, runc
+# and mmdebstrap from Debian, and Docker Compose built from its Go module into $(BIN).
+COMPOSE_VERSION := v2.28.1
+container-tools:
+	@missing=""; \
+	for tool in podman runc mmdebstrap; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "[parley] installing Debian's$$missing for the container test..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else \
+		echo "[parley] error: the container test needs Debian's$$missing and root to run podman." >&2; \
+		echo "[parley]        sudo apt-get update && sudo apt-get install -y$$missing" >&2; \
+		exit 1; \
+	fi
+	@if [ ! -x $(BIN)/docker-compose ]; then \
+		echo "[parley] building Docker Compose $(COMPOSE_VERSION) into $(BIN)..."; \
+		tmp=$$(mktemp -d) && GOBIN=$$tmp go install github.com/docker/compose/v2/cmd@$(COMPOSE_VERSION) \
+		&& mv $$tmp/cmd $(BIN)/docker-compose && rmdir $$tmp; \
+	fi
+
+compose-test: install container-tools
+	$(BIN)/python -m pytest tests/containers -m containers -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench
