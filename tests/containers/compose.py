@@ -12,6 +12,7 @@ import secrets
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from parley.config import REPO_ROOT
@@ -66,6 +67,21 @@ class Compose:
         if check and done.returncode != 0:
             raise RuntimeError(f"docker compose {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
         return done
+
+    def up(self, timeout: float = 300) -> str:
+        """`up --detach`, then until every long-running service is healthy (compose starts
+        the gateway last, once the rest are; it returns before the gateway itself is)."""
+        done = self("up", "--detach", "--no-build")
+        deadline = time.monotonic() + timeout
+        for service in (*PARLEY_SERVICES, "crm-standin"):
+            while (status := self.health(service)) != "healthy":
+                assert time.monotonic() < deadline, f"{service} is {status} after {timeout:.0f} s"
+                time.sleep(1)
+        return done.stdout + done.stderr
+
+    def health(self, service: str) -> str:
+        state = self.container(service)["State"]
+        return (state.get("Health") or state.get("Healthcheck") or {}).get("Status") or state["Status"]
 
     def container(self, service: str) -> dict:
         """`podman inspect` of the service's one container."""

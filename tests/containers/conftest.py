@@ -53,10 +53,9 @@ def compose(podman, built):
     try:
         started = time.monotonic()
         images.say(f"docker compose up (project {stack.project}, gateway on {stack.url}) ...")
-        up = stack("up", "--detach", "--no-build")
-        stack.up_output = up.stdout + up.stderr
+        stack.up_output = stack.up()
         stack.up_seconds = time.monotonic() - started
-        images.say(f"up returned after {stack.up_seconds:.0f} s")
+        images.say(f"every service healthy {stack.up_seconds:.0f} s after up")
         yield stack
     finally:
         stack.save_logs(REPORT / "logs")

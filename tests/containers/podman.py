@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 CONTAINERS_CONF = """\
@@ -105,6 +106,9 @@ class HealthTicker(threading.Thread):
         self.stopped = threading.Event()
         self.intervals: dict[str, float] = {}
         self.last_run: dict[str, float] = {}
+        # When the check that first found each container healthy started: nothing can have
+        # seen it healthy before (podman's own log keeps only the last five results).
+        self.first_healthy: dict[str, datetime] = {}
         self.runs = 0
 
     def stop(self) -> None:
@@ -131,5 +135,7 @@ class HealthTicker(threading.Thread):
             interval = self.intervals[cid]
             if interval and now - self.last_run[cid] >= interval:
                 self.last_run[cid] = now
-                self.podman("healthcheck", "run", cid, check=False, timeout=120)
+                started = datetime.now(timezone.utc)
+                if self.podman("healthcheck", "run", cid, check=False, timeout=120).returncode == 0:
+                    self.first_healthy.setdefault(cid, started)
                 self.runs += 1

@@ -27,7 +27,7 @@ OPERATOR = {"email": "olga@acme.example", "password": "olga-operator-password-1"
 STANDIN_WEBHOOK = "http://crm-standin:8086/rest/1/standin/"
 DEV_TOOLS = ("pytest", "playwright", "pgserver", "schemathesis", "testcontainers", "hypothesis", "matplotlib")
 # Multi-MB files, sent in the body in many packets.
-OPERATOR_FILE = os.urandom(3 * 1024 * 1024 + 17)
+OPERATOR_FILE = b"%PDF-1.4\n" + os.urandom(3 * 1024 * 1024 + 17)
 VISITOR_FILE = b"%PDF-1.4\n" + os.urandom(2 * 1024 * 1024)
 
 
@@ -39,11 +39,10 @@ def _time(value: str) -> datetime:
     return datetime.fromisoformat(f"{head}.{digits or '0'}{zone.replace('Z', '+00:00')}")
 
 
-def first_healthy(container: dict) -> datetime:
-    health = container["State"].get("Health") or container["State"].get("Healthcheck") or {}
-    passed = [_time(entry["End"]) for entry in health.get("Log") or [] if entry["ExitCode"] == 0]
-    assert passed, f"{container['Name']} never passed its health check: {health}"
-    return min(passed)
+def first_healthy(compose: Compose, container: dict) -> datetime:
+    seen = compose.podman.ticker.first_healthy.get(container["Id"])
+    assert seen, f"{container['Name']} was never found healthy"
+    return seen
 
 
 # ---- start order ------------------------------------------------------------------------------
@@ -52,7 +51,7 @@ def test_health_checks_and_migrate_gate_the_start_order(compose: Compose):
     kafka, postgres, migrate = (compose.container(s) for s in ("kafka", "postgres", "migrate"))
     assert migrate["State"]["Status"] == "exited" and migrate["State"]["ExitCode"] == 0, migrate["State"]
     migrate_started, migrate_done = _time(migrate["State"]["StartedAt"]), _time(migrate["State"]["FinishedAt"])
-    assert migrate_started >= first_healthy(kafka) and migrate_started >= first_healthy(postgres), \
+    assert migrate_started >= first_healthy(compose, kafka) and migrate_started >= first_healthy(compose, postgres), \
         "migrate started before Kafka and PostgreSQL were healthy"
     services = {s: compose.container(s) for s in PARLEY_SERVICES}
     for name, container in services.items():
@@ -60,7 +59,7 @@ def test_health_checks_and_migrate_gate_the_start_order(compose: Compose):
         assert _time(container["State"]["StartedAt"]) >= migrate_done, f"{name} started before migrate finished"
     gateway_started = _time(services["gateway"]["State"]["StartedAt"])
     for name in ("conversation", "operator-registry", "crm-bridge", "scheduler"):
-        assert gateway_started >= first_healthy(services[name]), f"the gateway started before {name} was healthy"
+        assert gateway_started >= first_healthy(compose, services[name]), f"the gateway started before {name} was healthy"
     assert compose.podman.ticker.runs > 0
 
 
@@ -75,7 +74,8 @@ def test_every_service_runs_as_10001_on_a_read_only_root_and_passes_the_images_h
         assert compose.container(name)["HostConfig"]["ReadonlyRootfs"] is True, name
         denied = compose.podman("exec", cid, "sh", "-c", "touch /opt/venv/x", check=False)
         assert denied.returncode != 0 and "Read-only file system" in denied.stderr, (name, denied)
-        assert compose.podman("exec", cid, "sh", "-c", "touch /tmp/x /var/lib/parley/work/x", check=False).returncode == 0
+        writable = compose.podman("exec", cid, "sh", "-c", "touch /tmp/x && touch x && pwd", check=False)
+        assert writable.returncode == 0 and writable.stdout.strip() == "/tmp", (name, writable)
         if name in PARLEY_SERVICES:
             # The image's own HEALTHCHECK (compose replaces it with /readyz), run in each service.
             ran = compose.podman("exec", cid, *healthcheck["Test"][1:], check=False)
@@ -172,7 +172,7 @@ async def test_setup_two_operators_two_visitors_crm_and_files(compose: Compose):
 
         await ok(await owner.post(f"/api/conversations/{cids[0]}/messages", json={"text": "Hello Maria, 10 it is"}))
         sent = await ok(await operator.post(f"/api/conversations/{cids[1]}/attachments", data=OPERATOR_FILE,
-                                            headers={"Content-Type": "application/octet-stream"}), 201)
+                                            headers={"Content-Type": "application/pdf", "X-File-Name": "signed.pdf"}), 201)
         await ok(await operator.post(f"/api/conversations/{cids[1]}/messages",
                                      json={"text": "Signed copy attached", "attachment": sent["file_id"]}))
         for v, text in zip(visitors, ("Hello Maria, 10 it is", "Signed copy attached")):
@@ -218,7 +218,7 @@ def test_down_and_up_again_keeps_everything(compose: Compose):
     compose("down", "--timeout", "30")          # containers gone, volumes kept
     assert compose.leftovers()["containers"] == []
     assert compose.leftovers()["volumes"], "down without --volumes must keep the data"
-    compose("up", "--detach", "--no-build")
+    compose.up()
     assert compose.container("migrate")["State"]["ExitCode"] == 0, "migrations must be idempotent"
     asyncio.run(_everything_is_still_there(compose))
 
