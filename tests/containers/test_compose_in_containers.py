@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import uuid
 from datetime import datetime
 
 import aiohttp
