@@ -10,6 +10,7 @@ gateway's catch-up after an admitted message must not be refused half-way throug
 A batch of commands (parley.call_batches) takes a place for each of its commands."""
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import time
@@ -79,6 +80,9 @@ class ServiceSpec:
     # The gateway: its port is public, so it takes unsigned calls and keeps /metrics on
     # a second, internal port. Every other service answers signed calls only.
     public: bool = False
+    # Its own `python -m parley.admin` subcommands: adds parsers to the subparsers given,
+    # each with set_defaults(run=command), where command(args) returns the exit code.
+    admin: Callable[[argparse._SubParsersAction], None] | None = None
 
 
 @web.middleware

@@ -5,7 +5,7 @@ from aiohttp import web
 from parley.config import env
 from parley.service import STORE, ConsumerSpec, ServiceSpec, main
 
-from operator_registry import (api, audit_log, audit_routes, commands, first_run, identity_secrets, presence,
+from operator_registry import (admin_commands, api, audit_log, audit_routes, commands, first_run, identity_secrets, presence,
                                sessions_routes, two_factor_routes)
 
 DEMO_PROJECT = "demo"
@@ -36,6 +36,7 @@ SPEC = ServiceSpec(
                             reset=audit_log.reset)],
     routes=routes,
     loops=[("presence:sweep", presence.sweep_loop)],
+    admin=admin_commands.add_commands,
 )
 
 if __name__ == "__main__":
