@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     privacy_cli.add_arguments(commands)
     for spec in migrate_services.service_specs():   # a service's own commands (create-project, ...)
         if spec.admin:
-            spec.admin(commands)
+            spec.admin(commands, spec)
     args = parser.parse_args(argv)
     if hasattr(args, "run"):
         return args.run(args)

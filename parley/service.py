@@ -80,9 +80,9 @@ class ServiceSpec:
     # The gateway: its port is public, so it takes unsigned calls and keeps /metrics on
     # a second, internal port. Every other service answers signed calls only.
     public: bool = False
-    # Its own `python -m parley.admin` subcommands: adds parsers to the subparsers given,
-    # each with set_defaults(run=command), where command(args) returns the exit code.
-    admin: Callable[[argparse._SubParsersAction], None] | None = None
+    # Its own `python -m parley.admin` subcommands: admin(subparsers, this spec) adds
+    # parsers, each with set_defaults(run=command), where command(args) returns the exit code.
+    admin: Callable[[argparse._SubParsersAction, "ServiceSpec"], None] | None = None
 
 
 @web.middleware

@@ -1,20 +1,32 @@
 """`python -m parley.admin create-project | list-projects`: the registry's own operations
 commands. parley.admin finds them through this service's ServiceSpec (`admin=`), as it
-finds every service's migrations, so the backbone never imports a service."""
+finds every service's migrations, so the backbone never imports a service; it hands the
+spec over, which names the schema and migrations.
+
+They run from a shell against the registry's schema (DATABASE_URL), with no HTTP and no
+Kafka. The schema is migrated first, as the service does at start-up; the events a
+command appends wait in the event store (it is the outbox) until the registry's relay
+publishes them, the next time a registry runs."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import getpass
 import sys
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
 
-from parley.config import env
+from parley import db
+from parley.config import env, resolve_path
+from parley.eventstore import EventStore
+from parley.schemas import Catalog
+from parley.service import ServiceSpec
 
-from operator_registry import domain, projects_admin
+from operator_registry import commands, domain, installation
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    create = commands.add_parser("create-project", help="create a project with its owner, chat enabled")
+def add_commands(subcommands: argparse._SubParsersAction, spec: ServiceSpec) -> None:
+    create = subcommands.add_parser("create-project", help="create a project with its owner, chat enabled")
     create.add_argument("--id", required=True, help="the snippet's data-project: letters, digits, '.', '_', '-'")
     create.add_argument("--name", required=True, help="the project's name")
     create.add_argument("--owner-email", required=True, help="the owner's login")
@@ -22,10 +34,33 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     create.add_argument("--owner-name", default="Owner", help="the name visitors see (default: Owner)")
     create.add_argument("--language", default="en", help="the widget's language: en or ru (default: en)")
     create.add_argument("--database-url", default=env("DATABASE_URL"))
-    create.set_defaults(run=create_project)
-    listing = commands.add_parser("list-projects", help="every project: id, name, owner email, created")
+    create.set_defaults(run=create_project, spec=spec)
+    listing = subcommands.add_parser("list-projects", help="every project: id, name, owner email, created")
     listing.add_argument("--database-url", default=env("DATABASE_URL"))
-    listing.set_defaults(run=list_projects)
+    listing.set_defaults(run=list_projects, spec=spec)
+
+
+@asynccontextmanager
+async def registry_store(args: argparse.Namespace) -> AsyncIterator[EventStore]:
+    spec: ServiceSpec = args.spec
+    pool = await db.create_pool(args.database_url, spec.schema, min_size=1, max_size=2)
+    try:
+        await db.migrate(pool, spec.schema, spec.migrations)
+        yield EventStore(pool, Catalog(resolve_path(env("PARLEY_SCHEMAS_DIR")), *spec.extra_schema_dirs))
+    finally:
+        await pool.close()
+
+
+async def _create(args: argparse.Namespace, password: str) -> dict:
+    async with registry_store(args) as store:
+        await commands.open_project(store, args.id, name=args.name, owner_name=args.owner_name,
+                                    owner_email=args.owner_email, owner_password=password, language=args.language)
+        return next(p for p in await installation.list_projects(store.pool) if p["id"] == args.id)
+
+
+async def _list(args: argparse.Namespace) -> list[dict]:
+    async with registry_store(args) as store:
+        return await installation.list_projects(store.pool)
 
 
 def _database_missing(args: argparse.Namespace) -> bool:
@@ -45,9 +80,7 @@ def create_project(args: argparse.Namespace) -> int:
             print("create-project: the two passwords differ; nothing was created.", file=sys.stderr)
             return 1
     try:
-        project = asyncio.run(projects_admin.create_project(
-            args.database_url, args.id, name=args.name, owner_name=args.owner_name, owner_email=args.owner_email,
-            owner_password=password, language=args.language))
+        project = asyncio.run(_create(args, password))
     except domain.DomainError as e:
         print(f"create-project refused ({e.code}): {e.message} Nothing was created.", file=sys.stderr)
         return 1
@@ -60,7 +93,7 @@ def create_project(args: argparse.Namespace) -> int:
 def list_projects(args: argparse.Namespace) -> int:
     if _database_missing(args):
         return 2
-    projects = asyncio.run(projects_admin.list_projects(args.database_url))
+    projects = asyncio.run(_list(args))
     rows = [("ID", "NAME", "OWNER EMAIL", "CREATED")] + [
         (p["id"], p["name"], p["owner_email"], p["created"].isoformat(timespec="seconds") if p["created"] else "")
         for p in projects]
