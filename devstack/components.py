@@ -21,14 +21,6 @@ from devstack.procs import say
 from parley.schemas import load_topics
 
 
-def kafka_answers(bootstrap: str) -> bool:
-    try:
-        asyncio.run(kafka.ping(bootstrap, timeout=2))
-        return True
-    except Exception:
-        return False
-
-
 def docker_available() -> bool:
     try:
         import docker

@@ -5,6 +5,7 @@ cached in deploy/kafka/target/libs). The broker keeps its data under the run fol
 picks free ports, so a second run (or the test suite beside `make run`) does not clash."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import shutil
@@ -13,6 +14,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from parley import kafka
 from parley.config import REPO_ROOT
 from devstack.procs import free_port, port_is_free, say, spawn, stop, wait_until
 
@@ -28,6 +30,15 @@ log4j.logger.kafka=INFO
 log4j.logger.org.apache.kafka=INFO
 log4j.logger.state.change.logger=WARN
 """
+
+
+def kafka_answers(bootstrap: str) -> bool:
+    """A broker at `bootstrap` answers a metadata request (any failure: no)."""
+    try:
+        asyncio.run(kafka.ping(bootstrap, timeout=2))
+        return True
+    except Exception:
+        return False
 
 
 def _cluster_id() -> str:
@@ -111,7 +122,6 @@ class LocalKafka:
                 pass
         except OSError:
             return False
-        from devstack.components import kafka_answers
         return kafka_answers(self.bootstrap)
 
     def stop(self) -> None:
