@@ -7,7 +7,7 @@ import time
 import aiohttp
 import pytest
 
-from gateway import verified_visitors, visitor_socket, visitor_tokens
+from gateway import verified_visitors, visitor_sockets, visitor_tokens
 from tests.conversations.visitor import ScriptedVisitor, visitor_protocols
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
@@ -109,7 +109,7 @@ async def test_a_stolen_verified_token_ends_with_the_secret_it_was_verified_by(s
     r = await stack.call("POST", "/api/project/identity-secret/rotate", owner, json={})
     assert r.status == 200
     stack.gateway.app[verified_visitors.SECRETS].clear()   # each gateway re-reads it within 30 s
-    assert await visitor_socket.end_ended_verified(stack.gateway.app) == 2
+    assert await visitor_sockets.end_ended_verified(stack.gateway.app) == 2
     for device in (bob_device, thief):
         await device.wait_for(lambda: device.ws.closed, "closed")
         assert device.ws.close_code == 4401

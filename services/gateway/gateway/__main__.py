@@ -10,9 +10,9 @@ from parley.key_ring import KeyRing, fetch_with
 from parley.live import LiveSubscriber
 from parley.service import SETTINGS, ConsumerSpec, ServiceSpec, main
 
-from gateway import (auth, availability, avatar_files, conversation_crm, conversations, cors, crm_routes, files,
+from gateway import (auth, availability, avatar_files, conversation_audience, conversation_crm, conversations, cors, crm_routes, files,
                      operator_sockets, project_config, push, rate_limits, registry_routes, upstreams, visitor_api,
-                     visitor_socket)
+                     visitor_availability, visitor_socket, visitor_sockets)
 from gateway import (admin_settings_routes, csat, erasures, presence, privacy_routes, setup_routes, typing_signals,
                      verified_visitors, widget_settings)
 
@@ -55,15 +55,15 @@ def routes(app: web.Application) -> None:
     app.middlewares.append(auth.session_rotation)
     app.cleanup_ctx.append(upstreams.clients)
     app[operator_sockets.SOCKETS] = operator_sockets.OperatorSockets()
-    app[visitor_socket.VISITOR_SOCKETS] = visitor_socket.VisitorSockets()
+    app[visitor_sockets.VISITOR_SOCKETS] = visitor_sockets.VisitorSockets()
     app[rate_limits.LIMITS] = rate_limits.Limits()
     project_config.setup(app)
     availability.setup(app)
     verified_visitors.setup(app)
     presence.setup(app)
-    app[push.SUMMARIES] = OrderedDict()
+    app[conversation_audience.SUMMARIES] = OrderedDict()
     app.on_shutdown.append(operator_sockets.close_all)
-    app.on_shutdown.append(visitor_socket.close_all)
+    app.on_shutdown.append(visitor_sockets.close_all)
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_get("/widget.js", widget_js)
     app.router.add_get("/demo", demo)
@@ -100,10 +100,10 @@ def both(*handlers):
 def live(app: web.Application):
     """The topics the gateway follows from now on (no consumer group: every gateway sees
     every partition), one consumer for all of them (parley.live)."""
-    on_topic = {"operator.events": both(operator_sockets.on_operator_event, presence.on_operator_event),
+    on_topic = {"operator.events": both(operator_sockets.on_operator_event, visitor_availability.on_operator_event),
                 "conversation.events": push.on_conversation_event,
                 "lead.events": push.on_lead_event,
-                "schedule.events": availability.on_schedule_event,
+                "schedule.events": both(availability.on_schedule_event, visitor_availability.on_schedule_event),
                 "project.events": widget_settings.on_project_event,
                 typing_signals.TOPIC: typing_signals.on_signal}
 
@@ -133,7 +133,7 @@ SPEC = ServiceSpec(
     loops=[("files:expiry", files.expiry_loop),
            ("setup:announce", setup_routes.announce),
            ("presence:report", presence.report_loop),
-           ("verified:sweep", visitor_socket.verified_sweep),
+           ("verified:sweep", visitor_sockets.verified_sweep),
            ("live", live)],
 )
 

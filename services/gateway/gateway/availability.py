@@ -7,8 +7,8 @@
   event (started after it, or a broker hiccup) is wrong for a short while at most.
 - `open`/`next_open_at` are computed here, at request time, by the pure rules
   (parley.working_hours): the widget config, and the closed-hours rule on the socket.
-- `schedule.availability_changed` is pushed to every visitor socket of the project as
-  `{"type": "availability", "open", "next_open_at"}`.
+- `schedule.availability_changed` is pushed to the project's visitors by
+  visitor_availability.py, with whether anyone is online.
 - The scheduler down and nothing cached: the chat counts as open (the default
   schedule). Working hours only keep visitors from starting chats nobody will answer;
   hiding the chat because a helper service is down would be worse."""
@@ -27,8 +27,7 @@ from parley.envelope import Event
 from parley.http import Rejected
 from parley.service_client import path
 
-from gateway import push, upstreams, visitor_socket
-from gateway.send_queue import serialize
+from gateway import push, upstreams
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +101,8 @@ async def now_open(app: web.Application, project_id: str) -> tuple[bool, str | N
 
 
 async def on_schedule_event(app: web.Application, event: Event) -> None:
-    """schedule.events: keep the schedule; push availability to the project's visitors
-    and unanswered alerts to its admins."""
+    """schedule.events: keep the schedule; unanswered alerts go to the project's admins.
+    (`schedule.availability_changed` reaches the visitors through visitor_availability.py.)"""
     d = event.data
     project_id = d.get("project_id") or event.project_id
     if event.type == "schedule.updated":
@@ -117,10 +116,3 @@ async def on_schedule_event(app: web.Application, event: Event) -> None:
         cache.put(project_id, parsed)
     elif event.type == "schedule.unanswered_alert":
         await push.on_unanswered_alert(app, event)
-    elif event.type == "schedule.availability_changed":
-        from gateway import presence   # (presence builds on this module)
-        frame = serialize({"type": "availability", "open": bool(d.get("open")), "next_open_at": d.get("next_open_at"),
-                           "online": await presence.someone_online(app, project_id)})
-        for socket in app[visitor_socket.VISITOR_SOCKETS].everyone():
-            if socket.project_id == project_id:
-                socket.out.push(frame)   # never waits on a socket; one going away drops it and asks again on reconnect

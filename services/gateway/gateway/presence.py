@@ -26,7 +26,6 @@ from parley.http import Rejected
 from parley.presence import heartbeat_seconds
 from parley.service_client import path
 
-from gateway import availability, visitor_socket
 from gateway.operator_sockets import SOCKETS
 from gateway.send_queue import serialize
 from gateway.upstreams import registry
@@ -99,15 +98,12 @@ async def someone_online(app: web.Application, project_id: str) -> bool:
     return True if ids is None else bool(ids)
 
 
-async def availability_frame(app: web.Application, project_id: str) -> dict:
-    is_open, next_open_at = await availability.now_open(app, project_id)
-    return {"type": "availability", "open": is_open, "next_open_at": next_open_at,
-            "online": await someone_online(app, project_id)}
-
-
-async def on_operator_event(app: web.Application, event: Event) -> None:
+async def on_operator_event(app: web.Application, event: Event) -> bool:
+    """`operator.presence_changed`: pushed to the project's admins and the operator's own
+    sockets, and kept in the online cache. True when it flips whether anyone in the project
+    is online (visitor_availability.py then tells the visitors)."""
     if event.type != "operator.presence_changed":
-        return
+        return False
     d, project_id = event.data, event.project_id
     frame = serialize({"type": "presence", "operator_id": d["operator_id"], "status": d["status"],
                        "name": d.get("operator_name")})
@@ -117,12 +113,7 @@ async def on_operator_event(app: web.Application, event: Event) -> None:
             socket.out.push(frame)
     cached = app[PRESENCE].online.get(project_id)
     if cached is None:
-        return   # nobody here asked about this project's visitors yet
+        return False   # nobody here asked about this project's visitors yet
     was = bool(cached[1])
     (cached[1].add if d["status"] == "online" else cached[1].discard)(d["operator_id"])
-    if was != bool(cached[1]):
-        visitors = [s for s in app[visitor_socket.VISITOR_SOCKETS].everyone() if s.project_id == project_id]
-        if visitors:
-            message = serialize(await availability_frame(app, project_id))
-            for socket in visitors:
-                socket.out.push(message)
+    return was != bool(cached[1])

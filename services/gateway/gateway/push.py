@@ -8,47 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
-from dataclasses import dataclass
 
 from aiohttp import web
 
+from parley.contract import id_of
 from parley.envelope import Event
 
-from parley.contract import id_of
-
-from gateway import audience
+from gateway import audience, conversation_audience
 from gateway.operator_sockets import SOCKETS as OPERATOR_SOCKETS
 from gateway.send_queue import serialize
-from gateway.upstreams import conversation_summary
-from gateway.visitor_socket import VISITOR_SOCKETS
+from gateway.visitor_sockets import VISITOR_SOCKETS
 
 log = logging.getLogger(__name__)
-SUMMARIES = web.AppKey("conversation_summaries", OrderedDict)
-SUMMARY_CACHE = 10_000
-
-
-@dataclass
-class Summary:
-    project_id: str
-    assignee_id: str | None
-    pushed_seq: int = 0   # the last seq pushed to operators: a redelivered event is not pushed twice
-
-
-async def _summary(app: web.Application, cid: str, project_id: str, *, starts: bool = False) -> Summary:
-    """Who may see the conversation, kept current from the events."""
-    cache = app[SUMMARIES]
-    if cid not in cache:
-        if starts:
-            cache[cid] = Summary(project_id, None)
-        else:
-            found = await conversation_summary(app, cid)
-            cache[cid] = Summary(project_id, found["assignee_id"] if found else None)
-    summary = cache[cid]
-    cache.move_to_end(cid)
-    while len(cache) > SUMMARY_CACHE:
-        cache.popitem(last=False)
-    return summary
 
 
 def _assignee_after(event: Event, assignee: str | None) -> str | None:
@@ -62,7 +33,7 @@ async def on_conversation_event(app: web.Application, event: Event) -> None:
     cid = id_of(event.stream_id)
     for socket in list(app[VISITOR_SOCKETS].by_conversation.get(cid, ())):
         socket.deliver(envelope)
-    summary = await _summary(app, cid, event.project_id, starts=event.type == "chat.conversation_started")
+    summary = await conversation_audience.summary(app, cid, event.project_id, starts=event.type == "chat.conversation_started")
     if event.stream_version <= summary.pushed_seq:
         return  # a duplicate on the wire (a relay retry); visitors dedupe by seq themselves
     summary.pushed_seq = event.stream_version
@@ -95,7 +66,7 @@ async def on_lead_event(app: web.Application, event: Event) -> None:
     if event.type not in ("lead.created", "lead.failed"):
         return
     cid = event.data["conversation_id"]
-    summary = await _summary(app, cid, event.project_id)
+    summary = await conversation_audience.summary(app, cid, event.project_id)
     message = serialize({"type": "lead_outcome", "conversation_id": cid, "event": event.type,
                          "at": event.occurred_at, "data": event.data})
     for socket in app[OPERATOR_SOCKETS].all():

@@ -30,9 +30,12 @@ from parley import kafka
 from parley.http import Rejected
 from parley.service import SETTINGS
 
-from gateway import audience, auth
+from gateway import audience, auth, conversation_audience
+from gateway.conversations import conversation_id
+from gateway.operator_sockets import SOCKETS as OPERATOR_SOCKETS
 from gateway.send_queue import serialize
 from gateway.upstreams import conversation_summary
+from gateway.visitor_sockets import VISITOR_SOCKETS
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +136,6 @@ def decode(raw: bytes) -> dict[str, Any] | None:
 
 async def on_signal(app: web.Application, message: dict[str, Any]) -> None:
     """A signal from any gateway (this one included) to the sockets this gateway holds."""
-    from gateway.operator_sockets import SOCKETS as OPERATOR_SOCKETS
-    from gateway.push import _summary as conversation_audience   # who may see it, kept current by push.py
-    from gateway.visitor_socket import VISITOR_SOCKETS
     cid = message["conversation_id"]
     if message["side"] == "operator":
         frame = {"type": "typing", "operator": {"name": message.get("name")}}
@@ -145,7 +145,7 @@ async def on_signal(app: web.Application, message: dict[str, Any]) -> None:
     sockets = app[OPERATOR_SOCKETS].all()
     if not sockets:
         return
-    summary = await conversation_audience(app, cid, message["project_id"])
+    summary = await conversation_audience.summary(app, cid, message["project_id"])
     frame = None
     for socket in sockets:
         if socket.out.open and audience.may_see(summary.project_id, summary.assignee_id, socket.operator):
@@ -155,7 +155,6 @@ async def on_signal(app: web.Application, message: dict[str, Any]) -> None:
 
 
 async def operator_typing(request: web.Request) -> web.Response:
-    from gateway.conversations import conversation_id
     me = await auth.current_operator(request)
     await from_operator(request, me, conversation_id(request))
     return web.Response(status=204)

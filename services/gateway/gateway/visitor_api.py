@@ -12,7 +12,7 @@ from aiohttp import web
 from parley.http import Rejected, ok, read_json
 from parley.service_client import path
 
-from gateway import auth, availability, files, presence, project_config, verified_visitors, visitor_tokens
+from gateway import auth, files, project_config, verified_visitors, visitor_availability, visitor_tokens
 from gateway.client_ip import client_ip
 from gateway.rate_limits import limits
 from gateway.upstreams import as_caller, registry, relay
@@ -21,15 +21,15 @@ from gateway.upstreams import as_caller, registry, relay
 async def widget_config(request: web.Request) -> web.Response:
     """The registry's widget configuration, plus whether the chat is open now and when
     it next opens (`open`, `next_open_at`: docs/working-hours.md) and whether an
-    operator is online (`online`: presence.py)."""
+    operator is online (`online`): the availability frame's fields (visitor_availability.py)."""
     project_id = request.query.get("project")
     answer = await registry(request.app).call("GET", path("api", "widget", "config"), headers=as_caller(request),
                                               params={"project": project_id} if project_id is not None else None)
     if answer.status != 200 or not isinstance(answer.body, dict) or not isinstance(answer.body.get("project"), str):
         return relay(answer)
-    is_open, next_open_at = await availability.now_open(request.app, answer.body["project"])
-    online = await presence.someone_online(request.app, answer.body["project"])
-    return ok({**answer.body, "open": is_open, "next_open_at": next_open_at, "online": online})
+    available = await visitor_availability.frame(request.app, answer.body["project"])
+    return ok({**answer.body, "open": available["open"], "next_open_at": available["next_open_at"],
+               "online": available["online"]})
 
 
 async def visitor_session(request: web.Request) -> web.Response:

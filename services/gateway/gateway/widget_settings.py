@@ -17,7 +17,7 @@ from parley.http import Rejected
 
 from gateway import project_config
 from gateway.send_queue import serialize
-from gateway.visitor_socket import VISITOR_SOCKETS
+from gateway.visitor_sockets import push_to_project
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,4 @@ async def on_project_event(app: web.Application, event: Event) -> None:
         log.warning("new widget texts not pushed", extra={"project_id": event.project_id, "error": e.message})
         return   # the widgets pick them up on their next load
     frame = serialize({"type": "texts", "language": config.get("language"), "texts": config.get("texts") or {}})
-    for socket in app[VISITOR_SOCKETS].everyone():
-        if socket.project_id == event.project_id:
-            socket.out.push(frame)
+    push_to_project(app, event.project_id, frame)
