@@ -21,16 +21,22 @@ system-packages:
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
-	if [ -z "$$missing" ]; then :; \
+	$(call install_missing,the test suite)
+
+# Installs Debian's $$missing (set by the recipe before it) for $(1), as root; otherwise
+# says what to install and stops.
+define install_missing
+if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		echo "[parley] installing Debian's$$missing for the test suite..."; \
+		echo "[parley] installing Debian's$$missing for $(1)..."; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else \
-		echo "[parley] error: Debian's$$missing must be installed for the test suite, which needs root." >&2; \
+		echo "[parley] error: $(1) needs Debian's$$missing, and installing them needs root." >&2; \
 		echo "[parley]        Install them, then run make again:" >&2; \
 		echo "[parley]          sudo apt-get update && sudo apt-get install -y$$missing" >&2; \
 		exit 1; \
 	fi
+endef
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	@echo "[parley] installing Python packages into $(VENV)..."
@@ -65,15 +71,7 @@ COMPOSE_VERSION := v2.28.1
 container-tools:
 	@missing=""; \
 	for tool in podman runc mmdebstrap; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
-	if [ -z "$$missing" ]; then :; \
-	elif [ "$$(id -u)" = 0 ]; then \
-		echo "[parley] installing Debian's$$missing for the container test..."; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	else \
-		echo "[parley] error: the container test needs Debian's$$missing and root to run podman." >&2; \
-		echo "[parley]        sudo apt-get update && sudo apt-get install -y$$missing" >&2; \
-		exit 1; \
-	fi
+	$(call install_missing,the container test)
 	@if [ ! -x $(BIN)/docker-compose ]; then \
 		echo "[parley] building Docker Compose $(COMPOSE_VERSION) into $(BIN)..."; \
 		tmp=$$(mktemp -d) && GOBIN=$$tmp go install github.com/docker/compose/v2/cmd@$(COMPOSE_VERSION) \
