@@ -206,6 +206,7 @@ const en = {
   hours_open_now: 'Open now', hours_closed_now: 'Closed', hours_opens_at: '— opens {when} ({zone})', hours_never_opens: '— no working hours ahead',
   unanswered_title: 'Nobody has taken a conversation for {n} minutes', unanswered_title_one: 'Nobody has taken a conversation for a minute',
   unanswered_body: 'It is waiting in New.',
+  unanswered_more: '{n} more conversations nobody has taken are waiting in New', open_new: 'Open New',
   // presence and auto-assignment (presence.js, offers.js, assignment.js)
   presence_label: 'My status', presence_online: 'Online', presence_away: 'Away', presence_offline: 'Offline',
   team_online: 'Online: {names}', team_online_none: 'Nobody online',
@@ -479,6 +480,7 @@ const ru = {
   hours_open_now: 'Сейчас открыт', hours_closed_now: 'Закрыт', hours_opens_at: '— откроется {when} ({zone})', hours_never_opens: '— рабочих часов впереди нет',
   unanswered_title: 'Диалог никто не взял уже {n} мин', unanswered_title_one: 'Диалог никто не взял уже {n} мин',
   unanswered_body: 'Он ждёт во вкладке «Новые».',
+  unanswered_more: 'Ещё диалогов, которые никто не взял: {n}. Они ждут во вкладке «Новые»', open_new: 'Открыть «Новые»',
   presence_label: 'Мой статус', presence_online: 'В сети', presence_away: 'Отошёл', presence_offline: 'Не в сети',
   team_online: 'В сети: {names}', team_online_none: 'Никого нет в сети',
   offer_title: 'Вам новый диалог', offer_body: 'Примите его за {n} с, иначе он перейдёт следующему оператору.', offer_countdown: 'Перейдёт следующему оператору через {n} с',

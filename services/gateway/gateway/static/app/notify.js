@@ -154,11 +154,33 @@ export function notifyUnanswered(msg) {
   if (!region) region = document.getElementById('toasts');
   const existing = region.querySelector(`[data-kind="unanswered"][data-conversation-id="${CSS.escape(msg.conversation_id)}"]`);
   if (existing) existing.remove();
+  waitingBeyond.delete(msg.conversation_id);
   const remove = toast({ kind: 'unanswered', persistent: true, title, body: t('unanswered_body'),
     actions: [{ label: t('open'), primary: true, testid: 'toast-open', onClick: () => openConversation(msg.conversation_id) }] });
   const node = region.lastElementChild;
   if (node) node.dataset.conversationId = msg.conversation_id;
+  capUnanswered();
   return remove;
+}
+
+// A morning's worth of unanswered alerts must not wall off the inbox they point at: the
+// newest few stay as toasts, the rest are counted in one "more waiting in New" toast.
+const MAX_UNANSWERED_TOASTS = 3;
+const waitingBeyond = new Set();
+
+function capUnanswered() {
+  const shown = [...region.querySelectorAll('[data-kind="unanswered"][data-conversation-id]')];
+  for (const node of shown.slice(0, Math.max(0, shown.length - MAX_UNANSWERED_TOASTS))) {
+    waitingBeyond.add(node.dataset.conversationId);
+    node.remove();
+  }
+  const summary = region.querySelector('[data-kind="unanswered-more"]');
+  if (summary) summary.remove();
+  if (!waitingBeyond.size) return;
+  toast({ kind: 'unanswered-more', persistent: true, title: t('unanswered_more', { n: waitingBeyond.size }),
+    actions: [{ label: t('open_new'), primary: true, testid: 'toast-open-new', onClick: () => {
+      waitingBeyond.clear(); location.hash = '#/inbox/new'; } }] });
+  region.prepend(region.lastElementChild);   // above the newest alerts, not between them
 }
 
 /** The unanswered alert goes by itself once someone has the conversation or it is closed:
@@ -170,4 +192,5 @@ export function onConversationEvent(msg) {
   if (!handled || !region) return;
   const node = region.querySelector(`[data-kind="unanswered"][data-conversation-id="${CSS.escape(msg.conversation_id)}"]`);
   if (node) node.remove();
+  if (waitingBeyond.delete(msg.conversation_id)) capUnanswered();
 }
