@@ -85,6 +85,14 @@ def actor(request: web.Request) -> Actor:
     return session.actor
 
 
+def owner(request: web.Request, may: str = "do this") -> Actor:
+    """The session's actor if it is the project's owner; else 403 owner_only."""
+    me = actor(request)
+    if not me.is_owner:
+        raise Rejected(403, "owner_only", f"Only the project's owner may {may}.")
+    return me
+
+
 def client_address(request: web.Request) -> str:
     """The caller's address, as the gateway signed it (never X-Forwarded-For, never the peer)."""
     return accounts.client_address(request.headers.get(CLIENT_ADDRESS_HEADER))

@@ -12,7 +12,7 @@ from parley.http import Rejected, ok
 from parley.service import POOL
 
 from operator_registry import accounts, domain
-from operator_registry.api import SESSION, actor, operator_event, run
+from operator_registry.api import SESSION, actor, operator_event, owner, run
 
 
 def _view(row, current: str | None) -> dict:
@@ -33,8 +33,7 @@ async def _operator(request: web.Request, operator_id: str | None) -> dict:
     me = actor(request)
     if operator_id is None or operator_id == me.operator_id:
         return {"id": me.operator_id, "project_id": me.project_id}
-    if not me.is_owner:
-        raise Rejected(403, "owner_only", "Only the project's owner may see or end another operator's sessions.")
+    owner(request, "see or end another operator's sessions")
     row = await request.app[POOL].fetchrow(
         "select id::text, project_id from operators where id = $1 and project_id = $2 and not removed",
         operator_id, me.project_id)

@@ -13,7 +13,7 @@ from parley.contract import canonical_uuid
 from parley.http import Rejected, ok, read_json
 from parley.service import POOL, STORE
 
-from operator_registry.api import SESSION, actor
+from operator_registry.api import SESSION, actor, owner
 from operator_registry.two_factor import (ISSUER, check_login_code, code_digest, enabled, new_recovery_codes, state,
                                           step_of)
 
@@ -76,17 +76,10 @@ async def disable(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _owner(request: web.Request):
-    me = actor(request)
-    if not me.is_owner:
-        raise Rejected(403, "owner_only", "Only the project's owner may do this.")
-    return me
-
-
 async def reset(request: web.Request) -> web.Response:
     """The owner switches another operator's two-factor login off (a lost phone): they
     enrol again at their next login if the project requires it."""
-    me = _owner(request)
+    me = owner(request)
     target = canonical_uuid(request.match_info["id"])
     async with request.app[POOL].acquire() as conn, conn.transaction():
         if target is None or not await conn.fetchval(
@@ -99,7 +92,7 @@ async def reset(request: web.Request) -> web.Response:
 
 
 async def put_required(request: web.Request) -> web.Response:
-    me = _owner(request)
+    me = owner(request)
     body = await read_json(request)
     if not isinstance(body.get("required"), bool):
         raise Rejected(422, "required_invalid", "required is true or false.")
