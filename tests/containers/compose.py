@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from parley.config import REPO_ROOT
+from devstack.procs import free_port
 from tests.containers.podman import Podman
 
 COMPOSE_FILE = REPO_ROOT / "deploy" / "compose.yaml"
@@ -25,10 +25,16 @@ PROJECT_LABEL = "com.docker.compose.project"
 PARLEY_SERVICES = ("gateway", "conversation", "operator-registry", "crm-bridge", "scheduler")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# What compose makes for a project, how podman lists each kind's ids, and how it removes them.
+RESOURCES = (("containers", ("ps", "--all", "--quiet"), ("rm", "--force", "--volumes")),
+             ("volumes", ("volume", "ls", "--quiet"), ("volume", "rm", "--force")),
+             ("networks", ("network", "ls", "--quiet"), ("network", "rm", "--force")))
+
+
+def project_resources(podman: Podman, filter_: str) -> dict[str, list[str]]:
+    """Ids of the containers, volumes and networks `--filter filter_` lists."""
+    return {kind: podman(*listing, "--filter", filter_, check=False).stdout.split()
+            for kind, listing, _ in RESOURCES}
 
 
 class Compose:
@@ -68,16 +74,15 @@ class Compose:
             raise RuntimeError(f"docker compose {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
         return done
 
-    def up(self, timeout: float = 300) -> str:
+    def up(self, timeout: float = 300) -> None:
         """`up --detach`, then until every long-running service is healthy (compose starts
         the gateway last, once the rest are; it returns before the gateway itself is)."""
-        done = self("up", "--detach", "--no-build")
+        self("up", "--detach", "--no-build")
         deadline = time.monotonic() + timeout
         for service in (*PARLEY_SERVICES, "crm-standin"):
             while (status := self.health(service)) != "healthy":
                 assert time.monotonic() < deadline, f"{service} is {status} after {timeout:.0f} s"
                 time.sleep(1)
-        return done.stdout + done.stderr
 
     def health(self, service: str) -> str:
         state = self.container(service)["State"]
@@ -105,10 +110,7 @@ class Compose:
 
     def leftovers(self) -> dict[str, list[str]]:
         """Containers, volumes and networks of this project that still exist."""
-        return {kind: [line for line in self.podman(*command, "--filter", self.filter).stdout.split() if line]
-                for kind, command in (("containers", ("ps", "--all", "--quiet")),
-                                      ("volumes", ("volume", "ls", "--quiet")),
-                                      ("networks", ("network", "ls", "--quiet")))}
+        return project_resources(self.podman, self.filter)
 
     def down(self) -> None:
         """Everything of this project removed, volumes too (a second call does nothing)."""
@@ -120,16 +122,13 @@ class Compose:
 def remove_stale(podman: Podman) -> None:
     """Containers, volumes and networks of earlier runs whose process is gone."""
     projects = set()
-    for kind in (("ps", "--all"), ("volume", "ls"), ("network", "ls")):
-        listed = podman(*kind, "--format", "{{index .Labels \"%s\"}}" % PROJECT_LABEL, check=False).stdout
+    for _, listing, _ in RESOURCES:
+        listed = podman(*listing[:-1], "--format", "{{index .Labels \"%s\"}}" % PROJECT_LABEL, check=False).stdout
         projects |= {p for p in listed.split() if p.startswith(PROJECT_PREFIX)}
     for project in projects:
         pid = project[len(PROJECT_PREFIX):]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            label = f"label={PROJECT_LABEL}={project}"
-            for ids, remove in ((("ps", "--all", "--quiet"), ("rm", "--force", "--volumes")),
-                                (("volume", "ls", "--quiet"), ("volume", "rm", "--force")),
-                                (("network", "ls", "--quiet"), ("network", "rm", "--force"))):
-                found = podman(*ids, "--filter", label, check=False).stdout.split()
-                if found:
-                    podman(*remove, *found, check=False)
+            found = project_resources(podman, f"label={PROJECT_LABEL}={project}")
+            for kind, _, remove in RESOURCES:
+                if found[kind]:
+                    podman(*remove, *found[kind], check=False)

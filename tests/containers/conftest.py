@@ -9,6 +9,7 @@ import time
 import pytest
 
 from parley.config import REPO_ROOT
+from devstack.procs import say
 from tests.containers import images
 from tests.containers.compose import COMPOSE_BINARY, Compose, remove_stale
 from tests.containers.podman import Podman, missing_tools
@@ -39,7 +40,7 @@ def built(podman):
         REPORT.mkdir(parents=True, exist_ok=True)
         (REPORT / "images.json").write_text(json.dumps(
             {"images": [vars(b) for b in result], "disk_used_by_build_bytes": disk}, indent=2))
-        images.say(f"images use {disk / 1e9:.1f} GB of disk")
+        say(f"images use {disk / 1e9:.1f} GB of disk")
         yield result
     finally:
         if not keep:
@@ -52,10 +53,9 @@ def compose(podman, built):
     podman.watch_health(stack.filter)
     try:
         started = time.monotonic()
-        images.say(f"docker compose up (project {stack.project}, gateway on {stack.url}) ...")
-        stack.up_output = stack.up()
-        stack.up_seconds = time.monotonic() - started
-        images.say(f"every service healthy {stack.up_seconds:.0f} s after up")
+        say(f"docker compose up (project {stack.project}, gateway on {stack.url}) ...")
+        stack.up()
+        say(f"every service healthy {time.monotonic() - started:.0f} s after up")
         yield stack
     finally:
         stack.save_logs(REPORT / "logs")

@@ -17,6 +17,7 @@ import pgserver
 
 from parley.config import REPO_ROOT
 from devstack.kafka_local import LIBS, ensure_jars
+from devstack.procs import say
 from tests.containers.podman import Podman
 
 STANDINS = Path(__file__).parent / "standins"
@@ -39,10 +40,6 @@ class Built:
     name: str
     seconds: float
     size_bytes: int
-
-
-def say(message: str) -> None:
-    print(f"[compose-test] {message}", flush=True)
 
 
 def _rootfs(podman: Podman, tag: str, packages: list[str], changes: list[str]) -> None:

@@ -128,9 +128,9 @@ class HealthTicker(threading.Thread):
         for container in listed:
             cid = container["Id"]
             if cid not in self.intervals:
-                config = self.podman.json("inspect", "--format", "{{json .Config.Healthcheck}}", cid)
-                self.intervals[cid] = (config or {}).get("Interval", 0) / 1e9 if config and config.get("Test") \
-                    and config["Test"][0] != "NONE" else 0
+                config = self.podman.json("inspect", "--format", "{{json .Config.Healthcheck}}", cid) or {}
+                checked = bool(config.get("Test")) and config["Test"][0] != "NONE"
+                self.intervals[cid] = config.get("Interval", 0) / 1e9 if checked else 0
                 self.last_run[cid] = now
             interval = self.intervals[cid]
             if interval and now - self.last_run[cid] >= interval:

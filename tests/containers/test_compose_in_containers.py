@@ -14,6 +14,7 @@ from datetime import datetime
 import aiohttp
 import pytest
 
+from devstack.procs import say
 from tests.containers import images
 from tests.containers.compose import PARLEY_SERVICES, Compose
 from tests.conversations.visitor import ScriptedVisitor, visitor_headers
@@ -99,7 +100,7 @@ def test_the_image_holds_no_development_tools(compose: Compose, built):
         absent = compose.podman("run", "--rm", images.PARLEY, "python", "-c", f"import {module}", check=False)
         assert absent.returncode != 0 and "ModuleNotFoundError" in absent.stderr, module
     sizes = {b.name: b.size_bytes for b in built}
-    images.say("image sizes: " + ", ".join(f"{n} {s / 1e6:.0f} MB" for n, s in sizes.items()))
+    say("image sizes: " + ", ".join(f"{n} {s / 1e6:.0f} MB" for n, s in sizes.items()))
     assert sizes[images.PARLEY] > 0
 
 
