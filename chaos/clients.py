@@ -8,7 +8,7 @@ reconnects after any close with `after=<last seq shown>`. What it saw is every `
 frame on every socket it had: a seq twice is a duplicate, a seq below the last one is
 out of order.
 
-Operator (services/gateway/gateway/static/app): REST with an Idempotency-Key per reply
+Operator (web/app): REST with an Idempotency-Key per reply
 (derived from the visitor message it answers, so a retried reply is absorbed), the
 socket for pushes, and after every reconnect a resync of its conversations from their
 transcripts. Its view is what the app shows: events by seq (a push of a seq already

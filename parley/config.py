@@ -22,6 +22,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "PARLEY_LOG_LEVEL": ("INFO", "Log level: DEBUG, INFO, WARNING, ERROR."),
     "PARLEY_RUN_DIR": (".run", "Where `make run` keeps Kafka's and PostgreSQL's data and the services' logs."),
     "PARLEY_SCHEMAS_DIR": ("schemas", "Folder with the event JSON Schemas and asyncapi.yaml (relative to the repository)."),
+    "PARLEY_WEB_DIR": ("web", "Gateway: folder with the widget, the operator app and the first-run page (relative to the repository)."),
     "PARLEY_EVENT_SHARDS": ("8", "Event-store shards of a service schema, 1-256: appends to streams in different shards never wait for each other, and the relay publishes each shard in commit order. Read when a schema is first created and then stored in it (table `event_shards`); an existing schema keeps its count (a different value is logged and ignored; see docs/architecture.md, How a deployment grows)."),
     "PARLEY_SHUTDOWN_TIMEOUT": ("10", "Seconds a service waits for in-flight work on SIGTERM before giving up."),
     "PARLEY_OPERATOR_REGISTRY_URL": ("http://127.0.0.1:8082", "Gateway and conversation (auto-assignment asks who is online): where operator-registry answers (`make run` sets it)."),

@@ -46,14 +46,14 @@ async def test_a_visitor_chats_from_the_demo_page_and_sees_the_reply(stack, brow
 def test_the_widget_script_stays_under_20_kb_gzipped():
     import gzip
     from parley.config import REPO_ROOT
-    source = (REPO_ROOT / "services/gateway/gateway/static/widget.js").read_bytes()
+    source = (REPO_ROOT / "web/widget.js").read_bytes()
     assert len(gzip.compress(source, 9)) < 20 * 1024
     assert b"innerHTML" not in source and b"outerHTML" not in source  # text is inserted as text
 
 
 def test_the_demo_page_pastes_the_snippet_as_a_site_owner_would():
     from parley.config import REPO_ROOT
-    page = (REPO_ROOT / "services/gateway/gateway/static/demo.html").read_text()
+    page = (REPO_ROOT / "web/demo.html").read_text()
     assert '<script async src="/widget.js" data-project="demo"></script>' in page
 
 

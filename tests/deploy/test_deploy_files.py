@@ -29,7 +29,7 @@ SCHEMAS = Path(__file__).parent / "schemas"
 KUBERNETES_VERSION = "1.32"
 PARLEY_SERVICES = list(SERVICE_NAMES)
 # Set by the image (deploy/Dockerfile ENV), not by compose or k8s.
-SET_BY_IMAGE = {"PARLEY_SCHEMAS_DIR"}
+SET_BY_IMAGE = {"PARLEY_SCHEMAS_DIR", "PARLEY_WEB_DIR"}
 CODE_DIRS = [REPO_ROOT / "parley", REPO_ROOT / "services"]
 
 

@@ -14,39 +14,14 @@ from gateway import (auth, availability, avatar_files, conversation_audience, co
                      operator_sockets, project_config, push, rate_limits, registry_routes, upstreams, visitor_api,
                      visitor_availability, visitor_socket, visitor_sockets)
 from gateway import (admin_settings_routes, csat, erasures, presence, privacy_routes, setup_routes, typing_signals,
-                     verified_visitors, widget_settings)
+                     verified_visitors, web_files, widget_settings)
 
 HERE = Path(__file__).parent
-STATIC = HERE / "static"
 OPENAPI = yaml.safe_load((HERE / "openapi.yaml").read_text())
 
 
 async def openapi(_: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(OPENAPI), content_type="application/json")
-
-
-async def widget_js(_: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC / "widget.js", headers={
-        "Content-Type": "application/javascript; charset=utf-8", "Cache-Control": "public, max-age=300",
-        "Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"})
-
-
-async def demo(_: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC / "demo.html", headers={"Content-Type": "text/html; charset=utf-8"})
-
-
-async def operator_app(_: web.Request) -> web.StreamResponse:
-    """The operator app's shell; its modules and assets are under /app/static/."""
-    return web.FileResponse(STATIC / "app" / "index.html", headers={
-        "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache",
-        "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' data:; "
-                                   "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'"})
-
-
-async def service_worker(_: web.Request) -> web.StreamResponse:
-    # Served from /app/ so that its scope is the whole app.
-    return web.FileResponse(STATIC / "app" / "sw.js", headers={
-        "Content-Type": "application/javascript; charset=utf-8", "Cache-Control": "no-cache"})
 
 
 def routes(app: web.Application) -> None:
@@ -65,12 +40,7 @@ def routes(app: web.Application) -> None:
     app.on_shutdown.append(operator_sockets.close_all)
     app.on_shutdown.append(visitor_sockets.close_all)
     app.router.add_get("/api/openapi.json", openapi)
-    app.router.add_get("/widget.js", widget_js)
-    app.router.add_get("/demo", demo)
-    app.router.add_get("/app", operator_app)
-    app.router.add_get("/app/", operator_app)
-    app.router.add_get("/app/sw.js", service_worker)
-    app.router.add_static("/app/static", STATIC / "app")
+    web_files.add_routes(app)
     app.router.add_put("/api/operators/{id}/avatar", avatar_files.upload)
     app.router.add_get("/avatars/{name}.png", avatar_files.serve)
     app.router.add_get("/ws/operator", operator_sockets.operator_socket)

@@ -27,7 +27,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from pathlib import Path
 
 from aiohttp import web
 
@@ -38,11 +37,11 @@ from parley.service import SETTINGS
 from parley.service_client import path, refusal
 
 from gateway import auth
+from gateway.web_files import WEB
 from gateway.upstreams import REGISTRY, as_caller, registry, relay
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).parent / "static"
 TOKEN_LENGTH = 32
 _FIELDS = ("project_id", "project_name", "owner_name", "owner_email", "password", "language")
 _PAGE_HEADERS = {
@@ -91,11 +90,11 @@ async def page(request: web.Request) -> web.StreamResponse:
         raise _closed()
     if not token_matches(request.query.get("token")):
         raise _wrong_token()
-    return web.FileResponse(STATIC / "setup.html", headers=_PAGE_HEADERS)
+    return web.FileResponse(WEB / "setup.html", headers=_PAGE_HEADERS)
 
 
 async def script(_: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC / "setup.js", headers={
+    return web.FileResponse(WEB / "setup.js", headers={
         "Content-Type": "application/javascript; charset=utf-8", "Cache-Control": "no-cache"})
 
 
