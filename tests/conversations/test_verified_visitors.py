@@ -7,7 +7,8 @@ import time
 import aiohttp
 import pytest
 
-from gateway import verified_visitors, visitor_sockets, visitor_tokens
+from gateway import verified_visitors, visitor_tokens
+from gateway.live import visitor_sockets
 from tests.conversations.visitor import ScriptedVisitor, visitor_protocols
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 

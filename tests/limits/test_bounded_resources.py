@@ -9,8 +9,8 @@ import pytest
 
 from gateway import files
 from gateway.rate_limits import NEW_VISITORS_PER_MINUTE_PER_ADDRESS
-from gateway.visitor_socket import MAX_SOCKETS_PER_VISITOR
-from gateway.visitor_sockets import MAX_PENDING_PARAMS, VISITOR_SOCKETS
+from gateway.live.visitor_socket import MAX_SOCKETS_PER_VISITOR
+from gateway.live.visitor_sockets import MAX_PENDING_PARAMS, VISITOR_SOCKETS
 from parley.service import POOL
 from tests.conversations.visitor import ScriptedVisitor, visitor_headers, visitor_protocols
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD

@@ -14,10 +14,10 @@ import socket as sockets_
 
 import aiohttp
 
-from gateway import send_queue
-from gateway.operator_sockets import SOCKETS as OPERATOR_SOCKETS
-from gateway.send_queue import CLOSE_TOO_SLOW, SendQueue
-from gateway.visitor_sockets import VISITOR_SOCKETS
+from gateway.live import send_queue
+from gateway.live.operator_sockets import SOCKETS as OPERATOR_SOCKETS
+from gateway.live.send_queue import CLOSE_TOO_SLOW, SendQueue
+from gateway.live.visitor_sockets import VISITOR_SOCKETS
 from tests.conversations.visitor import ScriptedVisitor, visitor_protocols
 from tests.overload.conftest import SMALL_BUFFER, StalledSocket, started_visitor
 from tests.support import eventually

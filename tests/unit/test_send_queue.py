@@ -1,4 +1,4 @@
-"""The per-socket send queue (gateway/send_queue.py) against a fake WebSocket: no network.
+"""The per-socket send queue (gateway/live/send_queue.py) against a fake WebSocket: no network.
 
 What it must keep: frames leave in the order queued; a full queue closes a live push's
 socket with 4408 and never waits; an idle socket holds no drain task (a gateway holds
@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from gateway import send_queue
-from gateway.send_queue import CLOSE_TOO_SLOW, SendQueue
+from gateway.live import send_queue
+from gateway.live.send_queue import CLOSE_TOO_SLOW, SendQueue
 
 
 class FakeWebSocket:

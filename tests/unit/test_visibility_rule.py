@@ -7,7 +7,7 @@ import pytest
 from parley.contract import operator_may_see
 
 from conversation.domain import Conversation, Operator, can_see
-from gateway.audience import may_see
+from gateway.live.audience import may_see
 
 
 @pytest.mark.parametrize("is_admin,assignee,project", list(itertools.product((False, True), (None, "me", "other"),

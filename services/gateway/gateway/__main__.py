@@ -10,11 +10,11 @@ from parley.key_ring import KeyRing, fetch_with
 from parley.live import LiveSubscriber
 from parley.service import SETTINGS, ConsumerSpec, ServiceSpec, main
 
-from gateway import (auth, availability, avatar_files, conversation_audience, conversation_crm, conversations, cors, crm_routes, files,
-                     operator_sockets, project_config, push, rate_limits, registry_routes, upstreams, visitor_api,
-                     visitor_availability, visitor_socket, visitor_sockets)
-from gateway import (admin_settings_routes, csat, erasures, presence, privacy_routes, setup_routes, typing_signals,
-                     verified_visitors, web_files, widget_settings)
+from gateway import (admin_settings_routes, auth, avatar_files, conversation_crm, conversations, cors, crm_routes,
+                     csat, erasures, files, privacy_routes, project_config, rate_limits, registry_routes,
+                     setup_routes, upstreams, verified_visitors, visitor_api, web_files)
+from gateway.live import (availability, conversation_audience, operator_sockets, presence, push, typing_signals,
+                          visitor_availability, visitor_socket, visitor_sockets, widget_settings)
 
 HERE = Path(__file__).parent
 OPENAPI = yaml.safe_load((HERE / "openapi.yaml").read_text())

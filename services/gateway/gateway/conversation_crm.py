@@ -25,7 +25,8 @@ from parley.contract import canonical_uuid
 from parley.http import Rejected, ok
 from parley.service_client import path
 
-from gateway import audience, auth
+from gateway import auth
+from gateway.live import audience
 from gateway.conversations import conversation_id
 from gateway.upstreams import as_operator, conversation, conversation_summary, crm
 

@@ -10,7 +10,8 @@ from parley.contract import canonical_uuid
 from parley.http import Rejected, ok, read_json
 from parley.service_client import path
 
-from gateway import audience, auth, files, visitor_files
+from gateway import auth, files, visitor_files
+from gateway.live import audience
 from gateway.upstreams import as_caller, as_operator, conversation, conversation_summary, registry
 
 ACTIONS = ("take", "messages", "notes", "status", "lead", "accept", "read")

@@ -12,7 +12,8 @@ from aiohttp import web
 from parley.http import Rejected, ok, read_json
 from parley.service_client import path
 
-from gateway import auth, files, project_config, verified_visitors, visitor_availability, visitor_tokens
+from gateway import auth, files, project_config, verified_visitors, visitor_tokens
+from gateway.live import visitor_availability
 from gateway.client_ip import client_ip
 from gateway.rate_limits import limits
 from gateway.upstreams import as_caller, registry, relay

@@ -32,7 +32,7 @@ from collections import deque
 import orjson
 from aiohttp import web
 
-from gateway import socket_metrics
+from gateway.live import socket_metrics
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from aiohttp import web
 from parley.contract import id_of
 from parley.envelope import Event
 
-from gateway import audience, conversation_audience
-from gateway.operator_sockets import SOCKETS as OPERATOR_SOCKETS
-from gateway.send_queue import serialize
-from gateway.visitor_sockets import VISITOR_SOCKETS
+from gateway.live import audience, conversation_audience
+from gateway.live.operator_sockets import SOCKETS as OPERATOR_SOCKETS
+from gateway.live.send_queue import serialize
+from gateway.live.visitor_sockets import VISITOR_SOCKETS
 
 log = logging.getLogger(__name__)
 

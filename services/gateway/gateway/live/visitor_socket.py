@@ -18,13 +18,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from parley.http import Rejected, error_response
 from parley.service_client import path
 
-from gateway import (auth, availability, csat, files, read_receipts, socket_metrics, typing_signals,
-                     visitor_availability)
+from gateway import auth, csat, files, read_receipts
+from gateway.live import availability, socket_metrics, typing_signals, visitor_availability
 from gateway.client_ip import client_ip
 from gateway.rate_limits import limits
-from gateway.send_queue import SendQueue
+from gateway.live.send_queue import SendQueue
 from gateway.upstreams import conversation
-from gateway.visitor_sockets import VISITOR_SOCKETS, VisitorSocket
+from gateway.live.visitor_sockets import VISITOR_SOCKETS, VisitorSocket
 
 log = logging.getLogger(__name__)
 

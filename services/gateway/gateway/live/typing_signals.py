@@ -30,12 +30,13 @@ from parley import kafka
 from parley.http import Rejected
 from parley.service import SETTINGS
 
-from gateway import audience, auth, conversation_audience
+from gateway import auth
+from gateway.live import audience, conversation_audience
 from gateway.conversations import conversation_id
-from gateway.operator_sockets import SOCKETS as OPERATOR_SOCKETS
-from gateway.send_queue import serialize
+from gateway.live.operator_sockets import SOCKETS as OPERATOR_SOCKETS
+from gateway.live.send_queue import serialize
 from gateway.upstreams import conversation_summary
-from gateway.visitor_sockets import VISITOR_SOCKETS
+from gateway.live.visitor_sockets import VISITOR_SOCKETS
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from parley.http import Rejected
 from parley.presence import heartbeat_seconds
 from parley.service_client import path
 
-from gateway.operator_sockets import SOCKETS
-from gateway.send_queue import serialize
+from gateway.live.operator_sockets import SOCKETS
+from gateway.live.send_queue import serialize
 from gateway.upstreams import registry
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from aiohttp import web
 
 from parley.envelope import Event
 
-from gateway import availability, presence
-from gateway.send_queue import serialize
-from gateway.visitor_sockets import push_to_project
+from gateway.live import availability, presence
+from gateway.live.send_queue import serialize
+from gateway.live.visitor_sockets import push_to_project
 
 
 async def frame(app: web.Application, project_id: str, open_now: tuple[bool, str | None] | None = None) -> dict:

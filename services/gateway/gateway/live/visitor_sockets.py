@@ -21,8 +21,9 @@ from parley.http import Rejected
 from parley.loops import every
 from parley.service_client import path
 
-from gateway import audience, send_queue, verified_visitors
-from gateway.send_queue import CLOSE_TOO_SLOW, TOO_SLOW_REASON, SendQueue
+from gateway import verified_visitors
+from gateway.live import audience, send_queue
+from gateway.live.send_queue import CLOSE_TOO_SLOW, TOO_SLOW_REASON, SendQueue
 from gateway.upstreams import conversation
 from gateway.visitor_tokens import VisitorToken
 

@@ -16,8 +16,8 @@ from parley.envelope import Event
 from parley.http import Rejected
 
 from gateway import project_config
-from gateway.send_queue import serialize
-from gateway.visitor_sockets import push_to_project
+from gateway.live.send_queue import serialize
+from gateway.live.visitor_sockets import push_to_project
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,9 @@ from parley.envelope import Event
 from parley.http import Rejected, error_response, unavailable
 from parley.service_client import path
 
-from gateway import auth, send_queue, socket_metrics
-from gateway.send_queue import SendQueue
+from gateway import auth
+from gateway.live import send_queue, socket_metrics
+from gateway.live.send_queue import SendQueue
 from gateway.upstreams import registry
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,8 @@ from parley.envelope import Event
 from parley.http import Rejected
 from parley.service_client import path
 
-from gateway import push, upstreams
+from gateway import upstreams
+from gateway.live import push
 
 log = logging.getLogger(__name__)
 
