@@ -3,8 +3,9 @@
 A refusal is `Rejected(status, code, message)` (or a domain's DomainError), raised anywhere
 below a handler and turned by `errors_middleware` into `{"error": {"code": ..., "message": ...}}`.
 The same mapping (`rejection_of`) gives every other failure its final answer: bad input that only the
-database or the event schema noticed is a 422, an outage of PostgreSQL is a 503 with
-Retry-After (the only answer that asks the client to try again), and aiohttp's own
+database or the event schema noticed is a 422, an outage of PostgreSQL, or a stream that
+kept moving under a command, is a 503 with Retry-After (the only answers that ask the
+client to try again), and aiohttp's own
 refusals (404, 405, 413) take the same JSON shape."""
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from parley.domain_error import STATUS_OF, DomainError
+from parley.eventstore import ConcurrencyConflict
 from parley.schemas import SchemaViolation
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,13 @@ def busy() -> Rejected:
                     headers={"Retry-After": BUSY_RETRY_AFTER_SECONDS})
 
 
+def busy_storing() -> Rejected:
+    """A stream that kept moving under a command (ConcurrencyConflict, retried already):
+    nothing was stored, so resending is safe."""
+    return Rejected(503, "busy", "Could not store this right now; send it again.",
+                    headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status,
                              headers={"X-Content-Type-Options": "nosniff", **(headers or {})})
@@ -76,6 +85,8 @@ def rejection_of(e: Exception) -> Rejected | None:
         return e
     if isinstance(e, DomainError):
         return Rejected(STATUS_OF[e.kind], e.code, e.message)
+    if isinstance(e, ConcurrencyConflict):
+        return busy_storing()
     if isinstance(e, SchemaViolation):
         log.warning("refused by the event schema", extra={"reason": str(e)[:500]})
         return Rejected(422, "event_invalid", "The request holds a value Parley cannot store: " + str(e)[:300])

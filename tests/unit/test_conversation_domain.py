@@ -197,7 +197,7 @@ def test_visitor_and_operator_message_ids_never_shadow_each_other():
 # ---- closed conversations -------------------------------------------------------------
 
 def test_a_message_that_lost_its_race_with_the_close_reopens_it_with_the_same_operator():
-    # (api.py sends a visitor's new message after a close to a new conversation; only a
+    # (handlers.py sends a visitor's new message after a close to a new conversation; only a
     # message decided while the close was being stored lands here)
     history = started(OLGA, status="closed")
     assert history.state.status == "closed"

@@ -4,13 +4,12 @@ from aiohttp import web
 
 from parley.service import ServiceSpec, main
 
-from conversation import api, auto_assign, erasure_requests, key_routes, rating_routes, read_routes
+from conversation import auto_assign, erasure_requests, key_routes, rating_routes, routes
 
 
-def routes(app: web.Application) -> None:
-    api.add_routes(app)
+def add_routes(app: web.Application) -> None:
+    routes.add_routes(app)
     auto_assign.setup(app)
-    read_routes.add_routes(app)
     rating_routes.add_routes(app)
     key_routes.add_routes(app)
     erasure_requests.add_routes(app)
@@ -21,7 +20,7 @@ SPEC = ServiceSpec(
     schema="conversation",
     default_port=8081,
     migrations=Path(__file__).parent / "migrations",
-    routes=routes,
+    routes=add_routes,
     seals_personal_data=True,
     loops=[("offers:sweep", auto_assign.sweep_loop), ("privacy:erasures", erasure_requests.loop)],
 )

@@ -35,8 +35,8 @@ from parley.http import Rejected, ok, read_json
 from parley.service import POOL, STORE
 from parley.service_client import ServiceClient, new_session, path
 
-from conversation import commands, offers
-from conversation.api import _conversation_id, _operator_command, operator_of, run
+from conversation import commands, handlers, offers
+from conversation.routes import conversation_id_of, operator_of, operator_route
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ async def expire(request: web.Request) -> web.Response:
     """The scheduler's offer timer fired: expire exactly this offer (command id = the
     offer id: a second call appends nothing) and offer the conversation to the next
     online operator in the same append."""
-    conversation_id = _conversation_id(request)
+    conversation_id = conversation_id_of(request)
     offer_id = canonical_uuid(request.match_info["offer_id"])
     if offer_id is None:
         raise Rejected(404, "not_found", "No such offer.")
@@ -187,9 +187,9 @@ async def expire(request: web.Request) -> web.Response:
         raise Rejected(404, "not_found", "Conversation not found.")
     given = await inputs(request.app, project_id)
     next_offer_id = str(uuid.uuid4())
-    outcome = await run(request.app, f"expire:{offer_id}", conversation_id,
-                        lambda s: offers.decide_expire(s, offer_id, given.next_for(s.offered_ids) if s else None,
-                                                       next_offer_id, given.settings))
+    outcome = await handlers.run(request.app, f"expire:{offer_id}", conversation_id,
+                                 lambda s: offers.decide_expire(s, offer_id, given.next_for(s.offered_ids) if s else None,
+                                                                next_offer_id, given.settings))
     events = list(outcome.events)
     following = next((e.data for e in events if e.type == "assignment.offered"), None)
     return ok({"conversation_id": conversation_id, "expired": bool(events),
@@ -199,8 +199,7 @@ async def expire(request: web.Request) -> web.Response:
 async def accept(request: web.Request) -> web.Response:
     """The offered operator's Accept: {"offer_id"}."""
     body = await read_json(request)
-    return await _operator_command(request, "accept",
-                                   lambda s, me, _: offers.decide_accept(s, me, body.get("offer_id")))
+    return await operator_route(request, "accept", lambda s, me, _: offers.decide_accept(s, me, body.get("offer_id")))
 
 
 def _admin(request: web.Request):

@@ -65,13 +65,6 @@ async def read_kept(store: EventStore, conversation_id: str, *, command_id: str 
     return Kept(version, state, row["recorded"], row["has_visitor_id"], row["has_reply_id"])
 
 
-async def message_seq(pool: asyncpg.Pool, conversation_id: str, message_id: str) -> int | None:
-    """The seq of the visitor's message with this id (the widget's id for it)."""
-    return await pool.fetchval(
-        """select seq from conversation_messages where conversation_id = $1::uuid and side = 'visitor'
-           and message_id = $2""", conversation_id, message_id)
-
-
 async def run(store: EventStore, command_id: str, conversation_id: str,
               decide: Callable[[domain.Conversation | None], list[Event]], *,
               visitor_message_id: str | None = None, reply_id: str | None = None,

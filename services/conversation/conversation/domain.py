@@ -12,7 +12,7 @@ Decisions worth knowing:
   the winner to admins only: nobody else may see it now). Replies, notes, status changes and lead requests need the assignee or an
   admin; an unclaimed conversation must be taken first.
 - Conversations end: once closed, the visitor's next message starts a new conversation
-  (`previous_conversation_id` links it to the closed one; api.py picks which). A
+  (`previous_conversation_id` links it to the closed one; handlers.py picks which). A
   message that reaches a conversation closed a moment before (the close won a race
   with it) reopens that one instead (status back to in_work with the same assignee, or
   new if nobody had it), so nothing the visitor sent is refused.
@@ -22,7 +22,7 @@ Decisions worth knowing:
   (decide_offline) starts one marked `left_while_closed`, with contacts and message.
 - Real-world input gets a final answer: control characters are stripped from text, a
   page URL is cut to the length the events allow, never refused; anything else that
-  cannot be stored is a DomainError (api.py maps its kind to an HTTP status)."""
+  cannot be stored is a DomainError (parley.http maps its kind to an HTTP status)."""
 from __future__ import annotations
 
 import re

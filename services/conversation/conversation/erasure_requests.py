@@ -40,7 +40,7 @@ from parley.http import Rejected, ok, read_json
 from parley.service import POOL, STORE
 
 from conversation import erasure, identities
-from conversation.api import operator_of
+from conversation.routes import operator_of
 from conversation.domain import DomainError, check_email, normalise_phone
 
 log = logging.getLogger(__name__)

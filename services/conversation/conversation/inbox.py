@@ -132,7 +132,7 @@ class VisitorConversation(NamedTuple):
     """A start moves the visitor's current conversation (visitor_conversations) to this
     one; after a closed conversation (`previous`, the offline form's case) it takes the
     previous one's place. Without `previous` the visitor must have none: two first
-    messages sent at once must end in one conversation (api.visitor_message)."""
+    messages sent at once must end in one conversation (handlers.visitor_message)."""
     project_id: str
     visitor_id: str
     conversation_id: str

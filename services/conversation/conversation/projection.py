@@ -74,7 +74,7 @@ delete from visitor_conversations v
 using unnest($1::text[], $2::text[], $3::uuid[]) as x(project_id, visitor_id, conversation_id)
 where v.project_id = x.project_id and v.visitor_id = x.visitor_id and v.conversation_id = x.conversation_id
 """
-# No upsert: a second conversation for the same visitor must fail here (see api.visitor_message).
+# No upsert: a second conversation for the same visitor must fail here (see handlers.visitor_message).
 _ENTER = """
 insert into visitor_conversations (project_id, visitor_id, conversation_id)
 select * from unnest($1::text[], $2::text[], $3::uuid[])

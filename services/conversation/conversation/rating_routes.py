@@ -12,7 +12,8 @@ from parley.contract import canonical_uuid
 from parley.http import Rejected, ok
 from parley.service import POOL
 
-from conversation import api, ratings
+from conversation import handlers, ratings
+from conversation.routes import operator_of
 
 WEEKS_MAX = 52
 RECENT = 20
@@ -22,16 +23,16 @@ async def visitor_rating(app: web.Application, body: dict[str, Any]) -> dict[str
     """POST /internal/visitor/rating {project_id, visitor_id, conversation_id, rating,
     comment, rating_id}: `rating_id` is the widget's id for the rating, so a resend
     returns the first answer and a second rating is refused (409 already_rated)."""
-    project_id, visitor_id = api._visitor(body)
+    project_id, visitor_id = handlers.visitor_of(body)
     conversation_id = canonical_uuid(body.get("conversation_id"))
     if conversation_id is None:
         raise Rejected(404, "not_found", "Conversation not found.")
     rating_id = body.get("rating_id")
-    if not api._text(rating_id, api.MESSAGE_ID_MAX):
+    if not handlers.text(rating_id, handlers.MESSAGE_ID_MAX):
         raise Rejected(422, "rating_id_required", "Every rating carries the widget's id for it.")
-    await api.run(app, f"rating:{project_id}:{visitor_id}:{rating_id}", conversation_id,
-                  lambda s: ratings.decide_rating(s if s is None or s.project_id == project_id else None, visitor_id,
-                                                  body.get("rating"), body.get("comment")))
+    await handlers.run(app, f"rating:{project_id}:{visitor_id}:{rating_id}", conversation_id,
+                       lambda s: ratings.decide_rating(s if s is None or s.project_id == project_id else None, visitor_id,
+                                                       body.get("rating"), body.get("comment")))
     return {"conversation_id": conversation_id, "rated": True}
 
 
@@ -39,7 +40,7 @@ async def summary(request: web.Request) -> web.Response:
     """GET /api/ratings?weeks=N (admins): per operator and ISO week (Monday, UTC) the
     number of ratings and their average, the same per operator over the whole period,
     and the latest ratings with their comments."""
-    me = api.operator_of(request)
+    me = operator_of(request)
     if not me.is_admin:
         raise Rejected(403, "forbidden", "Only admins see the ratings.")
     try:
