@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from operator_registry.api import ROUTES
+from operator_registry.routes import ROUTES
 from tests.registry.direct import Registry
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 

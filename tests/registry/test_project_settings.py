@@ -6,7 +6,7 @@ import yaml
 
 from parley.config import REPO_ROOT
 
-from operator_registry.api import ROUTES
+from operator_registry.routes import ROUTES
 from operator_registry.widget_texts import DEFAULT_TEXTS
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 

@@ -5,14 +5,14 @@ from aiohttp import web
 from parley.config import env
 from parley.service import STORE, ConsumerSpec, ServiceSpec, main
 
-from operator_registry import (admin_commands, api, audit_log, audit_routes, commands, first_run, identity_secrets, presence,
-                               sessions_routes, two_factor_routes)
+from operator_registry import (admin_commands, audit_log, audit_routes, commands, first_run, identity_secrets, presence,
+                               routes, sessions_routes, two_factor_routes)
 
 DEMO_PROJECT = "demo"
 
 
-def routes(app: web.Application) -> None:
-    api.add_routes(app)
+def add_routes(app: web.Application) -> None:
+    routes.add_routes(app)
     first_run.add_routes(app)
     for method, route, handler in (presence.ROUTES + identity_secrets.ROUTES + audit_routes.ROUTES
                                    + two_factor_routes.ROUTES + sessions_routes.ROUTES):
@@ -34,7 +34,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     consumers=[ConsumerSpec("operator-registry.audit", ["audit.events"], audit_log.on_audit_event,
                             reset=audit_log.reset)],
-    routes=routes,
+    routes=add_routes,
     loops=[("presence:sweep", presence.sweep_loop)],
     admin=admin_commands.add_commands,
 )

@@ -13,7 +13,7 @@ from parley.audit import COMMAND_LINE, COMMAND_LINE_NAME
 from parley.http import Rejected, ok
 from parley.service import POOL
 
-from operator_registry.api import actor
+from operator_registry.authentication import actor
 
 PAGE, MAX_PAGE = 100, 500
 

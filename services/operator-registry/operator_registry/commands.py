@@ -9,8 +9,8 @@ from typing import Any, Awaitable, Callable
 import asyncpg
 
 from parley import audit
-from parley.contract import project_stream
-from parley.envelope import Event
+from parley.contract import operator_stream, project_stream
+from parley.envelope import Event, new_event
 from parley.eventstore import Decision, EventStore, Outcome
 
 from operator_registry import accounts, audit_log, domain, projection
@@ -30,6 +30,11 @@ def idempotent_command_id(actor: Actor | None, method: str, path: str, key: str)
         return None
     who = f"{actor.project_id}/{actor.operator_id}" if actor else "anonymous"
     return f"{who} {method} {path} {key}"
+
+
+def operator_event(type: str, operator, data: dict[str, Any]) -> Event:
+    """An event of an operator's stream (`operator`: its `id` and `project_id`)."""
+    return new_event(type, operator_stream(operator["id"]), data, project_id=operator["project_id"])
 
 
 async def run(store: EventStore, command_id: str, stream_id: str, evolve, decide: Callable[[Any], list[Event]],

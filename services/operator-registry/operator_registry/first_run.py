@@ -16,7 +16,7 @@ from aiohttp import web
 from parley.http import ok, read_json
 from parley.service import POOL, STORE
 
-from operator_registry import api, commands, domain, installation
+from operator_registry import commands, domain, installation, routes
 
 
 async def setup_state(request: web.Request) -> web.Response:
@@ -33,7 +33,7 @@ async def setup(request: web.Request) -> web.Response:
         request.app[STORE], project_id, name=body.get("project_name"), owner_name=body.get("owner_name"),
         owner_email=body.get("owner_email"), owner_password=body.get("password"),
         language=body.get("language", "en"), first_only=True)
-    return await api.open_session(request, {"id": owner_id, "project_id": project_id})
+    return await routes.open_session(request, {"id": owner_id, "project_id": project_id})
 
 
 def add_routes(app: web.Application) -> None:

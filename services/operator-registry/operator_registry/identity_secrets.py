@@ -17,7 +17,7 @@ from parley import audit
 from parley.http import Rejected, ok
 from parley.service import POOL, STORE
 
-from operator_registry.api import actor
+from operator_registry.authentication import actor
 
 
 def _admin(request: web.Request):

@@ -32,7 +32,7 @@ from parley.http import Rejected, ok, read_json
 from parley.presence import STATUSES, grace_seconds, presence_stream
 from parley.service import POOL, STORE
 
-from operator_registry.api import actor
+from operator_registry.authentication import actor
 
 HEARTBEAT_MAX = 10_000     # operators in one gateway's report
 SWEEP_BATCH = 200

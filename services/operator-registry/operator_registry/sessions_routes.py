@@ -12,7 +12,8 @@ from parley.http import Rejected, ok
 from parley.service import POOL
 
 from operator_registry import accounts, domain
-from operator_registry.api import SESSION, actor, operator_event, owner, run
+from operator_registry.authentication import SESSION, actor, owner, run
+from operator_registry.commands import operator_event
 
 
 def _view(row, current: str | None) -> dict:

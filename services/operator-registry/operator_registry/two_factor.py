@@ -6,7 +6,7 @@ clock drift either way) and ten one-time recovery codes.
   confirms it (`.../confirm`), which switches it on and answers the recovery codes, shown
   once. `DELETE /api/me/two-factor` with a current code switches it off, unless the
   project requires it.
-- Login (api.login) asks for `code` once the password is right: a TOTP code of a step
+- Login (routes.login) asks for `code` once the password is right: a TOTP code of a step
   later than the last one used, or a recovery code (each good once). A wrong code counts
   as a failed login in the same throttle as passwords.
 - The owner may require it of everyone (`PUT /api/project/two-factor`): an operator
@@ -16,7 +16,7 @@ clock drift either way) and ten one-time recovery codes.
   audit log.
 
 Secrets and recovery digests are rows here, never events (as the identity secret).
-This module holds the rules (api.login and the session middleware use them); the
+This module holds the rules (routes.login and the session middleware, authentication.py, use them); the
 routes are two_factor_routes.py."""
 from __future__ import annotations
 

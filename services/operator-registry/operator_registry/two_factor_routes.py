@@ -13,7 +13,7 @@ from parley.contract import canonical_uuid
 from parley.http import Rejected, ok, read_json
 from parley.service import POOL, STORE
 
-from operator_registry.api import SESSION, actor, owner
+from operator_registry.authentication import SESSION, actor, owner
 from operator_registry.two_factor import (ISSUER, check_login_code, code_digest, enabled, new_recovery_codes, state,
                                           step_of)
 

@@ -1,173 +1,28 @@
-"""operator-registry's HTTP API. The gateway forwards the public `/api/...` routes here
+"""operator-registry's HTTP routes. The gateway forwards the public `/api/...` routes here
 (paths, bodies, the session cookie or bearer token) in calls it signs; this service
-authenticates every request itself and applies the permission rules of domain.py.
-
-The gateway owns the session cookie; this service never sets or deletes cookies. A
-token goes back in the body (login, verify) and in `X-Parley-Session` (login, and any
-answer on which the token rotated).
+authenticates every request itself (authentication.py) and applies the permission rules
+of domain.py. Commands go through `authentication.run` (commands.run, the one command
+path); reads are views.py's.
 
 Errors are `{"error": {"code": ..., "message": ...}}` with a fitting HTTP status; the
 domain's refusals are mapped to statuses in one place for every service (parley.http)."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import asyncpg
 from aiohttp import web
 
-from parley.contract import CLIENT_ADDRESS_HEADER, ROTATED_TOKEN_HEADER, SESSION_COOKIE
-from parley.contract import operator_stream, project_stream, template_stream
-from parley.domain_error import DomainError
-from parley.envelope import Event, new_event
-from parley.eventstore import Outcome
-from parley.http import Rejected, error_response as error, ok, read_json, rejection_of
+from parley.contract import ROTATED_TOKEN_HEADER, operator_stream, project_stream, template_stream
+from parley.envelope import Event
+from parley.http import Rejected, error_response as error, ok, read_json
 from parley.service import POOL, STORE
 
-from operator_registry import accounts, commands, domain, two_factor
-from operator_registry.domain import Actor
-from operator_registry.widget_texts import DEFAULT_TEXTS, LANGUAGES, MULTILINE_KEYS, TEXT_LIMITS, effective_texts
-
-SESSION = web.RequestKey("session", object)
-# Routes that never act for a session: resolving (and perhaps rotating) one there would be waste,
-# and for verify a mistake: the token to verify is in the body, and its rotation goes back there.
-_SESSIONLESS = {"/internal/sessions/verify", "/api/widget/config", "/api/widget/texts"}
-
-@web.middleware
-async def refusals_middleware(request: web.Request, handler):
-    """The one place where the database's uniqueness becomes HTTP (the domain's refusals
-    are parley.http's, as every service's)."""
-    try:
-        return await handler(request)
-    except asyncpg.UniqueViolationError as e:
-        if e.constraint_name == "operators_email":
-            raise Rejected(409, "email_taken", "Another operator of this project already uses this email.")
-        raise
-
-
-def token_of(request: web.Request) -> str | None:
-    auth = request.headers.get("Authorization", "")
-    if auth.startswith("Bearer "):
-        return auth[7:].strip()
-    return request.cookies.get(SESSION_COOKIE)
-
-
-@web.middleware
-async def session_middleware(request: web.Request, handler):
-    """Resolves the session (if any) once per request. A token due for rotation is
-    rotated only when an answer is about to go back (a success or a refusal), and the new
-    token rides on it in X-Parley-Session; an answer that never comes rotates nothing."""
-    if request.path in _SESSIONLESS:
-        request[SESSION] = None
-        return await handler(request)
-    session = await accounts.verify_session(request.app[POOL], token_of(request))
-    request[SESSION] = session
-    try:
-        if session is not None and request.path.startswith("/api/") \
-                and not request.path.startswith(two_factor.ENROLMENT_PATHS) and (await two_factor.state(
-                    request.app[POOL], session.actor.operator_id, session.actor.project_id)).must_enrol:
-            raise two_factor.enrolment_required()
-        response = await handler(request)
-    except (Rejected, DomainError) as e:
-        refused = rejection_of(e)   # the domain's refusal as its answer, to carry the header
-        if session is not None and (fresh := await accounts.rotate(request.app[POOL], session)):
-            refused.headers[ROTATED_TOKEN_HEADER] = fresh
-        raise refused from None
-    if session is not None and (fresh := await accounts.rotate(request.app[POOL], session)):
-        response.headers[ROTATED_TOKEN_HEADER] = fresh
-    return response
-
-
-def actor(request: web.Request) -> Actor:
-    session = request[SESSION]
-    if session is None:
-        raise Rejected(401, "unauthenticated", "Log in first: this needs an operator session.")
-    return session.actor
-
-
-def owner(request: web.Request, may: str = "do this") -> Actor:
-    """The session's actor if it is the project's owner; else 403 owner_only."""
-    me = actor(request)
-    if not me.is_owner:
-        raise Rejected(403, "owner_only", f"Only the project's owner may {may}.")
-    return me
-
-
-def client_address(request: web.Request) -> str:
-    """The caller's address, as the gateway signed it (never X-Forwarded-For, never the peer)."""
-    return accounts.client_address(request.headers.get(CLIENT_ADDRESS_HEADER))
-
-
-def command_id(request: web.Request) -> str:
-    """The client's idempotency key, scoped to who sends it: a retried request returns
-    the first outcome, and one operator's key never replays another's."""
-    session = request.get(SESSION)
-    return commands.idempotent_command_id(session.actor if session else None, request.method, request.path,
-                                          request.headers.get("Idempotency-Key", "")) or str(uuid.uuid4())
-
-
-async def run(request: web.Request, stream_id: str, evolve, decide: Callable[[Any], list[Event]],
-              *, password_hash: str | None = None, command: str | None = None,
-              extra: Callable[[asyncpg.Connection, list[Event]], Awaitable[None]] | None = None) -> Outcome:
-    """A command for the request; what the operator acting on it did goes into the audit trail
-    (a login acts for no one yet)."""
-    session = request.get(SESSION)
-    by = session.actor.operator_id if session else None
-    return await commands.run(request.app[STORE], command or command_id(request), stream_id, evolve, decide,
-                              password_hash=password_hash, extra=extra, by=by)
-
-
-# ---- views --------------------------------------------------------------------
-
-_OPERATOR_COLUMNS = "id::text, project_id, name, email, is_admin, is_owner, active, avatar_id"
-
-
-def operator_view(row: asyncpg.Record, *, private: bool) -> dict[str, Any]:
-    view = {"id": row["id"], "name": row["name"], "is_admin": row["is_admin"], "is_owner": row["is_owner"],
-            "active": row["active"],
-            "avatar_url": f"/avatars/{row['avatar_id']}.png" if row["avatar_id"] else None}
-    if private:
-        view["email"] = row["email"]
-    return view
-
-
-async def operator_row(request: web.Request, operator_id: str) -> asyncpg.Record:
-    me = actor(request)
-    operator_id = domain.uuid_or_none(operator_id)
-    if operator_id is None:
-        raise domain.not_found("Operator")
-    row = await request.app[POOL].fetchrow(
-        f"select {_OPERATOR_COLUMNS} from operators where id = $1 and project_id = $2 and not removed",
-        operator_id, me.project_id)
-    if row is None:
-        raise domain.not_found("Operator")
-    return row
-
-
-async def load_operator(request: web.Request, operator_id: str) -> domain.Operator:
-    row = await operator_row(request, operator_id)  # 404 unless it is in the actor's project
-    events = await request.app[STORE].load(operator_stream(row["id"]))
-    return domain.fold(domain.evolve_operator, events)
-
-
-async def project_row(request: web.Request, project_id: str) -> asyncpg.Record:
-    row = None
-    if domain.valid_project_id(project_id):
-        row = await request.app[POOL].fetchrow("select * from projects where id = $1", project_id)
-    if row is None:
-        shown = repr(project_id) if domain.valid_project_id(project_id) else "with that id"
-        raise Rejected(404, "project_not_found", f"No project {shown}.")
-    return row
-
-
-def project_view(row: asyncpg.Record, me: Actor) -> dict[str, Any]:
-    view = {"id": row["id"], "name": row["name"], "chat_enabled": row["chat_enabled"],
-            "language": row["language"], "texts": row["texts"], "sites": row["sites"]}
-    if me.is_owner or me.is_admin:
-        view["owner"] = {"name": row["owner_name"], "email": row["owner_email"],
-                         "operator_id": str(row["owner_operator_id"])}
-    return view
-
+from operator_registry import accounts, commands, domain, two_factor, views
+from operator_registry.authentication import (SESSION, actor, client_address, command_id, refusals_middleware, run,
+                                              session_middleware)
+from operator_registry.widget_texts import DEFAULT_TEXTS, LANGUAGES, MULTILINE_KEYS, TEXT_LIMITS
 
 # ---- session ------------------------------------------------------------------
 
@@ -226,36 +81,21 @@ async def open_session(request: web.Request, operator: Any) -> web.Response:
 
     if await pool.fetchval("select 1 from operators where id = $1", operator["id"]):
         await run(request, operator_stream(operator["id"]), domain.evolve_operator,
-                  lambda _: [operator_event("operator.logged_in", operator, {"session_id": session_id})],
+                  lambda _: [commands.operator_event("operator.logged_in", operator, {"session_id": session_id})],
                   extra=start_session, command=session_id)
     else:  # the owner before enabling the chat: no operator stream yet
         async with pool.acquire() as conn:
             await start_session(conn, [])
     token = tokens[0]
     session = await accounts.verify_session(pool, token)
-    response = ok({"token": token, "operator": await me_view(request, session)}, status=201)
+    response = ok({"token": token, "operator": await views.me_view(request.app[POOL], session)}, status=201)
     response.headers[ROTATED_TOKEN_HEADER] = token
     return response
 
 
-def operator_event(type: str, operator, data: dict[str, Any]) -> Event:
-    return new_event(type, operator_stream(operator["id"]), data, project_id=operator["project_id"])
-
-
-async def me_view(request: web.Request, session: accounts.Session) -> dict[str, Any]:
-    a = session.actor
-    row = await request.app[POOL].fetchrow(f"select {_OPERATOR_COLUMNS} from operators where id = $1", a.operator_id)
-    second = await two_factor.state(request.app[POOL], a.operator_id, a.project_id)
-    return {"id": a.operator_id, "project": a.project_id, "name": session.name, "email": session.email,
-            "is_admin": a.is_admin, "is_owner": a.is_owner, "session_id": session.id,
-            "avatar_url": f"/avatars/{row['avatar_id']}.png" if row and row["avatar_id"] else None,
-            "two_factor": {"enabled": second.enabled, "required": second.required,
-                           "must_enrol": second.must_enrol}}
-
-
 async def whoami(request: web.Request) -> web.Response:
     actor(request)
-    return ok(await me_view(request, request[SESSION]))
+    return ok(await views.me_view(request.app[POOL], request[SESSION]))
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -263,7 +103,7 @@ async def logout(request: web.Request) -> web.Response:
     session_id = request[SESSION].id
     if await request.app[POOL].fetchval("select 1 from operators where id = $1", me.operator_id):
         await run(request, operator_stream(me.operator_id), domain.evolve_operator, lambda _: [
-            operator_event("operator.logged_out", {"id": me.operator_id, "project_id": me.project_id},
+            commands.operator_event("operator.logged_out", {"id": me.operator_id, "project_id": me.project_id},
                    {"session_id": session_id, "reason": "logout"})])
     else:
         await request.app[POOL].execute("update sessions set revoked_at = now() where id = $1", session_id)
@@ -277,7 +117,7 @@ async def verify(request: web.Request) -> web.Response:
     session = await accounts.verify_session(request.app[POOL], body.get("token"))
     if session is None:
         return error(401, "unauthenticated", "Unknown, expired or revoked session.")
-    view = await me_view(request, session)
+    view = await views.me_view(request.app[POOL], session)
     view["rotated_token"] = await accounts.rotate(request.app[POOL], session)
     return ok(view)
 
@@ -294,19 +134,19 @@ async def session_status(request: web.Request) -> web.Response:
 
 async def get_project(request: web.Request) -> web.Response:
     me = actor(request)
-    return ok(project_view(await project_row(request, me.project_id), me))
+    return ok(views.project_view(await views.project_row(request.app[POOL], me.project_id), me))
 
 
 async def _change_project(request: web.Request, decide) -> web.Response:
     me = actor(request)
     await run(request, project_stream(me.project_id), domain.evolve_project, lambda p: decide(p, me))
-    return ok(project_view(await project_row(request, me.project_id), me))
+    return ok(views.project_view(await views.project_row(request.app[POOL], me.project_id), me))
 
 
 async def enable_chat(request: web.Request) -> web.Response:
     me = actor(request)
     await commands.enable_chat(request.app[STORE], command_id(request), me, audited=True)
-    return ok(project_view(await project_row(request, me.project_id), me))
+    return ok(views.project_view(await views.project_row(request.app[POOL], me.project_id), me))
 
 
 async def disable_chat(request: web.Request) -> web.Response:
@@ -326,9 +166,7 @@ async def put_sites(request: web.Request) -> web.Response:
 
 async def widget_config(request: web.Request) -> web.Response:
     """Public: what the widget on a site needs to know about its project."""
-    row = await project_row(request, request.query.get("project", ""))
-    return ok({"project": row["id"], "enabled": row["chat_enabled"], "language": row["language"],
-               "texts": effective_texts(row["language"], row["texts"]), "sites": row["sites"]})
+    return ok(views.widget_config(await views.project_row(request.app[POOL], request.query.get("project", ""))))
 
 
 async def widget_texts(_: web.Request) -> web.Response:
@@ -340,18 +178,13 @@ async def widget_texts(_: web.Request) -> web.Response:
 # ---- operators ----------------------------------------------------------------
 
 async def list_operators(request: web.Request) -> web.Response:
-    me = actor(request)
-    rows = await request.app[POOL].fetch(
-        f"select {_OPERATOR_COLUMNS} from operators where project_id = $1 and not removed order by is_owner desc, name",
-        me.project_id)
-    private = me.is_admin or me.is_owner
-    return ok({"operators": [operator_view(r, private=private or r["id"] == me.operator_id) for r in rows]})
+    return ok({"operators": await views.operators(request.app[POOL], actor(request))})
 
 
 async def get_operator(request: web.Request) -> web.Response:
     me = actor(request)
-    row = await operator_row(request, request.match_info["id"])
-    return ok(operator_view(row, private=me.is_admin or me.is_owner or row["id"] == me.operator_id))
+    row = await views.operator_row(request.app[POOL], me, request.match_info["id"])
+    return ok(views.operator_view(row, private=me.is_admin or me.is_owner or row["id"] == me.operator_id))
 
 
 async def add_operator(request: web.Request) -> web.Response:
@@ -366,7 +199,7 @@ async def add_operator(request: web.Request) -> web.Response:
                                                              body.get("is_admin", False)),
                         password_hash=await accounts.hash_password(password))
     created = outcome.result["stream_id"].removeprefix("operator-")
-    return ok(operator_view(await operator_row(request, created), private=True), status=201)
+    return ok(views.operator_view(await views.operator_row(request.app[POOL], me, created), private=True), status=201)
 
 
 async def update_operator(request: web.Request) -> web.Response:
@@ -375,7 +208,7 @@ async def update_operator(request: web.Request) -> web.Response:
     changes = {k: body[k] for k in ("name", "email", "is_admin") if k in body}
     password = body.get("password")
     password_given = password is not None
-    target = await load_operator(request, request.match_info["id"])
+    target = await views.load_operator(request.app[POOL], request.app[STORE], me, request.match_info["id"])
     # Everything is checked before any argon2 work (slow on purpose): the rules, with the
     # current password taken as right if one was offered, then the new password's shape,
     # then the offered current password itself.
@@ -397,7 +230,7 @@ async def update_operator(request: web.Request) -> web.Response:
               lambda t: domain.decide_update_operator(me, t, changes, password_given,
                                                       current_password_verified=verified),
               password_hash=password_hash, extra=revoke_other_sessions)
-    return ok(operator_view(await operator_row(request, target.id), private=True))
+    return ok(views.operator_view(await views.operator_row(request.app[POOL], me, target.id), private=True))
 
 
 async def current_password_matches(request: web.Request, target: domain.Operator, current: object) -> bool:
@@ -419,7 +252,7 @@ async def current_password_matches(request: web.Request, target: domain.Operator
 
 async def _lifecycle(request: web.Request, decide) -> web.Response:
     me = actor(request)
-    target = await load_operator(request, request.match_info["id"])
+    target = await views.load_operator(request.app[POOL], request.app[STORE], me, request.match_info["id"])
 
     async def revoke(conn: asyncpg.Connection, events: list[Event]) -> None:
         if any(e.type in ("operator.deactivated", "operator.removed") for e in events):
@@ -448,16 +281,16 @@ async def set_avatar(request: web.Request) -> web.Response:
     me = actor(request)
     body = await read_json(request)
     avatar_id = domain.clean_avatar_id(body.get("avatar_id"))
-    target = await load_operator(request, request.match_info["id"])
+    target = await views.load_operator(request.app[POOL], request.app[STORE], me, request.match_info["id"])
     await run(request, operator_stream(target.id), domain.evolve_operator,
               lambda t: domain.decide_avatar(me, t, avatar_id))
-    return ok(operator_view(await operator_row(request, target.id), private=True))
+    return ok(views.operator_view(await views.operator_row(request.app[POOL], me, target.id), private=True))
 
 
 async def can_set_avatar(request: web.Request) -> web.Response:
     """Lets the gateway refuse an upload before storing anything."""
     me = actor(request)
-    target = await load_operator(request, request.match_info["id"])
+    target = await views.load_operator(request.app[POOL], request.app[STORE], me, request.match_info["id"])
     if me.operator_id != target.id:
         domain.require_manage(me, target)
     return web.Response(status=204)
@@ -465,42 +298,8 @@ async def can_set_avatar(request: web.Request) -> web.Response:
 
 # ---- templates ----------------------------------------------------------------
 
-def template_view(row: asyncpg.Record) -> dict[str, Any]:
-    return {"id": row["id"], "title": row["title"], "text": row["text"]}
-
-
-SEARCH_WORDS_MAX = 10
-SEARCH_WORD_MAX = 100
-
-
-def search_query(q: str) -> str:
-    """'дост кур' -> 'дост:* & кур:*': every word, as a prefix (at most 10 words of at
-    most 100 characters: PostgreSQL refuses overlong words)."""
-    words = [w[:SEARCH_WORD_MAX] for w in "".join(c if c.isalnum() else " " for c in q.lower()).split()]
-    return " & ".join(f"{w}:*" for w in words[:SEARCH_WORDS_MAX])
-
-
 async def list_templates(request: web.Request) -> web.Response:
-    me = actor(request)
-    q = search_query(request.query.get("q", ""))
-    pool = request.app[POOL]
-    if q:
-        rows = await pool.fetch(
-            """select id::text, title, text from templates, to_tsquery('simple', $2) query
-               where project_id = $1 and not deleted and search @@ query
-               order by ts_rank(search, query) desc, title limit 50""", me.project_id, q)
-    else:
-        rows = await pool.fetch(
-            "select id::text, title, text from templates where project_id = $1 and not deleted order by title limit 200",
-            me.project_id)
-    return ok({"templates": [template_view(r) for r in rows]})
-
-
-async def _template(request: web.Request) -> domain.Template | None:
-    template_id = domain.uuid_or_none(request.match_info["id"])
-    if template_id is None:
-        raise domain.not_found("Template")
-    return domain.fold(domain.evolve_template, await request.app[STORE].load(template_stream(template_id)))
+    return ok({"templates": await views.templates(request.app[POOL], actor(request), request.query.get("q", ""))})
 
 
 async def create_template(request: web.Request) -> web.Response:
@@ -509,25 +308,23 @@ async def create_template(request: web.Request) -> web.Response:
     template_id = str(uuid.uuid4())
     outcome = await run(request, template_stream(template_id), domain.evolve_template,
                         lambda _: domain.decide_create_template(me, template_id, body.get("title"), body.get("text")))
-    row = await request.app[POOL].fetchrow("select id::text, title, text from templates where id = $1",
-                                           outcome.result["stream_id"].removeprefix("template-"))
-    return ok(template_view(row), status=201)
+    return ok(await views.template(request.app[POOL], outcome.result["stream_id"].removeprefix("template-")),
+              status=201)
 
 
 async def update_template(request: web.Request) -> web.Response:
     me = actor(request)
     body = await read_json(request)
-    template = await _template(request)
+    template = await views.load_template(request.app[STORE], request.match_info["id"])
     domain.decide_update_template(me, template, body.get("title"), body.get("text"))
     await run(request, template_stream(template.id), domain.evolve_template,
               lambda t: domain.decide_update_template(me, t, body.get("title"), body.get("text")))
-    row = await request.app[POOL].fetchrow("select id::text, title, text from templates where id = $1", template.id)
-    return ok(template_view(row))
+    return ok(await views.template(request.app[POOL], template.id))
 
 
 async def delete_template(request: web.Request) -> web.Response:
     me = actor(request)
-    template = await _template(request)
+    template = await views.load_template(request.app[STORE], request.match_info["id"])
     domain.decide_delete_template(me, template)
     await run(request, template_stream(template.id), domain.evolve_template,
               lambda t: domain.decide_delete_template(me, t))
