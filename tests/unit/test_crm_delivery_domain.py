@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from parley.domain_error import DomainError
+
 from crm_bridge import domain
 from crm_bridge.crm import CreatedLead, CrmError, Manager, match_manager
 
@@ -82,7 +84,7 @@ def test_an_operators_retry_requeues_failed_only():
     assert domain.requeue(again, NOW) == again      # already pending: unchanged
     delivered, _ = domain.created(domain.claim(pending(), NOW), CreatedLead("1", None), None)
     assert domain.requeue(delivered, NOW) == delivered
-    with pytest.raises(ValueError):
+    with pytest.raises(DomainError, match="not pending"):
         domain.claim(delivered, NOW)
 
 

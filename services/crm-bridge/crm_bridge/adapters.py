@@ -8,7 +8,7 @@
 
 Every URL passes the outbound guard (outbound.check_url) here, and again with DNS
 before each call; use `outbound.create_session()` for the session so the guard also
-holds at connect time. Raises ValueError (OutboundRefused is one) for bad settings."""
+holds at connect time. Raises SettingsInvalid, or OutboundRefused for an address, for bad settings (both ValueErrors)."""
 from __future__ import annotations
 
 import aiohttp
@@ -16,7 +16,7 @@ import aiohttp
 from . import outbound
 from .amocrm import AmoCrmAdapter
 from .bitrix24 import Bitrix24Adapter
-from .crm import CrmAdapter
+from .crm import CrmAdapter, SettingsInvalid
 from .webhook import WebhookAdapter
 
 KINDS = ("bitrix24", "webhook", "amocrm")
@@ -40,4 +40,4 @@ def adapter_for(kind: str, settings: dict, secrets: dict, session: aiohttp.Clien
     if kind == "amocrm":
         return AmoCrmAdapter(value("base_url"), value("token"), session, timeout=timeout,
                              marker_field_id=settings.get("marker_field_id") or None)
-    raise ValueError(f"unknown CRM kind {kind!r}; expected one of {', '.join(KINDS)}")
+    raise SettingsInvalid(f"unknown CRM kind {kind!r}; expected one of {', '.join(KINDS)}")

@@ -31,7 +31,7 @@ import aiohttp
 import orjson
 
 from . import outbound
-from .crm import ClientLead, CreatedLead, CrmError, LeadDraft, Manager
+from .crm import ClientLead, CreatedLead, CrmError, LeadDraft, Manager, SettingsInvalid
 from .bitrix24 import comments_text
 
 PAGE_LIMIT = 20
@@ -49,9 +49,9 @@ class AmoCrmAdapter:
                  marker_field_id: int | None = None):
         parts = urlsplit((base_url or "").strip())
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-            raise ValueError("amoCRM base_url must look like https://<subdomain>.amocrm.ru")
+            raise SettingsInvalid("amoCRM base_url must look like https://<subdomain>.amocrm.ru")
         if not token:
-            raise ValueError("amoCRM needs a token")
+            raise SettingsInvalid("amoCRM needs a token")
         self.base = f"{parts.scheme}://{parts.netloc}"
         outbound.check_url(self.base)
         self.token, self.session, self.timeout = token, session, timeout

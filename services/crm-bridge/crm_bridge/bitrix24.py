@@ -34,7 +34,7 @@ import aiohttp
 import orjson
 
 from . import outbound
-from .crm import ClientLead, CreatedLead, CrmError, LeadDraft, Manager
+from .crm import ClientLead, CreatedLead, CrmError, LeadDraft, Manager, SettingsInvalid
 
 ORIGINATOR = "parley"
 PAGE_LIMIT = 40                      # user.get pages read at most (2000 users)
@@ -53,7 +53,7 @@ def parse_webhook_url(webhook_url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or not _WEBHOOK_PATH.match(parts.path) \
             or parts.query or parts.fragment:
-        raise ValueError("Bitrix24 webhook URL must look like https://<portal>/rest/<user id>/<secret>/")
+        raise SettingsInvalid("Bitrix24 webhook URL must look like https://<portal>/rest/<user id>/<secret>/")
     return url, f"{parts.scheme}://{parts.netloc}"
 
 

@@ -11,6 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from parley.domain_error import DomainError
+
+
+class SettingsInvalid(DomainError, ValueError):
+    """An adapter cannot work with the CRM settings it was given (the shared refusal
+    shape; still a ValueError, as the URL checks that come with it are). A delivery with
+    such settings fails for good, naming why."""
+
+    def __init__(self, message: str):
+        super().__init__("crm_settings_invalid", message)
+
 
 @dataclass(frozen=True)
 class Manager:

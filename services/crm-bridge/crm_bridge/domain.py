@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
+from parley.domain_error import DomainError
+
 from crm_bridge.crm import CreatedLead, CrmError, LeadDraft, Manager
 
 MAX_ATTEMPTS = 8
@@ -64,7 +66,7 @@ def claim(d: Delivery, now: datetime, lease: float = LEASE_SECONDS) -> Delivery:
     """Take a due delivery for one attempt. An attempt still marked in flight was lost
     (its worker died or overran its lease): it may have created the lead."""
     if d.status != "pending":
-        raise ValueError(f"delivery {d.request_id} is {d.status}, not pending")
+        raise DomainError("delivery_not_pending", f"delivery {d.request_id} is {d.status}, not pending", "conflict")
     return replace(d, attempts=d.attempts + 1, in_flight=True, look_up_first=d.look_up_first or d.in_flight,
                    next_attempt_at=now + timedelta(seconds=lease))
 

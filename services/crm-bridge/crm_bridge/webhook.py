@@ -46,7 +46,7 @@ import aiohttp
 import orjson
 
 from . import outbound
-from .crm import ClientLead, CreatedLead, CrmError, LeadDraft, Manager
+from .crm import ClientLead, CreatedLead, CrmError, LeadDraft, Manager, SettingsInvalid
 
 MAX_SKEW_SECONDS = 300
 
@@ -90,7 +90,7 @@ class WebhookAdapter:
 
     def __init__(self, url: str, secret: str, session: aiohttp.ClientSession, *, timeout: float = 15.0):
         if not url or not secret:
-            raise ValueError("the webhook needs a url and a secret")
+            raise SettingsInvalid("the webhook needs a url and a secret")
         outbound.check_url(url)
         self.url, self.secret, self.session, self.timeout = url, secret, session, timeout
 
