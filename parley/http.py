@@ -17,6 +17,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from parley.contract import canonical_uuid
 from parley.domain_error import STATUS_OF, DomainError
 from parley.eventstore import ConcurrencyConflict
 from parley.schemas import SchemaViolation
@@ -140,6 +141,15 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     if len(raw) > limit:
         raise Rejected(413, "body_too_large", f"Request body is larger than {limit} bytes.")
     return raw
+
+
+def id_in_path(request: web.Request, message: str, name: str = "id") -> str:
+    """The path parameter `name` as a canonical UUID; any other spelling (`urn:uuid:`,
+    braces, bare hex) or anything else is 404 `not_found` with `message`."""
+    found = canonical_uuid(request.match_info[name])
+    if found is None:
+        raise Rejected(404, "not_found", message)
+    return found
 
 
 def _has_nul(value: Any) -> bool:

@@ -30,8 +30,7 @@ from aiohttp import web
 
 from parley import audit, internal_auth
 from parley.config import env
-from parley.contract import canonical_uuid
-from parley.http import Rejected, ok, read_json
+from parley.http import Rejected, id_in_path, ok, read_json
 from parley.service import POOL, STORE
 from parley.service_client import ServiceClient, new_session, path
 
@@ -178,9 +177,7 @@ async def expire(request: web.Request) -> web.Response:
     offer id: a second call appends nothing) and offer the conversation to the next
     online operator in the same append."""
     conversation_id = conversation_id_of(request)
-    offer_id = canonical_uuid(request.match_info["offer_id"])
-    if offer_id is None:
-        raise Rejected(404, "not_found", "No such offer.")
+    offer_id = id_in_path(request, "No such offer.", "offer_id")
     project_id = await request.app[POOL].fetchval("select project_id from conversations where id = $1",
                                                   conversation_id)
     if project_id is None:

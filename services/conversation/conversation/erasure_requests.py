@@ -36,7 +36,7 @@ from aiohttp import web
 
 from parley import audit
 from parley.contract import canonical_uuid
-from parley.http import Rejected, ok, read_json
+from parley.http import Rejected, id_in_path, ok, read_json
 from parley.service import POOL, STORE
 
 from conversation import erasure, identities
@@ -127,9 +127,7 @@ async def request_erasure(request: web.Request) -> web.Response:
 
 async def erasure_status(request: web.Request) -> web.Response:
     me = _admin(request)
-    erasure_id = canonical_uuid(request.match_info["id"])
-    if erasure_id is None:
-        raise Rejected(404, "not_found", "No such erasure.")
+    erasure_id = id_in_path(request, "No such erasure.")
     return await _status(request.app[POOL], me.project_id, erasure_id)
 
 

@@ -17,9 +17,8 @@ from aiohttp import web
 
 from parley import call_batches
 from parley.actor import actor_of
-from parley.contract import canonical_uuid
 from parley.envelope import Event
-from parley.http import Rejected, ok, read_json
+from parley.http import Rejected, id_in_path, ok, read_json
 from parley.service import POOL, STORE
 
 from conversation import domain, handlers, identities, receipts, views
@@ -45,10 +44,7 @@ def idempotency_key(request: web.Request) -> str | None:
 
 def conversation_id_of(request: web.Request) -> str:
     """The path's id, spelled the one canonical way (`urn:uuid:`, braces, bare hex: 404)."""
-    conversation_id = canonical_uuid(request.match_info["id"])
-    if conversation_id is None:
-        raise Rejected(404, "not_found", "Conversation not found.")
-    return conversation_id
+    return id_in_path(request, "Conversation not found.")
 
 
 async def operator_route(request: web.Request, kind: str,

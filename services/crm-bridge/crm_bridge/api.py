@@ -21,7 +21,7 @@ from aiohttp import web
 from parley import actor, audit
 from parley.actor import Actor, actor_of
 from parley.contract import canonical_uuid
-from parley.http import Rejected, ok, read_json
+from parley.http import Rejected, id_in_path, ok, read_json
 from parley.service import POOL, STORE
 
 from crm_bridge import client_cards, deliveries, domain, outbound
@@ -40,13 +40,6 @@ SAVE_RESOLVE_SECONDS = 3.0   # a slow resolver does not hold up saving: every ca
 
 def admin_of(request: web.Request) -> Actor:
     return actor.admin_of(request, "Only an admin may see or change the CRM settings.")
-
-
-def id_in_path(request: web.Request, name: str, what: str) -> str:
-    found = canonical_uuid(request.match_info[name])
-    if found is None:
-        raise Rejected(404, "not_found", f"No such {what}.")
-    return found
 
 
 # ---- settings ------------------------------------------------------------------------
@@ -257,7 +250,7 @@ async def _retry(pool, project_id: str, request_id: str, conversation_id: str | 
 
 async def retry_delivery(request: web.Request) -> web.Response:
     me = admin_of(request)
-    return ok(await _retry(request.app[POOL], me.project_id, id_in_path(request, "id", "delivery")))
+    return ok(await _retry(request.app[POOL], me.project_id, id_in_path(request, "No such delivery.")))
 
 
 # ---- one conversation's leads (any operator the gateway let through) -------------------
@@ -266,14 +259,14 @@ async def conversation_leads(request: web.Request) -> web.Response:
     me = actor_of(request)
     rows = await request.app[POOL].fetch(
         "select * from deliveries where project_id = $1 and conversation_id = $2 order by created_at, request_id",
-        me.project_id, id_in_path(request, "id", "conversation"))
+        me.project_id, id_in_path(request, "No such conversation."))
     return ok({"leads": [delivery_view(r) for r in rows]})
 
 
 async def retry_conversation_lead(request: web.Request) -> web.Response:
     me = actor_of(request)
-    return ok(await _retry(request.app[POOL], me.project_id, id_in_path(request, "request_id", "lead request"),
-                           id_in_path(request, "id", "conversation")))
+    return ok(await _retry(request.app[POOL], me.project_id, id_in_path(request, "No such lead request.", "request_id"),
+                           id_in_path(request, "No such conversation.")))
 
 
 # ---- the returning client's card --------------------------------------------------------

@@ -8,8 +8,7 @@ import secrets
 
 from aiohttp import web
 
-from parley.contract import canonical_uuid
-from parley.http import Rejected, ok, read_body
+from parley.http import Rejected, id_in_path, ok, read_body
 from parley.service import POOL
 from parley.service_client import path, refusal
 
@@ -22,9 +21,7 @@ _AVATAR_NAME = re.compile(r"^[a-f0-9]{32}$")
 
 async def upload(request: web.Request) -> web.Response:
     """PUT /api/operators/{id}/avatar with the image as the request body."""
-    operator_id = canonical_uuid(request.match_info["id"])
-    if operator_id is None:
-        raise Rejected(404, "not_found", "Operator not found.")
+    operator_id = id_in_path(request, "Operator not found.")
     token, _ = auth.session_token(request)
     if token is None:
         raise Rejected(401, "unauthenticated", "Log in first: this needs an operator session.")

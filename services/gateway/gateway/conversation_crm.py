@@ -21,8 +21,7 @@ import logging
 
 from aiohttp import web
 
-from parley.contract import canonical_uuid
-from parley.http import Rejected, ok
+from parley.http import Rejected, id_in_path, ok
 from parley.service_client import path
 
 from gateway import auth
@@ -50,9 +49,7 @@ async def leads(request: web.Request) -> web.Response:
 
 async def retry(request: web.Request) -> web.Response:
     me, cid, summary = await _visible(request)
-    request_id = canonical_uuid(request.match_info["request_id"])
-    if request_id is None:
-        raise Rejected(404, "not_found", "No such lead request.")
+    request_id = id_in_path(request, "No such lead request.", "request_id")
     if summary["assignee_id"] != me["id"] and not me["is_admin"]:
         raise Rejected(403, "forbidden", "Only the conversation's operator or an admin may retry its handoff.")
     return ok(await crm(request.app).checked("POST", path("api", "conversations", cid, "leads", request_id, "retry"),

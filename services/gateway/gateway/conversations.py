@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from parley.contract import canonical_uuid
-from parley.http import Rejected, ok, read_json
+from parley.http import Rejected, id_in_path, ok, read_json
 from parley.service_client import path
 
 from gateway import auth, files, visitor_files
@@ -19,10 +19,7 @@ _INBOX_VIEWS = ("new", "mine", "closed", "all")
 
 
 def conversation_id(request: web.Request) -> str:
-    cid = canonical_uuid(request.match_info["id"])
-    if cid is None:
-        raise Rejected(404, "not_found", "Conversation not found.")
-    return cid
+    return id_in_path(request, "Conversation not found.")
 
 
 def _with_operator_views(body: dict) -> dict:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from parley.contract import canonical_uuid
-from parley.http import MAX_JSON_BYTES, Rejected, read_body
+from parley.http import MAX_JSON_BYTES, Rejected, id_in_path, read_body
 from parley.service_client import path
 
 from gateway import auth
@@ -24,9 +23,7 @@ def forwarder(*segments: str, with_id: bool = False):
         me = await _admin(request)
         upstream = list(segments)
         if with_id:
-            request_id = canonical_uuid(request.match_info["id"])
-            if request_id is None:
-                raise Rejected(404, "not_found", "No such delivery.")
+            request_id = id_in_path(request, "No such delivery.")
             upstream.insert(-1, request_id)
         body = await read_body(request, MAX_JSON_BYTES) if request.can_read_body else b""
         answer = await crm(request.app).call(request.method, path(*upstream), body=body,

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from parley.contract import canonical_uuid
-from parley.http import MAX_JSON_BYTES, Rejected, ok, read_body
+from parley.http import MAX_JSON_BYTES, Rejected, id_in_path, ok, read_body
 from parley.service_client import path
 
 from gateway import auth
@@ -45,9 +44,7 @@ async def request_erasure(request: web.Request) -> web.Response:
 
 async def erasure_status(request: web.Request) -> web.Response:
     me = await _admin(request)
-    erasure_id = canonical_uuid(request.match_info["id"])
-    if erasure_id is None:
-        raise Rejected(404, "not_found", "No such erasure.")
+    erasure_id = id_in_path(request, "No such erasure.")
     return relay(await conversation(request.app).call(
         "GET", path("api", "project", "privacy", "erasures", erasure_id), headers=as_operator(request, me)))
 

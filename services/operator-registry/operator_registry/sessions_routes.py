@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from parley.contract import canonical_uuid, operator_stream
-from parley.http import Rejected, ok
+from parley.http import Rejected, id_in_path, ok
 from parley.service import POOL
 
 from operator_registry import accounts, domain
@@ -23,9 +23,7 @@ def _view(row, current: str | None) -> dict:
 
 
 def _their_id(request: web.Request) -> str:
-    operator_id = canonical_uuid(request.match_info["id"])
-    if operator_id is None:
-        raise Rejected(404, "not_found", "No such operator here.")
+    operator_id = id_in_path(request, "No such operator here.")
     return operator_id
 
 

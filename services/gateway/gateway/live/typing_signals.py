@@ -27,12 +27,11 @@ import orjson
 from aiohttp import web
 
 from parley import kafka
-from parley.http import Rejected
+from parley.http import Rejected, id_in_path
 from parley.service import SETTINGS
 
 from gateway import auth
 from gateway.live import audience, conversation_audience
-from gateway.conversations import conversation_id
 from gateway.live.operator_sockets import SOCKETS as OPERATOR_SOCKETS
 from gateway.live.send_queue import serialize
 from gateway.upstreams import conversation_summary
@@ -157,7 +156,7 @@ async def on_signal(app: web.Application, message: dict[str, Any]) -> None:
 
 async def operator_typing(request: web.Request) -> web.Response:
     me = await auth.current_operator(request)
-    await from_operator(request, me, conversation_id(request))
+    await from_operator(request, me, id_in_path(request, "Conversation not found."))
     return web.Response(status=204)
 
 
