@@ -4,8 +4,9 @@ checked, decided by domain.py on the kept state and written by the one command p
 a request (routes.py reads those), so a visitor command is answered the same alone and
 as a call of the gateway's batch (parley.call_batches).
 
-Refusals are DomainErrors (the rules') and Rejected (a fault: busy); parley.http maps
-both, and a stream that keeps moving (ConcurrencyConflict), to HTTP in one place."""
+Refusals are DomainErrors (the rules'); the one fault raised here is parley.http's
+`busy_storing` (a visitor's first commands kept colliding). parley.http maps both, and a
+stream that keeps moving (ConcurrencyConflict), to HTTP in one place."""
 from __future__ import annotations
 
 import logging
