@@ -34,7 +34,7 @@ from parley.http import Rejected, id_in_path, ok, read_json
 from parley.service import POOL, STORE
 from parley.service_client import ServiceClient, new_session, path
 
-from conversation import commands, handlers, offers
+from conversation import commands, offers
 from conversation.routes import conversation_id_of, operator_of, operator_route
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ async def expire(request: web.Request) -> web.Response:
         raise Rejected(404, "not_found", "Conversation not found.")
     given = await inputs(request.app, project_id)
     next_offer_id = str(uuid.uuid4())
-    outcome = await handlers.run(request.app, f"expire:{offer_id}", conversation_id,
+    outcome = await commands.run(request.app[STORE], f"expire:{offer_id}", conversation_id,
                                  lambda s: offers.decide_expire(s, offer_id, given.next_for(s.offered_ids) if s else None,
                                                                 next_offer_id, given.settings))
     events = list(outcome.events)

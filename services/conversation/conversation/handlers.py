@@ -73,12 +73,6 @@ def _site_params(body: dict[str, Any]) -> dict[str, str]:
         return {}
 
 
-async def run(app: web.Application, command_id: str, conversation_id: str, decide: Decide, **kept) -> Outcome:
-    """A command, decided on the kept state: commands.run (`visitor_message_id`/`reply_id`
-    it checks for resends, `transcript` for a lead request)."""
-    return await commands.run(app[STORE], command_id, conversation_id, decide, **kept)
-
-
 # ---- visitor --------------------------------------------------------------------
 
 async def _conversation_for(app: web.Application, project_id: str, visitor_id: str,
@@ -106,7 +100,8 @@ async def _in_visitors_conversation(app: web.Application, project_id: str, visit
     for _ in range(3):
         conversation_id, previous = await _conversation_for(app, project_id, visitor_id, message_id)
         try:
-            outcome = await run(app, command_id, conversation_id, decide_in(conversation_id, previous), **kept)
+            outcome = await commands.run(app[STORE], command_id, conversation_id,
+                                         decide_in(conversation_id, previous), **kept)
             return outcome.result["conversation_id"], outcome
         except asyncpg.UniqueViolationError as e:
             if e.constraint_name != "visitor_conversations_pkey":
@@ -179,8 +174,8 @@ async def visitor_params(app: web.Application, body: dict[str, Any]) -> dict[str
     if current is None:
         raise DomainError("no_conversation", "Write a message first.", "conflict")
     conversation_id = current["id"]
-    await run(app, f"params:{uuid.uuid4()}", conversation_id,
-              lambda s: domain.decide_custom_params(s, body.get("params")))
+    await commands.run(app[STORE], f"params:{uuid.uuid4()}", conversation_id,
+                       lambda s: domain.decide_custom_params(s, body.get("params")))
     return {"conversation_id": conversation_id}
 
 
@@ -230,9 +225,10 @@ async def visitor_read(app: web.Application, body: dict[str, Any]) -> dict[str, 
     conversation_id = canonical_uuid(body.get("conversation_id"))
     if conversation_id is None:
         raise DomainError("not_found", "Conversation not found.", "not_found")
-    outcome = await run(app, f"visitor-read:{uuid.uuid4()}", conversation_id,
-                        lambda s: receipts.decide_visitor_read(
-                            s if s is None or s.project_id == project_id else None, visitor_id, body.get("seq")))
+    outcome = await commands.run(app[STORE], f"visitor-read:{uuid.uuid4()}", conversation_id,
+                                 lambda s: receipts.decide_visitor_read(
+                                     s if s is None or s.project_id == project_id else None, visitor_id,
+                                     body.get("seq")))
     return {"conversation_id": conversation_id, "read": bool(outcome.events)}
 
 
@@ -253,7 +249,7 @@ async def close_idle(app: web.Application, conversation_id: str, key: str, body:
         return {"conversation_id": conversation_id, "closed": False, "active": last}
     # Closed unless a message comes after the last one seen here (decided under the
     # stream's lock, so one that arrives meanwhile is never closed over).
-    outcome = await run(app, f"close-idle:{key}", conversation_id, lambda s: domain.decide_close_idle(
+    outcome = await commands.run(app[STORE], f"close-idle:{key}", conversation_id, lambda s: domain.decide_close_idle(
         s, body.get("hours"), last["version"] if last is not None else since))
     return {"conversation_id": conversation_id, "closed": bool(outcome.events), "active": None}
 
@@ -291,8 +287,8 @@ async def operator_command(app: web.Application, me: Operator, conversation_id: 
     conversation; `decide(state, me, made_id)` gets the id for what it creates. The
     answer: the conversation's row after it, and the events it appended."""
     command_id, made_id = operator_command_ids(kind, me, conversation_id, key)
-    outcome = await run(app, command_id, conversation_id, lambda s: decide(s, me, made_id),
-                        reply_id=made_id if kind == "reply" else None, transcript=kind == "lead")
+    outcome = await commands.run(app[STORE], command_id, conversation_id, lambda s: decide(s, me, made_id),
+                                 reply_id=made_id if kind == "reply" else None, transcript=kind == "lead")
     return {"conversation": await views.conversation_row(app[POOL], conversation_id),
             "events": [e.to_dict() for e in outcome.events]}
 
@@ -310,15 +306,10 @@ def assignee(body: dict[str, Any]) -> Operator:
 async def request_lead(app: web.Application, me: Operator, conversation_id: str, key: str | None,
                        body: dict[str, Any]) -> dict[str, Any]:
     """"Send to CRM": `{"again": true}` to make a second lead for the same conversation.
-    The lead goes with what is known of the client (views.known_contacts)."""
+    The lead goes with what is known of the client (views.client_contacts)."""
     again = body.get("again", False)
     if not isinstance(again, bool):
         raise DomainError("again_invalid", "again is true or false.")
-    pool = app[POOL]
-    row = await pool.fetchrow(
-        "select project_id, visitor_id, contacts, contacts_confirmed from conversations where id = $1",
-        conversation_id)
-    known = (await views.known_contacts(pool, row["project_id"], row["visitor_id"], conversation_id,
-                                        row["contacts"], row["contacts_confirmed"])).contacts if row else {}
+    known = await views.client_contacts(app[POOL], conversation_id)
     return await operator_command(app, me, conversation_id, key, "lead",
                                   lambda s, me, _: domain.decide_request_lead(s, me, known=known, again=again))

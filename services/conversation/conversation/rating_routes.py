@@ -10,9 +10,9 @@ from aiohttp import web
 from parley import call_batches
 from parley.contract import canonical_uuid
 from parley.http import Rejected, ok
-from parley.service import POOL
+from parley.service import POOL, STORE
 
-from conversation import handlers, ratings
+from conversation import commands, handlers, ratings
 from conversation.routes import operator_of
 
 WEEKS_MAX = 52
@@ -30,7 +30,7 @@ async def visitor_rating(app: web.Application, body: dict[str, Any]) -> dict[str
     rating_id = body.get("rating_id")
     if not handlers.text(rating_id, handlers.MESSAGE_ID_MAX):
         raise Rejected(422, "rating_id_required", "Every rating carries the widget's id for it.")
-    await handlers.run(app, f"rating:{project_id}:{visitor_id}:{rating_id}", conversation_id,
+    await commands.run(app[STORE], f"rating:{project_id}:{visitor_id}:{rating_id}", conversation_id,
                        lambda s: ratings.decide_rating(s if s is None or s.project_id == project_id else None, visitor_id,
                                                        body.get("rating"), body.get("comment")))
     return {"conversation_id": conversation_id, "rated": True}

@@ -141,6 +141,18 @@ async def known_contacts(pool: asyncpg.Pool, project_id: str, visitor_id: str, c
     return Known(known, frozenset(sure))
 
 
+async def client_contacts(pool: asyncpg.Pool, conversation_id: str) -> dict[str, str]:
+    """What is known of the conversation's client (known_contacts), as a lead carries it;
+    {} for a conversation that does not exist."""
+    row = await pool.fetchrow(
+        "select project_id, visitor_id, contacts, contacts_confirmed from conversations where id = $1",
+        conversation_id)
+    if row is None:
+        return {}
+    return (await known_contacts(pool, row["project_id"], row["visitor_id"], conversation_id, row["contacts"],
+                                 row["contacts_confirmed"])).contacts
+
+
 async def client_card(pool: asyncpg.Pool, me: Operator, conversation_id: str) -> dict[str, Any]:
     """Who the visitor of this conversation is, for the returning client's card: their
     contacts and their earlier conversations in the project, found by the same visitor
