@@ -49,9 +49,9 @@ def routes_of(spec: ServiceSpec) -> list[tuple[str, str]]:
     return found
 
 
-def table(spec: ServiceSpec) -> str:
+def table(routes: list[tuple[str, str]]) -> str:
     rows = [BEGIN, "", "| method | path |", "|---|---|"]
-    rows += [f"| {method} | `{path}` |" for method, path in routes_of(spec)]
+    rows += [f"| {method} | `{path}` |" for method, path in routes]
     return "\n".join(rows + ["", END])
 
 
@@ -64,13 +64,14 @@ def written(folder: str) -> str | None:
 def main() -> int:
     for folder in SERVICES:
         text = readme(folder).read_text()
-        block = table(spec_of(folder))
+        routes = routes_of(spec_of(folder))
+        block = table(routes)
         if _BLOCK.search(text):
             text = _BLOCK.sub(lambda _: block, text)
         else:
             text = text.rstrip() + "\n\n## Routes\n\n" + block + "\n"
         readme(folder).write_text(text)
-        print(f"{readme(folder).relative_to(REPO_ROOT)}: {len(routes_of(spec_of(folder)))} routes")
+        print(f"{readme(folder).relative_to(REPO_ROOT)}: {len(routes)} routes")
     return 0
 
 

@@ -25,9 +25,9 @@ def readme_text(folder: str) -> str:
 
 @pytest.mark.parametrize("folder", SERVICES)
 def test_the_route_table_is_the_code_s(folder):
-    spec = service_readmes.spec_of(folder)
-    assert service_readmes.routes_of(spec), "a service with no routes of its own: the table would be empty"
-    assert service_readmes.written(folder) == service_readmes.table(spec), (
+    routes = service_readmes.routes_of(service_readmes.spec_of(folder))
+    assert routes, "a service with no routes of its own: the table would be empty"
+    assert service_readmes.written(folder) == service_readmes.table(routes), (
         f"services/{folder}/README.md's route table differs from the routes the code registers: "
         "run `.venv/bin/python -m tests.service_readmes` and describe the new routes in the prose")
 

@@ -9,7 +9,7 @@ answer on which the token rotated)."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 import asyncpg
 from aiohttp import web
@@ -105,7 +105,7 @@ def command_id(request: web.Request) -> str:
 
 async def run(request: web.Request, stream_id: str, evolve, decide: Callable[[Any], list[Event]],
               *, password_hash: str | None = None, command: str | None = None,
-              extra: Callable[[asyncpg.Connection, list[Event]], Awaitable[None]] | None = None) -> Outcome:
+              extra: commands.Extra | None = None) -> Outcome:
     """A command for the request; what the operator acting on it did goes into the audit trail
     (a login acts for no one yet)."""
     session = request.get(SESSION)

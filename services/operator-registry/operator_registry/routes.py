@@ -134,19 +134,19 @@ async def session_status(request: web.Request) -> web.Response:
 
 async def get_project(request: web.Request) -> web.Response:
     me = actor(request)
-    return ok(views.project_view(await views.project_row(request.app[POOL], me.project_id), me))
+    return ok(await views.project(request.app[POOL], me))
 
 
 async def _change_project(request: web.Request, decide) -> web.Response:
     me = actor(request)
     await run(request, project_stream(me.project_id), domain.evolve_project, lambda p: decide(p, me))
-    return ok(views.project_view(await views.project_row(request.app[POOL], me.project_id), me))
+    return ok(await views.project(request.app[POOL], me))
 
 
 async def enable_chat(request: web.Request) -> web.Response:
     me = actor(request)
     await commands.enable_chat(request.app[STORE], command_id(request), me, audited=True)
-    return ok(views.project_view(await views.project_row(request.app[POOL], me.project_id), me))
+    return ok(await views.project(request.app[POOL], me))
 
 
 async def disable_chat(request: web.Request) -> web.Response:

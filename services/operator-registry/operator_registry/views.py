@@ -66,6 +66,11 @@ def project_view(row: asyncpg.Record, me: Actor) -> dict[str, Any]:
     return view
 
 
+async def project(pool: asyncpg.Pool, me: Actor) -> dict[str, Any]:
+    """The actor's project, as project_view shows it to them."""
+    return project_view(await project_row(pool, me.project_id), me)
+
+
 async def me_view(pool: asyncpg.Pool, session: accounts.Session) -> dict[str, Any]:
     """The signed-in operator, as login, whoami and the gateway's verify show them."""
     a = session.actor
