@@ -6,8 +6,6 @@ covered too."""
 import asyncio
 import os
 import random
-import signal
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -20,6 +18,7 @@ from playwright.async_api import async_playwright
 from parley.config import REPO_ROOT, env
 from devstack.procs import port_is_free
 from devstack.run import SERVICES, STANDIN_OFFSET
+from tests.e2e.make_run import ctrl_c, make_run_until_ready, status
 from tests.browser.conftest import ARGS, CHROMIUM, screenshot_path
 from tests.conversations.visitor import ScriptedVisitor
 
@@ -49,14 +48,6 @@ def processes_of(run_dir: Path) -> list[str]:
             command = cmdline.replace(b"\0", b" ").decode(errors="replace")
             found.append(f"{pid}: {command[:200]}")
     return found
-
-
-def status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
 
 
 def login(base: int, email: str, password: str) -> int:
@@ -171,23 +162,6 @@ def check_working_hours_switch_the_widget(base: int) -> None:
     assert eventually(lambda: call("GET", config), lambda c: c["open"] is True, timeout=10)["open"] is True
 
 
-def make_run_until_ready(run_dir: Path, base: int) -> tuple[subprocess.Popen, float, str]:
-    env = {**os.environ, "PARLEY_RUN_DIR": str(run_dir), "PARLEY_PORT_BASE": str(base)}
-    started = time.monotonic()
-    proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    output = []
-    deadline = started + 240
-    for line in proc.stdout:
-        output.append(line)
-        if "Press Ctrl-C to stop everything." in line:
-            return proc, time.monotonic() - started, "".join(output)
-        if time.monotonic() > deadline:
-            break
-    proc.kill()
-    raise AssertionError("make run did not become ready:\n" + "".join(output))
-
-
 def listening_addresses(port: int) -> set[str]:
     """The local addresses with a socket listening on `port` (IPv4, from /proc/net/tcp)."""
     found = set()
@@ -197,12 +171,6 @@ def listening_addresses(port: int) -> set[str]:
         if state == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
             found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
     return found
-
-
-def ctrl_c(proc: subprocess.Popen) -> str:
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends to the whole foreground group
-    rest, _ = proc.communicate(timeout=90)
-    return rest
 
 
 @pytest.mark.slow
