@@ -20,6 +20,7 @@ from aiohttp import WSMsgType
 from parley.config import env
 
 from bench.common import Ticker, percentile, progress
+from devstack.visitor_protocol import message_frame, open_socket
 
 OPEN_CONCURRENCY = 64
 
@@ -88,7 +89,7 @@ class Visitor:
             self.tracker.firsts.add(message_id)
             self.has_written = True
         self.tracker.sent[message_id] = time.perf_counter()
-        await self.ws.send_str(orjson.dumps({"type": "message", "id": message_id, "text": text or message_id}).decode())
+        await self.ws.send_str(message_frame(message_id, text or message_id))
 
 
 async def _visitor_reader(visitor: Visitor, tracker: Tracker) -> None:
@@ -125,8 +126,8 @@ async def open_visitors(http: aiohttp.ClientSession, gateway: str, n: int, track
         async with gate:
             for attempt in range(5):
                 try:
-                    ws = await http.ws_connect(f"{gateway}/ws/visitor", protocols=("parley.v1", f"parley.token.{visitor_token()}"),
-                                               headers={"X-Forwarded-For": address(i)}, autoping=True)
+                    ws = await open_socket(http, f"{gateway}/ws/visitor", visitor_token(),
+                                           headers={"X-Forwarded-For": address(i)}, autoping=True)
                     break
                 except (aiohttp.ClientError, asyncio.TimeoutError):
                     if attempt == 4:

@@ -39,6 +39,8 @@ from aiohttp.test_utils import TestServer
 from parley.config import REPO_ROOT, Settings
 from parley.service import create_app
 
+from devstack.visitor_protocol import message_frame, open_socket, start_session
+
 from bench.append_relay_consume import progress
 
 
@@ -55,7 +57,7 @@ class Visitor:
 
     async def send(self, text: str) -> None:
         message_id = str(uuid.uuid4())
-        await self.ws.send_json({"type": "message", "id": message_id, "text": text})
+        await self.ws.send_str(message_frame(message_id, text))
         while True:
             frame = await self.ws.receive_json(timeout=60)
             if frame.get("type") == "error":
@@ -112,10 +114,8 @@ async def measure(comps, lengths=(50, 1500), samples: int = 60, *, vacuum: bool 
     try:
         async with aiohttp.ClientSession() as http:
             async def visitor_at(length: int) -> Visitor:
-                token = (await (await http.post(f"{gateway}/api/visitor/session", json={"project": "demo"})).json())[
-                    "visitor_token"]
-                visitor = Visitor(await http.ws_connect(f"{gateway}/ws/visitor",
-                                                        protocols=("parley.v1", f"parley.token.{token}")))
+                _, session = await start_session(http, f"{gateway}/api/visitor/session", "demo")
+                visitor = Visitor(await open_socket(http, f"{gateway}/ws/visitor", session["visitor_token"]))
                 while visitor.seq < length - 1:
                     await visitor.send(f"filler {visitor.seq}")
                 return visitor

@@ -115,8 +115,8 @@ def figures(visitors: list[Visitor], operators: list[Operator], traffic: Traffic
         seen = set(v.operator_texts())
         f.not_delivered += sum(1 for t in acked_replies if t in texts and _NUMBERED.match(t[4:])
                                and _NUMBERED.match(t[4:]).group(1) == str(v.number) and t not in seen)
-        f.duplicates_seen_by_visitors += v.duplicates_seen + len(v.own_texts()) - len(set(v.own_texts()))
-        f.conversations_out_of_order += 1 if v.out_of_order_seen else 0
+        f.duplicates_seen_by_visitors += v.view.duplicates + len(v.own_texts()) - len(set(v.own_texts()))
+        f.conversations_out_of_order += 1 if v.view.out_of_order else 0
         f.never_acknowledged += len(v.never_acked) + len(v.final_errors)
         f.reconnects += max(v.connections - 1, 0)
     # every acked visitor message must have been answered (the operators never give up)

@@ -1,7 +1,7 @@
 """Scripted visitors and operators that retry the way the widget and the operator app
 do, and remember what was acknowledged and what they saw.
 
-Visitor (docs/visitor-protocol.md): numbered messages, one at a time, each resent with
+Visitor (devstack/visitor_protocol.py): numbered messages, one at a time, each resent with
 the same client id until its `ack` (a `busy`/`service_unavailable`/`rate_limited` error
 waits `retry_after` with jitter; no answer within ACK_WAIT resends); the socket
 reconnects after any close with `after=<last seq shown>`. What it saw is every `event`
@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import WSMsgType
 
-RETRYABLE = {"busy", "service_unavailable", "rate_limited"}
+from devstack.visitor_protocol import RETRYABLE, VisitorView, message_frame, open_socket
+
 ACK_WAIT = 10.0          # a message with no answer by then is resent (same id)
 GIVE_UP = 240.0          # a message not acknowledged by then is reported as never acknowledged
 
@@ -90,20 +91,14 @@ class Visitor:
     http: aiohttp.ClientSession
     traffic: Traffic
     token: str | None = None
-    conversation_id: str | None = None
-    conversations: set[str] = field(default_factory=set)
-    last_seq: int = 0
-    seen: dict[int, dict] = field(default_factory=dict)       # seq -> event frame, this conversation
+    view: VisitorView = field(default_factory=VisitorView)    # what its widget was shown, every socket
     acked: dict[str, int] = field(default_factory=dict)       # text -> seq
     never_acked: list[str] = field(default_factory=list)
     final_errors: list[dict] = field(default_factory=list)
-    duplicates_seen: int = 0
-    out_of_order_seen: int = 0
     connections: int = 0
     sent_frames: int = 0
     done_writing: bool = False
     retried: Counter = field(default_factory=Counter)         # resends by cause: error code, or "no answer"
-    _answers: dict[str, dict] = field(default_factory=dict)   # client id -> ack or error frame
     _ws: aiohttp.ClientWebSocketResponse | None = None
 
     @property
@@ -111,15 +106,19 @@ class Visitor:
         return f"visitor {self.number}"
 
     @property
+    def conversation_id(self) -> str | None:
+        return self.view.conversation_id
+
+    @property
     def headers(self) -> dict:
         # Behind one trusted proxy hop: each visitor its own address, as on the real web.
         return {"X-Forwarded-For": f"10.77.{self.number // 250}.{self.number % 250 + 1}"}
 
     def operator_texts(self) -> list[str]:
-        return [e["text"] for _, e in sorted(self.seen.items()) if e.get("kind") == "operator_message"]
+        return [e["text"] for _, e in sorted(self.view.seen.items()) if e.get("kind") == "operator_message"]
 
     def own_texts(self) -> list[str]:
-        return [e["text"] for _, e in sorted(self.seen.items()) if e.get("kind") == "visitor_message"]
+        return [e["text"] for _, e in sorted(self.view.seen.items()) if e.get("kind") == "visitor_message"]
 
     async def open_session(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -136,9 +135,8 @@ class Visitor:
         pause = 0.2
         while not stop.is_set():
             try:
-                ws = await self.http.ws_connect(f"{self.gateway}/ws/visitor?after={self.last_seq}",
-                                                protocols=("parley.v1", f"parley.token.{self.token}"),
-                                                headers=self.headers, heartbeat=10)
+                ws = await open_socket(self.http, f"{self.gateway}/ws/visitor", self.token, after=self.view.last_seq,
+                                       headers=self.headers, heartbeat=10)
             except aiohttp.WSServerHandshakeError as e:
                 if e.status >= 500:
                     self.traffic.errors_5xx.append(ServerError(time.time(), self.name, "ws /ws/visitor", e.status, None))
@@ -156,7 +154,7 @@ class Visitor:
             try:
                 async for msg in ws:
                     if msg.type == WSMsgType.TEXT:
-                        self._frame(msg.json())
+                        self.receive(msg.json())
             except Exception:
                 pass
             finally:
@@ -165,56 +163,35 @@ class Visitor:
             if not stop.is_set():
                 await asyncio.sleep(_jitter(0.3))
 
-    def _frame(self, frame: dict) -> None:
-        kind = frame.get("type")
-        if kind == "hello":
-            if frame.get("conversation_id"):
-                self._follow(frame["conversation_id"])
-        elif kind in ("conversation", "offline_saved"):
-            self._follow(frame["conversation_id"])
-        elif kind == "event":
-            seq = frame["seq"]
-            if seq in self.seen:
-                self.duplicates_seen += 1
-            elif seq < self.last_seq:
-                self.out_of_order_seen += 1
-                self.seen[seq] = frame
-            else:
-                self.seen[seq] = frame
-                self.last_seq = seq
-        elif kind in ("ack", "error") and frame.get("id"):
-            self._answers[frame["id"]] = frame
-
-    def _follow(self, conversation_id: str) -> None:
-        if self.conversation_id not in (None, conversation_id):
+    def receive(self, frame: dict) -> None:
+        before = len(self.view.conversations)
+        self.view.receive(frame)
+        if before and len(self.view.conversations) > before:
             # a new conversation (the old one was closed): the run never closes one, so say so
-            self.final_errors.append({"code": "conversation_changed", "from": self.conversation_id,
-                                      "to": conversation_id})
-            self.seen, self.last_seq = {}, 0
-        self.conversation_id = conversation_id
-        self.conversations.add(conversation_id)
+            self.final_errors.append({"code": "conversation_changed", "from": self.view.conversations[-2],
+                                      "to": self.view.conversations[-1]})
 
     async def send(self, text: str) -> None:
         """Until acknowledged (or a final error, or GIVE_UP): what the widget's outbox does."""
         message_id = str(uuid.uuid4())
         deadline = time.monotonic() + GIVE_UP
+        answers = self.view.answers
         while time.monotonic() < deadline:
             ws = self._ws
             if ws is None or ws.closed:
                 await asyncio.sleep(0.1)
                 continue
-            self._answers.pop(message_id, None)
+            answers.pop(message_id, None)
             try:
-                await ws.send_json({"type": "message", "id": message_id, "text": text,
-                                    "page_url": "https://shop.example/chaos"})
+                await ws.send_str(message_frame(message_id, text, "https://shop.example/chaos"))
                 self.sent_frames += 1
             except Exception:
                 await asyncio.sleep(0.1)
                 continue
             answered = time.monotonic() + ACK_WAIT
-            while time.monotonic() < answered and message_id not in self._answers and self._ws is ws:
+            while time.monotonic() < answered and message_id not in answers and self._ws is ws:
                 await asyncio.sleep(0.02)
-            answer = self._answers.get(message_id)
+            answer = answers.get(message_id)
             if answer is None:
                 self.retried["no answer"] += 1
                 continue  # no answer (the socket went, or the gateway is slow): resend, same id

@@ -93,7 +93,8 @@ async def topic(platform) -> str:
     return name
 
 
-from tests.stack import conversation_port, gateway_b, stack  # noqa: E402,F401  (the in-process services, for any test that asks)
+# The one test stack's fixtures and Chromium's, for any test that asks.
+pytest_plugins = ["tests.stack", "tests.chromium"]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -204,3 +204,16 @@ async def consumers_at_the_end(platform, spec, schema: str):
     finally:
         await pool.close()
     return dataclasses.replace(spec, schema=schema, consumers=consumers)
+
+
+async def database_at_the_end(database_url: str, spec, bootstrap: str) -> None:
+    """A service's own database (for a crash test that runs it as a process), migrated,
+    its production consumer groups starting where their topics end now."""
+    pool = await db.create_pool(database_url, spec.schema)
+    try:
+        await db.migrate(pool, spec.schema, *([spec.migrations] if spec.migrations else []))
+        for consumer in spec.consumers:
+            for topic in consumer.topics:
+                await start_at_the_end(pool, consumer.name, bootstrap, topic)
+    finally:
+        await pool.close()

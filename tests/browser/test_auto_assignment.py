@@ -10,7 +10,7 @@ import re
 from playwright.async_api import expect
 
 from conversation import auto_assign
-from tests.browser.conftest import screenshot_path
+from tests.chromium import screenshot_path
 from tests.browser.test_operator_app import open_app, open_demo, visitor_says
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.support import eventually

@@ -10,9 +10,8 @@ import re
 
 from playwright.async_api import expect
 
-from tests.browser.conftest import screenshot_path
+from tests.chromium import screenshot_path
 from tests.browser.test_operator_app import open_app, open_demo, visitor_says
-from tests.crm_bridge.conftest import bridge, crm_stack  # noqa: F401  (fixtures)
 from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD, configure
 from tests.crm_bridge.test_standin import crm, standin_leads, webhook_url  # noqa: F401  (crm: a fixture)
 
@@ -52,7 +51,7 @@ async def open_newest(app, text: str) -> None:
     await row.click()
 
 
-async def test_contacts_send_to_crm_lead_created_and_the_returning_client_card(bridge, crm, crm_stack,  # noqa: F811
+async def test_contacts_send_to_crm_lead_created_and_the_returning_client_card(crm, crm_stack,  # noqa: F811
                                                                                browser):
     stack = crm_stack
     base = str(stack.gateway.make_url("")).rstrip("/")
@@ -119,7 +118,7 @@ async def test_contacts_send_to_crm_lead_created_and_the_returning_client_card(b
     assert errors == []
 
 
-async def test_send_to_crm_makes_no_empty_and_no_second_lead_by_accident(bridge, crm, crm_stack,  # noqa: F811
+async def test_send_to_crm_makes_no_empty_and_no_second_lead_by_accident(crm, crm_stack,  # noqa: F811
                                                                          browser):
     """Issue 19: a stray click made a lead with no contacts, the next click a second lead
     for the same conversation, and a returning client's lead was titled "Chat: visitor"."""

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import re
 
-from tests.browser.conftest import screenshot_path
+from tests.chromium import screenshot_path
 from tests.browser.test_operator_app import open_app
 # The bridge, the stack after it, and the stand-in with the bridge on the real adapters.
-from tests.crm_bridge.conftest import bridge, crm_stack  # noqa: F401
 from tests.crm_bridge.test_handoff import (OWNER_EMAIL, OWNER_PASSWORD, conversation_with_operator, request_lead,
                                           wait_settled)
 from tests.crm_bridge.test_standin import SECRET, crm, standin_leads, webhook_url  # noqa: F401
@@ -19,8 +18,8 @@ from tests.crm_bridge.test_standin import SECRET, crm, standin_leads, webhook_ur
 OPERATOR_PASSWORD = "operator-pass-1"   # conversation_with_operator's operator
 
 
-async def test_crm_settings_test_connection_and_the_delivery_log(bridge, crm, crm_stack, browser):  # noqa: F811
-    stack = crm_stack
+async def test_crm_settings_test_connection_and_the_delivery_log(crm, crm_stack, browser):  # noqa: F811
+    stack, bridge = crm_stack, crm_stack.bridge
     base = str(stack.gateway.make_url("")).rstrip("/")
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from tests.browser.conftest import screenshot_path
+from tests.chromium import screenshot_path
 from tests.browser.test_operator_app import open_app, open_demo, visitor_says
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 

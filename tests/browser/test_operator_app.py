@@ -6,8 +6,12 @@ import asyncio
 
 from PIL import Image
 
-from tests.browser.conftest import screenshot_path
-from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
+from parley.service import create_app
+
+import gateway.__main__ as gateway_main
+from tests.chromium import screenshot_path
+from tests.stack import GATEWAY, OWNER_EMAIL, OWNER_PASSWORD, serve, settings, spec_for
+from tests.visitor import ScriptedVisitor
 
 
 async def open_app(browser, base: str, email: str, password: str, size=(1366, 860)):
@@ -173,20 +177,9 @@ async def test_visitor_html_is_shown_as_text_in_the_operator_app(stack, browser)
 async def test_after_a_network_drop_the_app_resyncs_by_itself_and_says_so(stack, browser, platform):
     """The app's gateway goes away (a dropped network, a restart) while a visitor writes
     through another gateway; when it is back the app catches up on its own."""
-    import dataclasses
-
-    from aiohttp.test_utils import TestClient, TestServer
-
-    import gateway.__main__ as gateway_main
-    from parley.service import create_app
-    from tests.conversations.visitor import ScriptedVisitor
-    from tests.stack import settings
-
     base = str(stack.gateway.make_url("")).rstrip("/")
     app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
-    other = TestClient(TestServer(create_app(dataclasses.replace(gateway_main.SPEC, schema="gw_other"),
-                                             settings(platform, "gateway"))))
-    await other.start_server()
+    other = await serve(create_app(await spec_for(platform, GATEWAY, "gw_other"), settings(platform, GATEWAY)))
     try:
         port = stack.gateway.port
         await stack.gateway.close()
@@ -194,8 +187,7 @@ async def test_after_a_network_drop_the_app_resyncs_by_itself_and_says_so(stack,
         visitor = ScriptedVisitor(other)
         await visitor.start()
         await visitor.send_and_wait("written while the operator was cut off")
-        stack.gateway = TestClient(TestServer(create_app(gateway_main.SPEC, settings(platform, "gateway")), port=port))
-        await stack.gateway.start_server()
+        stack.gateways[0] = await serve(create_app(gateway_main.SPEC, settings(platform, GATEWAY)), port)
         await app.get_by_text("Reconnected — up to date").first.wait_for(timeout=40000)
         row = app.get_by_test_id("inbox-row").filter(has_text="written while the operator was cut off")
         await row.wait_for(timeout=10000)  # no reload asked for, none done

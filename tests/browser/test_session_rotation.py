@@ -3,7 +3,7 @@ session token rotates underneath it (every minute here, with a 90 s grace, time 
 on by `Stack.elapse_sessions`; 24 h in production). Before, the gateway threw the
 rotated token away on the inbox, the conversation routes and the socket, and the app
 fell back to the login form once the old token's grace ran out."""
-from tests.browser.conftest import screenshot_path
+from tests.chromium import screenshot_path
 from tests.browser.test_operator_app import open_app
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 

@@ -6,7 +6,7 @@ import time
 
 import pyotp
 
-from tests.browser.conftest import screenshot_path
+from tests.chromium import screenshot_path
 from tests.browser.test_operator_app import open_app
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 

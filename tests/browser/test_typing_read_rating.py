@@ -3,7 +3,7 @@ robin; the operator's app pops the offer up and Accept opens it; the visitor see
 "Read" and the operator typing, the operator sees the visitor typing and "Seen", and
 once the chat is closed the visitor rates it - once - and the admin finds it on the
 Ratings page. (tests/browser/test_auto_assignment.py covers nobody online.)"""
-from tests.browser.conftest import screenshot_path
+from tests.chromium import screenshot_path
 from tests.browser.test_auto_assignment import offer_round_robin
 from tests.browser.test_operator_app import open_app, open_demo, visitor_says
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD

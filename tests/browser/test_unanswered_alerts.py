@@ -7,7 +7,7 @@ from parley.envelope import Event
 
 from gateway.live import push
 from gateway.live.operator_sockets import SOCKETS
-from tests.browser.conftest import screenshot_path
+from tests.chromium import screenshot_path
 from tests.browser.test_operator_app import open_app
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.support import eventually

@@ -3,7 +3,7 @@ visitor to another browser, which shows their conversation; a forged hash leaves
 visitor anonymous with a console warning; the operator sees "Verified" and the name and
 email the site gave."""
 from gateway import verified_visitors
-from tests.browser.conftest import screenshot_path
+from tests.chromium import screenshot_path
 from tests.browser.test_operator_app import open_app, visitor_says
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 

@@ -1,7 +1,7 @@
 """The widget in a real browser: /demo, open the widget, send, see the operator's reply."""
 from playwright.async_api import expect
 
-from tests.browser.conftest import screenshot_path
+from tests.chromium import screenshot_path
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 XSS = '<img src=x onerror=alert(1)>'

@@ -14,11 +14,10 @@ from datetime import datetime, timezone
 
 from parley import working_hours
 
-from tests.browser.conftest import screenshot_path
+from tests.chromium import screenshot_path
 from tests.browser.test_operator_app import open_app
-from tests.conversations.visitor import ScriptedVisitor
+from tests.visitor import ScriptedVisitor
 # The scheduler, then the stack whose gateway reaches it.
-from tests.scheduler.conftest import sched_stack, scheduler  # noqa: F401
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
@@ -55,7 +54,7 @@ async def status_agrees(app, stack, expected_open: bool) -> None:
         assert "Europe/Moscow" in text, text
 
 
-async def test_working_hours_saved_from_the_page_reload_as_saved(sched_stack, browser):  # noqa: F811
+async def test_working_hours_saved_from_the_page_reload_as_saved(sched_stack, browser):
     stack = sched_stack
     base = str(stack.gateway.make_url("")).rstrip("/")
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
@@ -183,11 +182,11 @@ async def test_working_hours_saved_from_the_page_reload_as_saved(sched_stack, br
     assert await page.get_by_test_id("hours-form").count() == 0
 
 
-async def test_admins_are_told_when_nobody_takes_a_new_conversation(scheduler, sched_stack, browser):  # noqa: F811
+async def test_admins_are_told_when_nobody_takes_a_new_conversation(sched_stack, browser):
     """A one-(timer-)minute alert, the chat open any time: a visitor writes, nobody takes
     it; the admin's app shows the toast (with Open) and a desktop notification, a plain
     operator's does not."""
-    stack = sched_stack
+    stack, scheduler = sched_stack, sched_stack.scheduler
     base = str(stack.gateway.make_url("")).rstrip("/")
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     r = await stack.call("PUT", "/api/project/schedule", owner, json={"show_any_time": True, "unanswered_alert_minutes": 1})
@@ -235,10 +234,11 @@ async def test_admins_are_told_when_nobody_takes_a_new_conversation(scheduler, s
     await visitor.ws.close()
 
 
-async def test_an_idle_conversation_closes_itself_and_the_app_says_why(scheduler, sched_stack, browser,  # noqa: F811
+async def test_an_idle_conversation_closes_itself_and_the_app_says_why(sched_stack, browser,
                                                                       monkeypatch):
     """The idle timer, end to end: the scheduler fires it, the conversation service closes
     the conversation, and the operator looking at it sees why, live."""
+    scheduler = sched_stack.scheduler
     from scheduler import timers
     stack = sched_stack
     # An idle hour is 6 s here. The consumer arms timers with the setting, read at each

@@ -28,7 +28,7 @@ def healthy():
                     ("chat.visitor_message_posted", 5, "v1 #2"), ("chat.operator_replied", 6, "re: v1 #2")]}
     for kind, seq, text in stored[CID]:
         side = "visitor_message" if kind == "chat.visitor_message_posted" else "operator_message"
-        visitor._frame({"type": "event", "seq": seq, "kind": side, "text": text, "id": f"m{seq}"})
+        visitor.receive({"type": "event", "seq": seq, "kind": side, "text": text, "id": f"m{seq}"})
         operator.show(_event(seq, kind, text, f"m{seq}"))
     visitor.acked = {"v1 #1": 2, "v1 #2": 5}
     operator.replied = {"v1 #1": "re: v1 #1", "v1 #2": "re: v1 #2"}
@@ -55,7 +55,7 @@ def test_each_fault_shows_in_its_own_figure():
     assert failing(v, o, t, stored, tables) == {"acknowledged_lost": 2}
 
     v, o, t, stored, tables = healthy()
-    v._frame({"type": "event", "seq": 5, "kind": "visitor_message", "text": "v1 #2", "id": "m5"})
+    v.receive({"type": "event", "seq": 5, "kind": "visitor_message", "text": "v1 #2", "id": "m5"})
     assert failing(v, o, t, stored, tables) == {"duplicates_seen_by_visitors": 1}
 
     v, o, t, stored, tables = healthy()

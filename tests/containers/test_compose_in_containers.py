@@ -17,7 +17,8 @@ import pytest
 from devstack.procs import say
 from tests.containers import images
 from tests.containers.compose import PARLEY_SERVICES, Compose
-from tests.conversations.visitor import ScriptedVisitor, visitor_headers
+from devstack.visitor_protocol import token_headers
+from tests.visitor import ScriptedVisitor
 
 pytestmark = pytest.mark.containers
 
@@ -159,7 +160,7 @@ async def test_setup_two_operators_two_visitors_crm_and_files(compose: Compose):
         await visitors[0].send_and_wait("Hello, a quote for 10 licenses please")
         await visitors[0].ws.send_json({"type": "contacts", "name": "Maria Ivanova", "phone": "+7 900 123-45-67"})
         upload = await ok(await visitor_http[1].post("/api/visitor/attachments", data=VISITOR_FILE, headers={
-            **visitor_headers(visitors[1].token), "X-File-Name": "contract.pdf"}), 201)
+            **token_headers(visitors[1].token), "X-File-Name": "contract.pdf"}), 201)
         await visitors[1].send_and_wait("Here is the contract", attachment=upload["file_id"])
 
         async def new_conversations():
@@ -180,11 +181,11 @@ async def test_setup_two_operators_two_visitors_crm_and_files(compose: Compose):
             assert v.errors == []
 
         # files both ways, byte for byte, and nobody else's
-        got = await ok(await visitor_http[1].get(f"/files/{sent['file_id']}", headers=visitor_headers(visitors[1].token)))
+        got = await ok(await visitor_http[1].get(f"/files/{sent['file_id']}", headers=token_headers(visitors[1].token)))
         assert hashlib.sha256(got).digest() == hashlib.sha256(OPERATOR_FILE).digest()
         got = await ok(await operator.get(f"/files/{upload['file_id']}"))
         assert got == VISITOR_FILE
-        stranger = await visitor_http[0].get(f"/files/{sent['file_id']}", headers=visitor_headers(visitors[0].token))
+        stranger = await visitor_http[0].get(f"/files/{sent['file_id']}", headers=token_headers(visitors[0].token))
         assert stranger.status in (403, 404)
 
         # "Send to CRM" reaches the demo profile's stand-in, by its compose host name

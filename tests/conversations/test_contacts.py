@@ -5,7 +5,7 @@ import asyncio
 import uuid
 
 from tests.conversations.test_conversation_flow import operator_socket
-from tests.conversations.visitor import ScriptedVisitor
+from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.support import eventually
 

@@ -4,7 +4,8 @@ import asyncio
 
 import aiohttp
 
-from tests.conversations.visitor import ScriptedVisitor, visitor_headers
+from devstack.visitor_protocol import token_headers
+from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.support import eventually
 
@@ -71,12 +72,12 @@ async def test_a_full_conversation(stack):
     assert replies[1]["attachment"]["name"] == "prices.pdf"
     assert all("SECRET NOTE" not in str(e) for e in visitor.events)  # the note never reaches the visitor
     # the visitor downloads the attachment with their token; a stranger cannot
-    download = await stack.gateway.get(replies[1]['attachment']['url'], headers=visitor_headers(visitor.token))
+    download = await stack.gateway.get(replies[1]['attachment']['url'], headers=token_headers(visitor.token))
     assert download.status == 200 and download.headers["Content-Disposition"].startswith("attachment")
     assert download.headers["X-Content-Type-Options"] == "nosniff"
     stranger = ScriptedVisitor(stack.gateway)
     await stranger.start()
-    assert (await stack.gateway.get(replies[1]['attachment']['url'], headers=visitor_headers(stranger.token))).status == 404
+    assert (await stack.gateway.get(replies[1]['attachment']['url'], headers=token_headers(stranger.token))).status == 404
 
     transcript = (await (await stack.call("GET", f"/api/conversations/{conversation_id}", operator)).json())
     kinds = [e["event"] for e in transcript["events"]]

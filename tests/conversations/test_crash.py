@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from parley.service import create_app
 
 import gateway.__main__ as gateway_main
-from tests.conversations.visitor import ScriptedVisitor, send_reliably
+from tests.visitor import ScriptedVisitor, send_reliably
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, settings
 from tests.support import ServiceProcess
 

@@ -10,7 +10,8 @@ from parley.service import create_app
 import gateway.__main__ as gateway_main
 from gateway import project_config
 from gateway.rate_limits import MESSAGES_PER_MINUTE_PER_VISITOR
-from tests.conversations.visitor import ScriptedVisitor, visitor_protocols
+from devstack.visitor_protocol import socket_protocols
+from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, settings
 
 
@@ -43,7 +44,7 @@ async def test_replies_sent_while_the_visitor_is_offline_arrive_once_in_order_af
 async def test_a_message_resent_with_the_same_id_is_stored_once(stack):
     visitor, operator, cid = await started_conversation(stack)
     message_id = await visitor.send_and_wait("only once please")
-    first_seq = visitor.acks.pop(message_id)
+    first_seq = visitor.view.answers.pop(message_id)["seq"]
     await visitor.drop()
     await visitor.connect()
     await visitor.send("only once please", message_id=message_id)  # e.g. after a reload, from the outbox
@@ -124,9 +125,9 @@ async def test_a_visitor_socket_from_a_foreign_origin_is_refused(stack):
     await visitor.start()
     import aiohttp
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(visitor.token), headers={"Origin": "https://evil.example"})
+        await stack.gateway.ws_connect("/ws/visitor", protocols=socket_protocols(visitor.token), headers={"Origin": "https://evil.example"})
     assert refused.value.status == 403
-    ok = await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(visitor.token), headers={"Origin": "https://shop.example"})
+    ok = await stack.gateway.ws_connect("/ws/visitor", protocols=socket_protocols(visitor.token), headers={"Origin": "https://shop.example"})
     assert (await ok.receive_json(timeout=10))["type"] == "hello"
     await ok.close()
 
@@ -137,7 +138,7 @@ async def test_a_forged_visitor_token_is_refused(stack):
     payload, signature = visitor.token.split(".")
     import aiohttp
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(f"{payload}.{signature[::-1]}"))
+        await stack.gateway.ws_connect("/ws/visitor", protocols=socket_protocols(f"{payload}.{signature[::-1]}"))
     assert refused.value.status == 401
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.conversations.visitor import ScriptedVisitor
+from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 

@@ -21,7 +21,7 @@ from parley.service import POOL, create_app
 import conversation.__main__ as conversation_main
 import gateway.__main__ as gateway_main
 from gateway import upstreams
-from tests.conversations.visitor import ScriptedVisitor
+from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, by_host_name, settings
 from tests.support import AppSocket, eventually
 

@@ -10,7 +10,7 @@ import time
 from parley.service_client import path
 
 from gateway.live import typing_signals
-from tests.conversations.visitor import ScriptedVisitor
+from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.support import AppSocket, eventually
 

@@ -9,7 +9,8 @@ import pytest
 
 from gateway import verified_visitors, visitor_tokens
 from gateway.live import visitor_sockets
-from tests.conversations.visitor import ScriptedVisitor, visitor_protocols
+from devstack.visitor_protocol import socket_protocols
+from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 
@@ -115,7 +116,7 @@ async def test_a_stolen_verified_token_ends_with_the_secret_it_was_verified_by(s
         await device.wait_for(lambda: device.ws.closed, "closed")
         assert device.ws.close_code == 4401
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(session['visitor_token']))
+        await stack.gateway.ws_connect("/ws/visitor", protocols=socket_protocols(session['visitor_token']))
     assert refused.value.status == 401
     # The stolen token buys a new, empty anonymous visitor at most.
     fresh = await _session(stack, token=session["visitor_token"])
@@ -141,14 +142,14 @@ async def test_a_verified_token_expires(stack):
     for expires_at, opens in ((time.time() - 1, False), (time.time() + 60, True)):
         token, _ = visitor_tokens.issue("demo", visitor_id, generation=generation, expires_at=expires_at)
         if opens:
-            ws = await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(token))
+            ws = await stack.gateway.ws_connect("/ws/visitor", protocols=socket_protocols(token))
             assert (await ws.receive_json(timeout=10))["type"] == "hello"
             await ws.close()
         else:
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(token))
+                await stack.gateway.ws_connect("/ws/visitor", protocols=socket_protocols(token))
             assert refused.value.status == 401
     # A verified id in a token without a generation (as every gateway issued before) ends too.
     token, _ = visitor_tokens.issue("demo", visitor_id)
     with pytest.raises(aiohttp.WSServerHandshakeError):
-        await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(token))
+        await stack.gateway.ws_connect("/ws/visitor", protocols=socket_protocols(token))

@@ -14,7 +14,7 @@ import asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from crm_bridge import client_cards, standin
-from tests.conversations.visitor import ScriptedVisitor
+from tests.visitor import ScriptedVisitor
 from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD, configure, request_lead, wait_settled
 from tests.crm_bridge.test_standin import SECRET, crm, standin_leads, webhook_url  # noqa: F401  (crm: a fixture)
 
@@ -62,8 +62,8 @@ async def card(stack, cid: str, token: str, refresh: bool = False) -> dict:
 
 
 async def test_a_returning_client_with_the_same_phone_sees_the_earlier_lead_and_its_crm_status(
-        bridge, crm, crm_stack, monkeypatch):
-    stack = crm_stack
+        crm, crm_stack, monkeypatch):
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     await configure(stack, owner, webhook_url=webhook_url(crm), default_responsible="3")
     first = await visit(stack, owner, "I want 10 licenses", name="Ivan Petrov", phone=PHONE)
@@ -134,8 +134,8 @@ async def test_a_returning_client_with_the_same_phone_sees_the_earlier_lead_and_
     assert PHONE not in str(lookups) and "new.client" not in str(lookups).lower()
 
 
-async def test_the_card_when_crm_bridge_itself_is_down(bridge, crm, crm_stack):
-    stack = crm_stack
+async def test_the_card_when_crm_bridge_itself_is_down(crm, crm_stack):
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     await configure(stack, owner, webhook_url=webhook_url(crm), default_responsible="3")
     cid = await visit(stack, owner, "hello", phone=PHONE)
@@ -145,7 +145,7 @@ async def test_the_card_when_crm_bridge_itself_is_down(bridge, crm, crm_stack):
     assert seen["crm"]["stale"] is True and "not answering" in seen["crm"]["error"]
 
 
-async def test_the_card_is_for_those_who_may_see_the_conversation(bridge, crm, crm_stack):
+async def test_the_card_is_for_those_who_may_see_the_conversation(crm, crm_stack):
     stack = crm_stack
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     cid = await visit(stack, owner, "hello", phone=PHONE)      # the owner took it
@@ -156,8 +156,8 @@ async def test_the_card_is_for_those_who_may_see_the_conversation(bridge, crm, c
         assert (await stack.call("GET", path)).status == 401
 
 
-async def test_a_failed_handoff_shows_why_and_the_operators_retry_delivers_it_once(bridge, crm, crm_stack):
-    stack = crm_stack
+async def test_a_failed_handoff_shows_why_and_the_operators_retry_delivers_it_once(crm, crm_stack):
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     await configure(stack, owner, webhook_url=webhook_url(crm), default_responsible="3")
     _, operator, _ = await stack.add_operator(owner, "Handling Operator")
@@ -190,11 +190,11 @@ async def test_a_failed_handoff_shows_why_and_the_operators_retry_delivers_it_on
     assert (await stack.call("POST", f"/api/conversations/{cid}/leads/..%2F..%2Fx/retry", operator)).status == 404
 
 
-async def test_a_visitor_typing_someone_elses_phone_shows_a_non_admin_nothing_of_that_person(bridge, crm, crm_stack):
+async def test_a_visitor_typing_someone_elses_phone_shows_a_non_admin_nothing_of_that_person(crm, crm_stack):
     """Issue 23, finding 3: a visitor who typed someone else's phone put that person's
     conversations (last message, assignee, lead, responsible manager, CRM link) and the
     CRM's records for that phone on their own card, for any operator to see."""
-    stack = crm_stack
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     await configure(stack, owner, webhook_url=webhook_url(crm), default_responsible="3")
     _, anna, _ = await stack.add_operator(owner, "Anna Own")
@@ -228,8 +228,8 @@ async def test_a_visitor_typing_someone_elses_phone_shows_a_non_admin_nothing_of
     assert "Ivan" not in str(everything["client"])   # no name borrowed by a typed phone
 
 
-async def test_crm_look_ups_are_limited_per_operator(bridge, crm, crm_stack, monkeypatch):
-    stack = crm_stack
+async def test_crm_look_ups_are_limited_per_operator(crm, crm_stack, monkeypatch):
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     await configure(stack, owner, webhook_url=webhook_url(crm), default_responsible="3")
     monkeypatch.setattr(bridge.app[client_cards.LOOKUPS], "per_window", 2)

@@ -15,7 +15,7 @@ from parley.service import POOL, STORE
 
 from crm_bridge import deliveries
 from crm_bridge.crm import Manager
-from tests.conversations.visitor import ScriptedVisitor
+from tests.visitor import ScriptedVisitor
 
 OWNER_EMAIL, OWNER_PASSWORD = env("PARLEY_OWNER_EMAIL"), env("PARLEY_OWNER_PASSWORD")
 SECRET = "s3cr3tHookKey42"
@@ -83,8 +83,9 @@ async def outcome_events(bridge, catalog) -> list[Event]:
     return [s.event for s in stored]
 
 
-async def test_the_operators_manager_is_responsible_and_the_lead_carries_no_notes(bridge, crm_stack, catalog,
+async def test_the_operators_manager_is_responsible_and_the_lead_carries_no_notes(crm_stack, catalog,
                                                                                  caplog):
+    bridge = crm_stack.bridge
     caplog.set_level(logging.DEBUG)
     stack = crm_stack
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
@@ -124,8 +125,8 @@ async def test_the_operators_manager_is_responsible_and_the_lead_carries_no_note
     assert SECRET not in str([s.event.to_dict() for s in await bridge.app[STORE].read_all()])   # audit entries too
 
 
-async def test_no_matching_manager_makes_the_default_responsible(bridge, crm_stack, catalog):
-    stack = crm_stack
+async def test_no_matching_manager_makes_the_default_responsible(crm_stack, catalog):
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     await configure(stack, owner)
     cid, operator, _ = await conversation_with_operator(stack, owner, "Nobody Known")
@@ -138,8 +139,8 @@ async def test_no_matching_manager_makes_the_default_responsible(bridge, crm_sta
     assert event.data["responsible"] == {"id": "9", "name": "Oleg Default"}
 
 
-async def test_a_redelivered_request_makes_no_second_lead(bridge, crm_stack, platform):
-    stack = crm_stack
+async def test_a_redelivered_request_makes_no_second_lead(crm_stack, platform):
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     await configure(stack, owner)
     cid, operator, _ = await conversation_with_operator(stack, owner)
@@ -163,8 +164,8 @@ async def test_a_redelivered_request_makes_no_second_lead(bridge, crm_stack, pla
     assert len(rows) == 1 and bridge.crm.created == [requested.id]
 
 
-async def test_crm_trouble_then_recovery_gives_exactly_one_lead_per_request(bridge, crm_stack, catalog):
-    stack = crm_stack
+async def test_crm_trouble_then_recovery_gives_exactly_one_lead_per_request(crm_stack, catalog):
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     await configure(stack, owner)
     cid, operator, _ = await conversation_with_operator(stack, owner)
@@ -181,8 +182,8 @@ async def test_crm_trouble_then_recovery_gives_exactly_one_lead_per_request(brid
     assert {e.type for e in events} == {"lead.created"}
 
 
-async def test_a_timeout_after_the_crm_created_the_lead_makes_no_second_lead(bridge, crm_stack, catalog):
-    stack = crm_stack
+async def test_a_timeout_after_the_crm_created_the_lead_makes_no_second_lead(crm_stack, catalog):
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     await configure(stack, owner)
     cid, operator, _ = await conversation_with_operator(stack, owner)
@@ -196,8 +197,8 @@ async def test_a_timeout_after_the_crm_created_the_lead_makes_no_second_lead(bri
     assert event.data["lead_id"] == bridge.crm.leads[str(row["request_id"])][0]
 
 
-async def test_no_crm_fails_at_once_and_an_admins_retry_delivers_once(bridge, crm_stack, catalog):
-    stack = crm_stack
+async def test_no_crm_fails_at_once_and_an_admins_retry_delivers_once(crm_stack, catalog):
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     cid, operator, _ = await conversation_with_operator(stack, owner)
     await request_lead(stack, cid, operator)
@@ -223,8 +224,8 @@ async def test_no_crm_fails_at_once_and_an_admins_retry_delivers_once(bridge, cr
     assert (await stack.call("POST", f"/api/project/crm/deliveries/{cid}/retry", owner)).status == 404
 
 
-async def test_settings_are_for_admins_validated_and_never_show_secrets(bridge, crm_stack, monkeypatch):
-    stack = crm_stack
+async def test_settings_are_for_admins_validated_and_never_show_secrets(crm_stack, monkeypatch):
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     _, operator, _ = await stack.add_operator(owner, "Not Admin")
     for method, route in (("GET", "/api/project/crm"), ("PUT", "/api/project/crm"),

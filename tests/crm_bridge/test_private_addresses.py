@@ -63,9 +63,9 @@ def strict(monkeypatch):
     monkeypatch.delenv(outbound.FLAG, raising=False)
 
 
-async def test_private_crm_urls_are_refused_without_the_flag_and_nothing_is_stored(bridge, crm_stack, strict,
+async def test_private_crm_urls_are_refused_without_the_flag_and_nothing_is_stored(crm_stack, strict,
                                                                                     monkeypatch):
-    stack = crm_stack
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     r = await stack.call("PUT", "/api/project/crm", owner,
                          json={"kind": "webhook", "url": "https://hooks.example/parley", "secret": HOOK_SECRET,
@@ -110,7 +110,8 @@ def loopback_name() -> tuple[str, str]:
     return name, next((a for a in addresses if ":" not in a), addresses[0])
 
 
-async def test_a_name_resolving_to_loopback_is_refused_when_saved_and_at_every_call(bridge, crm_stack, strict, monkeypatch):
+async def test_a_name_resolving_to_loopback_is_refused_when_saved_and_at_every_call(crm_stack, strict, monkeypatch):
+    bridge = crm_stack.bridge
     name, address = loopback_name()
     assert name != "localhost" and not name.endswith(".localhost")
     with pytest.raises(ValueError):
@@ -168,11 +169,12 @@ async def test_a_name_resolving_to_loopback_is_refused_when_saved_and_at_every_c
         await crm.close()
 
 
-async def test_a_new_crm_address_needs_the_secret_again(bridge, crm_stack, monkeypatch):
+async def test_a_new_crm_address_needs_the_secret_again(crm_stack, monkeypatch):
     """Issue 23, finding 4: an admin who is not the owner changed only amoCRM's base_url
     to a host of theirs; the stored token was kept, and "Test connection" sent it there
     as a bearer token. Now the new address needs the token with it, and the host never
     hears a request."""
+    bridge = crm_stack.bridge
     monkeypatch.setenv(outbound.FLAG, "1")            # both hosts are local in this test
     heard: list[str] = []
 

@@ -18,7 +18,7 @@ from parley.service import ConsumerSpec, create_app
 
 import crm_bridge.__main__ as crm_main
 from crm_bridge import deliveries, domain
-from tests.crm_bridge.conftest import FakeCrm
+from tests.fake_crm import FakeCrm
 from tests.stack import settings
 from tests.support import eventually
 

@@ -19,8 +19,8 @@ from parley.config import REPO_ROOT, env
 from devstack.procs import port_is_free
 from devstack.run import SERVICES, STANDIN_OFFSET
 from tests.e2e.make_run import ctrl_c, make_run_until_ready, status
-from tests.browser.conftest import ARGS, CHROMIUM, screenshot_path
-from tests.conversations.visitor import ScriptedVisitor
+from tests.chromium import ARGS, CHROMIUM, screenshot_path
+from tests.visitor import ScriptedVisitor
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 

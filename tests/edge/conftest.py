@@ -15,7 +15,7 @@ import pytest
 from multidict import CIMultiDict
 
 from parley.service_client import path
-from tests.conversations.visitor import ScriptedVisitor
+from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, Stack
 
 

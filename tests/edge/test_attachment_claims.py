@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from parley.service import POOL
-from tests.conversations.visitor import ScriptedVisitor, visitor_headers
+from devstack.visitor_protocol import token_headers
+from tests.visitor import ScriptedVisitor
 from tests.edge.conftest import conversation_events
 
 from gateway import files
@@ -19,7 +20,7 @@ OTHER_ACTIONS = ("notes", "take", "status", "lead", "accept", "read")
 
 async def visitor_upload(stack, visitor: ScriptedVisitor, data: bytes = PDF, address: str = "203.0.113.7") -> str:
     r = await stack.gateway.post("/api/visitor/attachments", data=data,
-                                 headers={**visitor_headers(visitor.token), "X-File-Name": "contract.pdf", "X-Forwarded-For": address})
+                                 headers={**token_headers(visitor.token), "X-File-Name": "contract.pdf", "X-Forwarded-For": address})
     assert r.status == 201, await r.text()
     return (await r.json())["file_id"]
 
@@ -114,7 +115,7 @@ async def test_unsent_uploads_are_bounded_per_address_whatever_the_token(stack, 
         await v.start()
         for _ in range(3):
             r = await stack.gateway.post("/api/visitor/attachments", data=PDF,
-                                         headers={**visitor_headers(v.token), "X-Forwarded-For": "198.51.100.9"})
+                                         headers={**token_headers(v.token), "X-Forwarded-For": "198.51.100.9"})
             if r.status == 201:
                 uploaded += 1
             else:
@@ -126,7 +127,7 @@ async def test_unsent_uploads_are_bounded_per_address_whatever_the_token(stack, 
     v = ScriptedVisitor(stack.gateway)
     await v.start()
     assert (await stack.gateway.post("/api/visitor/attachments", data=PDF,
-                                     headers={**visitor_headers(v.token), "X-Forwarded-For": "198.51.100.10"})).status == 201
+                                     headers={**token_headers(v.token), "X-Forwarded-For": "198.51.100.10"})).status == 201
     await v.drop()
 
 
@@ -139,7 +140,7 @@ async def test_unsent_uploads_are_bounded_per_project(stack, cast, monkeypatch):
         await v.start()
         visitors.append(v)
         r = await stack.gateway.post("/api/visitor/attachments", data=PDF,
-                                     headers={**visitor_headers(v.token), "X-Forwarded-For": f"198.51.100.{20 + i}"})
+                                     headers={**token_headers(v.token), "X-Forwarded-For": f"198.51.100.{20 + i}"})
         statuses.append(r.status)
         if r.status == 201:
             held.append((v, (await r.json())["file_id"]))
@@ -153,7 +154,7 @@ async def test_unsent_uploads_are_bounded_per_project(stack, cast, monkeypatch):
     v, file_id = held[0]
     await v.send_and_wait("here it is", attachment=file_id)
     r = await stack.gateway.post("/api/visitor/attachments", data=PDF,
-                                 headers={**visitor_headers(visitors[3].token), "X-Forwarded-For": "198.51.100.23"})
+                                 headers={**token_headers(visitors[3].token), "X-Forwarded-For": "198.51.100.23"})
     assert r.status == 201, await r.text()
     for v in visitors:
         await v.drop()

@@ -19,7 +19,7 @@ from PIL import Image
 
 from parley.service import POOL
 from tests.edge.conftest import bearer, raw_request
-from tests.conversations.visitor import visitor_headers
+from devstack.visitor_protocol import token_headers
 
 MB = 1000 * 1000
 MiB = 1024 * 1024
@@ -71,11 +71,11 @@ async def test_large_attachments_come_back_byte_for_byte(stack, cast, bearer_cli
     for size in (3 * MB, 9 * MB):
         # A visitor's upload, fetched back with the visitor's token.
         data = pdf_of(size)
-        r = await bearer_client.post("/api/visitor/attachments", data=data, headers={**visitor_headers(token), "X-File-Name": "big.pdf"})
+        r = await bearer_client.post("/api/visitor/attachments", data=data, headers={**token_headers(token), "X-File-Name": "big.pdf"})
         assert r.status == 201, await r.text()
         stored = await r.json()
         assert stored["size"] == size
-        r = await bearer_client.get(stored["url"], headers=visitor_headers(token))
+        r = await bearer_client.get(stored["url"], headers=token_headers(token))
         assert r.status == 200
         assert sha(await r.read()) == sha(data)
 
@@ -95,7 +95,7 @@ async def test_a_chunked_upload_over_the_limit_is_refused_and_nothing_is_kept(st
     token = await visitor_token(stack)
     before = await kept_files(stack)
 
-    r = await bearer_client.post("/api/visitor/attachments", data=chunked(PDF, 11 * MiB), headers=visitor_headers(token))
+    r = await bearer_client.post("/api/visitor/attachments", data=chunked(PDF, 11 * MiB), headers=token_headers(token))
     assert r.status == 413, await r.text()
     assert (await r.json())["error"]["code"] == "file_too_large"
     r = await bearer_client.post(f"/api/conversations/{cast.cid}/attachments", data=chunked(PDF, 11 * MiB),

@@ -17,7 +17,7 @@ from parley.service import POOL
 from tests.edge.conftest import bearer, cookie_login
 from tests.registry.images import png
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
-from tests.conversations.visitor import visitor_headers
+from devstack.visitor_protocol import token_headers
 
 
 def new_admin() -> dict:
@@ -163,7 +163,7 @@ async def test_the_widget_on_our_demo_page_works_for_a_logged_in_operator(stack,
     assert r.status == 201, await r.text()
     token = (await r.json())["visitor_token"]
     r = await browser.post("/api/visitor/attachments", data=b"just some notes\n",
-                           headers={**visitor_headers(token), "Content-Type": "text/plain", "X-File-Name": "notes.txt"})
+                           headers={**token_headers(token), "Content-Type": "text/plain", "X-File-Name": "notes.txt"})
     assert r.status == 201, await r.text()
 
 

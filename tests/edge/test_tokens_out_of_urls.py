@@ -6,7 +6,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.conversations.visitor import ScriptedVisitor, visitor_headers, visitor_protocols
+from devstack.visitor_protocol import socket_protocols, token_headers
+from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 PDF = b"%PDF-1.4 the visitor's own file"
@@ -23,15 +24,15 @@ async def test_a_token_in_a_url_opens_nothing(stack, bearer_client):
     r = await stack.gateway.post(f"/api/visitor/attachments?token={visitor.token}", data=PDF)
     assert r.status == 401 and (await r.json())["error"]["code"] == "visitor_token_invalid"
 
-    r = await stack.gateway.post("/api/visitor/attachments", data=PDF, headers=visitor_headers(visitor.token))
+    r = await stack.gateway.post("/api/visitor/attachments", data=PDF, headers=token_headers(visitor.token))
     assert r.status == 201, await r.text()
     url = (await r.json())["url"]
     assert (await stack.gateway.get(f"{url}?token={visitor.token}")).status == 404
-    r = await stack.gateway.get(url, headers=visitor_headers(visitor.token))
+    r = await stack.gateway.get(url, headers=token_headers(visitor.token))
     assert r.status == 200 and await r.read() == PDF
 
     # The ways that work, and the subprotocol the widget's socket is answered with.
-    ws = await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(visitor.token))
+    ws = await stack.gateway.ws_connect("/ws/visitor", protocols=socket_protocols(visitor.token))
     assert ws.protocol == "parley.v1" and (await ws.receive_json(timeout=10))["type"] == "hello"
     await ws.close()
     ws = await bearer_client.ws_connect("/ws/operator", headers={"Authorization": f"Bearer {owner}"})

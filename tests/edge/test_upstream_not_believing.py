@@ -17,13 +17,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from parley.service import create_app
 
 import crm_bridge.__main__ as crm_main
-from tests.browser.conftest import browser  # noqa: F401  (the fixture)
 from tests.browser.test_operator_app import open_app
-from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, by_host_name, gateway_spec_for, settings
+from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, by_host_name, GATEWAY, serve, settings, spec_for
 
 
 async def test_an_upstream_refusing_our_signature_is_a_503_not_a_logout(stack, platform, monkeypatch,
-                                                                       browser):  # noqa: F811
+                                                                       browser):
     # crm-bridge of "another installation": its own internal secret, read when its app is made.
     ours = os.environ["PARLEY_INTERNAL_SECRET"]
     os.environ["PARLEY_INTERNAL_SECRET"] = "another-installation-" + "z" * 32
@@ -35,9 +34,8 @@ async def test_an_upstream_refusing_our_signature_is_a_503_not_a_logout(stack, p
         os.environ["PARLEY_INTERNAL_SECRET"] = ours
     await foreign.start_server()
     monkeypatch.setenv("PARLEY_CRM_BRIDGE_URL", by_host_name(foreign))
-    gateway = TestClient(TestServer(create_app(await gateway_spec_for(platform, f"gw_{uuid.uuid4().hex[:8]}"),
-                                               settings(platform, "gateway"))))
-    await gateway.start_server()
+    gateway = await serve(create_app(await spec_for(platform, GATEWAY, f"gw_{uuid.uuid4().hex[:8]}"),
+                                     settings(platform, GATEWAY)))
     try:
         owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
         auth = {"Authorization": f"Bearer {owner}"}

@@ -12,7 +12,8 @@ from gateway.rate_limits import NEW_VISITORS_PER_MINUTE_PER_ADDRESS
 from gateway.live.visitor_socket import MAX_SOCKETS_PER_VISITOR
 from gateway.live.visitor_sockets import MAX_PENDING_PARAMS, VISITOR_SOCKETS
 from parley.service import POOL
-from tests.conversations.visitor import ScriptedVisitor, visitor_headers, visitor_protocols
+from devstack.visitor_protocol import socket_protocols, token_headers
+from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.support import eventually
 
@@ -42,14 +43,14 @@ async def test_open_sockets_per_visitor_are_capped(stack):
     await visitor.start()
     extra = []
     for _ in range(MAX_SOCKETS_PER_VISITOR - 1):
-        extra.append(await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(visitor.token)))
+        extra.append(await stack.gateway.ws_connect("/ws/visitor", protocols=socket_protocols(visitor.token)))
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(visitor.token))
+        await stack.gateway.ws_connect("/ws/visitor", protocols=socket_protocols(visitor.token))
     assert refused.value.status == 429
     await extra.pop().close()
     await eventually(lambda: len(stack.gateway.app[VISITOR_SOCKETS].by_visitor[visitor.visitor_id])
                      < MAX_SOCKETS_PER_VISITOR, what="the closed socket to be forgotten")
-    again = await stack.gateway.ws_connect("/ws/visitor", protocols=visitor_protocols(visitor.token))
+    again = await stack.gateway.ws_connect("/ws/visitor", protocols=socket_protocols(visitor.token))
     assert (await again.receive_json(timeout=10))["type"] == "hello"
     # another visitor is not affected
     other = ScriptedVisitor(stack.gateway)
@@ -82,7 +83,7 @@ async def test_unsent_uploads_have_a_quota_per_visitor_and_expire(stack):
 
     async def upload(data: bytes):
         return await stack.gateway.post("/api/visitor/attachments", data=data,
-                                        headers={**visitor_headers(visitor.token), "Content-Type": "application/octet-stream"})
+                                        headers={**token_headers(visitor.token), "Content-Type": "application/octet-stream"})
 
     ids = []
     for i in range(files.UNATTACHED_PER_UPLOADER):

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from gateway.rate_limits import LIMITS, SlidingWindow
-from tests.conversations.visitor import ScriptedVisitor
+from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 SMALL_BUFFER = 4096

@@ -12,7 +12,8 @@ import asyncio
 from gateway.upstreams import CONVERSATION
 from parley.admission import ADMISSION, Admission
 from parley.service_client import MAX_IN_FLIGHT, path
-from tests.conversations.visitor import RETRYABLE, ScriptedVisitor, send_reliably
+from devstack.visitor_protocol import RETRYABLE
+from tests.visitor import ScriptedVisitor, send_reliably
 from tests.overload.conftest import started_visitor
 
 

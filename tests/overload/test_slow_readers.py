@@ -18,7 +18,8 @@ from gateway.live import send_queue
 from gateway.live.operator_sockets import SOCKETS as OPERATOR_SOCKETS
 from gateway.live.send_queue import CLOSE_TOO_SLOW, SendQueue
 from gateway.live.visitor_sockets import VISITOR_SOCKETS
-from tests.conversations.visitor import ScriptedVisitor, visitor_protocols
+from devstack.visitor_protocol import VisitorView, socket_protocols
+from tests.visitor import ScriptedVisitor
 from tests.overload.conftest import SMALL_BUFFER, StalledSocket, started_visitor
 from tests.support import eventually
 
@@ -68,7 +69,7 @@ async def test_stalled_sockets_are_closed_and_never_hold_up_the_others(
     await talker.send_and_wait("Hello")
 
     stalled_operator = await stalled_sockets("/ws/operator", headers={"Authorization": f"Bearer {owner_token}"})
-    stalled_visitor = await stalled_sockets(f"/ws/visitor?after={talker.last_seq}", protocols=visitor_protocols(talker.token))
+    stalled_visitor = await stalled_sockets(f"/ws/visitor?after={talker.last_seq}", protocols=socket_protocols(talker.token))
     await eventually(lambda: len(stack.gateway.app[OPERATOR_SOCKETS].all()) == 3, what="the third operator socket")
     stalled_op_queue = server_side([s.out for s in stack.gateway.app[OPERATOR_SOCKETS].all()], stalled_operator)
     visitor_queues = [s.out for s in stack.gateway.app[VISITOR_SOCKETS].by_visitor[talker.visitor_id]]
@@ -115,8 +116,8 @@ async def test_stalled_sockets_are_closed_and_never_hold_up_the_others(
     assert seqs == sorted(set(seqs)), "in order, no duplicate, up to the close"
 
     # The stalled tab comes back with after= and gets the rest: no gap, no duplicate.
-    resumed = ScriptedVisitor(stack.gateway, token=talker.token, visitor_id=talker.visitor_id,
-                              last_seq=max(seqs, default=talker.acks[sent[0]] if sent else 0))
+    resumed = ScriptedVisitor(stack.gateway, token=talker.token, visitor_id=talker.visitor_id, view=VisitorView(
+        conversation_id=talker.conversation_id, last_seq=max(seqs, default=talker.acks[sent[0]] if sent else 0)))
     await resumed.connect()
     await resumed.wait_for(lambda: resumed.last_seq >= talker.last_seq, "the resumed tab to catch up", timeout=30)
     resumed_seqs = [e["seq"] for e in resumed.events]

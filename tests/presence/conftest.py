@@ -39,4 +39,3 @@ async def add_operator(stack, project: str, owner_token: str, name: str) -> tupl
 
 
 # The scheduler's fixtures (its offer timers), for the auto-assignment tests.
-from tests.scheduler.conftest import sched_stack, scheduler  # noqa: E402,F401

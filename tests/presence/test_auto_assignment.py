@@ -11,24 +11,17 @@ from __future__ import annotations
 
 import uuid
 
-from parley import internal_auth
 from parley.service import POOL
-from parley.service_client import ServiceClient, path
+from parley.service_client import path
 
 from conversation import auto_assign
 from tests.presence.conftest import add_operator, own_project
-from tests.support import AppSocket
-from tests.stack import by_host_name
-from tests.support import eventually
+from tests.support import AppSocket, eventually
 
 
 def wire(stack, scheduler) -> None:
-    """The stack's conversation service asks the stack's registry who is online, and
-    sweeps often (the stack sets the registry's URL after starting it)."""
-    app = stack.conversation.app
-    app[auto_assign.REGISTRY]["client"] = ServiceClient("operator-registry", by_host_name(stack.registry),
-                                                        scheduler._http, internal_auth.secret())
-    app[auto_assign.TUNING].sweep_seconds = 0.2
+    """The stack's conversation service sweeps for unassigned conversations often."""
+    stack.conversation.app[auto_assign.TUNING].sweep_seconds = 0.2
 
 
 async def visitor_writes(stack, project: str) -> str:
@@ -63,8 +56,8 @@ async def settings(stack, owner: str, **body) -> None:
     assert r.status == 200, await r.text()
 
 
-async def test_round_robin_with_three_operators_online(scheduler, sched_stack):
-    stack = sched_stack
+async def test_round_robin_with_three_operators_online(sched_stack):
+    stack, scheduler = sched_stack, sched_stack.scheduler
     wire(stack, scheduler)
     project, owner, people, apps = await team(stack, ["Ann", "Bob", "Cid"])
     await settings(stack, owner, assignment_mode="round_robin", offer_seconds=600)   # 5 s here: no expiry
@@ -103,8 +96,8 @@ async def _all_cancelled(scheduler, cids) -> bool:
     return len(rows) == 3 and {r["status"] for r in rows} == {"cancelled"}
 
 
-async def test_an_offer_times_out_and_moves_on_exactly_once(scheduler, sched_stack):
-    stack = sched_stack
+async def test_an_offer_times_out_and_moves_on_exactly_once(sched_stack):
+    stack, scheduler = sched_stack, sched_stack.scheduler
     wire(stack, scheduler)
     project, owner, people, apps = await team(stack, ["Ann", "Bob"])
     await settings(stack, owner, assignment_mode="round_robin", offer_seconds=120)   # 1 s here
@@ -132,8 +125,8 @@ async def _timers_done(scheduler, cid: str) -> bool:
     return len(rows) == 2 and all(r["status"] == "fired" for r in rows)
 
 
-async def test_least_busy_respects_capacity(scheduler, sched_stack):
-    stack = sched_stack
+async def test_least_busy_respects_capacity(sched_stack):
+    stack, scheduler = sched_stack, sched_stack.scheduler
     wire(stack, scheduler)
     project, owner, people, apps = await team(stack, ["Ann", "Bob"])
     ann, bob = (p[0] for p in people)
@@ -155,11 +148,11 @@ async def _offered_count(stack, cids, n: int) -> bool:
     return sum([1 for cid in cids if await offer_events(stack, cid)]) == n
 
 
-async def test_after_everyone_let_it_expire_a_new_round_offers_it_again(scheduler, sched_stack):
+async def test_after_everyone_let_it_expire_a_new_round_offers_it_again(sched_stack):
     """Issue 19: a conversation is never stranded in New while someone is online. Once
     every online operator let the offer expire, after the round pause it is offered again
     from the start of the rotation - to the same people - until someone accepts."""
-    stack = sched_stack
+    stack, scheduler = sched_stack, sched_stack.scheduler
     wire(stack, scheduler)
     stack.conversation.app[auto_assign.TUNING].round_pause_seconds = 0.5
     project, owner, people, apps = await team(stack, ["Ann", "Bob"])

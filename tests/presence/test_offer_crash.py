@@ -22,9 +22,8 @@ from parley.service_client import ServiceClient, new_session, path
 
 import scheduler.__main__ as scheduler_main
 from tests.presence.conftest import add_operator, own_project
-from tests.scheduler.conftest import admin_headers, seed_offsets
-from tests.stack import by_host_name
-from tests.support import ServiceProcess, create_database, drop_database, eventually
+from tests.stack import admin_headers, by_host_name
+from tests.support import ServiceProcess, create_database, database_at_the_end, drop_database, eventually
 
 SCHEMA = scheduler_main.SPEC.schema
 CONSUMER = scheduler_main.SPEC.consumers[0].name
@@ -33,7 +32,7 @@ CONSUMER = scheduler_main.SPEC.consumers[0].name
 @pytest.fixture
 async def crash_database(platform):
     database_url = await create_database(platform.database_url, "offer_crash")
-    await seed_offsets(database_url, SCHEMA, CONSUMER, platform.bootstrap)
+    await database_at_the_end(database_url, scheduler_main.SPEC, platform.bootstrap)
     pools = {schema: await db.create_pool(database_url, schema) for schema in ("scheduler", "conversation")}
     yield database_url, pools
     for pool in pools.values():

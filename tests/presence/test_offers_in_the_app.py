@@ -16,7 +16,7 @@ from playwright.async_api import expect
 from parley.service import POOL
 
 from conversation import auto_assign
-from tests.browser.conftest import browser, screenshot_path  # noqa: F401  (the fixture)
+from tests.chromium import screenshot_path
 from tests.browser.test_operator_app import open_app, open_demo, visitor_says
 from tests.presence.test_auto_assignment import wire
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
@@ -32,9 +32,9 @@ async def header_is_usable(app) -> None:
         await app.get_by_test_id(testid).click(trial=True, timeout=3000)
 
 
-async def test_an_expired_offer_comes_back_and_pop_ups_leave_the_header_usable(scheduler, sched_stack, browser,
+async def test_an_expired_offer_comes_back_and_pop_ups_leave_the_header_usable(sched_stack, browser,
                                                                               monkeypatch):
-    stack = sched_stack
+    stack, scheduler = sched_stack, sched_stack.scheduler
     monkeypatch.setenv("PARLEY_SCHEDULER_MINUTE_SECONDS", "60")   # offers last their real seconds
     wire(stack, scheduler)
     stack.conversation.app[auto_assign.TUNING].round_pause_seconds = 1.0

@@ -11,7 +11,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from parley.config import REPO_ROOT
 from parley.schemas import load_topics
 
-from tests.conversations.visitor import ScriptedVisitor, visitor_headers
+from devstack.visitor_protocol import token_headers
+from tests.visitor import ScriptedVisitor
 from tests.support import eventually
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
@@ -54,7 +55,7 @@ async def marked_conversation(stack, owner: str) -> tuple[str, str, ScriptedVisi
     await visitor.ws.send_json({"type": "contacts", "name": f"Maria {mark}", "phone": "+79001112233",
                                 "email": f"{mark.lower()}@example.com"})
     r = await stack.gateway.post("/api/visitor/attachments", data=PNG,
-                                 headers={**visitor_headers(visitor.token), "X-File-Name": f"receipt-{mark}.png", "Content-Type": "image/png"})
+                                 headers={**token_headers(visitor.token), "X-File-Name": f"receipt-{mark}.png", "Content-Type": "image/png"})
     assert r.status in (200, 201), await r.text()
     await visitor.send_and_wait("", attachment=(await r.json())["file_id"])
     cid = (await stack.conversation_client.checked("GET", "/internal/visitor/conversation", params={

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import uuid
 
-from tests.conversations.visitor import ScriptedVisitor
-from tests.crm_bridge.conftest import bridge  # noqa: F401  (fixture)
+from tests.visitor import ScriptedVisitor
 from tests.crm_bridge.test_handoff import configure
 from tests.privacy.marked import every_record
-from tests.scheduler.conftest import scheduler  # noqa: F401  (fixture)
 from tests.scheduler.test_schedule_api import BODY as HOURS
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.support import eventually
@@ -40,8 +38,8 @@ async def read_all(stack, token: str, limit: int = 100) -> list[dict]:
             return entries
 
 
-async def test_the_audit_log_says_who_did_what_and_holds_no_visitor_data(scheduler, bridge, stack,  # noqa: F811
-                                                                         platform):
+async def test_the_audit_log_says_who_did_what_and_holds_no_visitor_data(full_stack, platform):
+    stack = full_stack
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     owner_id = (await (await stack.call("GET", "/api/session", owner)).json())["id"]
     admin_id, admin, _ = await stack.add_operator(owner, "Ada Admin", admin=True)

@@ -23,7 +23,6 @@ import uuid
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from parley import db
 from parley.service import create_app
@@ -31,8 +30,8 @@ from parley.service import create_app
 import crm_bridge.__main__ as crm_main
 from gateway import rate_limits
 from conversation.erasure_requests import retention_erasure_id
-from tests.conversations.visitor import ScriptedVisitor
-from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, gateway_spec_for, settings
+from tests.visitor import ScriptedVisitor
+from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, GATEWAY, serve, settings, spec_for
 from tests.support import ServiceProcess, create_database, drop_database, eventually, start_at_the_end
 
 ERASED = 25
@@ -58,9 +57,8 @@ async def crash_rig(stack, platform, tmp_path, monkeypatch):
     await bridge.start()
     await bridge.ready()
     monkeypatch.setenv("PARLEY_CRM_BRIDGE_URL", bridge.url)
-    gateway = TestClient(TestServer(create_app(await gateway_spec_for(platform, f"gw_{uuid.uuid4().hex[:8]}"),
-                                               settings(platform, "gateway"))))
-    await gateway.start_server()
+    gateway = await serve(create_app(await spec_for(platform, GATEWAY, f"gw_{uuid.uuid4().hex[:8]}"),
+                                     settings(platform, GATEWAY)))
     pool = await db.create_pool(database_url, "conversation")
     try:
         yield conversation, bridge, gateway, pool

@@ -25,8 +25,8 @@ from parley.service import POOL
 
 from gateway import verified_visitors
 
-from tests.conversations.visitor import ScriptedVisitor, visitor_headers
-from tests.crm_bridge.conftest import bridge, crm_stack  # noqa: F401  (fixtures)
+from devstack.visitor_protocol import token_headers
+from tests.visitor import ScriptedVisitor
 from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD, configure, wait_settled
 from tests.privacy.marked import all_published, every_record, marked_conversation
 from tests.support import eventually
@@ -39,14 +39,14 @@ def pg_dump(database_url: str) -> bytes:
     return subprocess.run([PG_DUMP, "--no-owner", database_url], check=True, capture_output=True, timeout=120).stdout
 
 
-async def test_an_erasure_by_phone_leaves_nothing_of_the_person_anywhere(bridge, crm_stack, platform):  # noqa: F811
-    stack = crm_stack
+async def test_an_erasure_by_phone_leaves_nothing_of_the_person_anywhere(crm_stack, platform):
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     await configure(stack, owner, default_responsible="9")
     cid, mark, visitor = await marked_conversation(stack, owner)
     await wait_settled(bridge, 1)
     file_url = next(e["attachment"]["url"] for e in visitor.events if e.get("attachment"))
-    assert (await stack.gateway.get(file_url, headers=visitor_headers(visitor.token))).status == 200
+    assert (await stack.gateway.get(file_url, headers=token_headers(visitor.token))).status == 200
 
     # The same person from another browser, logged in on the site (a verified visitor whose
     # name and email Parley keeps), and someone with the same phone in another project.
@@ -107,7 +107,7 @@ async def test_an_erasure_by_phone_leaves_nothing_of_the_person_anywhere(bridge,
     assert mark not in str(result)
 
     # Nothing left: files, answers, the database, the topics.
-    assert (await stack.gateway.get(file_url, headers=visitor_headers(visitor.token))).status == 404
+    assert (await stack.gateway.get(file_url, headers=token_headers(visitor.token))).status == 404
     for path in ("/api/inbox?view=all", f"/api/conversations/{cid}", "/api/project/crm/deliveries",
                  f"/api/conversations/{cid}/client", f"/api/project/privacy/export?conversation_id={cid}"):
         r = await stack.call("GET", path, owner)

@@ -15,13 +15,12 @@ import asyncio
 
 from parley.service import POOL
 
-from tests.crm_bridge.conftest import bridge, crm_stack  # noqa: F401  (fixtures)
 from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD, configure, wait_settled
 from tests.privacy.marked import all_published, every_record, marked_conversation
 
 
-async def test_no_topic_holds_a_personal_field_in_readable_form(bridge, crm_stack, platform):  # noqa: F811
-    stack = crm_stack
+async def test_no_topic_holds_a_personal_field_in_readable_form(crm_stack, platform):
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     await configure(stack, owner, default_responsible="9")
     cid, mark, visitor = await marked_conversation(stack, owner)

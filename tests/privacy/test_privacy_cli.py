@@ -11,13 +11,12 @@ import sys
 
 import orjson
 
-from tests.crm_bridge.conftest import bridge, crm_stack  # noqa: F401  (fixtures)
 from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD, configure, wait_settled
 from tests.privacy.marked import marked_conversation
 from tests.stack import by_host_name
 
 
-async def admin(stack, bridge, *args: str) -> tuple[int, str, str]:   # noqa: F811
+async def admin(stack, bridge, *args: str) -> tuple[int, str, str]:
     env = {**os.environ, "PARLEY_CONVERSATION_URL": by_host_name(stack.conversation),
            "PARLEY_CRM_BRIDGE_URL": by_host_name(bridge.client)}
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "parley.admin", "privacy", *args, env=env,
@@ -26,8 +25,8 @@ async def admin(stack, bridge, *args: str) -> tuple[int, str, str]:   # noqa: F8
     return process.returncode, out.decode(), err.decode()
 
 
-async def test_export_and_erase_from_the_command_line(bridge, crm_stack):  # noqa: F811
-    stack = crm_stack
+async def test_export_and_erase_from_the_command_line(crm_stack):
+    stack, bridge = crm_stack, crm_stack.bridge
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     await configure(stack, owner, default_responsible="9")
     cid, mark, _ = await marked_conversation(stack, owner)

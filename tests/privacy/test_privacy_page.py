@@ -10,14 +10,13 @@ import json
 
 from playwright.async_api import expect
 
-from tests.browser.conftest import browser, screenshot_path  # noqa: F401  (the fixture)
+from tests.chromium import screenshot_path
 from tests.browser.test_operator_app import open_app
-from tests.crm_bridge.conftest import bridge, crm_stack  # noqa: F401  (fixtures)
 from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD, configure
 from tests.privacy.marked import marked_conversation
 
 
-async def test_the_owner_exports_and_erases_a_visitor_from_the_privacy_page(bridge, crm_stack, browser):  # noqa: F811
+async def test_the_owner_exports_and_erases_a_visitor_from_the_privacy_page(crm_stack, browser):
     stack = crm_stack
     base = str(stack.gateway.make_url("")).rstrip("/")
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)

@@ -9,8 +9,7 @@ import uuid
 from parley.service import POOL
 
 from conversation.erasure_requests import retention_erasure_id
-from tests.conversations.visitor import ScriptedVisitor
-from tests.crm_bridge.conftest import bridge, crm_stack  # noqa: F401  (fixtures)
+from tests.visitor import ScriptedVisitor
 from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD
 from tests.support import eventually
 
@@ -29,7 +28,7 @@ async def conversation(stack, owner: str, text: str, *, closed: bool) -> str:
     return cid
 
 
-async def test_old_closed_conversations_are_erased_once_by_themselves(bridge, crm_stack):  # noqa: F811
+async def test_old_closed_conversations_are_erased_once_by_themselves(crm_stack):
     stack = crm_stack
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     _, operator, _ = await stack.add_operator(owner, "Plain Operator")

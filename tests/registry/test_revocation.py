@@ -6,7 +6,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.conversations.visitor import ScriptedVisitor
+from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 REVOKE_WITHIN = 5.0

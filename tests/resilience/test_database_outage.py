@@ -16,7 +16,7 @@ import pgserver
 import pytest
 from pgserver._commands import pg_ctl
 
-from tests.conversations.visitor import ScriptedVisitor
+from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 

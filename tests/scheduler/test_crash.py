@@ -21,10 +21,9 @@ from parley.service_client import ServiceClient, new_session, path
 
 import scheduler.__main__ as scheduler_main
 from scheduler import timers
-from tests.scheduler.conftest import admin_headers, seed_offsets
 from tests.scheduler.test_timers import visitor_writes
-from tests.stack import by_host_name
-from tests.support import ServiceProcess, create_database, drop_database, eventually
+from tests.stack import admin_headers, by_host_name
+from tests.support import ServiceProcess, create_database, database_at_the_end, drop_database, eventually
 
 SCHEMA = scheduler_main.SPEC.schema
 CONSUMER = scheduler_main.SPEC.consumers[0].name
@@ -38,7 +37,7 @@ def scheduler_process(database_url: str, bootstrap: str, log_path) -> ServicePro
 @pytest.fixture
 async def scheduler_database(platform):
     database_url = await create_database(platform.database_url, "sched_crash")
-    await seed_offsets(database_url, SCHEMA, CONSUMER, platform.bootstrap)
+    await database_at_the_end(database_url, scheduler_main.SPEC, platform.bootstrap)
     pool = await db.create_pool(database_url, SCHEMA)
     yield database_url, pool
     await pool.close()

@@ -8,7 +8,7 @@ import uuid
 
 from parley.service_client import path
 
-from tests.scheduler.conftest import admin_headers
+from tests.stack import admin_headers
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 DEFAULT = {"show_any_time": True, "time_zone": "UTC", "week": {}, "dates_off": [], "special_dates": {},
@@ -20,8 +20,8 @@ BODY = {"show_any_time": False, "time_zone": "Europe/Moscow",
         "unanswered_alert_minutes": 5, "idle_close_hours": 24}
 
 
-async def test_admins_read_and_write_the_schedule_through_the_gateway(scheduler, sched_stack):
-    stack = sched_stack
+async def test_admins_read_and_write_the_schedule_through_the_gateway(sched_stack):
+    stack, scheduler = sched_stack, sched_stack.scheduler
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     r = await stack.call("GET", "/api/project/schedule", owner)
     assert r.status == 200, await r.text()
@@ -67,8 +67,8 @@ async def test_admins_read_and_write_the_schedule_through_the_gateway(scheduler,
     assert changed[-1]["data"] == {"project_id": "demo", "open": True, "next_open_at": None, "reason": "edit"}
 
 
-async def test_only_admins(scheduler, sched_stack):
-    stack = sched_stack
+async def test_only_admins(sched_stack):
+    stack, scheduler = sched_stack, sched_stack.scheduler
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     _, operator, _ = await stack.add_operator(owner, "Plain Operator")
     for method, kwargs in (("GET", {}), ("PUT", {"json": BODY})):
@@ -86,8 +86,8 @@ async def test_only_admins(scheduler, sched_stack):
     assert await scheduler.events() == []
 
 
-async def test_bad_schedules_are_refused_naming_the_field(scheduler, sched_stack):
-    stack = sched_stack
+async def test_bad_schedules_are_refused_naming_the_field(sched_stack):
+    stack, scheduler = sched_stack, sched_stack.scheduler
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     cases = [
         ({**BODY, "time_zone": "Mars/Base"}, "time_zone_invalid", "Mars/Base"),

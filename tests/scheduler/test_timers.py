@@ -36,8 +36,8 @@ async def alerts_for(sched, cid: str) -> list[dict]:
     return [e for e in await sched.events("schedule.unanswered_alert") if e["data"]["conversation_id"] == cid]
 
 
-async def test_an_unanswered_conversation_alerts_once(scheduler, sched_stack):
-    stack = sched_stack
+async def test_an_unanswered_conversation_alerts_once(sched_stack):
+    stack, scheduler = sched_stack, sched_stack.scheduler
     assert (await scheduler.put({**ANY_TIME, "unanswered_alert_minutes": 2, "idle_close_hours": None})).status == 200
     cid = await visitor_writes(stack)
     await eventually(lambda: alerts_for(scheduler, cid), timeout=30, what="the unanswered alert")
@@ -55,8 +55,8 @@ async def test_an_unanswered_conversation_alerts_once(scheduler, sched_stack):
     assert all(t["status"] == "cancelled" for t in idle if t is not current)
 
 
-async def test_a_taken_conversation_does_not_alert(scheduler, sched_stack):
-    stack = sched_stack
+async def test_a_taken_conversation_does_not_alert(sched_stack):
+    stack, scheduler = sched_stack, sched_stack.scheduler
     assert (await scheduler.put({**ANY_TIME, "unanswered_alert_minutes": 8, "idle_close_hours": None})).status == 200
     cid = await visitor_writes(stack)
 
@@ -75,10 +75,10 @@ async def test_a_taken_conversation_does_not_alert(scheduler, sched_stack):
     assert await alerts_for(scheduler, cid) == []
 
 
-async def test_timers_follow_a_schedule_edit(scheduler, sched_stack):
+async def test_timers_follow_a_schedule_edit(sched_stack):
     """Working time only: while the chat is never open the timer has no due time; the
     edit that opens it recomputes the pending timer, which then fires."""
-    stack = sched_stack
+    stack, scheduler = sched_stack, sched_stack.scheduler
     closed = {"show_any_time": False, "time_zone": "Europe/Moscow", "week": {},
               "unanswered_alert_minutes": 2, "idle_close_hours": None}
     assert (await scheduler.put(closed)).status == 200
@@ -106,8 +106,8 @@ async def idle_closes(stack, cid: str) -> list:
     return [e for e in events if e.type == "status.changed" and e.data.get("status") == "closed"]
 
 
-async def test_an_idle_conversation_is_closed_once(scheduler, sched_stack, monkeypatch):
-    stack = sched_stack
+async def test_an_idle_conversation_is_closed_once(sched_stack, monkeypatch):
+    stack, scheduler = sched_stack, sched_stack.scheduler
     await idle_after_an_hour_of_3_s(scheduler, monkeypatch)
     cid = await visitor_writes(stack)
     await asyncio.sleep(1.5)
@@ -120,11 +120,11 @@ async def test_an_idle_conversation_is_closed_once(scheduler, sched_stack, monke
     assert not [t for t in await timer_rows(scheduler, cid) if t["status"] == "pending"]
 
 
-async def test_an_idle_timer_that_finds_a_later_message_is_set_again_from_it(scheduler, sched_stack, monkeypatch):
+async def test_an_idle_timer_that_finds_a_later_message_is_set_again_from_it(sched_stack, monkeypatch):
     """Messages do not move the idle timer (issue 21): when it fires, the conversation
     service answers that a message came after the event that set it, and the timer is
     set again from that message; the close comes an idle period after the last message."""
-    stack = sched_stack
+    stack, scheduler = sched_stack, sched_stack.scheduler
     await idle_after_an_hour_of_3_s(scheduler, monkeypatch)
     visitor_id = f"v-{uuid.uuid4().hex[:12]}"
     cid = await visitor_writes(stack, "Hello", visitor_id)
@@ -144,10 +144,10 @@ async def test_an_idle_timer_that_finds_a_later_message_is_set_again_from_it(sch
     assert idle[1]["id"] == uuid.UUID(timers.timer_id(cid, "idle", 3))
 
 
-async def test_a_long_conversation_writes_no_timer_rows_per_message(scheduler, sched_stack):
+async def test_a_long_conversation_writes_no_timer_rows_per_message(sched_stack):
     """The timer consumer is given no messages at all: a conversation of 60 messages
     either way has the timers of its start and nothing more."""
-    stack = sched_stack
+    stack, scheduler = sched_stack, sched_stack.scheduler
     assert (await scheduler.put({**ANY_TIME, "unanswered_alert_minutes": 60, "idle_close_hours": 24})).status == 200
     visitor_id = f"v-{uuid.uuid4().hex[:12]}"
     cid = await visitor_writes(stack, "Hello", visitor_id)
@@ -194,8 +194,8 @@ async def operator_socket(stack, token: str):
     return ws, frames, task
 
 
-async def test_the_admins_are_told_and_other_operators_are_not(scheduler, sched_stack):
-    stack = sched_stack
+async def test_the_admins_are_told_and_other_operators_are_not(sched_stack):
+    stack, scheduler = sched_stack, sched_stack.scheduler
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     _, operator, _ = await stack.add_operator(owner, "Plain Operator")
     _, admin, _ = await stack.add_operator(owner, "Second Admin", admin=True)

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from tests.browser.conftest import browser, screenshot_path  # noqa: F401  (the fixture)
+from tests.chromium import screenshot_path
 from tests.browser.test_operator_app import open_app, open_demo, visitor_says
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 W = "#parley-widget"
 
 
-async def test_an_unanswered_visitor_is_told_and_asked_for_contacts(scheduler, sched_stack, browser):
-    stack = sched_stack
+async def test_an_unanswered_visitor_is_told_and_asked_for_contacts(sched_stack, browser):
+    stack, scheduler = sched_stack, sched_stack.scheduler
     base = str(stack.gateway.make_url("")).rstrip("/")
     assert (await scheduler.put({"show_any_time": True, "time_zone": "UTC", "unanswered_alert_minutes": 4,
                                  "idle_close_hours": None})).status == 200

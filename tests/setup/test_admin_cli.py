@@ -20,12 +20,11 @@ from aiokafka import AIOKafkaConsumer
 
 from parley.admin import main as admin_main
 from parley.config import REPO_ROOT
-from parley.service import POOL
+from parley.service import POOL, create_app
 
 import gateway.__main__ as gateway_main
 import operator_registry.__main__ as registry_main
-from tests.setup.conftest import start
-from tests.stack import by_host_name, settings
+from tests.stack import by_host_name, serve, settings
 
 
 @pytest.fixture
@@ -86,11 +85,11 @@ async def test_create_list_and_log_in(platform, database_url, monkeypatch, capsy
 
     # The registry and a gateway on that database: the owner logs in, the stored events reach Kafka.
     monkeypatch.setenv("PARLEY_SEED_DEMO", "")
-    registry = await start(registry_main.SPEC, dataclasses.replace(settings(platform, "operator-registry"),
-                                                                   database_url=database_url))
+    registry = await serve(create_app(registry_main.SPEC, dataclasses.replace(
+        settings(platform, "operator-registry"), database_url=database_url)))
     monkeypatch.setenv("PARLEY_OPERATOR_REGISTRY_URL", by_host_name(registry))
-    gateway = await start(gateway_main.SPEC, dataclasses.replace(settings(platform, "gateway"),
-                                                                 database_url=database_url))
+    gateway = await serve(create_app(gateway_main.SPEC, dataclasses.replace(
+        settings(platform, "gateway"), database_url=database_url)))
     try:
         r = await gateway.post("/api/session", json={"project": pid, "email": "boss@acme.example",
                                                      "password": "acme-owner-password"})

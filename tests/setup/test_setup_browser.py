@@ -3,10 +3,10 @@ owner creates the project and lands logged in on the app's snippet, ready to cop
 from __future__ import annotations
 
 from gateway.setup_routes import setup_token
-from tests.browser.conftest import browser, screenshot_path  # noqa: F401  (the Chromium fixture)
+from tests.chromium import screenshot_path
 
 
-async def test_setup_page_to_the_snippet(fresh, browser):  # noqa: F811
+async def test_setup_page_to_the_snippet(fresh, browser):
     base = str(fresh.gateway.make_url("")).rstrip("/")
     page = await browser.new_page()
     await page.goto(f"{base}/setup?token={setup_token()}")

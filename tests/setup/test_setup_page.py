@@ -9,7 +9,7 @@ import logging
 from parley.contract import SESSION_COOKIE
 
 from gateway.setup_routes import setup_token
-from tests.conversations.visitor import ScriptedVisitor
+from tests.visitor import ScriptedVisitor
 from tests.setup.conftest import setup_form
 
 

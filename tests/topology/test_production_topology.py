@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from devstack.topology import Topology, env_file_with_fresh_secrets
-from tests.conversations.visitor import ScriptedVisitor
+from tests.visitor import ScriptedVisitor
 
 PROJECT = "acme"
 OWNER_EMAIL, OWNER_PASSWORD = "owner@acme.example", "acme-owner-password-1"

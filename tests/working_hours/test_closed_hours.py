@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 from parley.service_client import path
 
-from tests.conversations.visitor import ScriptedVisitor
+from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -86,7 +86,8 @@ async def close_hours(stack, owner: str) -> datetime:
     return opens
 
 
-async def test_widget_config_and_open_sockets_follow_schedule_edits_within_two_seconds(stack):
+async def test_widget_config_and_open_sockets_follow_schedule_edits_within_two_seconds(hours_stack):
+    stack = hours_stack
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     config = await widget_config(stack)
     assert config["open"] is True and config["next_open_at"] is None   # the default: show any time
@@ -114,7 +115,8 @@ async def test_widget_config_and_open_sockets_follow_schedule_edits_within_two_s
     assert at(config["next_open_at"]) == opens
 
 
-async def test_closed_a_new_visitor_is_refused_and_the_offline_form_leaves_a_conversation(stack):
+async def test_closed_a_new_visitor_is_refused_and_the_offline_form_leaves_a_conversation(hours_stack):
+    stack = hours_stack
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     opens = await close_hours(stack, owner)
     visitor = ScriptedVisitor(stack.gateway)
@@ -168,7 +170,8 @@ async def test_closed_a_new_visitor_is_refused_and_the_offline_form_leaves_a_con
     await visitor.wait_for(lambda: visitor.texts("operator_message") == ["We'll call you at 9"], "the reply")
 
 
-async def test_closed_a_conversation_that_is_going_carries_on_and_a_closed_one_leads_to_the_form(stack):
+async def test_closed_a_conversation_that_is_going_carries_on_and_a_closed_one_leads_to_the_form(hours_stack):
+    stack = hours_stack
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     visitor = ScriptedVisitor(stack.gateway)
     await visitor.start()
@@ -211,7 +214,8 @@ async def test_closed_a_conversation_that_is_going_carries_on_and_a_closed_one_l
     assert found["conversation_id"] == saved["conversation_id"]
 
 
-async def test_the_idle_timer_closes_once_with_its_reason(stack):
+async def test_the_idle_timer_closes_once_with_its_reason(hours_stack):
+    stack = hours_stack
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     visitor = ScriptedVisitor(stack.gateway)
     await visitor.start()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from tests.browser.conftest import screenshot_path
+from tests.chromium import screenshot_path
 from tests.browser.test_operator_app import open_app
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.working_hours.test_closed_hours import closed_now, put_schedule
@@ -43,7 +43,8 @@ async def closed_promise(page) -> None:
     assert "shortly" not in await page.locator(f"{W} .p").inner_text()
 
 
-async def test_the_widget_turns_into_the_offline_form_and_the_operator_finds_the_message(stack, browser):
+async def test_the_widget_turns_into_the_offline_form_and_the_operator_finds_the_message(hours_stack, browser):
+    stack = hours_stack
     base = str(stack.gateway.make_url("")).rstrip("/")
     owner = await stack.login(OWNER_EMAIL, OWNER_PASSWORD)
     app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)

@@ -1,23 +1,11 @@
-"""crm-bridge in-process next to the stack (tests/stack.py): its own schema, its own
-consumer group, reading conversation.events from where the topic ends now (so earlier
-tests' lead requests are not delivered again), fast retries, and a CRM adapter chosen
-by the test. The gateway of the stack reaches it through PARLEY_CRM_BRIDGE_URL."""
+"""A test double of crm-bridge's port (crm.CrmAdapter), for the stacks whose crm-bridge
+must not reach a CRM over HTTP; tests/crm has the fakes that speak the CRMs' real HTTP
+contracts."""
 from __future__ import annotations
 
-import random
-import uuid
 from dataclasses import dataclass, field
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
-
-from parley.service import create_app
-
-import crm_bridge.__main__ as crm_main
-from crm_bridge import deliveries
 from crm_bridge.crm import ClientLead, CreatedLead, CrmError, LeadDraft, Manager
-from tests.stack import by_host_name, settings
-from tests.support import consumers_at_the_end
 
 MANAGERS = [Manager("5", "Anna Petrova", "anna.petrova@example.com"), Manager("9", "Oleg Default", "oleg@example.com")]
 
@@ -66,35 +54,3 @@ class FakeCrm:
 
     async def check(self) -> str:
         return f"{len(self.managers_list)} managers, lead creation allowed"
-
-
-@dataclass
-class Bridge:
-    client: TestClient
-    crm: FakeCrm
-    schema: str
-
-    @property
-    def app(self):
-        return self.client.app
-
-
-@pytest.fixture
-async def bridge(platform, monkeypatch):
-    schema = f"crm_{uuid.uuid4().hex[:8]}"
-    spec = await consumers_at_the_end(platform, crm_main.SPEC, schema)
-    app = create_app(spec, settings(platform, "crm-bridge"))
-    crm = FakeCrm()
-    app[deliveries.TUNING] = deliveries.Tuning(backoff_base=0.02, poll_interval=0.05, rand=random.Random(7).random,
-                                               crm_timeout=2, adapter_factory=lambda *args: crm)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    monkeypatch.setenv("PARLEY_CRM_BRIDGE_URL", by_host_name(client))
-    yield Bridge(client, crm, schema)
-    await client.close()
-
-
-@pytest.fixture
-async def crm_stack(bridge, stack):
-    """The bridge first (its URL must be set before the stack's gateway starts)."""
-    return stack

@@ -1,4 +1,6 @@
-"""A scripted visitor speaking the widget's protocol (docs/visitor-protocol.md)."""
+"""A scripted visitor speaking the widget's protocol (devstack/visitor_protocol.py) to a
+gateway: one step at a time, as a test tells it. `send_reliably` is the widget's
+outbox: the same id again until acknowledged."""
 from __future__ import annotations
 
 import asyncio
@@ -7,63 +9,61 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-
-def visitor_protocols(token: str) -> tuple[str, ...]:
-    """How the widget sends its token on /ws/visitor: as a subprotocol, not in the URL."""
-    return ("parley.v1", f"parley.token.{token}")
-
-
-def visitor_headers(token: str) -> dict[str, str]:
-    """How the widget sends its token on uploads and downloads."""
-    return {"X-Parley-Visitor-Token": token}
+from devstack.visitor_protocol import RETRYABLE, VisitorView, message_frame, open_socket, start_session
 
 
 @dataclass
 class ScriptedVisitor:
-    client: object                 # the gateway's aiohttp TestClient (or anything with .post/.ws_connect)
+    client: object                 # the gateway's aiohttp TestClient (or a session with a base_url)
     project: str = "demo"
     token: str | None = None
     visitor_id: str | None = None
     ws: aiohttp.ClientWebSocketResponse | None = None
-    last_seq: int = 0
-    events: list[dict] = field(default_factory=list)
-    acks: dict[str, int] = field(default_factory=dict)
-    errors: list[dict] = field(default_factory=list)
-    frames: list[dict] = field(default_factory=list)   # every frame received, as sent
-    conversation_id: str | None = None
+    view: VisitorView = field(default_factory=VisitorView)
     _reader: asyncio.Task | None = None
 
+    # What the widget shows and knows, from the frames it was sent (VisitorView).
+    @property
+    def conversation_id(self) -> str | None:
+        return self.view.conversation_id
+
+    @property
+    def last_seq(self) -> int:
+        return self.view.last_seq
+
+    @property
+    def events(self) -> list[dict]:
+        return self.view.events
+
+    @property
+    def frames(self) -> list[dict]:
+        return self.view.frames
+
+    @property
+    def errors(self) -> list[dict]:
+        return self.view.errors
+
+    @property
+    def acks(self) -> dict[str, int]:
+        return self.view.acks
+
     async def start(self) -> None:
-        r = await self.client.post("/api/visitor/session", json={"project": self.project, "visitor_token": self.token})
-        assert r.status == 201, await r.text()
-        body = await r.json()
+        status, body = await start_session(self.client, "/api/visitor/session", self.project, self.token)
+        assert status == 201, body
         self.token, self.visitor_id = body["visitor_token"], body["visitor_id"]
         await self.connect()
 
     async def connect(self) -> None:
-        self.ws = await self.client.ws_connect(f"/ws/visitor?after={self.last_seq}", protocols=visitor_protocols(self.token))
+        self.ws = await open_socket(self.client, "/ws/visitor", self.token, after=self.last_seq)
         hello = await self.ws.receive_json(timeout=10)
-        assert hello["type"] == "hello"
-        self.conversation_id = hello["conversation_id"] or self.conversation_id
+        assert hello["type"] == "hello", hello
+        self.view.receive(hello)
         self._reader = asyncio.create_task(self._read(self.ws))
 
     async def _read(self, ws) -> None:
         async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            data = msg.json()
-            self.frames.append(data)
-            if data["type"] in ("conversation", "offline_saved") and data["conversation_id"] != self.conversation_id:
-                # a new conversation (after a closed one, or the offline form's): seqs start again at 1
-                self.conversation_id, self.last_seq = data["conversation_id"], 0
-            if data["type"] == "event":
-                assert data["seq"] > self.last_seq, f"seq {data['seq']} after {self.last_seq}: a duplicate or reorder"
-                self.last_seq = data["seq"]
-                self.events.append(data)
-            elif data["type"] == "ack":
-                self.acks[data["id"]] = data["seq"]
-            elif data["type"] == "error":
-                self.errors.append(data)
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                self.view.receive(msg.json())
 
     async def drop(self) -> None:
         """The network goes away: no goodbye."""
@@ -73,7 +73,7 @@ class ScriptedVisitor:
 
     async def send(self, text: str, message_id: str | None = None, **extra) -> str:
         message_id = message_id or str(uuid.uuid4())
-        await self.ws.send_json({"type": "message", "id": message_id, "text": text, "page_url": "https://shop.example/p/1", **extra})
+        await self.ws.send_str(message_frame(message_id, text, **{"page_url": "https://shop.example/p/1", **extra}))
         return message_id
 
     async def send_and_wait(self, text: str, **extra) -> str:
@@ -82,20 +82,25 @@ class ScriptedVisitor:
         return message_id
 
     async def wait_for(self, condition, what: str, timeout: float = 15) -> None:
+        """Until `condition()`; fails at once if the visitor was shown a seq twice or out of order."""
         deadline = asyncio.get_running_loop().time() + timeout
         while not condition():
+            self.assert_in_order()
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"visitor timed out waiting for {what}; events: {self.events[-5:]}, errors: {self.errors}")
+                raise AssertionError(f"visitor timed out waiting for {what}; events: {self.events[-5:]}, "
+                                     f"errors: {self.errors}")
             await asyncio.sleep(0.02)
+        self.assert_in_order()
+
+    def assert_in_order(self) -> None:
+        assert (self.view.duplicates, self.view.out_of_order) == (0, 0), \
+            f"{self.view.duplicates} duplicates, {self.view.out_of_order} out of order: {self.events[-5:]}"
 
     def kinds(self) -> list[str]:
         return [e["kind"] for e in self.events]
 
     def texts(self, kind: str) -> list[str]:
         return [e["text"] for e in self.events if e["kind"] == kind]
-
-
-RETRYABLE = {"service_unavailable", "busy"}
 
 
 async def send_reliably(visitor: ScriptedVisitor, text: str, message_id: str, *, timeout: float = 60) -> int:
@@ -118,6 +123,7 @@ async def send_reliably(visitor: ScriptedVisitor, text: str, message_id: str, *,
             continue
         for _ in range(100):
             if message_id in visitor.acks:
+                visitor.assert_in_order()
                 return visitor.acks[message_id]
             fresh = [e for e in visitor.errors[errors_before:] if e.get("id") == message_id]
             if fresh:
