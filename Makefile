@@ -14,7 +14,7 @@ install: $(STAMP) $(KAFKA_LIBS)
 # Debian packages the suite drives as real components, installed only when missing, in
 # one apt-get run (needs root):
 #   chromium    the browser tests (Playwright with executable_path, no `playwright install`)
-#   nginx       the ingress in front of two gateways in the topology test (tests/topology)
+#   nginx       the ingress in front of two gateways in the topology test (tests/deploy/test_production_topology.py)
 #   prometheus  promtool, which checks the alert rules (tests/deploy)
 system-packages:
 	@missing=""; \
@@ -65,7 +65,7 @@ kustomize:
 test: install system-packages kustomize
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# deploy/compose.yaml in real containers (tests/containers, docs/containers.md): podman, runc
+# deploy/compose.yaml in real containers (tests/deploy/containers, docs/containers.md): podman, runc
 # and mmdebstrap from Debian, and Docker Compose built from its Go module into $(BIN).
 COMPOSE_VERSION := v2.28.1
 container-tools:
@@ -79,7 +79,7 @@ container-tools:
 	fi
 
 compose-test: install container-tools
-	$(BIN)/python -m pytest tests/containers -m containers -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/deploy/containers -m containers -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench

@@ -4,7 +4,7 @@ service's `environment`, after `${VAR}` interpolation from an env file), the ord
 `depends_on` imposes, and the checks that fail when compose and the code disagree about
 a variable, a host name or a port.
 
-The production topology test (tests/topology) and `make chaos` start processes from this
+The production topology test (tests/deploy/test_production_topology.py) and `make chaos` start processes from this
 plan (devstack/topology.py); nothing here starts anything."""
 from __future__ import annotations
 

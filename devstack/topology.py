@@ -14,7 +14,7 @@ The test's own client code reaches the ingress from a thread that joined the nam
 (`NamespaceLoop`); name resolution there uses the topology's table, since the thread
 still reads the machine's /etc/hosts.
 
-Used by tests/topology and `make chaos` (kill/restart a service by name)."""
+Used by tests/deploy/test_production_topology.py and `make chaos` (kill/restart a service by name)."""
 from __future__ import annotations
 
 import asyncio

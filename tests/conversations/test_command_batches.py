@@ -18,7 +18,7 @@ from parley.service import POOL, STORE
 from conversation import commands, domain
 from conversation.command_batch import Command, batches_of
 from tests.conversations.test_kept_state import kept_and_folded, visitor_call
-from tests.unit.test_conversation_domain import PROJECT
+from tests.conversations.test_conversation_domain import PROJECT
 
 
 def message(cid: str, visitor: str, message_id: str, text: str = "hello") -> Command:

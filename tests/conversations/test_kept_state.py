@@ -12,7 +12,7 @@ from parley.service_client import path
 
 from conversation import domain
 from tests.conversations.test_hostile_input import ADMIN, OLGA, PETR, PROJECT, as_, call
-from tests.unit.test_conversation_state import EVERY_KIND
+from tests.conversations.test_conversation_state import EVERY_KIND
 
 
 async def visitor_call(stack, route: str, visitor_id: str, **body):

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from parley.service import create_app
 
 import crm_bridge.__main__ as crm_main
-from tests.browser.test_operator_app import open_app
+from tests.chromium import open_app
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, by_host_name, GATEWAY, serve, settings, spec_for
 
 

@@ -16,8 +16,7 @@ from playwright.async_api import expect
 from parley.service import POOL
 
 from conversation import auto_assign
-from tests.chromium import screenshot_path
-from tests.browser.test_operator_app import open_app, open_demo, visitor_says
+from tests.chromium import open_app, open_demo, screenshot_path, visitor_says
 from tests.presence.test_auto_assignment import wire
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.support import eventually

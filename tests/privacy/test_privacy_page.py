@@ -10,8 +10,7 @@ import json
 
 from playwright.async_api import expect
 
-from tests.chromium import screenshot_path
-from tests.browser.test_operator_app import open_app
+from tests.chromium import open_app, screenshot_path
 from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD, configure
 from tests.privacy.marked import marked_conversation
 

@@ -2,13 +2,12 @@
 project's unanswered minutes, the visitor is told so - no more "Hang tight" for good -
 and asked for an email or phone (the contact form opens), also after a reload; the
 admin's alert goes by itself once someone takes the conversation. A timer minute is
-0.5 s here (tests/scheduler/conftest.py). Screenshot: widget-unanswered."""
+0.5 s here (tests/stack.py). Screenshot: widget-unanswered."""
 from __future__ import annotations
 
 from playwright.async_api import expect
 
-from tests.chromium import screenshot_path
-from tests.browser.test_operator_app import open_app, open_demo, visitor_says
+from tests.chromium import open_app, open_demo, screenshot_path, visitor_says
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 W = "#parley-widget"

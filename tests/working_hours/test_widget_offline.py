@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import re
 
-from tests.chromium import screenshot_path
-from tests.browser.test_operator_app import open_app
+from tests.chromium import open_app, screenshot_path
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.working_hours.test_closed_hours import closed_now, put_schedule
 

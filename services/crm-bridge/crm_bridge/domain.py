@@ -1,7 +1,7 @@
 """crm-bridge's pure rules: a Delivery (one lead request on its way to the CRM), how it
 moves on after each attempt, and the lead draft built from a `lead.requested` event.
 No I/O here: time and randomness come in as arguments, so the rules are unit-tested
-as they are (tests/unit/test_crm_delivery_domain.py).
+as they are (tests/crm_bridge/test_delivery_domain.py).
 
 A delivery is `pending` until an attempt ends it: `delivered` (a lead exists) or
 `failed` (a final refusal, or the attempts ran out). Every claim counts an attempt and
