@@ -17,6 +17,7 @@ gateway beside a stack's)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 import socket
@@ -313,67 +314,51 @@ def conversation_port(monkeypatch):
     release_port(port)   # when no stack used it
 
 
-async def _stack(platform, monkeypatch, conversation_port, services, **options):
-    return await start_stack(platform, monkeypatch, services, ports={CONVERSATION: conversation_port}, **options)
+@contextlib.asynccontextmanager
+async def running(platform, monkeypatch, services: Iterable[str] = CORE, **options):
+    """start_stack's stack for the length of a `with`."""
+    built = await start_stack(platform, monkeypatch, services, **options)
+    try:
+        yield built
+    finally:
+        await built.close()
 
 
-@pytest.fixture
-async def stack(platform, monkeypatch, conversation_port):
-    built = await _stack(platform, monkeypatch, conversation_port, CORE)
-    yield built
-    await built.close()
+def _shape(name: str, services: Iterable[str], doc: str, **options):
+    """A fixture giving a stack of `services`, its conversation service on `conversation_port`."""
+    async def shaped(platform, monkeypatch, conversation_port):
+        async with running(platform, monkeypatch, services, ports={CONVERSATION: conversation_port}, **options) as s:
+            yield s
+    shaped.__doc__ = doc
+    return pytest.fixture(name=name)(shaped)
 
 
-@pytest.fixture
-async def sched_stack(platform, monkeypatch, conversation_port):
-    built = await _stack(platform, monkeypatch, conversation_port, (*CORE, SCHEDULER))
-    yield built
-    await built.close()
-
-
-@pytest.fixture
-async def hours_stack(platform, monkeypatch, conversation_port):
-    """With the scheduler at its real minute: working hours open and close by the clock."""
-    built = await _stack(platform, monkeypatch, conversation_port, (*CORE, SCHEDULER), short_timers=False)
-    yield built
-    await built.close()
-
-
-@pytest.fixture
-async def crm_stack(platform, monkeypatch, conversation_port):
-    built = await _stack(platform, monkeypatch, conversation_port, (*CORE, CRM_BRIDGE))
-    yield built
-    await built.close()
-
-
-@pytest.fixture
-async def full_stack(platform, monkeypatch, conversation_port):
-    built = await _stack(platform, monkeypatch, conversation_port, (*CORE, SCHEDULER, CRM_BRIDGE))
-    yield built
-    await built.close()
+stack = _shape("stack", CORE, "registry, conversation and the gateway, the demo project seeded.")
+sched_stack = _shape("sched_stack", (*CORE, SCHEDULER), "With the scheduler, on timer minutes of MINUTE_SECONDS.")
+hours_stack = _shape("hours_stack", (*CORE, SCHEDULER), "With the scheduler at its real minute: working hours "
+                     "open and close by the clock.", short_timers=False)
+crm_stack = _shape("crm_stack", (*CORE, CRM_BRIDGE), "With crm-bridge, delivering to a FakeCrm.")
+full_stack = _shape("full_stack", (*CORE, SCHEDULER, CRM_BRIDGE), "With the scheduler and crm-bridge.")
 
 
 @pytest.fixture
 async def fresh(platform, monkeypatch):
     """An installation with no project yet, behind two gateways (two replicas)."""
-    built = await start_stack(platform, monkeypatch, CORE, seed_demo=False, gateways=2)
-    yield built
-    await built.close()
+    async with running(platform, monkeypatch, CORE, seed_demo=False, gateways=2) as built:
+        yield built
 
 
 @pytest.fixture
 async def scheduler(platform, monkeypatch):
-    built = await start_stack(platform, monkeypatch, (SCHEDULER,))
-    yield built.scheduler
-    await built.close()
+    async with running(platform, monkeypatch, (SCHEDULER,)) as built:
+        yield built.scheduler
 
 
 @pytest.fixture
 async def scheduler_pair(platform, monkeypatch):
     """Two replicas of the scheduler on one schema."""
-    built = await start_stack(platform, monkeypatch, (SCHEDULER,), scheduler_replicas=2)
-    yield built.scheduler
-    await built.close()
+    async with running(platform, monkeypatch, (SCHEDULER,), scheduler_replicas=2) as built:
+        yield built.scheduler
 
 
 @pytest.fixture
