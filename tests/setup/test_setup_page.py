@@ -81,9 +81,12 @@ async def test_setup_page_needs_the_token_and_is_gone_on_every_gateway_once_a_pr
 async def test_concurrent_setups_through_two_gateways_make_exactly_one_project(fresh):
     forms = [setup_form(project_id=f"race-{n}", owner_email=f"owner{n}@race.example") for n in range(4)]
     answers = await asyncio.gather(*(fresh.gateways[n % 2].post("/setup", json=form) for n, form in enumerate(forms)))
-    statuses = sorted(r.status for r in answers)
-    assert statuses == [201, 409, 409, 409], [(r.status, await r.text()) for r in answers]
-    assert {await error_code(r) for r in answers if r.status == 409} == {"setup_already_done"}
+    # One wins. A loser is refused as the race it lost (409), or - when the winner's
+    # project reached its gateway first, as on a loaded machine - as a finished setup (404).
+    assert sorted(r.status for r in answers)[0] == 201, [(r.status, await r.text()) for r in answers]
+    refusals = {(r.status, await error_code(r)) for r in answers if r.status != 201}
+    assert len([r for r in answers if r.status == 201]) == 1 and refusals <= {
+        (409, "setup_already_done"), (404, "setup_closed")}, refusals
     winner = forms[[r.status for r in answers].index(201)]["project_id"]
     assert await fresh.project_ids() == [winner]
 
