@@ -188,27 +188,9 @@ async def start_at_the_end(pool, consumer: str, bootstrap: str, topic: str) -> N
                            " values ($1, $2, $3, $4) on conflict do nothing", consumer, topic, partition, offset)
 
 
-async def consumers_at_the_end(platform, spec, schema: str):
-    """`spec` on `schema`, migrated, each of its consumers a group of that schema's own
-    starting where its topics end now: in-process services of other tests are not its
-    replicas, and earlier tests' events are not its business."""
-    pool = await db.create_pool(platform.database_url, schema)
-    try:
-        await db.migrate(pool, schema, *([spec.migrations] if spec.migrations else []))
-        consumers = []
-        for c in spec.consumers:
-            name = f"{c.name}.{schema}"
-            for topic in c.topics:
-                await start_at_the_end(pool, name, platform.bootstrap, topic)
-            consumers.append(dataclasses.replace(c, name=name))
-    finally:
-        await pool.close()
-    return dataclasses.replace(spec, schema=schema, consumers=consumers)
-
-
 async def database_at_the_end(database_url: str, spec, bootstrap: str) -> None:
-    """A service's own database (for a crash test that runs it as a process), migrated,
-    its production consumer groups starting where their topics end now."""
+    """`spec`'s schema in that database, migrated, each of its consumer groups starting
+    where its topics end now: earlier tests' events are not its business."""
     pool = await db.create_pool(database_url, spec.schema)
     try:
         await db.migrate(pool, spec.schema, *([spec.migrations] if spec.migrations else []))
@@ -217,3 +199,13 @@ async def database_at_the_end(database_url: str, spec, bootstrap: str) -> None:
                 await start_at_the_end(pool, consumer.name, bootstrap, topic)
     finally:
         await pool.close()
+
+
+async def consumers_at_the_end(platform, spec, schema: str):
+    """`spec` on `schema` of the session's database, each of its consumers a group of that
+    schema's own (in-process services of other tests are not its replicas), migrated and
+    starting at the end (database_at_the_end)."""
+    spec = dataclasses.replace(spec, schema=schema, consumers=[
+        dataclasses.replace(c, name=f"{c.name}.{schema}") for c in spec.consumers])
+    await database_at_the_end(platform.database_url, spec, platform.bootstrap)
+    return spec

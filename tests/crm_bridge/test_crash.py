@@ -26,14 +26,13 @@ from parley.service import STORE
 import crm_bridge.__main__ as crm_main
 from crm_bridge import standin
 from tests.crm_bridge.test_handoff import OWNER_EMAIL, OWNER_PASSWORD, configure, conversation_with_operator
-from tests.support import ServiceProcess, create_database, drop_database, start_at_the_end
+from tests.support import ServiceProcess, create_database, database_at_the_end, drop_database
 
 REQUESTS = 20
 LEASE = 3            # seconds; the default is 120
 HANG = 30            # the stand-in holds a faulted crm.lead.add this long (crm-bridge waits up to 15 s)
 SECRET = "crashWebhookKey"
 SCHEMA = crm_main.SPEC.schema
-CONSUMER = crm_main.SPEC.consumers[0].name
 
 
 class BridgeProcess(ServiceProcess):
@@ -52,10 +51,9 @@ class BridgeProcess(ServiceProcess):
 @pytest.fixture
 async def bridge_process(platform, tmp_path, monkeypatch, conversation_port):
     database_url = await create_database(platform.database_url, "crm_crash")
+    await database_at_the_end(database_url, crm_main.SPEC, platform.bootstrap)
     pool = await db.create_pool(database_url, SCHEMA)
     try:
-        await db.migrate(pool, SCHEMA, crm_main.SPEC.migrations)
-        await start_at_the_end(pool, CONSUMER, platform.bootstrap, "conversation.events")
         process = BridgeProcess(database_url, platform.bootstrap, tmp_path / "crm-bridge.log")
         await process.start()
         monkeypatch.setenv("PARLEY_CRM_BRIDGE_URL", process.url)   # before the stack's gateway starts

@@ -18,6 +18,7 @@ import sys
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from parley.config import REPO_ROOT
 from devstack.procs import port_is_free
@@ -29,7 +30,6 @@ DEFAULT_BASE = 8080
 # journey (client card, CRM settings, lead), in the API and in the browser.
 BESIDE = ["tests/crm_bridge/test_client_card.py", "tests/web/test_crm_journey.py",
           "tests/web/test_operator_app.py"]
-_REFUSED = re.compile(r'^parley_http_requests_total\{route="[^"]*",status="401"\} (\S+)$', re.M)
 
 
 def refused_calls() -> dict[str, float]:
@@ -39,7 +39,10 @@ def refused_calls() -> dict[str, float]:
     for i, (name, _) in enumerate(SERVICES):
         port = DEFAULT_BASE + (len(SERVICES) if name == "gateway" else i)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            counts[name] = sum(float(n) for n in _REFUSED.findall(r.read().decode()))
+            families = text_string_to_metric_families(r.read().decode())
+        counts[name] = sum(sample.value for family in families if family.name == "parley_http_requests"
+                           for sample in family.samples
+                           if sample.name == "parley_http_requests_total" and sample.labels["status"] == "401")
     return counts
 
 

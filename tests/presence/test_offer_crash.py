@@ -25,9 +25,6 @@ from tests.presence.conftest import add_operator, own_project
 from tests.stack import admin_headers, by_host_name
 from tests.support import ServiceProcess, create_database, database_at_the_end, drop_database, eventually
 
-SCHEMA = scheduler_main.SPEC.schema
-CONSUMER = scheduler_main.SPEC.consumers[0].name
-
 
 @pytest.fixture
 async def crash_database(platform):

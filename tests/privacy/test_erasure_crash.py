@@ -32,7 +32,7 @@ from gateway import rate_limits
 from conversation.erasure_requests import retention_erasure_id
 from tests.visitor import ScriptedVisitor
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD, GATEWAY, serve, settings, spec_for
-from tests.support import ServiceProcess, create_database, drop_database, eventually, start_at_the_end
+from tests.support import ServiceProcess, create_database, database_at_the_end, drop_database, eventually
 
 ERASED = 25
 RETAINED = 12
@@ -44,11 +44,7 @@ async def crash_rig(stack, platform, tmp_path, monkeypatch):
     # Dozens of visitors from one test address in a minute are the point here, not a flood.
     monkeypatch.setattr(rate_limits, "NEW_VISITORS_PER_MINUTE_PER_ADDRESS", 1000)
     database_url = await create_database(platform.database_url, "erasure_crash")
-    bridge_pool = await db.create_pool(database_url, crm_main.SPEC.schema)
-    await db.migrate(bridge_pool, crm_main.SPEC.schema, crm_main.SPEC.migrations)
-    for consumer in crm_main.SPEC.consumers:   # earlier tests' events are not its business
-        await start_at_the_end(bridge_pool, consumer.name, platform.bootstrap, "conversation.events")
-    await bridge_pool.close()
+    await database_at_the_end(database_url, crm_main.SPEC, platform.bootstrap)
     conversation = ServiceProcess("conversation", database_url, platform.bootstrap, tmp_path / "conversation.log")
     await conversation.start()
     await conversation.ready()

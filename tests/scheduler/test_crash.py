@@ -26,7 +26,6 @@ from tests.stack import admin_headers, by_host_name
 from tests.support import ServiceProcess, create_database, database_at_the_end, drop_database, eventually
 
 SCHEMA = scheduler_main.SPEC.schema
-CONSUMER = scheduler_main.SPEC.consumers[0].name
 MINUTES = 10            # the unanswered timer, in timer minutes of one second each
 
 
