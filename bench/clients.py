@@ -55,8 +55,11 @@ class Tracker:
         ack = [self.acked[i] - self.sent[i] if i in self.acked else math.inf for i in ids if i not in self.errors]
         e2e = [self.delivered[i] - self.sent[i] if i in self.delivered else math.inf
                for i in ids if i not in self.errors]
-        e2e_first = [t for i, t in zip((i for i in ids if i not in self.errors), e2e) if i in self.firsts]
-        e2e_later = [t for i, t in zip((i for i in ids if i not in self.errors), e2e) if i not in self.firsts]
+        answered = [i for i in ids if i not in self.errors]
+        e2e_first = [t for i, t in zip(answered, e2e) if i in self.firsts]
+        e2e_later = [t for i, t in zip(answered, e2e) if i not in self.firsts]
+        ack_first = [t for i, t in zip(answered, ack) if i in self.firsts]
+        ack_later = [t for i, t in zip(answered, ack) if i not in self.firsts]
         codes: dict[str, int] = {}
         for i in ids:
             if i in self.errors:
@@ -73,6 +76,8 @@ class Tracker:
                 "e2e_p99_first": percentile(e2e_first, 99) if e2e_first else None,
                 "e2e_p99_later": percentile(e2e_later, 99) if e2e_later else None,
                 "ack_p50": percentile(ack, 50), "ack_p99": percentile(ack, 99),
+                "ack_p99_first": percentile(ack_first, 99) if ack_first else None,
+                "ack_p99_later": percentile(ack_later, 99) if ack_later else None,
                 "error_p50": percentile(error_latency, 50) if error_latency else None}
 
 

@@ -155,7 +155,8 @@ async def run(stack: Stack, http, visitors: list[Visitor], *, rates: list[float]
         row["sustainable"] = sustainable(row)
         progress(f"{label}: achieved {row['achieved_per_s']}/s, visitor->operator p50/p99 "
                  f"{_ms(row['e2e_p50'])}/{_ms(row['e2e_p99'])} (p99 of {row['first_messages']} first messages "
-                 f"{_ms(row['e2e_p99_first'])}, of the rest {_ms(row['e2e_p99_later'])}), ack p99 {_ms(row['ack_p99'])}, "
+                 f"{_ms(row['e2e_p99_first'])}, of the rest {_ms(row['e2e_p99_later'])}), ack p99 {_ms(row['ack_p99'])} "
+                 f"(first {_ms(row['ack_p99_first'])}, rest {_ms(row['ack_p99_later'])}), "
                  f"raw Kafka p99 {_ms(row['raw_kafka']['p99'])}, errors {row['errors'] or 'none'}")
         return row
 

@@ -85,6 +85,10 @@ class Outcome:
     result: dict[str, Any]
     events: Sequence[Event]
     replayed: bool  # True: a retry; the result is the first attempt's and nothing was appended
+    # The personal-data key made for the stream this command started (parley/subject_keys.py),
+    # when its writer makes one in the append's transaction: the caller may hand it on to
+    # a reader inside the trust boundary, who then needs no key call for the first push.
+    subject_key: bytes | None = None
 
 
 @dataclass(frozen=True)

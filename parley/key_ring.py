@@ -45,8 +45,15 @@ class KeyRing:
             found = (await self.fetch(chunk)).get("keys") or {}
             until = time.monotonic() + TTL_SECONDS
             for subject in chunk:
-                self.cache[subject] = (until, base64.b64decode(found[subject]) if found.get(subject) else None)
-                self.cache.move_to_end(subject)
+                self._keep(subject, until, base64.b64decode(found[subject]) if found.get(subject) else None)
+
+    def remember(self, subject: str, key: bytes) -> None:
+        """A key the owner handed over with another answer (a new conversation's)."""
+        self._keep(subject, time.monotonic() + TTL_SECONDS, key)
+
+    def _keep(self, subject: str, until: float, key: bytes | None) -> None:
+        self.cache[subject] = (until, key)
+        self.cache.move_to_end(subject)
         while len(self.cache) > CACHED:
             self.cache.popitem(last=False)
 

@@ -51,9 +51,14 @@ class LiveSubscriber:
                 if not fetch.done():
                     fetch.cancel()
                     break
+                # A topic's records of every partition together (each partition's in its
+                # order): one opener call, so one key fetch per poll, not one per partition.
+                by_topic: dict[str, list[Any]] = {}
                 for tp, messages in fetch.result().items():
-                    for event in await self._readable(tp.topic, [self._decode(tp.topic, m.value) for m in messages]):
-                        await self._deliver(tp.topic, event)
+                    by_topic.setdefault(tp.topic, []).extend(self._decode(tp.topic, m.value) for m in messages)
+                for topic, events in by_topic.items():
+                    for event in await self._readable(topic, events):
+                        await self._deliver(topic, event)
         finally:
             stopping.cancel()
             await consumer.stop()

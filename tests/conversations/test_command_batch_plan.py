@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 from conversation import domain
-from conversation.command_batch import Basis, Command, plan
+from conversation.command_batch import Basis, Command, plan, with_key
 from conversation.domain import DomainError
 from parley.contract import conversation_stream
 from tests.conversations.test_conversation_domain import ADMIN, PROJECT
@@ -100,3 +100,14 @@ def test_operator_commands_decide_on_the_batch_state_too():
     assert [e.type for e in take.events][0] == "assignment.taken"
     # The second take sees the first's assignee: refused or nothing, never a second assignment.
     assert isinstance(again, DomainError) or again.events == []
+
+
+def test_only_the_command_that_started_a_conversation_is_handed_its_key():
+    planned = plan([message(A, "m1"), message(A, "m2"), message(B, "b1", text=""), message(A, "m1")],
+                   fresh(A, B), valid)
+    made = {conversation_stream(A): b"k" * 32, conversation_stream(B): b"j" * 32}
+    started, later, refused, resent = (with_key(o, made) for o in planned.outcomes)
+    assert started.subject_key == b"k" * 32            # the gateway that asked opens the first pushes with it
+    assert later.subject_key is None and resent.subject_key is None   # A's key went out once
+    assert isinstance(refused, DomainError)            # a refusal stays what it was
+    assert with_key(planned.outcomes[0], {}).subject_key is None   # no key made (erased): nothing to hand on

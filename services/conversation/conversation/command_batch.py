@@ -12,7 +12,9 @@ One transaction per batch:
      second time on the first's result; a refused command (DomainError) or an event
      that breaks its schema fails only that command;
   4. one append for all streams with their command records (EventStore.append_locked);
-  5. the projection (one statement per table) and one kept-state upsert.
+  5. the projection (one statement per table) and one kept-state upsert;
+  6. the keys of the conversations the batch started (parley/subject_keys.py), which
+     the answers carry to the gateway.
 
 A batch whose transaction fails (two first messages of one visitor starting two
 conversations, a deadlock, the database going away) left nothing written: its halves
@@ -29,6 +31,7 @@ from typing import Any, Callable, Sequence
 import asyncpg
 from prometheus_client import Counter
 
+from parley import subject_keys
 from parley.batching import Batcher
 from parley.contract import conversation_stream
 from parley.envelope import Event
@@ -219,7 +222,19 @@ class CommandBatches:
             await store.append_locked(conn, planned.appends)
             await projection.apply_all(conn, planned.events)
             await projection.keep_states(conn, planned.states)
-        return planned.outcomes
+            # A conversation started here gets its key now, in the same statement the relay
+            # would spend on it (it finds the row), so the answer can carry it to the gateway.
+            made = await subject_keys.keys_for(conn, [a.stream_id for a in planned.appends
+                                                      if a.expected_version == 0], make=True)
+        return [with_key(o, made) for o in planned.outcomes]
+
+
+def with_key(outcome: Outcome | Exception, made: dict[str, bytes | None]) -> Outcome | Exception:
+    """The outcome of a command that started its conversation, with that conversation's key."""
+    if isinstance(outcome, Exception) or outcome.replayed or not outcome.events:
+        return outcome
+    key = made.get(outcome.events[0].stream_id) if outcome.events[0].stream_version == 1 else None
+    return replace(outcome, subject_key=key) if key is not None else outcome
 
 
 _BATCHES: weakref.WeakKeyDictionary[EventStore, CommandBatches] = weakref.WeakKeyDictionary()

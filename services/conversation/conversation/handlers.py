@@ -9,6 +9,7 @@ Refusals are DomainErrors (the rules'); the one fault raised here is parley.http
 stream that keeps moving (ConcurrencyConflict), to HTTP in one place."""
 from __future__ import annotations
 
+import base64
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -135,7 +136,14 @@ async def _message_answer(app: web.Application, body: dict[str, Any], conversati
     if seq is None:
         seq = await views.message_seq(app[POOL], conversation_id, message_id)
     return {"conversation_id": conversation_id, "seq": seq,
-            "events": await _events_after(app, body, conversation_id, list(outcome.events))}
+            "events": await _events_after(app, body, conversation_id, list(outcome.events)), **_key_of(outcome)}
+
+
+def _key_of(outcome: Outcome) -> dict[str, str]:
+    """A visitor command that started its conversation answers with the conversation's
+    key (made in its transaction): the gateway that asked opens the first events it
+    pushes without a key call (docs/architecture.md, Personal data)."""
+    return {"subject_key": base64.b64encode(outcome.subject_key).decode()} if outcome.subject_key else {}
 
 
 def _message_id(body: dict[str, Any], message: str) -> str:
@@ -191,7 +199,7 @@ async def visitor_contacts(app: web.Application, body: dict[str, Any]) -> dict[s
             s, body, conversation_id=cid, project_id=project_id, visitor_id=visitor_id, page_url=body.get("page_url"),
             params=params, chat_open=_chat_open(body), previous_conversation_id=previous))
     return {"conversation_id": conversation_id,
-            "events": await _events_after(app, body, conversation_id, list(outcome.events))}
+            "events": await _events_after(app, body, conversation_id, list(outcome.events)), **_key_of(outcome)}
 
 
 async def visitor_offline(app: web.Application, body: dict[str, Any]) -> dict[str, Any]:

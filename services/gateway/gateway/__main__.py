@@ -6,15 +6,14 @@ import yaml
 from aiohttp import web
 
 from parley.consumer import GATHER_MS
-from parley.key_ring import KeyRing, fetch_with
 from parley.live import LiveSubscriber
 from parley.service import SETTINGS, ConsumerSpec, ServiceSpec, main
 
 from gateway import (admin_settings_routes, auth, avatar_files, conversation_crm, conversations, cors, crm_routes,
                      csat, erasures, files, privacy_routes, project_config, rate_limits, registry_routes,
                      setup_routes, upstreams, verified_visitors, visitor_api, web_files)
-from gateway.live import (availability, conversation_audience, operator_sockets, presence, push, typing_signals,
-                          visitor_availability, visitor_socket, visitor_sockets, widget_settings)
+from gateway.live import (availability, conversation_audience, conversation_keys, operator_sockets, presence, push,
+                          typing_signals, visitor_availability, visitor_socket, visitor_sockets, widget_settings)
 
 HERE = Path(__file__).parent
 OPENAPI = yaml.safe_load((HERE / "openapi.yaml").read_text())
@@ -36,6 +35,7 @@ def routes(app: web.Application) -> None:
     availability.setup(app)
     verified_visitors.setup(app)
     presence.setup(app)
+    conversation_keys.setup(app)
     app[conversation_audience.SUMMARIES] = OrderedDict()
     app.on_shutdown.append(operator_sockets.close_all)
     app.on_shutdown.append(visitor_sockets.close_all)
@@ -83,10 +83,9 @@ def live(app: web.Application):
         return handle
     # Conversation events carry their personal fields sealed (parley/personal.py): opened
     # with the conversation service's keys before they are pushed to sockets.
-    keys = KeyRing(fetch_with(lambda: upstreams.conversation(app)))
     return LiveSubscriber(app[SETTINGS].kafka_bootstrap, {topic: handler(h) for topic, h in on_topic.items()},
                           decoders={typing_signals.TOPIC: typing_signals.decode},
-                          openers={"conversation.events": keys.open}).run
+                          openers={"conversation.events": app[conversation_keys.KEYS].open}).run
 
 
 SPEC = ServiceSpec(

@@ -19,7 +19,7 @@ from parley.http import Rejected, error_response
 from parley.service_client import path
 
 from gateway import auth, csat, files, read_receipts
-from gateway.live import availability, socket_metrics, typing_signals, visitor_availability
+from gateway.live import availability, conversation_keys, socket_metrics, typing_signals, visitor_availability
 from gateway.client_ip import client_ip
 from gateway.rate_limits import limits
 from gateway.live.send_queue import SendQueue
@@ -135,6 +135,7 @@ async def _post_message(request: web.Request, socket: VisitorSocket, data: dict)
         "text": data.get("text", ""), "attachment": attachment, "page_url": data.get("page_url"),
         "custom_params": socket.params, "chat_open": (await availability.now_open(app, socket.project_id))[0],
         "after": socket.last_seq, "conversation_id": socket.conversation_id})
+    conversation_keys.keep_from(app, body)
     await _follow(app, socket, body["conversation_id"])
     await files.link(request, attachment, body["conversation_id"])
     # our own message (and anything before it) before the ack, as the answer brought them
@@ -153,6 +154,7 @@ async def _post_contacts(request: web.Request, socket: VisitorSocket, data: dict
         "project_id": socket.project_id, "visitor_id": socket.visitor_id, "page_url": data.get("page_url"),
         "custom_params": socket.params, **{k: data.get(k) for k in ("name", "phone", "email")},
         "chat_open": (await availability.now_open(app, socket.project_id))[0]})
+    conversation_keys.keep_from(app, body)
     await _follow(app, socket, body["conversation_id"])
     await socket.send({"type": "contacts_saved", "id": data.get("id") if isinstance(data.get("id"), str)
                                else None})
@@ -172,6 +174,7 @@ async def _post_offline(request: web.Request, socket: VisitorSocket, data: dict)
         **{k: data.get(k) for k in ("name", "phone", "email")},
         "chat_open": (await availability.now_open(app, socket.project_id))[0],
         "after": socket.last_seq, "conversation_id": socket.conversation_id})
+    conversation_keys.keep_from(app, body)
     await _follow(app, socket, body["conversation_id"])
     await socket.send({"type": "offline_saved", "id": data.get("id"), "conversation_id": body["conversation_id"],
                        "seq": body["seq"]})
