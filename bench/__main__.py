@@ -9,6 +9,7 @@ rest still run):
   memory     idle visitor sockets on the gateway against a bare aiohttp server (bench/socket_memory.py)
   ladder     the rate ladder, beside raw aiokafka at each rate      (bench/visitor_to_operator.py)
   fanout     fan-out to many operator sockets, one stalled or none  (bench/fanout.py)
+  scaleout   one replica, two conversation replicas and two gateways, one again (bench/scale_out.py)
   cost       cost per message at conversation length 50 and 1,500   (bench/message_cost.py, else bench/cost_per_message.py)
   rebuild    inbox projection rebuild against raw aiokafka consume  (bench/rebuild.py)
 
@@ -30,20 +31,20 @@ from pathlib import Path
 from parley.config import REPO_ROOT
 from devstack import components
 
-from bench import (append_relay_consume, cost_per_message, fanout, rebuild, report, sealing, socket_memory,
-                   visitor_to_operator)
+from bench import (append_relay_consume, cost_per_message, fanout, rebuild, report, scale_out, sealing,
+                   socket_memory, visitor_to_operator)
 from bench.clients import Tracker, close_visitors, http_session, open_visitors
 from bench.common import Stack, machine, progress, raise_fd_limit
 
-SECTIONS = ["backbone", "sealing", "memory", "ladder", "fanout", "cost", "rebuild"]
+SECTIONS = ["backbone", "sealing", "memory", "ladder", "fanout", "scaleout", "cost", "rebuild"]
 
 FULL = dict(sockets=10_000, memory_settle=2.0, rates=[100, 200, 250, 500, 1000, 2000], step_seconds=10.0, raw_seconds=5.0, drain_seconds=5.0,
             fanout_sockets=1000, fanout_fill=500, fanout_fill_rate=40.0, fanout_messages=40, fanout_rate=4.0, fanout_wait=10.0,
-            cost_lengths=(50, 1500), cost_samples=30, rebuild_timeout=180.0, rebuild_events=50_000, sealing_events=4000,
+            scaleout_rate=1000.0, cost_lengths=(50, 1500), cost_samples=30, rebuild_timeout=180.0, rebuild_events=50_000, sealing_events=4000,
             backbone=dict(LATENCY_SAMPLES=300, THROUGHPUT_EVENTS=5000, WRITERS=20))
 QUICK = dict(sockets=150, memory_settle=0.5, rates=[10, 25], step_seconds=1.5, raw_seconds=1.0, drain_seconds=1.5,
              fanout_sockets=20, fanout_fill=20, fanout_fill_rate=20.0, fanout_messages=5, fanout_rate=5.0, fanout_wait=5.0,
-             cost_lengths=(10, 40), cost_samples=5, rebuild_timeout=30.0, rebuild_events=2_000, sealing_events=300,
+             scaleout_rate=10.0, cost_lengths=(10, 40), cost_samples=5, rebuild_timeout=30.0, rebuild_events=2_000, sealing_events=300,
              backbone=dict(LATENCY_SAMPLES=20, THROUGHPUT_EVENTS=200, WRITERS=4))
 
 
@@ -116,6 +117,8 @@ async def all_benchmarks(comps, stack: Stack, size: dict, wanted: list[str], res
         if visitors:
             progress(f"closing {len(visitors)} visitor sockets...")
             await close_visitors(visitors)
+        await _section(results, "scaleout", wanted, lambda: scale_out.run(
+            stack, http, rate=size["scaleout_rate"], seconds=size["step_seconds"], drain=size["drain_seconds"]))
     await _section(results, "cost", wanted, lambda: _cost(comps, stack, size))
     await _section(results, "rebuild", wanted, lambda: rebuild.run(comps, timeout=size["rebuild_timeout"],
                                                                         fill=size["rebuild_events"]))

@@ -119,6 +119,31 @@ class Stack:
             wait_until(f"{name} /readyz", lambda: answers_200(f"http://127.0.0.1:{self.ports[name]}/readyz"),
                        timeout=120, alive=lambda: proc.poll() is None)
 
+    def start_replicas(self) -> None:
+        """A second conversation-service replica and a second gateway that calls it (the
+        scale-out check): both on the same Kafka and PostgreSQL, the gateway with its own
+        internal port. They join `procs` as conversation-2 and gateway-2."""
+        logs = self.run_dir / "logs"
+        conversation, gateway = free_port(), free_port()
+        self.ports.update({"conversation-2": conversation, "gateway-2": gateway})
+        started = {
+            "conversation-2": spawn([sys.executable, "-m", "conversation"], log_path=logs / "conversation-2.log",
+                                    env={**self.env, "PARLEY_HTTP_PORT": str(conversation)}),
+            "gateway-2": spawn([sys.executable, "-m", "gateway"], log_path=logs / "gateway-2.log",
+                               env={**self.env, "PARLEY_HTTP_PORT": str(gateway), "PARLEY_INTERNAL_PORT": str(free_port()),
+                                    "PARLEY_CONVERSATION_URL": f"http://localhost:{conversation}"})}
+        self.procs.update(started)
+        for name, proc in started.items():
+            progress(f"starting {name} on :{self.ports[name]} (log: {logs / (name + '.log')})")
+            wait_until(f"{name} /readyz", lambda: answers_200(f"http://127.0.0.1:{self.ports[name]}/readyz"),
+                       timeout=120, alive=lambda: proc.poll() is None)
+
+    def stop_replicas(self) -> None:
+        for name in ("gateway-2", "conversation-2"):
+            if name in self.procs:
+                stop(self.procs.pop(name), timeout=10)
+                self.ports.pop(name, None)
+
     def stop(self) -> None:
         for name in reversed(list(self.procs)):
             stop(self.procs[name], timeout=10)

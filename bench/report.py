@@ -89,6 +89,11 @@ def verdicts(results: dict) -> list[tuple[str, str, str, str]]:
         r = fanout["p99_ratio"]
         rows.append((f"fan-out p99 with one stalled socket / all reading ({fanout['unstalled']['sockets_measured'] + 1:,} sockets)",
                      _x(r), "≤ 1.2×", "yes" if r is not None and not math.isinf(r) and r <= 1.2 else "no"))
+    scale = results.get("scaleout")
+    if scale and "achieved_ratio" in scale:
+        r = scale["achieved_ratio"]
+        rows.append((f"achieved with two conversation replicas and two gateways / one of each, at {scale['rate']:.0f} msg/s",
+                     _x(r), "≥ 0.95× (no throughput lost)", "yes" if r is not None and r >= 0.95 else "no"))
     rebuild = results.get("rebuild")
     if rebuild and "ratio" in rebuild:
         r = rebuild["ratio"]
@@ -207,6 +212,18 @@ def markdown(report: dict) -> str:
                 f"probe socket (and the stalled one) alone; the probe saw {fanout['stalled'].get('fill_seen_by_probe', '?')} "
                 f"of them in the stalled run. p99 ratio, stalled / mean of the runs before and after it: "
                 f"{_x(fanout['p99_ratio'])} (goal ≤ 1.2×)."]
+    scale = res.get("scaleout")
+    if scale and "two" in scale:
+        out += ["", "## Scale-out: two conversation replicas and two gateways on this machine", "",
+                "| run | visitors | achieved | visitor→operator p50 / p99 | refused | CPU ms per message, whole machine |",
+                "|---|---|---|---|---|---|"]
+        for name, label in (("one", "one of each"), ("two", "two of each (half the visitors on each gateway)"),
+                            ("one_again", "one of each, again")):
+            r = scale[name]
+            out.append(f"| {label} | {r['visitors']:,} | {r['achieved_per_s']:,.0f} | {_ms(r['e2e_p50'])} / "
+                       f"{_ms(r['e2e_p99'])} | {', '.join(f'{k} {v}' for k, v in r['errors'].items()) or '0'} | "
+                       f"{_machine_ms(r['cpu_ms_per_delivered'])} |")
+        out += ["", f"Achieved, two / mean of the one-replica runs: {_x(scale['achieved_ratio'])} (goal ≥ 0.95×)."]
     rebuild = res.get("rebuild")
     if rebuild and "raw" in rebuild:
         out += ["", "## Inbox projection rebuild", "",
