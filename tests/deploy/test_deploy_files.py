@@ -128,7 +128,12 @@ def test_k8s_workloads_are_probed_limited_and_unprivileged(built):
             assert sc["readOnlyRootFilesystem"] and sc["capabilities"]["drop"] == ["ALL"], name
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert {("PodDisruptionBudget", n) for n in PARLEY_SERVICES} <= kinds
-    assert ("HorizontalPodAutoscaler", "gateway") in kinds and ("Job", "parley-migrate") in kinds
+    assert {("HorizontalPodAutoscaler", "gateway"), ("HorizontalPodAutoscaler", "conversation"),
+            ("Job", "parley-migrate")} <= kinds
+    for hpa in (d for d in docs if d["kind"] == "HorizontalPodAutoscaler"):   # each scales a Deployment that exists
+        target = hpa["spec"]["scaleTargetRef"]
+        assert target["kind"] == "Deployment" and target["name"] in deployments, hpa["metadata"]["name"]
+        assert 2 <= hpa["spec"]["minReplicas"] <= deployments[target["name"]]["spec"]["replicas"] <= hpa["spec"]["maxReplicas"]
     ingress = next(d for d in docs if d["kind"] == "Ingress")
     assert int(ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
     assert int(ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 3600
