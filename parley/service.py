@@ -23,7 +23,7 @@ import uvloop
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from parley import call_batches, db, internal_auth, kafka, logs
+from parley import call_batches, db, gc_pauses, internal_auth, kafka, logs
 from parley.admission import ADMISSION, Admission
 from parley.config import Settings, env
 from parley.consumer import BatchHandler, ConsumerRunner, Handler, Opener, Reset
@@ -244,6 +244,7 @@ def internal_port(port: int):
 def main(spec: ServiceSpec) -> None:
     settings = Settings.from_env(spec.name, spec.default_port)
     logs.setup_logging(spec.name, settings.log_level)
+    gc_pauses.watch()
     if not spec.public:
         internal_auth.secret()  # fail at start, with the fix, rather than on the first call
     log.info("starting", extra={"port": settings.http_port})
