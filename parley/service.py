@@ -249,6 +249,8 @@ def main(spec: ServiceSpec) -> None:
         internal_auth.secret()  # fail at start, with the fix, rather than on the first call
     log.info("starting", extra={"port": settings.http_port})
     app = create_app(spec, settings)
+    # A process of its own only (not the test suite's in-process services): it freezes the whole process.
+    app.cleanup_ctx.append(gc_pauses.frozen_while_running)
     if spec.public:
         app.cleanup_ctx.append(internal_port(int(env("PARLEY_INTERNAL_PORT"))))
     web.run_app(app, host=env("PARLEY_PUBLIC_BIND_HOST") if spec.public else settings.bind_host,

@@ -1,7 +1,9 @@
-"""Garbage-collection pauses are measured (parley/gc_pauses.py): a full collection shows in
-parley_gc_pause_seconds for generation 2, and one over the threshold is logged."""
+"""Garbage-collection pauses are measured and kept short (parley/gc_pauses.py): a full
+collection shows in parley_gc_pause_seconds for generation 2 and one over the threshold
+is logged; a service process freezes what lives on and thaws it now and then."""
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 
@@ -25,3 +27,22 @@ def test_a_full_collection_is_timed_and_a_long_one_logged(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="parley.gc_pauses"):
         gc.collect(2)
     assert any(r.getMessage() == "long garbage collection pause" and r.generation == 2 for r in caplog.records)
+
+
+async def test_what_lives_on_is_frozen_out_of_collections_and_thawed_now_and_then(monkeypatch):
+    monkeypatch.setattr(gc_pauses, "FREEZE_EVERY", 0.05)
+    monkeypatch.setattr(gc_pauses, "THAW_EVERY", 3600.0)
+    gc.unfreeze()
+    stop = asyncio.Event()
+    try:
+        task = asyncio.create_task(gc_pauses.keep_old_objects_frozen(stop))
+        await asyncio.sleep(0.2)
+        assert gc.get_freeze_count() > 1000        # the process's long-lived objects: skipped by collections
+        thaws = collections(2)
+        monkeypatch.setattr(gc_pauses, "THAW_EVERY", 0.0)
+        await asyncio.sleep(0.2)
+        assert collections(2) > thaws              # thawed and collected in full, then frozen again
+        stop.set()
+        await asyncio.wait_for(task, 1)            # stops when told
+    finally:
+        gc.unfreeze()                              # the test process goes on as it was
