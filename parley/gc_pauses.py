@@ -5,12 +5,12 @@ was the whole tail above p99 and the `busy` refusals at 200-1,000 msg/s.
 
 - Each collection is timed into `parley_gc_pause_seconds{generation}`, and one over
   LONG_PAUSE is logged, so a latency tail can be matched to its cause.
-- `keep_old_objects_frozen` (in a service's own process, `frozen_while_running`): every FREEZE_EVERY seconds what is alive goes to the
-  permanent generation (`gc.freeze`), which collections skip: the sockets, caches and
-  settings a server keeps for minutes are not walked again and again. Reference
-  counting still frees frozen objects; only garbage cycles among them wait, until every
-  THAW_EVERY seconds they are thawed and collected once (one full pause then, instead of
-  one every few seconds)."""
+- `keep_old_objects_frozen` (in a service's own process: `frozen_while_running`): every
+  FREEZE_EVERY seconds what is alive goes to the permanent generation (`gc.freeze`),
+  which collections skip: the sockets, caches and settings a server keeps for minutes
+  are not walked again and again. Reference counting still frees frozen objects; only
+  garbage cycles among them wait, until every THAW_EVERY seconds they are thawed and
+  collected once (one full pause then, instead of one every few seconds)."""
 from __future__ import annotations
 
 import asyncio
@@ -64,7 +64,7 @@ async def keep_old_objects_frozen(stop: asyncio.Event) -> None:
         gc.freeze()
 
 
-async def frozen_while_running(app) -> AsyncIterator[None]:
+async def frozen_while_running(_app) -> AsyncIterator[None]:
     """A service process's cleanup context: keep_old_objects_frozen while it runs."""
     stop = asyncio.Event()
     task = asyncio.create_task(keep_old_objects_frozen(stop), name="gc:freeze")
