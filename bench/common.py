@@ -84,11 +84,11 @@ class Stack:
 
     @property
     def gateway(self) -> str:
-        return f"http://127.0.0.1:{self.ports['gateway']}"
+        return self.url("gateway")
 
     @property
     def conversation(self) -> str:
-        return f"http://127.0.0.1:{self.ports['conversation']}"
+        return self.url("conversation")
 
     def start(self) -> None:
         logs = self.run_dir / "logs"
@@ -111,31 +111,34 @@ class Stack:
         for name in ("PARLEY_VISITOR_SECRET", "PARLEY_INTERNAL_SECRET", "PARLEY_TRUSTED_PROXY_HOPS"):
             os.environ[name] = self.env[name]
         for name, module in SERVICES:
-            progress(f"starting {name} on :{self.ports[name]} (log: {logs / (name + '.log')})")
-            self.procs[name] = spawn([sys.executable, "-m", module], log_path=logs / f"{name}.log",
-                                     env={**self.env, "PARLEY_HTTP_PORT": str(self.ports[name])})
-        for name, _ in SERVICES:
-            proc = self.procs[name]
-            wait_until(f"{name} /readyz", lambda: answers_200(f"http://127.0.0.1:{self.ports[name]}/readyz"),
-                       timeout=120, alive=lambda: proc.poll() is None)
+            self._launch(name, module, self.ports[name])
+        self._wait_ready([name for name, _ in SERVICES])
 
     def start_replicas(self) -> None:
         """A second conversation-service replica and a second gateway that calls it (the
         scale-out check): both on the same Kafka and PostgreSQL, the gateway with its own
         internal port. They join `procs` as conversation-2 and gateway-2."""
-        logs = self.run_dir / "logs"
-        conversation, gateway = free_port(), free_port()
-        self.ports.update({"conversation-2": conversation, "gateway-2": gateway})
-        started = {
-            "conversation-2": spawn([sys.executable, "-m", "conversation"], log_path=logs / "conversation-2.log",
-                                    env={**self.env, "PARLEY_HTTP_PORT": str(conversation)}),
-            "gateway-2": spawn([sys.executable, "-m", "gateway"], log_path=logs / "gateway-2.log",
-                               env={**self.env, "PARLEY_HTTP_PORT": str(gateway), "PARLEY_INTERNAL_PORT": str(free_port()),
-                                    "PARLEY_CONVERSATION_URL": f"http://localhost:{conversation}"})}
-        self.procs.update(started)
-        for name, proc in started.items():
-            progress(f"starting {name} on :{self.ports[name]} (log: {logs / (name + '.log')})")
-            wait_until(f"{name} /readyz", lambda: answers_200(f"http://127.0.0.1:{self.ports[name]}/readyz"),
+        conversation = free_port()
+        self._launch("conversation-2", "conversation", conversation)
+        self._launch("gateway-2", "gateway", free_port(), PARLEY_INTERNAL_PORT=str(free_port()),
+                     PARLEY_CONVERSATION_URL=f"http://localhost:{conversation}")
+        self._wait_ready(["conversation-2", "gateway-2"])
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def _launch(self, name: str, module: str, port: int, **env: str) -> None:
+        """`python -m module` on `port` as `name` (its log is logs/<name>.log), with the stack's environment."""
+        log_path = self.run_dir / "logs" / f"{name}.log"
+        progress(f"starting {name} on :{port} (log: {log_path})")
+        self.ports[name] = port
+        self.procs[name] = spawn([sys.executable, "-m", module], log_path=log_path,
+                                 env={**self.env, "PARLEY_HTTP_PORT": str(port), **env})
+
+    def _wait_ready(self, names: list[str]) -> None:
+        for name in names:
+            proc = self.procs[name]
+            wait_until(f"{name} /readyz", lambda: answers_200(f"{self.url(name)}/readyz"),
                        timeout=120, alive=lambda: proc.poll() is None)
 
     def stop_replicas(self) -> None:

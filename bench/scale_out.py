@@ -27,7 +27,7 @@ async def one_run(stack: Stack, http, rate: float, seconds: float, drain: float,
     if replicas:
         half = n // 2
         a = await open_visitors(http, stack.gateway, half, tracker, first_index=first_index, label=f"{label}: gateway 1")
-        b = await open_visitors(http, f"http://127.0.0.1:{stack.ports['gateway-2']}", n - half, tracker,
+        b = await open_visitors(http, stack.url("gateway-2"), n - half, tracker,
                                 first_index=first_index + half, label=f"{label}: gateway 2")
         visitors = [v for pair in zip(a, b) for v in pair] + a[len(b):] + b[len(a):]
     else:

@@ -11,7 +11,7 @@ from parley.config import REPO_ROOT
 
 # Every section but the backbone's (append -> relay -> consume), which its own integration
 # tests cover and which would add a consumer group's start-up to the run.
-SECTIONS = ["sealing", "memory", "ladder", "fanout", "cost", "rebuild"]
+SECTIONS = ["sealing", "memory", "ladder", "fanout", "scaleout", "cost", "rebuild"]
 
 
 def test_quick_bench_writes_a_whole_report(tmp_path):
@@ -40,6 +40,8 @@ def test_quick_bench_writes_a_whole_report(tmp_path):
     assert report["results"]["memory"]["gateway"]["sockets"] == report["results"]["memory"]["bare"]["sockets"]
     assert report["results"]["fanout"]["unstalled"]["pushes_expected"] > 0
     assert report["results"]["fanout"]["stalled"]["pushes_expected"] > 0
+    scale = report["results"]["scaleout"]   # the second replica and gateway started, carried messages, stopped
+    assert all(scale[run]["delivered"] > 0 and scale[run]["not_delivered"] == 0 for run in ("one", "two", "one_again"))
     assert len(report["results"]["cost"]["points"]) == 2
     assert report["results"]["rebuild"]["rebuild"]["finished"] is True
     sealing = report["results"]["sealing"]
@@ -47,7 +49,7 @@ def test_quick_bench_writes_a_whole_report(tmp_path):
 
     markdown = (out / "report.md").read_text()
     for heading in ("## Verdicts", "## Rate ladder", "## Cost per message", "## Memory per idle socket",
-                    "## Fan-out with a stalled reader", "## Inbox projection rebuild", "latency.png"):
+                    "## Fan-out with a stalled reader", "## Scale-out", "## Inbox projection rebuild", "latency.png"):
         assert heading in markdown, heading
     assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "logs" / "gateway.log").exists()
