@@ -30,6 +30,7 @@ def test_a_full_collection_is_timed_and_a_long_one_logged(monkeypatch, caplog):
 
 
 async def test_what_lives_on_is_frozen_out_of_collections_and_thawed_now_and_then(monkeypatch):
+    monkeypatch.setattr(gc_pauses, "CHECK_EVERY", 0.02)
     monkeypatch.setattr(gc_pauses, "FREEZE_EVERY", 0.05)
     monkeypatch.setattr(gc_pauses, "THAW_EVERY", 3600.0)
     gc.unfreeze()
@@ -46,3 +47,25 @@ async def test_what_lives_on_is_frozen_out_of_collections_and_thawed_now_and_the
         await asyncio.wait_for(task, 1)            # stops when told
     finally:
         gc.unfreeze()                              # the test process goes on as it was
+
+
+async def test_what_survives_a_full_collection_is_frozen_without_waiting_for_the_clock(monkeypatch):
+    monkeypatch.setattr(gc_pauses, "CHECK_EVERY", 0.02)
+    monkeypatch.setattr(gc_pauses, "FREEZE_EVERY", 3600.0)
+    monkeypatch.setattr(gc_pauses, "THAW_EVERY", 3600.0)
+    monkeypatch.setattr(gc_pauses, "_full_since_freeze", [False])   # whatever ran before this test
+    gc_pauses.watch()
+    gc.unfreeze()
+    stop = asyncio.Event()
+    try:
+        task = asyncio.create_task(gc_pauses.keep_old_objects_frozen(stop))
+        await asyncio.sleep(0.1)
+        assert gc.get_freeze_count() == 0          # the clock alone would not freeze for an hour
+        kept = [[i] for i in range(20_000)]        # a burst of objects that live on (sockets, say)
+        gc.collect(2)
+        await asyncio.sleep(0.1)
+        assert gc.get_freeze_count() >= len(kept)  # the full collection's survivors: out of the next one
+        stop.set()
+        await asyncio.wait_for(task, 1)
+    finally:
+        gc.unfreeze()
