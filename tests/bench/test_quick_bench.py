@@ -32,7 +32,9 @@ def test_quick_bench_writes_a_whole_report(tmp_path):
     for name in SECTIONS:
         assert "error" not in report["results"][name], report["results"][name]
     ladder = report["results"]["ladder"]
-    assert [r["kind"] for r in ladder["rows"]] == ["ladder"] * (len(ladder["rows"]) - 1) + ["overload"]
+    kinds = [r["kind"] for r in ladder["rows"]]   # the ladder, 2x sustainable, then the most the visitors offer
+    assert kinds == ["ladder"] * (len(kinds) - 2) + ["overload", "most"], kinds
+    assert ladder["rows"][-1]["offered_per_s"] > ladder["rows"][-2]["offered_per_s"]
     for row in ladder["rows"]:
         assert {"offered_per_s", "achieved_per_s", "e2e_p50", "e2e_p99", "ack_p50", "ack_p99", "raw_kafka",
                 "cpu_s"} <= row.keys()
