@@ -109,3 +109,6 @@ async def test_template_input_is_bounded_with_clear_errors(stack):
     assert r.status == 422 and (await r.json())["error"]["code"] == "title_too_long"
     r = await stack.call("POST", "/api/templates", owner, json={"title": "ok", "text": ""})
     assert r.status == 422 and (await r.json())["error"]["code"] == "text_required"
+    r = await stack.call("POST", "/api/templates", owner, json={"title": "ok", "text": "Dear {{visitor.email}}"})
+    assert r.status == 422 and (await r.json())["error"]["code"] == "template_variable_unknown"
+    assert "{{visitor.email}}" in (await r.json())["error"]["message"]

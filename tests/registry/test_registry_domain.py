@@ -204,3 +204,18 @@ def test_passwords_are_hashed_with_owasps_argon2id_setting():
     h = accounts.PASSWORD_HASHER
     assert (h.type, h.memory_cost, h.time_cost, h.parallelism) == (Type.ID, 19 * 1024, 2, 1)
     assert accounts.PASSWORD_HASHER.hash("x").startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+@pytest.mark.parametrize("text", [
+    "Hi {{visitor.name}}", "{{ operator.name }} of {{project.name}}", "{{params.office}}", "{{params.Офис 2}}",
+    "Braces that are not a variable: {x}, {{ {a} }}, }} {{"])
+def test_a_template_may_hold_the_known_variables(text):
+    assert domain.clean_template("t", text) == ("t", text)
+
+
+@pytest.mark.parametrize("text", ["{{visitor.phone}}", "{{}}", "{{ params. }}", "{{name}}", "{{operator.email}}"])
+def test_a_template_with_a_variable_parley_does_not_know_is_refused_with_its_name(text):
+    with pytest.raises(domain.Invalid) as refused:
+        domain.clean_template("t", text)
+    assert refused.value.code == "template_variable_unknown"
+    assert "is not a variable" in str(refused.value) and "{{visitor.name}}" in str(refused.value)

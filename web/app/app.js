@@ -220,7 +220,7 @@ async function route_() {
     a.setAttribute('aria-current', (route.screen === 'settings') === isSettings ? 'page' : 'false');
   }
   // The CRM and working-hours pages open for anyone who has their URL: a non-admin sees the API's refusal there.
-  if (route.screen === 'settings' && (ui.canSettings || ['crm', 'crm_deliveries', 'hours', 'security'].includes(route.section))) {
+  if (route.screen === 'settings' && (ui.canSettings || ['crm', 'crm_deliveries', 'hours', 'notifications', 'security'].includes(route.section))) {
     ui.workspace.hidden = true;
     ui.settingsHost.hidden = false;
     document.title = `${t('settings')} · Parley`;
@@ -308,6 +308,7 @@ function updateTitle() {
   let waiting = 0;
   for (const row of store.rows.values()) if (inView(row, 'new') || inView(row, 'mine')) waiting += row.unread > 0 ? 1 : 0;
   document.title = `${waiting ? `(${waiting}) ` : ''}${t('inbox')} · Parley`;
+  notify.badge(waiting);
 }
 
 // Waiting times tick.

@@ -5,6 +5,7 @@ import { api, upload, fileNameHeader, ApiError } from './api.js';
 import { h, clear, safeLink, avatar, uuid, formatSize, trapFocus, icon } from './dom.js';
 import { t, statusLabel, formatTime, formatDateTime, waitingFor } from './i18n.js';
 import { store, subscribe, putRow, applyToRow } from './store.js';
+import { fill, variables } from './template_vars.js';
 
 export function createConversationView(ctx) {
   const me = store.me;
@@ -29,6 +30,7 @@ export function createConversationView(ctx) {
   let visitorReadSeq = 0;
   let typingSentAt = 0;         // the operator's typing signal: at most one per TYPING_EVERY_MS
   let typingTimer = null;
+  let projectName = null;       // for {{project.name}} in quick replies, fetched when first needed
 
   // ---- layout -------------------------------------------------------------------------
   const backButton = h('button', { class: 'btn btn-ghost back', type: 'button', onclick: () => ctx.closeConversation() },
@@ -79,14 +81,13 @@ export function createConversationView(ctx) {
 
   input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
-    if ((e.ctrlKey || e.metaKey) && e.key === '/') { e.preventDefault(); openTemplates(); }
   });
   input.addEventListener('input', () => {
     if (id) store.drafts.set(id, input.value); sendKey = null; composerError.textContent = '';
     signalTyping();
   });
   document.addEventListener('visibilitychange', () => markRead());
-  el.addEventListener('keydown', (e) => {
+  el.addEventListener('keydown', (e) => {   // Ctrl+/ anywhere in the conversation, the composer included
     if ((e.ctrlKey || e.metaKey) && e.key === '/' && id && !input.disabled) { e.preventDefault(); openTemplates(); }
   });
 
@@ -669,9 +670,10 @@ export function createConversationView(ctx) {
   function popover(node, anchor, onClose) {
     closePopoverIfAny();
     clear(picker).append(node);
-    let release = null;
+    let release = null, open = true;
     const outside = (e) => { if (!node.contains(e.target) && e.target !== anchor) done(); };
     function done(returnFocus = true) {
+      open = false;
       document.removeEventListener('mousedown', outside, true);
       if (release) release();
       clear(picker);
@@ -679,7 +681,10 @@ export function createConversationView(ctx) {
       if (onClose) onClose();
       if (returnFocus && anchor && anchor.isConnected) anchor.focus();
     }
-    setTimeout(() => document.addEventListener('mousedown', outside, true));
+    // Listened for from the next task (not the click that opened it); a popover closed
+    // before then (opened twice by one shortcut) must not leave its listener behind to
+    // close the next one on its first click.
+    setTimeout(() => { if (open) document.addEventListener('mousedown', outside, true); });
     release = trapFocus(node, () => done());
     closePopover = done;
     return done;
@@ -723,14 +728,17 @@ export function createConversationView(ctx) {
         draw();
       } catch (e) { if (mine === token) status.textContent = e.message || t('network_error'); }
     }
-    function choose(i) {
+    async function choose(i) {
       const tpl = items[i];
       if (!tpl) return;
       done(false);
       const start = input.selectionStart ?? input.value.length, end = input.selectionEnd ?? input.value.length;
-      input.setRangeText(tpl.text, start, end, 'end');
-      input.dispatchEvent(new Event('input'));
-      input.focus();
+      const names = variables(tpl.text);
+      if (!names.length) { insertAt(tpl.text, start, end); return; }   // at once: nothing to fill
+      const context = await templateContext(names.includes('project.name'));
+      const filled = fill(tpl.text, context);
+      if (filled.missing.length) askForValues(tpl, context, filled.missing, start, end);
+      else insertAt(filled.text, start, end);
     }
     search.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(find, 150); });
     search.addEventListener('keydown', (e) => {
@@ -740,6 +748,66 @@ export function createConversationView(ctx) {
     });
     find();
     search.focus();
+  }
+
+  function insertAt(text, start, end) {
+    input.setRangeText(text, start, end, 'end');
+    input.dispatchEvent(new Event('input'));
+    input.focus();
+  }
+
+  /** What a quick reply's variables are filled from: the conversation's contacts (or the
+   *  client card's name), the operator, the project and the visitor's custom params. */
+  async function templateContext(withProject) {
+    if (withProject && projectName === null) {
+      try { projectName = (await api('GET', '/api/project')).name || ''; } catch { projectName = ''; }
+    }
+    const r = row() || {};
+    const known = (card && card.client) || {};
+    return { visitor: { name: (r.contacts || {}).name || known.name || null }, operator: { name: me.name || null },
+      project: { name: projectName || null }, params: r.custom_params || {} };
+  }
+
+  /** A quick reply with values nobody knows yet ({{params.office}} the visitor never
+   *  sent): the operator types them before the text goes into the composer, so a reply
+   *  never goes out with braces in it. */
+  function askForValues(tpl, context, missing, start, end) {
+    const fields = missing.map((name, i) => {
+      const field = h('input', { type: 'text', id: `tpl-value-${i}`, 'data-testid': 'template-value',
+        'data-variable': name, maxlength: '256', autocomplete: 'off' });
+      return { name, field, row: h('div', { class: 'field' },
+        h('label', { for: `tpl-value-${i}` }, t('template_value_for', { name: `{{${name}}}` })), field) };
+    });
+    const error = h('p', { class: 'field-error', role: 'alert' });
+    const preview = h('p', { class: 'template-preview', 'data-testid': 'template-fill-preview' });
+    const given = () => Object.fromEntries(fields.map((f) => [f.name, f.field.value]));
+    const redraw = () => { preview.textContent = fill(tpl.text, context, given()).text; };
+    const insert = h('button', { class: 'btn btn-primary btn-small', type: 'submit', 'data-testid': 'template-fill-insert' },
+      t('template_insert'));
+    const form = h('form', { class: 'popover template-fill', role: 'dialog', 'aria-labelledby': 'template-fill-title',
+      'data-testid': 'template-fill', novalidate: true },
+    h('p', { class: 'popover-title', id: 'template-fill-title' }, t('template_fill_title', { title: tpl.title })),
+    ...fields.map((f) => f.row), preview, error,
+    h('div', { class: 'form-actions' }, insert,
+      h('button', { class: 'btn btn-ghost btn-small', type: 'button', onclick: () => close() }, t('cancel'))));
+    for (const f of fields) {
+      f.field.addEventListener('input', () => { f.field.removeAttribute('aria-invalid'); error.textContent = ''; redraw(); });
+    }
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      const filled = fill(tpl.text, context, given());
+      if (filled.missing.length) {
+        for (const f of fields) if (filled.missing.includes(f.name)) f.field.setAttribute('aria-invalid', 'true');
+        error.textContent = t('template_values_required');
+        fields.find((f) => filled.missing.includes(f.name)).field.focus();
+        return;
+      }
+      close(false);
+      insertAt(filled.text, start, end);
+    });
+    redraw();
+    const close = popover(form, input);
+    fields[0].field.focus();
   }
 
   async function openAssign(anchor) {

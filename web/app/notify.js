@@ -59,12 +59,37 @@ export async function requestDesktopPermission() {
   try { return await Notification.requestPermission(); } catch { return Notification.permission; }
 }
 
-function desktop(title, body, { tag, requireInteraction = false, conversationId } = {}) {
-  if (desktopPermission() !== 'granted') return;
+// The seed's guide told operators to change OS settings because assignment pop-ups
+// vanished too fast: the ones that wait on the operator (an assignment, an offer, an
+// unanswered alert) now stay on screen until acted on (requireInteraction), unless the
+// operator turns that off in Settings › Notifications. Kept per operator in this browser:
+// how notifications behave is a matter of the device they show on.
+const stayKey = () => `parley.notifications.stay.${operatorId}`;
+export function keepsUntilActed() {
+  try { return localStorage.getItem(stayKey()) !== 'false'; } catch { return true; }
+}
+export function setKeepsUntilActed(on) {
+  try { localStorage.setItem(stayKey(), on ? 'true' : 'false'); } catch { /* private mode: the default stays */ }
+}
+
+/** A desktop notification (when permitted); `waitsOnMe`: it stays until acted on, as the
+ *  operator's setting says. Returns it (to close when what it announced is gone) or null. */
+export function desktop(title, body, { tag, waitsOnMe = false, conversationId } = {}) {
+  if (desktopPermission() !== 'granted') return null;
   try {
-    const n = new Notification(title, { body, tag, requireInteraction, icon: '/app/static/icons/icon-192.png', lang: document.documentElement.lang });
+    const n = new Notification(title, { body, tag, requireInteraction: waitsOnMe && keepsUntilActed(),
+      icon: '/app/static/icons/icon-192.png', lang: document.documentElement.lang });
     n.onclick = () => { window.focus(); if (conversationId) openConversation(conversationId); n.close(); };
-  } catch { /* e.g. Android requires the service worker to show them */ }
+    return n;
+  } catch { return null; /* e.g. Android requires the service worker to show them */ }
+}
+
+/** The count waiting on this operator, on the app's icon where the platform has a badge. */
+export function badge(count) {
+  try {
+    if (count > 0) navigator.setAppBadge?.(count)?.catch?.(() => {});
+    else navigator.clearAppBadge?.()?.catch?.(() => {});
+  } catch { /* no badge here */ }
 }
 
 // ---- toasts ---------------------------------------------------------------------------------
@@ -123,7 +148,7 @@ export function notifyAssigned(msg) {
   savePending(items);
   ding();
   desktop(t('assigned_title'), t('assigned_body', { by: msg.by }),
-    { tag: `assigned-${msg.conversation_id}`, requireInteraction: true, conversationId: msg.conversation_id });
+    { tag: `assigned-${msg.conversation_id}`, waitsOnMe: true, conversationId: msg.conversation_id });
   showAssignedToast(item, true);
 }
 
@@ -150,7 +175,7 @@ export function notifyUnanswered(msg) {
   const n = Number(msg.minutes);
   const title = t(n === 1 ? 'unanswered_title_one' : 'unanswered_title', { n });
   ding();
-  desktop(title, t('unanswered_body'), { tag: `unanswered-${msg.conversation_id}`, requireInteraction: true, conversationId: msg.conversation_id });
+  desktop(title, t('unanswered_body'), { tag: `unanswered-${msg.conversation_id}`, waitsOnMe: true, conversationId: msg.conversation_id });
   if (!region) region = document.getElementById('toasts');
   const existing = region.querySelector(`[data-kind="unanswered"][data-conversation-id="${CSS.escape(msg.conversation_id)}"]`);
   if (existing) existing.remove();

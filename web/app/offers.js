@@ -38,10 +38,15 @@ export function showOffer(msg, openConversation) {
     api('GET', `/api/conversations/${encodeURIComponent(msg.conversation_id)}`, undefined, { quiet401: true })
       .then((r) => fill(r.conversation)).catch(() => { /* the preview is a nicety */ });
   }
+  // On the desktop too, standing while the offer does: closed when it ends or is accepted.
+  const shown = notify.desktop(t('offer_title'), row && row.last_message_text ? row.last_message_text : '',
+    { tag: `offer-${msg.conversation_id}`, waitsOnMe: true, conversationId: msg.conversation_id });
   const removeToast = notify.toast({
     kind: 'offer', title: t('offer_title'), extra: h('div', null, preview, countdown), persistent: true, role: 'alert',
     actions: [{ label: t('offer_accept'), primary: true, testid: 'offer-accept', dismiss: true, onClick: async () => {
       standing.delete(msg.conversation_id);
+      clearInterval(timer);
+      if (shown) shown.close();
       try {
         await api('POST', `/api/conversations/${encodeURIComponent(msg.conversation_id)}/accept`, { offer_id: msg.offer_id });
         openConversation(msg.conversation_id);
@@ -50,7 +55,7 @@ export function showOffer(msg, openConversation) {
       }
     } }],
   });
-  const remove = () => { clearInterval(timer); removeToast(); };
+  const remove = () => { clearInterval(timer); removeToast(); if (shown) shown.close(); };
   standing.set(msg.conversation_id, { offerId: msg.offer_id, remove });
 }
 

@@ -5,11 +5,12 @@ import { api, upload, uuid } from './api.js';
 import { h, clear, avatar, icon, append } from './dom.js';
 import { t } from './i18n.js';
 import { store } from './store.js';
+import { fill, variables } from './template_vars.js';
 
 export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites', 'hours', 'crm', 'crm_deliveries', 'ratings', 'assignment', 'identity',
-  'privacy', 'security'];
-// Every operator's own: two-factor login (security.js).
-export const EVERYONE_SECTIONS = ['security'];
+  'privacy', 'notifications', 'security'];
+// Every operator's own: notifications (notification_settings.js), two-factor login (security.js).
+export const EVERYONE_SECTIONS = ['notifications', 'security'];
 // The CRM sections (crm.js) and working hours (hours.js) are listed for admins only; anyone
 // opening their URL gets the API's answer.
 export const CRM_SECTIONS = ['crm', 'crm_deliveries'];
@@ -44,6 +45,7 @@ export function createSettings(ctx) {
       assignment: async (n) => (await import('./assignment.js')).assignmentSection(n),
       identity: async (n) => (await import('./identity.js')).identitySection(n),
       privacy: async (n) => (await import('./privacy.js')).privacySection(n),
+      notifications: async (n) => (await import('./notification_settings.js')).notificationsSection(n),
       security: async (n) => (await import('./security.js')).securitySection(n) };
     const node = h('div', { class: 'settings-section', 'data-testid': `settings-${section}`, 'aria-busy': 'true' },
       h('h3', { class: 'section-title', tabindex: '-1' }, t(`settings_${section}`)));
@@ -301,6 +303,8 @@ async function operatorsSection(node) {
 
 // ---- templates ----------------------------------------------------------------------------------
 async function templatesSection(node) {
+  let projectName = '';
+  try { projectName = (await api('GET', '/api/project')).name; } catch { /* the preview names no project then */ }
   const search = h('input', { type: 'search', placeholder: t('search_templates'), 'data-testid': 'templates-search' });
   const list = h('ul', { class: 'tpl-admin-list', 'data-testid': 'template-list-admin' });
   const listMsg = message();
@@ -332,6 +336,20 @@ async function templatesSection(node) {
     const text = h('textarea', { required: true, maxlength: '2000', rows: '4' });
     text.value = tpl?.text || '';
     const msg = message();
+    // What the reply will look like, with a sample visitor: custom params show by name,
+    // as the operator will be asked for them when the visitor did not send them.
+    const previewText = h('p', { class: 'template-preview', 'data-testid': 'template-preview' });
+    const preview = h('div', { class: 'field' }, h('p', { class: 'field-label' }, t('template_preview')), previewText);
+    const sample = { visitor: { name: t('template_sample_visitor') }, operator: { name: store.me.name },
+      project: { name: projectName }, params: {} };
+    const drawPreview = () => {
+      for (const name of variables(text.value)) {
+        if (name.startsWith('params.')) sample.params[name.slice(7)] = `‹${name.slice(7)}›`;
+      }
+      previewText.textContent = fill(text.value, sample).text;
+    };
+    text.addEventListener('input', drawPreview);
+    drawPreview();
     const submit = h('button', { class: 'btn btn-primary', type: 'submit', 'data-testid': 'template-save' }, tpl ? t('save') : t('add_template'));
     const form = h('form', { class: 'card form-grid', 'aria-labelledby': 'tpl-form-title', onsubmit: async (e) => {
       e.preventDefault(); submit.disabled = true; say(msg, '');
@@ -346,7 +364,8 @@ async function templatesSection(node) {
     } },
     h('h4', { id: 'tpl-form-title' }, tpl ? t('edit_named', { name: tpl.title }) : t('add_template')),
     field(t('template_title'), title, { testid: 'template-title' }),
-    field(t('template_text'), text, { testid: 'template-text' }),
+    field(t('template_text'), text, { testid: 'template-text', hint: t('template_variables_hint') }),
+    preview,
     h('div', { class: 'form-actions' }, submit, tpl ? h('button', { class: 'btn btn-ghost', type: 'button', onclick: () => drawForm(null) }, t('cancel')) : null),
     msg);
     clear(formHost).append(form);

@@ -30,6 +30,12 @@ PASSWORD_MAX = 200
 SITES_MAX = 50
 TEMPLATE_TITLE_MAX = 100
 TEMPLATE_TEXT_MAX = 2000
+# A template's variables, filled in by the operator app when the template is used
+# (web/app/template_vars.js, the same grammar): {{visitor.name}}, {{operator.name}},
+# {{project.name}} and a custom param {{params.<its name>}}. Anything else in double
+# braces is refused when the template is saved, not found out when it is sent.
+TEMPLATE_VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+TEMPLATE_VARIABLE_NAME = re.compile(r"(?:visitor\.name|operator\.name|project\.name|params\.[^{}\s][^{}]{0,63})")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # A project id as it appears in the snippet's data-project and in every event's envelope
 # (at most 100 characters there).
@@ -286,6 +292,11 @@ def clean_template(title: Any, text: Any) -> tuple[str, str]:
         raise invalid("title_too_long", f"Title is {len(title)} characters; at most {TEMPLATE_TITLE_MAX}.")
     if len(text) > TEMPLATE_TEXT_MAX:
         raise invalid("text_too_long", f"Text is {len(text)} characters; at most {TEMPLATE_TEXT_MAX}.")
+    for name in TEMPLATE_VARIABLE.findall(text):
+        if not TEMPLATE_VARIABLE_NAME.fullmatch(name):
+            raise invalid("template_variable_unknown",
+                          f"{{{{{name[:80]}}}}} is not a variable; use {{{{visitor.name}}}}, {{{{operator.name}}}}, "
+                          "{{project.name}} or {{params.<param name>}}.")
     return title, text
 
 
