@@ -2,7 +2,10 @@
 with every socket reading and once with one socket that stopped reading (a raw TCP
 client with the smallest receive buffer, bench/clients.stalled_operator). The others'
 p99 in the stalled run should stay within 1.2x of the unstalled runs (one before it and
-one after it; the floor is their mean).
+one after it; the floor is their mean). A message's pushes to the N sockets share its
+fate, so the percentiles are over messages more than pushes: with 40 messages p99 was
+the slowest one, and one pause anywhere in a run moved the verdict between 0.4x and
+1.8x; 160 (MESSAGES in `make bench`) put a single slow message below the 1 %.
 
 Both runs first push FILL large messages (about 4 KB each) to a probe socket and (in
 the stalled run) the stalled one, before the N-1 measured sockets connect: enough (2 MB

@@ -86,6 +86,21 @@ async def parley_step(visitors: list[Visitor], tracker: Tracker, rate: float, du
     return row
 
 
+async def start_conversations(visitors: list[Visitor], tracker: Tracker, rate: float, drain: float) -> None:
+    """One message from each of `visitors` at `rate` (not measured), then wait for the answers."""
+    ids = [f"W{uuid.uuid4().hex[:6]}-{i}" for i in range(len(visitors))]
+    progress(f"starting the conversations of {len(visitors)} visitors that have not written yet, at {rate:.0f}/s")
+    started = time.perf_counter()
+    for i, (visitor, message_id) in enumerate(zip(visitors, ids)):
+        await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        await visitor.send(message_id)
+    deadline = time.perf_counter() + drain + SETTLE_CAP
+    while time.perf_counter() < deadline and not all(x in tracker.acked or x in tracker.errors for x in ids):
+        await asyncio.sleep(0.1)
+    for x in ids:
+        tracker.sent.pop(x, None)
+
+
 async def raw_kafka_step(bootstrap: str, topic: str, rate: float, duration: float, payload_size: int) -> dict:
     """Raw aiokafka at the same rate: an idempotent acks=all producer (Parley's settings)
     sends open-loop; a consumer in the same process reads; latency is send -> getmany."""
@@ -174,8 +189,12 @@ async def run(stack: Stack, http, visitors: list[Visitor], *, rates: list[float]
         rows.append(await one(overload, f"ladder step {len(rates) + 1}/{len(rates) + 2} (2x sustainable)", "overload"))
         # The goal is goodput at 10x; these visitors can offer at most `cap`, which is the
         # step that comes closest (each refusal still costs a frame read and one written,
-        # on the same two cores as the load generator).
+        # on the same two cores as the load generator). The visitors that have not written
+        # yet start their conversations first, at the sustainable rate: otherwise half of
+        # this step's messages would be first messages (a conversation, an offer, a
+        # timer), a heavier mix than the steps it is compared with.
         if cap > overload:
+            await start_conversations([v for v in visitors if not v.has_written], tracker, base, drain_seconds)
             rows.append(await one(cap, f"ladder step {len(rates) + 2}/{len(rates) + 2} "
                                        f"(the most {len(visitors)} visitors offer)", "most"))
     finally:
