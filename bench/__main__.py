@@ -12,6 +12,7 @@ rest still run):
   scaleout   one replica, two conversation replicas and two gateways, one again (bench/scale_out.py)
   cost       cost per message at conversation length 50 and 1,500   (bench/message_cost.py, else bench/cost_per_message.py)
   rebuild    inbox projection rebuild against raw aiokafka consume  (bench/rebuild.py)
+  search     GET /api/search's query over 1,000,000 generated messages (bench/search.py)
 
 `--quick` runs every section at tiny sizes (a smoke run of a minute or so: the figures
 mean nothing, the files are all written)."""
@@ -31,20 +32,22 @@ from pathlib import Path
 from parley.config import REPO_ROOT
 from devstack import components
 
-from bench import (append_relay_consume, cost_per_message, fanout, rebuild, report, scale_out, sealing,
+from bench import (append_relay_consume, cost_per_message, fanout, rebuild, report, scale_out, sealing, search,
                    socket_memory, visitor_to_operator)
 from bench.clients import Tracker, close_visitors, http_session, open_visitors
 from bench.common import Stack, machine, progress, raise_fd_limit
 
-SECTIONS = ["backbone", "sealing", "memory", "ladder", "fanout", "scaleout", "cost", "rebuild"]
+SECTIONS = ["backbone", "sealing", "memory", "ladder", "fanout", "scaleout", "cost", "rebuild", "search"]
 
 FULL = dict(sockets=10_000, memory_settle=2.0, rates=[100, 200, 250, 500, 1000, 2000], step_seconds=10.0, raw_seconds=5.0, drain_seconds=5.0,
             fanout_sockets=1000, fanout_fill=500, fanout_fill_rate=40.0, fanout_messages=160, fanout_rate=4.0, fanout_wait=10.0,
             scaleout_rate=1000.0, cost_lengths=(50, 1500), cost_samples=30, rebuild_timeout=180.0, rebuild_events=50_000, sealing_events=4000,
+            search_entries=1_000_000, search_queries=200,
             backbone=dict(LATENCY_SAMPLES=300, THROUGHPUT_EVENTS=5000, WRITERS=20))
 QUICK = dict(sockets=150, memory_settle=0.5, rates=[10, 25], step_seconds=1.5, raw_seconds=1.0, drain_seconds=1.5,
              fanout_sockets=20, fanout_fill=20, fanout_fill_rate=20.0, fanout_messages=5, fanout_rate=5.0, fanout_wait=5.0,
              scaleout_rate=10.0, cost_lengths=(10, 40), cost_samples=5, rebuild_timeout=30.0, rebuild_events=2_000, sealing_events=300,
+             search_entries=5_000, search_queries=20,
              backbone=dict(LATENCY_SAMPLES=20, THROUGHPUT_EVENTS=200, WRITERS=4))
 
 
@@ -122,6 +125,8 @@ async def all_benchmarks(comps, stack: Stack, size: dict, wanted: list[str], res
     await _section(results, "cost", wanted, lambda: _cost(comps, stack, size))
     await _section(results, "rebuild", wanted, lambda: rebuild.run(comps, timeout=size["rebuild_timeout"],
                                                                         fill=size["rebuild_events"]))
+    await _section(results, "search", wanted, lambda: search.run(comps.database_url, entries=size["search_entries"],
+                                                                      queries=size["search_queries"]))
 
 
 def main() -> int:

@@ -10,6 +10,7 @@ import os
 import random
 import socket
 import time
+import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -167,6 +168,19 @@ async def owner_token(http: aiohttp.ClientSession, gateway: str) -> str:
     r = await http.post(f"{gateway}/api/session", json={
         "project": "demo", "email": env("PARLEY_OWNER_EMAIL"), "password": env("PARLEY_OWNER_PASSWORD")},
         headers={"X-Forwarded-For": "192.168.0.1"})
+    assert r.status == 201, await r.text()
+    return (await r.json())["token"]
+
+
+async def plain_operator_token(http: aiohttp.ClientSession, gateway: str, owner: str) -> str:
+    """A new operator who is not an admin (added by the owner), signed in."""
+    email, password = f"plain-{uuid.uuid4().hex[:8]}@bench.local", "bench-operator-1"
+    headers = {"Authorization": f"Bearer {owner}", "X-Forwarded-For": "192.168.0.1"}
+    r = await http.post(f"{gateway}/api/operators", headers=headers,
+                        json={"name": "Bench Operator", "email": email, "password": password, "is_admin": False})
+    assert r.status == 201, await r.text()
+    r = await http.post(f"{gateway}/api/session", json={"project": "demo", "email": email, "password": password},
+                        headers={"X-Forwarded-For": "192.168.0.1"})
     assert r.status == 201, await r.text()
     return (await r.json())["token"]
 

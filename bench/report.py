@@ -67,10 +67,14 @@ def verdicts(results: dict) -> list[tuple[str, str, str, str]]:
                      "≥ 1,000 msg/s with p99 ≤ 100 ms", "yes" if any(
                          r["offered_per_s"] >= 1000 and r["sustainable"] and r["e2e_p99"] <= 0.1 for r in best) else "no"))
         overload = next((r for r in ladder["rows"] if r["kind"] == "overload"), None)
-        if overload and peak:
-            rows.append(("goodput at 2× sustainable / best achieved on the ladder",
-                         _x(overload["achieved_per_s"] / peak), "near 1× (excess refused fast as busy)",
-                         "yes" if overload["achieved_per_s"] >= 0.9 * peak else "no"))
+        # Against the best achieved at no more offered load: a step offered more that got
+        # more through says the stack was not yet saturated, not that this one collapsed.
+        below = max((r["achieved_per_s"] for r in ladder["rows"]
+                     if overload and r["offered_per_s"] <= overload["offered_per_s"]), default=0)
+        if overload and below:
+            rows.append(("goodput at 2× sustainable / best achieved on the ladder at no more offered",
+                         _x(overload["achieved_per_s"] / below), "near 1× (excess refused fast as busy)",
+                         "yes" if overload["achieved_per_s"] >= 0.9 * below else "no"))
         most = next((r for r in ladder["rows"] if r["kind"] == "most"), None)
         if most and peak and ladder["sustainable_per_s"]:
             times = most["offered_per_s"] / ladder["sustainable_per_s"]
@@ -100,6 +104,11 @@ def verdicts(results: dict) -> list[tuple[str, str, str, str]]:
         r = scale["achieved_ratio"]
         rows.append((f"achieved with two conversation replicas and two gateways / one of each, at {scale['rate']:.0f} msg/s",
                      _x(r), "≥ 0.95× (no throughput lost)", "yes" if r is not None and r >= 0.95 else "no"))
+    found = results.get("search")
+    if found and "p95" in found:
+        rows.append((f"search p95 over {found['entries']:,} messages (admin and operator; "
+                     f"{_x(found['p95_ratio_to_floor'])} a key read)", f"{found['p95'] * 1000:.0f} ms", "≤ 100 ms",
+                     "yes" if found["p95"] <= 0.1 else "no"))
     rebuild = results.get("rebuild")
     if rebuild and "ratio" in rebuild:
         r = rebuild["ratio"]
@@ -240,6 +249,19 @@ def markdown(report: dict) -> str:
                 f"{rebuild['rebuild']['seconds']} | {rebuild['rebuild']['events_per_s']:,.0f} |", "",
                 f"`{rebuild['topic']}` held {rebuild['events_in_topic']:,} events; rebuild "
                 f"{rebuild['ratio']:.0%} of raw (goal ≥ 30 %)." if rebuild.get("ratio") is not None else ""]
+    found = res.get("search")
+    if found and "admin" in found:
+        out += ["", "## Search across history", "",
+                f"`GET /api/search`'s query over {found['entries']:,} generated messages in {found['conversations']:,} "
+                f"conversations (written and indexed in {found['fill_s']} s), {found['queries']} queries of words "
+                "drawn as often as they occur, Russian word forms, two words and phones.", "",
+                "| who | p50 | p95 | p99 | queries with results |", "|---|---|---|---|---|"]
+        for who, label in (("admin", "admin (every conversation)"), ("operator", "operator (own and unclaimed)")):
+            r = found[who]
+            out.append(f"| {label} | {_ms(r['p50'])} | {_ms(r['p95'])} | {_ms(r['p99'])} | "
+                       f"{r['with_results']} / {found['queries']} |")
+        out += ["", f"A primary-key read of one entry, p95: {_ms(found['floor_p95'])}; search p95 "
+                    f"{_x(found['p95_ratio_to_floor'])} that (goal: p95 ≤ 100 ms)."]
     backbone = res.get("backbone")
     if backbone and "floor" in backbone:
         f, p = backbone["floor"], backbone["parley"]

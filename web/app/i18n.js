@@ -227,6 +227,10 @@ const en = {
   // ---- typing, read receipts, CSAT (issue 13) ----
   visitor_typing: 'The visitor is typing…', seen: 'Seen', sys_rated: 'The visitor rated the chat {stars} ({n} of 5)',
   sys_rated_comment: 'The visitor rated the chat {stars} ({n} of 5): “{comment}”',
+  search_placeholder: 'Search messages, notes, names, phones…', search_label: 'Search across history',
+  search_clear: 'Clear the search', search_results: 'Search results', search_more: 'More results',
+  search_nothing: 'Nothing found for "{q}".', search_kind_visitor: 'Visitor', search_kind_operator: 'Reply',
+  search_kind_note: 'Note', search_kind_contact: 'Contact', search_kind_param: 'Site parameter',
   settings_notifications: 'Notifications',
   notifications_stay: 'Keep assignment and offer notifications on screen until I act on them',
   notifications_stay_hint: 'Otherwise they close after a few seconds, as your system decides. Kept for you in this browser.',
@@ -511,6 +515,10 @@ const ru = {
   // ---- typing, read receipts, CSAT (issue 13) ----
   visitor_typing: 'Посетитель печатает…', seen: 'Прочитано', sys_rated: 'Посетитель оценил чат: {stars} ({n} из 5)',
   sys_rated_comment: 'Посетитель оценил чат: {stars} ({n} из 5): «{comment}»',
+  search_placeholder: 'Поиск по сообщениям, заметкам, именам, телефонам…', search_label: 'Поиск по истории',
+  search_clear: 'Очистить поиск', search_results: 'Результаты поиска', search_more: 'Ещё результаты',
+  search_nothing: 'По запросу «{q}» ничего не найдено.', search_kind_visitor: 'Посетитель', search_kind_operator: 'Ответ',
+  search_kind_note: 'Заметка', search_kind_contact: 'Контакт', search_kind_param: 'Параметр сайта',
   settings_notifications: 'Уведомления',
   notifications_stay: 'Держать уведомления о назначении и предложениях на экране, пока я не отвечу',
   notifications_stay_hint: 'Иначе они закроются через несколько секунд, как решит система. Настройка ваша, в этом браузере.',

@@ -3,6 +3,7 @@ import { api } from './api.js';
 import { h, clear, icon } from './dom.js';
 import { t, waitingFor, statusLabel } from './i18n.js';
 import { store, subscribe, inView, putRows } from './store.js';
+import { createSearch } from './search.js';
 
 const VIEWS = ['new', 'mine', 'closed', 'all'];
 
@@ -35,7 +36,10 @@ export function createInbox(ctx) {
   }
   const list = h('ul', { class: 'inbox-list', id: 'inbox-list', role: 'tabpanel', 'aria-busy': 'false' });
   const status = h('p', { class: 'inbox-empty', role: 'status' });
-  const el = h('section', { class: 'inbox-pane', 'aria-label': t('inbox') }, tablist, status, list);
+  let searching = false;   // the search's results stand in for the tabs and the list
+  const search = createSearch({ onActive: (active) => { searching = active; draw(); } });
+  const el = h('section', { class: 'inbox-pane', 'aria-label': t('inbox') }, search.form, tablist, status, list,
+    search.results);
 
   function rowsOf(v) {
     return [...store.rows.values()].filter((r) => inView(r, v))
@@ -68,7 +72,9 @@ export function createInbox(ctx) {
     if (error) status.textContent = error;
     else if (loading && !rows.length) status.textContent = t('loading');
     else status.textContent = rows.length ? '' : t(`empty_${view}`);
-    status.hidden = !status.textContent;
+    status.hidden = searching || !status.textContent;
+    tablist.hidden = searching;
+    list.hidden = searching;
     if (focusedId) {
       const again = list.querySelector(`[data-conversation-id="${CSS.escape(focusedId)}"]`);
       if (again) again.focus();

@@ -1,7 +1,7 @@
 // Parley operator app service worker: keeps the app shell so the app starts offline and
 // opens in its own window. Only the shell files are cached; /api, /ws, /files and
 // /avatars always go to the network and are never cached.
-const CACHE = 'parley-app-v10';
+const CACHE = 'parley-app-v11';
 const SHELL = [
   '/app/',
   '/app/static/app.css',
@@ -27,6 +27,7 @@ const SHELL = [
   '/app/static/security.js',
   '/app/static/template_vars.js',
   '/app/static/notification_settings.js',
+  '/app/static/search.js',
   '/app/static/manifest.webmanifest',
   '/app/static/icons/icon-192.png',
   '/app/static/icons/icon-512.png',

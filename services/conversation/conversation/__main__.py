@@ -4,7 +4,7 @@ from aiohttp import web
 
 from parley.service import ServiceSpec, main
 
-from conversation import auto_assign, erasure_requests, key_routes, rating_routes, routes
+from conversation import auto_assign, erasure_requests, key_routes, rating_routes, routes, search_projection
 
 
 def add_routes(app: web.Application) -> None:
@@ -22,6 +22,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     routes=add_routes,
     seals_personal_data=True,
+    consumers=[search_projection.CONSUMER],
     loops=[("offers:sweep", auto_assign.sweep_loop), ("privacy:erasures", erasure_requests.loop)],
 )
 

@@ -8,9 +8,11 @@ halfway finishes when it is run again.
    current-conversation row goes (their next message starts a new, unlinked one), the
    rating keeps its score, the kept state forgets contacts, params and page.
 2. In one transaction: the conversation's key is wiped (a tombstone: what the topics
-   hold of it can never be opened again) and the personal fields of its rows in the
+   hold of it can never be opened again), the personal fields of its rows in the
    event store are replaced by their erased values (parley/personal.py), so the store
-   keeps the record of what happened and nothing of what was said.
+   keeps the record of what happened and nothing of what was said, and its search
+   entries go (the search consumer deletes them too when the erased event reaches it;
+   anything it opens from the topic after the tombstone comes out erased).
 
 The request that drives it, the verified identity row and the other services' parts
 (the gateway's files, crm-bridge's copies and client cards): erasure_requests.py."""
@@ -23,7 +25,7 @@ from parley.contract import conversation_stream
 from parley.envelope import Event
 from parley.eventstore import EventStore
 
-from conversation import commands, domain
+from conversation import commands, domain, search_projection
 
 _PERSONAL_ROWS = """
 select id, type, data from events
@@ -58,4 +60,5 @@ async def erase_conversation(store: EventStore, conversation_id: str, erasure_id
                        lambda state: domain.decide_erase(state, erasure_id, reason, files))
     async with store.pool.acquire() as conn, conn.transaction():
         await subject_keys.erase(conn, [stream])
+        await search_projection.erase(conn, [conversation_id])
         return await scrub(conn, stream)

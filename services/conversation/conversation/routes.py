@@ -21,7 +21,7 @@ from parley.envelope import Event
 from parley.http import Rejected, id_in_path, ok, read_json
 from parley.service import POOL, STORE
 
-from conversation import domain, handlers, identities, receipts, views
+from conversation import domain, handlers, identities, receipts, search_views, views
 from conversation.current_conversations import CURRENT, CurrentConversations
 from conversation.domain import Operator
 
@@ -70,6 +70,11 @@ async def conversation_events(request: web.Request) -> web.Response:
     except ValueError:
         raise Rejected(422, "after_invalid", "after is a stream version (a whole number).")
     return ok({"events": await views.events(request.app[STORE], conversation_id, after)})
+
+
+async def search(request: web.Request) -> web.Response:
+    return ok(await search_views.search(request.app[POOL], operator_of(request), request.query.get("q"),
+                                        request.query.get("after")))
 
 
 async def conversation_summary(request: web.Request) -> web.Response:
@@ -160,6 +165,7 @@ ROUTES = [
     ("GET", "/internal/conversations/{id}/events", conversation_events),
     ("GET", "/internal/conversations/{id}/summary", conversation_summary),
     ("GET", "/api/inbox", inbox),
+    ("GET", "/api/search", search),
     ("GET", "/api/conversations/{id}", transcript),
     ("GET", "/api/conversations/{id}/client", client),
     ("POST", "/api/conversations/{id}/take", take),

@@ -36,6 +36,14 @@ async def inbox(request: web.Request) -> web.Response:
                                                       headers=as_operator(request, me)))
 
 
+async def search(request: web.Request) -> web.Response:
+    """Search across the history the operator may see (the conversation service decides what)."""
+    me = await auth.current_operator(request)
+    params = {k: request.query[k] for k in ("q", "after") if k in request.query}
+    return ok(await conversation(request.app).checked("GET", path("api", "search"), params=params,
+                                                      headers=as_operator(request, me)))
+
+
 async def transcript(request: web.Request) -> web.Response:
     me = await auth.current_operator(request)
     cid = conversation_id(request)
@@ -136,6 +144,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/inbox", inbox)
+    app.router.add_get("/api/search", search)
     app.router.add_get("/api/conversations/{id}", transcript)
     app.router.add_post("/api/conversations/{id}/assign", assign)
     app.router.add_put("/api/conversations/{id}/contacts", set_contacts)
