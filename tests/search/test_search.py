@@ -16,7 +16,7 @@ from parley.service import POOL, STORE
 from parley.subject_keys import LocalOpener
 
 import conversation.__main__ as conversation_main
-from conversation import erasure, search_index, search_projection
+from conversation import erasure, search_index, search_projection, search_views
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.support import eventually
 from tests.visitor import ScriptedVisitor
@@ -104,6 +104,17 @@ async def test_pages_follow_each_other_with_nothing_twice_or_lost_and_bad_input_
             break
         after = body["next"]
     assert pages == 3 and len(keys) == 45 and len(set(keys)) == 45
+    assert body["capped"] is False
+
+    # More matches than a search looks at (search_views.CANDIDATES): the best of the newest
+    # are shown and the answer says so.
+    await stack.conversation.app[POOL].execute(
+        """insert into search_entries (conversation_id, key, project_id, kind, text, at, document)
+           select $1, 'n:extra-' || i, 'demo', 'note', 'доставка ' || i, now() - make_interval(secs => i),
+                  to_tsvector('russian', 'доставка ' || i)
+           from generate_series(1, $2) as i""", uuid.UUID(cid), search_views.CANDIDATES)
+    status, body = await search(stack, owner, "доставки")
+    assert status == 200 and body["capped"] is True and len(body["results"]) == search_views.PAGE
 
     for params, code in [({}, "q_required"), ({"q": "   "}, "q_required"), ({"q": "x" * 201}, "q_too_long"),
                          ({"q": "a\x00b"}, "q_invalid"), ({"q": "a", "after": "garbage!"}, "cursor_invalid"),

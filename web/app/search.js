@@ -62,7 +62,9 @@ export function createSearch({ onActive }) {
       for (const r of body.results) list.append(h('li', null, resultEl(r)));
       next = body.next;
       more.hidden = !next;
-      status.textContent = list.children.length ? '' : t('search_nothing', { q: query });
+      if (after) status.textContent = '';
+      else status.textContent = list.children.length ? (body.capped ? t('search_capped') : '')
+        : t(body.capped ? 'search_capped_none' : 'search_nothing', { q: query });
       status.hidden = !status.textContent;
     } catch (e) {
       if (mine === token) status.textContent = e.message || t('network_error');
