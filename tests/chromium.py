@@ -59,3 +59,12 @@ async def visitor_says(page, text: str) -> None:
     await page.press("#parley-widget textarea", "Enter")
     await page.locator("#parley-widget .m[data-kind=visitor_message][data-status=sent]",
                        has_text=text[:20]).wait_for(timeout=15000)
+
+
+async def open_from_inbox(app, text: str):
+    """The operator app's inbox, the conversation whose row shows `text` opened."""
+    await app.get_by_test_id("inbox-link").click()
+    row = app.get_by_test_id("inbox-row").filter(has_text=text)
+    await row.wait_for(timeout=15000)
+    await row.click()
+    return row

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from parley import db
+from parley.consumer import ConsumerRunner
 from parley.config import REPO_ROOT
 from parley.envelope import new_event
 from devstack.procs import free_port, spawn
@@ -36,6 +37,29 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], *, timeout: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+async def rebuilt_until(platform, migrations: Path, handle_batch, opener, done: Callable[[asyncpg.Pool], Awaitable[bool]],
+                        *, what: str, types: frozenset[str] | None = None, timeout: float = 60) -> None:
+    """A rebuild: `conversation.events` from its start through `handle_batch` into a
+    scratch schema migrated with `migrations`, the events opened by `opener`, until
+    `done(scratch pool)` holds; the schema is dropped after."""
+    schema = f"rebuild_{uuid.uuid4().hex[:8]}"
+    scratch = await db.create_pool(platform.database_url, schema, max_size=4)
+    try:
+        await db.migrate(scratch, schema, migrations)
+        runner = ConsumerRunner(scratch, platform.bootstrap, name=f"rebuild-{schema}", topics=["conversation.events"],
+                                handle_batch=handle_batch, opener=opener, types=types)
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(runner.run(stop))
+        try:
+            await eventually(lambda: done(scratch), timeout=timeout, what=what)
+        finally:
+            stop.set()
+            await task
+    finally:
+        await scratch.execute(f'drop schema "{schema}" cascade')
+        await scratch.close()
 
 
 async def create_database(server_url: str, prefix: str) -> str:

@@ -10,11 +10,8 @@
 - erasing again changes nothing (a crash halfway is finished by running it again)."""
 from __future__ import annotations
 
-import asyncio
 import uuid
 
-from parley import db
-from parley.consumer import ConsumerRunner
 from parley.service import POOL, STORE
 from parley.subject_keys import LocalOpener
 
@@ -22,7 +19,7 @@ import conversation.__main__ as conversation_main
 from conversation import erasure, projection
 from tests.privacy.marked import all_published, every_record, marked_conversation
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
-from tests.support import eventually
+from tests.support import rebuilt_until
 
 
 async def schema_text(pool) -> str:
@@ -71,26 +68,11 @@ async def test_an_erased_conversation_leaves_a_record_and_nothing_personal(stack
     records = await every_record(platform.bootstrap)
     assert [r for r in records if mark.encode() in r] == []
     assert any(b"chat.conversation_erased" in r and cid.encode() in r for r in records)
-    scratch_schema = f"rebuild_{uuid.uuid4().hex[:8]}"
-    scratch = await db.create_pool(platform.database_url, scratch_schema, max_size=4)
-    try:
-        await db.migrate(scratch, scratch_schema, conversation_main.SPEC.migrations)
-        runner = ConsumerRunner(scratch, platform.bootstrap, name=f"rebuild-{scratch_schema}",
-                                topics=["conversation.events"], handle_batch=projection.replay,
-                                opener=LocalOpener(pool).open)
-        task_stop = asyncio.Event()
-        task = asyncio.ensure_future(runner.run(task_stop))
-        row = "select row(c.*)::text from conversations c where id = $1"
-        live = await pool.fetchval(row, cid)
+    row = "select row(c.*)::text from conversations c where id = $1"
+    live = await pool.fetchval(row, cid)
 
-        async def rebuilt() -> bool:
-            return await scratch.fetchval(row, cid) == live
-        try:
-            await eventually(rebuilt, timeout=60, what="the erased conversation rebuilt from Kafka as it is live")
-        finally:
-            task_stop.set()
-            await task
-        assert mark not in await scratch.fetchval(row, cid)
-    finally:
-        await scratch.execute(f'drop schema "{scratch_schema}" cascade')
-        await scratch.close()
+    async def rebuilt(scratch) -> bool:
+        return await scratch.fetchval(row, cid) == live
+    await rebuilt_until(platform, conversation_main.SPEC.migrations, projection.replay, LocalOpener(pool).open, rebuilt,
+                        what="the erased conversation rebuilt from Kafka as it is live")
+    assert mark not in live

@@ -9,7 +9,7 @@ from PIL import Image
 from parley.service import create_app
 
 import gateway.__main__ as gateway_main
-from tests.chromium import open_app, open_demo, screenshot_path, visitor_says
+from tests.chromium import open_app, open_demo, open_from_inbox, screenshot_path, visitor_says
 from tests.stack import GATEWAY, OWNER_EMAIL, OWNER_PASSWORD, serve, settings, spec_for
 from tests.visitor import ScriptedVisitor
 
@@ -103,10 +103,7 @@ async def test_admin_journey_and_the_assignee_is_notified_in_another_browser(sta
     anna = await open_app(browser, base, "anna@example.com", "anna-password-1", size=(1024, 768))
     visitor = await open_demo(browser, base)
     await visitor_says(visitor, "I need Anna")
-    await admin.get_by_test_id("inbox-link").click()
-    row = admin.get_by_test_id("inbox-row").filter(has_text="I need Anna")
-    await row.wait_for(timeout=15000)
-    await row.click()
+    await open_from_inbox(admin, "I need Anna")
     await admin.get_by_test_id("assign-button").click()
     await admin.locator("[data-testid=assign-option]", has_text="Anna Assignee").click()
 

@@ -4,7 +4,7 @@ services: an admin writes a template with {{visitor.name}}, {{operator.name}},
 variable Parley does not know; an operator uses it in a conversation where the visitor
 sent some params but not their name, is asked for what is missing, cannot insert it
 with a gap, and the visitor receives the reply filled in."""
-from tests.chromium import open_app, open_demo, screenshot_path, visitor_says
+from tests.chromium import open_app, open_demo, open_from_inbox, screenshot_path, visitor_says
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 
 TEMPLATE = ("Hello {{visitor.name}}! {{operator.name}} from {{project.name}} here. "
@@ -39,10 +39,7 @@ async def test_a_quick_reply_is_filled_in_and_asks_for_what_nobody_knows(stack, 
 
     visitor = await open_demo(browser, base)    # the demo page sends product = Windows, office = Moscow
     await visitor_says(visitor, "Do you ship windows?")
-    await app.get_by_test_id("inbox-link").click()
-    row = app.get_by_test_id("inbox-row").filter(has_text="Do you ship windows?")
-    await row.wait_for(timeout=15000)
-    await row.click()
+    await open_from_inbox(app, "Do you ship windows?")
     await app.get_by_test_id("take-button").click()
     reply = app.get_by_test_id("reply-input")
     await reply.focus()

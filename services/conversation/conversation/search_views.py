@@ -7,9 +7,8 @@ operator gets the best of those they may see, so a search costs the same whoever
 Ranked by `ts_rank_cd` (how close and how often the words occur), then newest first.
 The cursor is the last result's sort key (rank, time, conversation, key) and the end of
 the window searched, so a page follows exactly where the previous one stopped, whatever
-was written meanwhile. A query
-that looks like a phone also matches the phones of every text in any formatting
-(search_index.phone_key)."""
+was written meanwhile. A query that looks like a phone also matches the phones of every
+text in any formatting (search_index.phone_key)."""
 from __future__ import annotations
 
 import base64
@@ -150,10 +149,11 @@ def _cursor(after: Any) -> tuple[float, datetime, str, str, datetime, timedelta 
     try:
         rank, at, cid, key, until, days = orjson.loads(
             base64.urlsafe_b64decode(str(after) + "=" * (-len(str(after)) % 4)))
+        at, until = datetime.fromisoformat(at), datetime.fromisoformat(until)
         if not (isinstance(rank, (int, float)) and isinstance(cid, str) and isinstance(key, str)
+                and at.tzinfo is not None and until.tzinfo is not None
                 and (days is None or timedelta(days=days) in WINDOWS)):
             raise ValueError
-        return (float(rank), datetime.fromisoformat(at), str(uuid.UUID(cid)), key, datetime.fromisoformat(until),
-                timedelta(days=days) if days is not None else None)
+        return (float(rank), at, str(uuid.UUID(cid)), key, until, timedelta(days=days) if days is not None else None)
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
         raise DomainError("cursor_invalid", "after is the `next` of a previous page, as it was given.") from None
