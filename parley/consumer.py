@@ -12,6 +12,11 @@ the runner seeks to the offsets stored with the state (the pattern of aiokafka's
 local_state_consumer example), so a crash anywhere replays only what was not
 committed, and the replay is absorbed.
 
+A handler whose effect is the same when a run of events is applied again in order (an
+upsert by key, a delete: the search entries) may say so (`idempotent`): then the batch
+stores its offset alone, without the two statements over every stream in it - at 1,000
+messages a second those were a row written and a row updated per message.
+
 A projection is rebuilt by `rebuild()`: its reset and the tracking rows are cleared in
 one transaction, and the next `run()` reads its topics from the beginning."""
 from __future__ import annotations
@@ -72,7 +77,7 @@ class ConsumerRunner:
                  handle: Handler | None = None, handle_batch: BatchHandler | None = None,
                  reset: Reset | None = None, retry_delay: float = 1.0, max_records: int = 500,
                  fetch_bytes: int | None = None, gather_ms: int = 0, concurrent_partitions: bool = False,
-                 opener: Opener | None = None, types: frozenset[str] | None = None):
+                 opener: Opener | None = None, types: frozenset[str] | None = None, idempotent: bool = False):
         if (handle is None) == (handle_batch is None):
             raise ValueError("give a ConsumerRunner either handle or handle_batch")
         self.pool = pool
@@ -87,6 +92,7 @@ class ConsumerRunner:
         # on one event in a hundred (erasures, lead requests) then writes a row per batch,
         # not two per event (issue 21: three such consumers made most of PostgreSQL's writes).
         self.types = types
+        self.idempotent = idempotent     # no claims by stream version (see the module's docstring)
         self.max_records = max_records   # per poll, over all partitions
         self.fetch_bytes = fetch_bytes   # per partition and fetch (Kafka's default: 1 MiB)
         # A poll's partition batches in concurrent transactions (a connection each), for a
@@ -206,9 +212,9 @@ class ConsumerRunner:
     async def _claim(self, conn: asyncpg.Connection, events: list[Event]) -> tuple[list[Event], dict[str, int]]:
         """The events not applied before (in batch order) and each stream's version after
         them. An event at or below its stream's applied version is a duplicate; one that
-        skips versions is applied and counted as a gap."""
-        if not events:
-            return [], {}
+        skips versions is applied and counted as a gap. An idempotent handler gets them all."""
+        if not events or self.idempotent:
+            return events, {}
         stored = dict(await conn.fetch(_CLAIM, self.name, sorted({e.stream_id for e in events})))
         fresh: list[Event] = []
         applied: dict[str, int] = {}

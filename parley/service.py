@@ -61,6 +61,8 @@ class ConsumerSpec:
     # For a handler that reads personal fields of sealed events (parley/personal.py): what
     # opens a batch of them, made from the app once it runs (a KeyRing to the keys' owner).
     opener: Callable[[web.Application], Opener] | None = None
+    # Its effect is the same applied twice in order: no per-stream claims (ConsumerRunner).
+    idempotent: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> web.Application:
                                     handle=None if c.takes_batch else c.handle,
                                     handle_batch=c.handle if c.takes_batch else None, reset=c.reset,
                                     gather_ms=c.gather_ms, types=c.types,
-                                    opener=c.opener(app) if c.opener else None)
+                                    opener=c.opener(app) if c.opener else None, idempotent=c.idempotent)
             loops[f"consumer:{c.name}"] = runner.run
         for name, factory in spec.loops:
             loops[name] = factory(app)

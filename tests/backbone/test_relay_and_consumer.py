@@ -247,3 +247,38 @@ async def test_a_consumer_of_some_types_claims_only_their_streams_and_still_appl
     assert claimed == {stream: versions[-1] for stream, versions in expected.items()}
     assert await offsets() == await _count_messages(platform.bootstrap, topic) == 400
     assert GAPS.labels(name)._value.get() == gaps_before
+
+
+async def test_an_idempotent_consumer_keeps_only_its_offset_and_resumes_from_it(
+        platform, pool, store, topic, catalog, schema_name):
+    """ConsumerSpec.idempotent (the search entries): no claims by stream version are
+    written, the offset is, and a consumer stopped and started again goes on from it -
+    every event applied, none of the earlier ones again."""
+    for v in range(10):
+        for s in range(10):
+            await store.append([item_added(f"item-i{s}", v)], expected_version=v)
+    name = f"idempotent-{topic}"
+    handled: list[tuple[str, int]] = []
+
+    async def handle(conn, events: list[Event]):
+        handled.extend((e.stream_id, e.stream_version) for e in events)
+
+    def runner():
+        return ConsumerRunner(pool, platform.bootstrap, name=name, topics=[topic], handle_batch=handle, idempotent=True)
+
+    async with Background() as bg:
+        bg.start(Relay(platform.database_url, schema_name, platform.bootstrap).run)
+        first = bg.start(runner().run)
+        await eventually(lambda: len(handled) >= 100, what="100 events applied")
+        bg.stop.set()
+        await first
+        for s in range(10):
+            await store.append([item_added(f"item-i{s}", 10)], expected_version=10)
+        bg.stop.clear()
+        bg.start(Relay(platform.database_url, schema_name, platform.bootstrap).run)
+        bg.start(runner().run)
+        await eventually(lambda: len(handled) >= 110, what="the next 10 applied")
+        await asyncio.sleep(1)
+    assert sorted(handled) == sorted((f"item-i{s}", v + 1) for s in range(10) for v in range(11))   # each once
+    assert await pool.fetchval("select count(*) from consumer_streams where consumer = $1", name) == 0
+    assert await pool.fetchval("select sum(next_offset) from consumer_offsets where consumer = $1", name) == 110
