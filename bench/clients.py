@@ -164,12 +164,16 @@ async def close_visitors(visitors: list[Visitor]) -> None:
     await asyncio.gather(*(one(v) for v in visitors))
 
 
-async def owner_token(http: aiohttp.ClientSession, gateway: str) -> str:
-    r = await http.post(f"{gateway}/api/session", json={
-        "project": "demo", "email": env("PARLEY_OWNER_EMAIL"), "password": env("PARLEY_OWNER_PASSWORD")},
-        headers={"X-Forwarded-For": "192.168.0.1"})
+async def session_token(http: aiohttp.ClientSession, gateway: str, email: str, password: str) -> str:
+    """An operator of the demo project, signed in."""
+    r = await http.post(f"{gateway}/api/session", json={"project": "demo", "email": email, "password": password},
+                        headers={"X-Forwarded-For": "192.168.0.1"})
     assert r.status == 201, await r.text()
     return (await r.json())["token"]
+
+
+async def owner_token(http: aiohttp.ClientSession, gateway: str) -> str:
+    return await session_token(http, gateway, env("PARLEY_OWNER_EMAIL"), env("PARLEY_OWNER_PASSWORD"))
 
 
 async def plain_operator_token(http: aiohttp.ClientSession, gateway: str, owner: str) -> str:
@@ -179,10 +183,7 @@ async def plain_operator_token(http: aiohttp.ClientSession, gateway: str, owner:
     r = await http.post(f"{gateway}/api/operators", headers=headers,
                         json={"name": "Bench Operator", "email": email, "password": password, "is_admin": False})
     assert r.status == 201, await r.text()
-    r = await http.post(f"{gateway}/api/session", json={"project": "demo", "email": email, "password": password},
-                        headers={"X-Forwarded-For": "192.168.0.1"})
-    assert r.status == 201, await r.text()
-    return (await r.json())["token"]
+    return await session_token(http, gateway, email, password)
 
 
 @dataclass(eq=False)

@@ -1,5 +1,5 @@
 """Search's rules, pure: what one event of a conversation does to that conversation's
-search entries (search.py writes them, `GET /api/search` reads them).
+search entries (search_projection.py writes them, search_views.py reads them).
 
 An entry is one searchable piece of a conversation under a key of its own: a message or
 a note (`m:<message id>`, `n:<note id>`), a contact (`contact:name|phone|email`), a
@@ -112,19 +112,17 @@ def fold(events: Iterable[Event]) -> tuple[dict[tuple[str, str], Entry], set[tup
 
 def phone_keys(text: str) -> tuple[str, ...]:
     """The phones in `text`, each as its last ten digits (or all, when fewer)."""
-    keys = []
-    for match in _PHONE.finditer(text):
-        digits = re.sub(r"\D", "", match.group())
-        if PHONE_DIGITS_MIN <= len(digits) <= PHONE_DIGITS_MAX:
-            keys.append(digits[-PHONE_KEY_DIGITS:])
-    return tuple(dict.fromkeys(keys))
+    return tuple(dict.fromkeys(k for match in _PHONE.finditer(text) if (k := _key(match.group())) is not None))
 
 
 def phone_key(query: str) -> str | None:
     """The query as a phone (only digits and phone punctuation, 7-15 digits), else None."""
-    if not _PHONE_QUERY.fullmatch(query):
-        return None
-    digits = re.sub(r"\D", "", query)
+    return _key(query) if _PHONE_QUERY.fullmatch(query) else None
+
+
+def _key(written: str) -> str | None:
+    """A phone as written, by its last ten digits; None unless it has 7-15 digits."""
+    digits = re.sub(r"\D", "", written)
     return digits[-PHONE_KEY_DIGITS:] if PHONE_DIGITS_MIN <= len(digits) <= PHONE_DIGITS_MAX else None
 
 

@@ -2,10 +2,10 @@
 partition batch at a time, its net effect (search_index.fold) in three statements -
 deletes, erasures, one upsert. Off the command path on purpose: a message is searchable
 within a poll of being stored (the consumer waits up to GATHER_MS to fill a batch), and
-no command waits for it. Its writes are idempotent (upserts by key, deletes), so it
-keeps no claims by stream version, only its offset: with them, at 1,000 msg/s, the
-1,000 msg/s step's p99 rose from 53-57 ms to 86-117 ms (make bench). A rebuild (reset, then the topic from the start, the
-events opened with the service's own keys) makes the same rows; an erased conversation's
+no command waits for it (it still takes CPU beside them: docs/performance.md). Its
+writes are idempotent (upserts by key, deletes), so it keeps no claims by stream
+version, only its offset. A rebuild (reset, then the topic from the start, the events
+opened with the service's own keys) makes the same rows; an erased conversation's
 events come back emptied and its erasure deletes what is left."""
 from __future__ import annotations
 

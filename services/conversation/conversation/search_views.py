@@ -57,13 +57,15 @@ with newest as (
   order by e.at + interval '0 s' desc, e.conversation_id desc, e.key desc   -- never by walking the time index
   limit {CANDIDATES}
 ),
-hits as (
+ranked as (
   select e.conversation_id, e.key, e.kind, e.text, e.at, ts_rank_cd(e.document, {_QUERY})::real as rank
   from newest n join search_entries e using (conversation_id, key)
   where n.visible
-    and ($6::real is null or (ts_rank_cd(e.document, {_QUERY})::real, e.at, e.conversation_id, e.key)
-                             < ($6, $7::timestamptz, $8::uuid, $9))
-  order by rank desc, e.at desc, e.conversation_id desc, e.key desc
+),
+hits as (
+  select * from ranked
+  where $6::real is null or (rank, at, conversation_id, key) < ($6, $7::timestamptz, $8::uuid, $9)
+  order by rank desc, at desc, conversation_id desc, key desc
   limit $10
 )
 select m.matched, h.conversation_id::text, h.key, h.kind, h.at, h.rank,
