@@ -31,6 +31,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "PARLEY_SCHEDULER_URL": ("http://127.0.0.1:8084", "Gateway: where the scheduler answers (working hours; `make run` sets it)."),
     "PARLEY_SCHEDULER_MINUTE_SECONDS": ("60", "scheduler: how many seconds a timer minute lasts (unanswered_alert_minutes, and idle_close_hours as 60 of them). Leave it at 60; the tests shorten it so timers fire in seconds."),
     "PARLEY_PRESENCE_GRACE_SECONDS": ("30", "operator-registry and gateway: an operator with no app open anywhere for this long is offline (gateways send heartbeats every third of it). Leave it at 30; the tests shorten it."),
+    "PARLEY_LIVE_VISITORS_REFRESH_SECONDS": ("30", "gateway: how often each gateway tells the others every live visitor it holds (visitors.signals). A visitor with no widget open leaves the live list after half of it; a gateway that stopped saying anything, after three. Leave it at 30; the tests shorten it."),
     "PARLEY_VISITOR_SECRET": ("", "Gateway: the key that signs visitor tokens, 32+ random characters, the same on every gateway. `make run` generates one in PARLEY_RUN_DIR."),
     "PARLEY_TRUSTED_PROXY_HOPS": ("0", "Gateway: how many reverse proxies of yours stand in front of it (an ingress: 1). Their X-Forwarded-For entries give the client's address for throttling and rate limits; 0 trusts none."),
     "PARLEY_SESSION_ROTATE_SECONDS": ("86400", "operator-registry: a session token older than this is replaced on its next use."),
@@ -48,6 +49,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
 LOCAL_ONLY_VARIABLES: frozenset[str] = frozenset({
     "PARLEY_PORT_BASE", "PARLEY_RUN_DIR", "PARLEY_OWNER_EMAIL", "PARLEY_OWNER_PASSWORD", "PARLEY_SEED_DEMO",
     "PARLEY_SCHEDULER_MINUTE_SECONDS", "PARLEY_CRM_ALLOW_PRIVATE", "PARLEY_PRESENCE_GRACE_SECONDS",
+    "PARLEY_LIVE_VISITORS_REFRESH_SECONDS",
 })
 
 

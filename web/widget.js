@@ -424,7 +424,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     bad(k, k === 'phone' || k === 'email' ? t(`contact_invalid_${k}`) : String(m.message || m.code || ''));
   }
 
-  function setOpen(o) {
+  function setOpen(o, quiet) { // quiet: opened by an invitation, the page keeps its focus
     isOpen = o;
     host.setAttribute('data-state', o ? 'open' : 'closed');
     ui.w.classList.toggle('open', o);
@@ -435,7 +435,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       connect();
       markRead();
       ui.sc.scrollTop = ui.sc.scrollHeight;
-      ui.ta.focus({ preventScroll: true });
+      if (!quiet) ui.ta.focus({ preventScroll: true });
     } else if (host.shadowRoot.activeElement) ui.la.focus();
   }
 
@@ -723,6 +723,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       unanswered = !!convId && store.get('unanswered') === convId; mode();
     if (ui.cn.getAttribute('data-notice') === 'reconnecting') conn('reconnected');
       if (paramsSet) send({ type: 'params', params: { ...params } });
+      sendPage();
       if (cf.sent) send(cf.sent);
       for (const e of readOutbox()) { // resent in order, same ids, by pump()
         if (!byId.has(e.id)) pending(e);
@@ -742,6 +743,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     } else if (m.id && m.id === cf.id && (m.type === 'contacts_saved' || m.type === 'error')) contactsAnswer(m);
     else if (m.type === 'event') event(m);
     else if (m.type === 'typing') showTyping(m.operator);
+    else if (m.type === 'invitation') invited(m);
     else if (m.type === 'texts') retext(m);
     else if (m.type === 'unanswered') { if (m.conversation_id && m.conversation_id === convId) nobodyAnswered(); }
     else if (rt.id && m.id === rt.id && (m.type === 'rated' || m.type === 'error')) ratingAnswer(m);
@@ -793,7 +795,8 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
       if (!el) { el = bubble(k, m.id); status(el, 'sent', t('status_sent')); if (m.id) byId.set(m.id, el); }
       hasVisitor = true;
     } else if (k === 'operator_message') {
-      el = bubble(k, m.id, op || {});
+      el = (typeof m.id === 'string' && byId.get(m.id)) || bubble(k, m.id, op || {}); // an invitation answered becomes its message
+      el.setAttribute('data-kind', k);
       el.setAttribute('data-status', 'sent');
       joined = true;
     } else if (k === 'operator_joined') {
@@ -870,6 +873,42 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     if (ui.rerr) { ui.rerr.textContent = String(m.message || m.code || ''); ui.rsend.disabled = false; }
   }
 
+  // ---- the visit: where the visitor is on the site, for the operators' live list (and
+  // invitations). Kept in this browser; a visit ends after 30 minutes without a page.
+  const VISIT_IDLE = 30 * 60 * 1000;
+  let visit = null;
+  function pageView() { // a page load, or a single-page site's navigation
+    const now = Date.now();
+    let v = null;
+    try { v = JSON.parse(store.get('visit') || 'null'); } catch { v = null; }
+    if (!v || typeof v !== 'object' || !Array.isArray(v.pages) || !(now - v.last_at < VISIT_IDLE)) {
+      v = { started_at: now, landing_url: location.href, referrer: D.referrer || null, pages_seen: 0, pages: [] };
+    }
+    if (!v.pages.length || v.pages[0].url !== location.href) {
+      v.pages_seen = (+v.pages_seen || 0) + 1;
+      v.pages = [{ url: location.href, title: String(D.title || '').slice(0, 200), at: now }, ...v.pages].slice(0, 5);
+    }
+    v.last_at = now;
+    store.set('visit', JSON.stringify(v));
+    visit = v;
+    sendPage();
+  }
+  function sendPage() {
+    if (visit) send({ type: 'page', url: location.href, title: String(D.title || '').slice(0, 200), referrer: visit.referrer,
+      landing_url: visit.landing_url, started_at: visit.started_at, pages_seen: visit.pages_seen, pages: visit.pages });
+  }
+  // An operator's invitation (the gateway's `invitation` frame, again on every page until
+  // answered): the widget opens with their words; the visitor's answer starts the chat with them.
+  function invited(m) {
+    if (typeof m.id !== 'string' || typeof m.text !== 'string' || byId.has(m.id) || (convId && !convClosed)) return;
+    const el = bubble('operator_message', m.id, m.operator && typeof m.operator === 'object' ? m.operator : {});
+    el.setAttribute('data-kind', 'invitation');
+    fill(el, m);
+    byId.set(m.id, el);
+    mutate(() => ui.ls.append(el), true);
+    if (!isOpen) setOpen(true, true);
+  }
+
   // ---- start: after DOMContentLoaded, when the browser is idle
   async function init() {
     let cfg;
@@ -887,7 +926,13 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     const ob = readOutbox();
     ob.forEach(e => watch(pending(e)));
     try { const o = JSON.parse(store.get('offline') || 'null'); if (o && o.type === 'offline_message') { of.sent = o; of.id = o.id; ui.os.disabled = true; } } catch { /* none */ }
-    if (token || ob.length || of.sent || identity) connect(); // a returning visitor: history and live replies; a new one connects on open
+    // Every visitor connects: operators see who is on the site now (and may invite them);
+    // a returning visitor gets their history and live replies.
+    pageView();
+    connect();
+    W.addEventListener('popstate', pageView);
+    W.addEventListener('hashchange', pageView);
+    setInterval(() => { if (visit && visit.pages[0] && visit.pages[0].url !== location.href) pageView(); }, 1000); // pushState
   }
   const boot = () => (W.requestIdleCallback ? W.requestIdleCallback(init, { timeout: 2000 }) : setTimeout(init, 1));
   if (D.readyState === 'loading') D.addEventListener('DOMContentLoaded', boot, { once: true }); else boot();

@@ -8,11 +8,13 @@ import { createInbox } from './inbox.js';
 import { createConversationView } from './conversation.js';
 import * as notify from './notify.js';
 import { createPresence } from './presence.js';
+import { createVisitors } from './visitors.js';
 import * as offers from './offers.js';
 
 const root = document.getElementById('app');
 let ui = null;          // the mounted shell: {inbox, conversation, settings, ...}
 let stopLive = null;
+let watchingVisitors = false;   // the visitors page is shown: its changes are pushed (live.js)
 let refreshTimer = null;
 
 // ---- boot ------------------------------------------------------------------------------------
@@ -129,6 +131,7 @@ function startApp(me) {
     onState: connectionState,
     onRevoked: () => showLogin(t('session_ended')),
   });
+  stopLive.watchVisitors(watchingVisitors);   // the app may have opened on the visitors page
   if (me.is_owner) {
     // Before the chat is enabled the owner is not an operator yet: start where it can be enabled.
     api('GET', '/api/project').then((p) => { if (!p.chat_enabled) location.hash = '#/settings/chat'; }).catch(() => {});
@@ -155,7 +158,7 @@ async function showEnrolment(me) {
 function teardown() {
   if (stopLive) { stopLive(); stopLive = null; }
   clearInterval(refreshTimer);
-  if (ui) { ui.inbox.destroy(); ui.conversation.destroy(); ui = null; }
+  if (ui) { ui.inbox.destroy(); ui.conversation.destroy(); ui.visitors.hide(); ui = null; }
 }
 
 function mountShell() {
@@ -184,6 +187,7 @@ function mountShell() {
   const canSettings = me.is_admin || me.is_owner;
   const nav = h('nav', { class: 'main-nav', 'aria-label': t('main_nav') },
     h('a', { href: '#/inbox/new', 'data-testid': 'inbox-link', class: 'nav-link' }, t('inbox')),
+    h('a', { href: '#/visitors', 'data-testid': 'visitors-link', class: 'nav-link' }, t('visitors_nav')),
     canSettings ? h('a', { href: '#/settings/operators', 'data-testid': 'settings-link', class: 'nav-link' }, t('settings')) : null);
   const header = h('header', { class: 'topbar' },
     h('a', { href: '#/inbox/new', class: 'brand-link', 'aria-label': t('home') }, brand()), nav,
@@ -194,11 +198,14 @@ function mountShell() {
   const offline = h('div', { class: 'offline-banner', role: 'status', hidden: true }, t('reconnecting'));
   const workspace = h('div', { class: 'workspace' }, inbox.el, conversation.el);
   const settingsHost = h('div', { class: 'settings-host', hidden: true });
-  const main = h('main', { id: 'main', class: 'main', tabindex: '-1' }, workspace, settingsHost);
+  const visitors = createVisitors({ watch: (on) => { watchingVisitors = on; if (stopLive) stopLive.watchVisitors(on); }, openConversation,
+    toastError: notify.toastError });
+  const main = h('main', { id: 'main', class: 'main', tabindex: '-1' }, workspace, visitors.el, settingsHost);
   const skip = h('a', { class: 'skip-link', href: '#main', onclick: (e) => { e.preventDefault(); main.focus(); } }, t('skip_to_content'));
   clear(root).append(skip, header, offline, main);
   const previous = ui;
-  ui = { inbox, conversation, connection, offline, workspace, settingsHost, nav, settings: null, canSettings, presence };
+  if (previous) previous.visitors.hide();
+  ui = { inbox, conversation, connection, offline, workspace, settingsHost, nav, settings: null, canSettings, presence, visitors };
   if (previous && previous.lastState) connectionState(previous.lastState === 'resynced' ? 'online' : previous.lastState);
   route_();
   if (!hadUi || !previous) inbox.refresh(); else inbox.setView(inbox.view);
@@ -207,6 +214,7 @@ function mountShell() {
 function parseRoute() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
   if (parts[0] === 'settings') return { screen: 'settings', section: parts[1] };
+  if (parts[0] === 'visitors') return { screen: 'visitors' };
   // The link a CRM lead carries (crm-bridge's conversation_link): opened in the inbox view it belongs to.
   if (parts[0] === 'conversations' && parts[1]) return { screen: 'conversation', id: parts[1] };
   return { screen: 'inbox', view: parts[1] || 'new', id: parts[2] || null };
@@ -215,10 +223,16 @@ function parseRoute() {
 async function route_() {
   if (!ui) return;
   const route = parseRoute();
-  for (const a of ui.nav.querySelectorAll('a')) {
-    const isSettings = a.dataset.testid === 'settings-link';
-    a.setAttribute('aria-current', (route.screen === 'settings') === isSettings ? 'page' : 'false');
+  const current = { settings: 'settings-link', visitors: 'visitors-link' }[route.screen] || 'inbox-link';
+  for (const a of ui.nav.querySelectorAll('a')) a.setAttribute('aria-current', a.dataset.testid === current ? 'page' : 'false');
+  if (route.screen === 'visitors') {
+    ui.workspace.hidden = true;
+    ui.settingsHost.hidden = true;
+    document.title = `${t('visitors_nav')} · Parley`;
+    ui.visitors.show();
+    return;
   }
+  ui.visitors.hide();
   // The CRM and working-hours pages open for anyone who has their URL: a non-admin sees the API's refusal there.
   if (route.screen === 'settings' && (ui.canSettings || ['crm', 'crm_deliveries', 'hours', 'notifications', 'security'].includes(route.section))) {
     ui.workspace.hidden = true;
@@ -274,6 +288,8 @@ function onMessage(msg) {
     ui.conversation.showTyping(msg);
   } else if (msg.type === 'lead_outcome') {
     ui.conversation.applyLeadOutcome(msg);
+  } else if (msg.type === 'visitors') {   // the live visitors' changes, while that page is shown
+    ui.visitors.apply(msg);
   } else if (msg.type === 'presence') {
     ui.presence.apply(msg);
   } else if (msg.type === 'notification' && msg.kind === 'offer') {   // auto-assignment: Accept or let it move on

@@ -9,9 +9,12 @@ import { api } from './api.js';
  *   onRevoked()       the session ended (session_revoked / close 4401 / 401 at reconnect)
  * A close with 4403 means this operator's role changed: the app reloads, so every page
  * and view is drawn for the new role.
+ * stop.watchVisitors(on): whether the app shows the live visitors (their changes are
+ * pushed only then); said again after every reconnect.
  */
 export function startLive({ onMessage, onResync, onState, onRevoked }) {
-  let ws = null, stopped = false, attempt = 0, timer = null, everOpened = false, wasDown = false;
+  let ws = null, stopped = false, attempt = 0, timer = null, everOpened = false, wasDown = false, watching = false;
+  const say = (msg) => { if (ws && ws.readyState === 1) ws.send(JSON.stringify(msg)); };
 
   function connect() {
     if (stopped) return;
@@ -29,6 +32,7 @@ export function startLive({ onMessage, onResync, onState, onRevoked }) {
         const resync = everOpened || wasDown;
         everOpened = true; wasDown = false;
         onState('online');
+        if (watching) say({ type: 'watch_visitors', on: true });
         if (resync) {
           try { await onResync(); onState('resynced'); } catch { /* the next reconnect tries again */ }
         }
@@ -75,6 +79,7 @@ export function startLive({ onMessage, onResync, onState, onRevoked }) {
     if (ws) { ws.onclose = null; ws.close(); ws = null; }
   }
 
+  stop.watchVisitors = (on) => { watching = on; say({ type: 'watch_visitors', on }); };
   connect();
   return stop;
 }

@@ -401,6 +401,22 @@ def decide_visitor_message(state: Conversation | None, *, conversation_id: str, 
     return events
 
 
+def decide_invited(state: Conversation, inviter: Operator, invitation_id: str, text: Any) -> list[Event]:
+    """A conversation the visitor starts by answering an operator's invitation (issue 24,
+    item 3; the gateway keeps invitations, gateway/live/site_visitors.py): it is the
+    inviting operator's at once, with the invitation as its first operator message, so
+    the transcript, a lead and a search read as the visitor saw it."""
+    if inviter.project_id != state.project_id:
+        raise _not_found()
+    stream = conversation_stream(state.id)
+    return [new_event("assignment.taken", stream, _operator_data(inviter), project_id=state.project_id),
+            new_event("status.changed", stream, {"status": "in_work", "by_operator_id": inviter.id},
+                      project_id=state.project_id),
+            new_event("chat.operator_replied", stream,
+                      {"message_id": invitation_id, **_operator_data(inviter), "text": clean_text(text),
+                       "attachment": None}, project_id=state.project_id)]
+
+
 def decide_custom_params(state: Conversation, params: Any) -> list[Event]:
     cleaned = clean_params(params)
     merged = {**state.custom_params, **cleaned}

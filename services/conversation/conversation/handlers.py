@@ -153,10 +153,27 @@ def _message_id(body: dict[str, Any], message: str) -> str:
     return message_id
 
 
+def _invitation(body: dict[str, Any], project_id: str) -> tuple[Operator, str, str] | None:
+    """(inviting operator, invitation id, text) of an invitation the visitor answers, as
+    the gateway kept it (gateway/site_visitor_routes.py); None when there is none."""
+    found = body.get("invitation")
+    if found is None:
+        return None
+    if (not isinstance(found, dict) or canonical_uuid(found.get("id")) is None
+            or canonical_uuid(found.get("operator_id")) is None
+            or not text(found.get("operator_name"), OPERATOR_NAME_MAX)
+            or not text(found.get("operator_avatar_url"), 200, optional=True)
+            or not text(found.get("text"), domain.TEXT_MAX)):
+        raise DomainError("invitation_invalid", "The invitation is not one an operator sent.")
+    return (Operator(id=canonical_uuid(found["operator_id"]), project_id=project_id, name=found["operator_name"],
+                     avatar_url=found.get("operator_avatar_url")), canonical_uuid(found["id"]), found["text"])
+
+
 async def visitor_message(app: web.Application, body: dict[str, Any]) -> dict[str, Any]:
     project_id, visitor_id = visitor_of(body)
     message_id = _message_id(body, "Every message carries the widget's id for it.")
     params = _site_params(body)
+    invitation = _invitation(body, project_id)
 
     def decide_in(conversation_id: str, previous: str | None) -> Decide:
         def decide(state: domain.Conversation | None) -> list[Event]:
@@ -164,9 +181,10 @@ async def visitor_message(app: web.Application, body: dict[str, Any]) -> dict[st
                 state, conversation_id=conversation_id, project_id=project_id, visitor_id=visitor_id,
                 message_id=message_id, text=body.get("text"), attachment=body.get("attachment"),
                 page_url=body.get("page_url"), chat_open=_chat_open(body), previous_conversation_id=previous)
-            if state is None and params and events:
+            if state is None and events:   # it starts here: the params held, and the invitation answered
                 started = domain.evolve(None, events[0])
-                events[1:1] = domain.decide_custom_params(started, params)
+                events[1:1] = (domain.decide_custom_params(started, params) if params else []) + (
+                    domain.decide_invited(started, *invitation) if invitation else [])
             return events
         return decide
 

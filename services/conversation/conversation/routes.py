@@ -59,7 +59,8 @@ async def operator_route(request: web.Request, kind: str,
 async def visitor_conversation(request: web.Request) -> web.Response:
     project_id, visitor_id = handlers.visitor_of(request.query)
     current = await request.app[CURRENT].of(project_id, visitor_id)
-    return ok({"conversation_id": current["id"] if current is not None else None})
+    return ok({"conversation_id": current["id"] if current is not None else None,
+               "status": current["status"] if current is not None else None})
 
 
 async def conversation_events(request: web.Request) -> web.Response:

@@ -11,9 +11,10 @@ from parley.service import SETTINGS, ConsumerSpec, ServiceSpec, main
 
 from gateway import (admin_settings_routes, auth, avatar_files, conversation_crm, conversations, cors, crm_routes,
                      csat, erasures, files, privacy_routes, project_config, rate_limits, registry_routes,
-                     setup_routes, upstreams, verified_visitors, visitor_api, web_files)
+                     setup_routes, site_visitor_routes, upstreams, verified_visitors, visitor_api, web_files)
 from gateway.live import (availability, conversation_audience, conversation_keys, operator_sockets, presence, push,
-                          typing_signals, visitor_availability, visitor_socket, visitor_sockets, widget_settings)
+                          signal_producer, site_visitors, typing_signals, visitor_availability, visitor_socket,
+                          visitor_sockets, widget_settings)
 
 HERE = Path(__file__).parent
 OPENAPI = yaml.safe_load((HERE / "openapi.yaml").read_text())
@@ -28,6 +29,7 @@ def routes(app: web.Application) -> None:
     app.middlewares.append(auth.csrf)
     app.middlewares.append(auth.session_rotation)
     app.cleanup_ctx.append(upstreams.clients)
+    app.cleanup_ctx.append(signal_producer.producer)
     app[operator_sockets.SOCKETS] = operator_sockets.OperatorSockets()
     app[visitor_sockets.VISITOR_SOCKETS] = visitor_sockets.VisitorSockets()
     app[rate_limits.LIMITS] = rate_limits.Limits()
@@ -35,6 +37,7 @@ def routes(app: web.Application) -> None:
     availability.setup(app)
     verified_visitors.setup(app)
     presence.setup(app)
+    site_visitors.setup(app)
     conversation_keys.setup(app)
     app[conversation_audience.SUMMARIES] = OrderedDict()
     app.on_shutdown.append(operator_sockets.close_all)
@@ -57,6 +60,7 @@ def routes(app: web.Application) -> None:
     setup_routes.add_routes(app)
     typing_signals.add_routes(app)
     csat.add_routes(app)
+    site_visitor_routes.add_routes(app)
 
 
 def both(*handlers):
@@ -75,7 +79,8 @@ def live(app: web.Application):
                 "lead.events": push.on_lead_event,
                 "schedule.events": both(availability.on_schedule_event, visitor_availability.on_schedule_event),
                 "project.events": widget_settings.on_project_event,
-                typing_signals.TOPIC: typing_signals.on_signal}
+                typing_signals.TOPIC: typing_signals.on_signal,
+                site_visitors.TOPIC: site_visitors.on_signal}
 
     def handler(on_event):
         async def handle(event):
@@ -84,7 +89,8 @@ def live(app: web.Application):
     # Conversation events carry their personal fields sealed (parley/personal.py): opened
     # with the conversation service's keys before they are pushed to sockets.
     return LiveSubscriber(app[SETTINGS].kafka_bootstrap, {topic: handler(h) for topic, h in on_topic.items()},
-                          decoders={typing_signals.TOPIC: typing_signals.decode},
+                          decoders={typing_signals.TOPIC: typing_signals.decode,
+                                    site_visitors.TOPIC: site_visitors.decode},
                           openers={"conversation.events": app[conversation_keys.KEYS].open}).run
 
 
@@ -103,6 +109,7 @@ SPEC = ServiceSpec(
            ("setup:announce", setup_routes.announce),
            ("presence:report", presence.report_loop),
            ("verified:sweep", visitor_sockets.verified_sweep),
+           ("visitors:flush", site_visitors.flush_loop),
            ("live", live)],
 )
 

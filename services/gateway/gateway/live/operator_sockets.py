@@ -20,7 +20,8 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from aiohttp import WSCloseCode, web
+import orjson
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from parley.contract import SESSION_COOKIE, TWO_FACTOR_ENROLMENT_REQUIRED, id_of
 from parley.envelope import Event
@@ -44,6 +45,7 @@ class OperatorSocket:
     ws: web.WebSocketResponse
     operator: dict
     out: SendQueue | None = None   # every frame to the app goes through it
+    watching_visitors: bool = False   # the app shows the live visitors: it gets their changes (site_visitors.py)
 
     def __post_init__(self) -> None:
         if self.out is None:
@@ -98,13 +100,25 @@ async def operator_socket(request: web.Request) -> web.StreamResponse:
         await socket.out.send({"type": "hello", "operator": operator})
         if rotated:
             await socket.out.send({"type": "session_rotated", "token": rotated})
-        async for _ in ws:
-            pass  # operators send commands over REST; the socket carries pushes
+        async for msg in ws:
+            # Operators send commands over REST; the socket carries pushes, and the one
+            # thing the app says on it is whether it shows the live visitors now.
+            if msg.type == WSMsgType.TEXT:
+                _on_app_frame(socket, msg.data)
     finally:
         sockets.discard(socket)
         socket.out.stop()
         socket_metrics.closed("operator")
     return ws
+
+
+def _on_app_frame(socket: OperatorSocket, raw: str) -> None:
+    try:
+        frame = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return
+    if isinstance(frame, dict) and frame.get("type") == "watch_visitors" and isinstance(frame.get("on"), bool):
+        socket.watching_visitors = frame["on"]
 
 
 async def session_stands(app: web.Application, session_id: str) -> bool:

@@ -14,7 +14,7 @@ from aiohttp import web
 from parley.contract import id_of
 from parley.envelope import Event
 
-from gateway.live import audience, conversation_audience
+from gateway.live import audience, conversation_audience, site_visitors
 from gateway.live.operator_sockets import SOCKETS as OPERATOR_SOCKETS
 from gateway.live.send_queue import serialize
 from gateway.live.visitor_sockets import VISITOR_SOCKETS
@@ -33,6 +33,8 @@ async def on_conversation_event(app: web.Application, event: Event) -> None:
     cid = id_of(event.stream_id)
     for socket in list(app[VISITOR_SOCKETS].by_conversation.get(cid, ())):
         socket.deliver(envelope)
+        if event.type == "status.changed":   # closed, or going again: the live list says whether they chat
+            site_visitors.in_conversation(app, socket.visitor_id, cid, event.data["status"] != "closed")
     summary = await conversation_audience.summary(app, cid, event.project_id, starts=event.type == "chat.conversation_started")
     if event.stream_version <= summary.pushed_seq:
         return  # a duplicate on the wire (a relay retry); visitors dedupe by seq themselves

@@ -17,7 +17,6 @@ that side's message arrives. Losing one is harmless, so the producer does not wa
 more than the leader's acknowledgement."""
 from __future__ import annotations
 
-import logging
 import time
 from collections import OrderedDict
 from datetime import datetime, timezone
@@ -26,36 +25,27 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from parley import kafka
 from parley.http import Rejected, id_in_path
-from parley.service import SETTINGS
 
 from gateway import auth
-from gateway.live import audience, conversation_audience
+from gateway.live import audience, conversation_audience, signal_producer
 from gateway.live.operator_sockets import SOCKETS as OPERATOR_SOCKETS
 from gateway.live.send_queue import serialize
 from gateway.upstreams import conversation_summary
 from gateway.live.visitor_sockets import VISITOR_SOCKETS
 
-log = logging.getLogger(__name__)
-
 TOPIC = "typing.signals"
 THROTTLE_SECONDS = 2.0
 NAME_MAX = 80
 SIDES = ("visitor", "operator")
-PRODUCER = web.AppKey("typing_producer", dict)   # {"producer": AIOKafkaProducer | None}
 LAST_SENT = web.AppKey("typing_last_sent", OrderedDict)
 MAX_REMEMBERED = 50_000
 
 
-async def producer(app: web.Application):
-    """Cleanup context: one producer per gateway, started lazily by the first signal
-    (a gateway nobody types on never connects it)."""
+async def remembered(app: web.Application):
+    """Cleanup context: who signalled when, for the throttle."""
     app[LAST_SENT] = OrderedDict()
-    app[PRODUCER] = {"producer": None}
     yield
-    if app[PRODUCER]["producer"] is not None:
-        await app[PRODUCER]["producer"].stop()
 
 
 def signal(conversation_id: str, project_id: str, side: str, name: str | None = None) -> dict[str, Any]:
@@ -85,21 +75,8 @@ def throttled(app: web.Application, conversation_id: str, side: str, now: float 
 async def publish(app: web.Application, conversation_id: str, project_id: str, side: str,
                   name: str | None = None) -> bool:
     """Send a typing signal (the caller has throttled it); False when it could not go."""
-    held = app[PRODUCER]
-    try:
-        if held["producer"] is None:
-            made = kafka.producer(app[SETTINGS].kafka_bootstrap, enable_idempotence=False, acks=1, linger_ms=0)
-            await made.start()
-            if held["producer"] is None:
-                held["producer"] = made
-            else:   # another signal started one meanwhile
-                await made.stop()
-        await held["producer"].send(TOPIC, orjson.dumps(signal(conversation_id, project_id, side, name)),
-                                    key=conversation_id.encode())
-    except Exception as e:   # the broker away: a typing dot is not worth an error
-        log.warning("typing signal not sent", extra={"error": type(e).__name__})
-        return False
-    return True
+    return await signal_producer.publish(app, TOPIC, conversation_id,
+                                         signal(conversation_id, project_id, side, name))
 
 
 async def from_operator(request: web.Request, operator: dict[str, Any], conversation_id: str) -> None:
@@ -161,5 +138,5 @@ async def operator_typing(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.cleanup_ctx.append(producer)
+    app.cleanup_ctx.append(remembered)
     app.router.add_post("/api/conversations/{id}/typing", operator_typing)

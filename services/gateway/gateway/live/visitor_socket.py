@@ -19,7 +19,8 @@ from parley.http import Rejected, error_response
 from parley.service_client import path
 
 from gateway import auth, csat, files, read_receipts
-from gateway.live import availability, conversation_keys, socket_metrics, typing_signals, visitor_availability
+from gateway.live import (availability, conversation_keys, site_visitors, socket_metrics, typing_signals,
+                          visitor_availability)
 from gateway.client_ip import client_ip
 from gateway.rate_limits import limits
 from gateway.live.send_queue import SendQueue
@@ -57,13 +58,18 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
     sockets.add(socket)
     socket_metrics.opened("visitor")
     conversation_id = body.get("conversation_id")
+    chatting = bool(conversation_id) and body.get("status") != "closed"
     del body, config   # this frame lives as long as the socket: keep only what it needs
     if conversation_id:
         sockets.bind(socket, conversation_id)  # registered before reading history: nothing falls between
+    site_visitors.arrived(request.app, socket, chatting)   # on the live list (its page comes next)
     try:
         await socket.send({"type": "hello", "visitor_id": visitor_id, "conversation_id": conversation_id})
         await socket.send(await visitor_availability.frame(request.app, project_id))   # open, next_open_at, online
         await socket.catch_up(request.app)
+        invitation = None if chatting else site_visitors.table(request.app).invitation(visitor_id)
+        if invitation is not None:   # invited on an earlier page: still shown until answered
+            await socket.send(site_visitors.invitation_frame(invitation))
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue
@@ -80,6 +86,7 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
         await socket.out.wait_closed()
     finally:
         sockets.discard(socket)
+        site_visitors.departed(request.app, socket)
         socket.out.stop()
         socket_metrics.closed("visitor")
     return ws
@@ -101,6 +108,9 @@ async def _on_visitor_message(request: web.Request, socket: VisitorSocket, data:
                     "project_id": socket.project_id, "visitor_id": socket.visitor_id, "params": params})
             else:  # no conversation yet: they travel with the first message
                 socket.merge_params(params)
+            site_visitors.params_set(request.app, socket, params)
+        elif kind == "page":   # where the visitor is on the site (site_visits.py): never an error
+            site_visitors.paged(request.app, socket, data)
         elif kind == "contacts":
             await _post_contacts(request, socket, data)
         elif kind == "offline_message":
@@ -130,13 +140,19 @@ async def _post_message(request: web.Request, socket: VisitorSocket, data: dict)
     uploader = f"visitor:{socket.visitor_id}"
     attachment = await files.attachment_for(request, data.get("attachment"), socket.project_id, uploader,
                                             socket.conversation_id)
+    # An operator's invitation the visitor answers: a conversation this message starts
+    # begins with it and is that operator's (the conversation service ignores it otherwise).
+    invitation = site_visitors.table(app).invitation(socket.visitor_id)
     body = await conversation(app).command(path("internal", "visitor", "messages"), {
         "project_id": socket.project_id, "visitor_id": socket.visitor_id, "message_id": data.get("id"),
         "text": data.get("text", ""), "attachment": attachment, "page_url": data.get("page_url"),
         "custom_params": socket.params, "chat_open": (await availability.now_open(app, socket.project_id))[0],
-        "after": socket.last_seq, "conversation_id": socket.conversation_id})
+        "after": socket.last_seq, "conversation_id": socket.conversation_id,
+        **({"invitation": {k: v for k, v in invitation.items() if k != "expires_at"}} if invitation else {})})
     conversation_keys.keep_from(app, body)
     await _follow(app, socket, body["conversation_id"])
+    if invitation is not None:
+        site_visitors.answered_invitation(app, socket.visitor_id)
     await files.link(request, attachment, body["conversation_id"])
     # our own message (and anything before it) before the ack, as the answer brought them
     await socket.catch_up(app, body.get("events") if body["conversation_id"] == socket.conversation_id else None)
@@ -185,7 +201,9 @@ async def _follow(app: web.Application, socket: VisitorSocket, conversation_id: 
     """The socket follows the visitor's conversation: bound to it on the first command;
     moved to it when a command started the next one after a closed conversation
     (conversations end), telling the widget with a `conversation` frame before any of
-    the new conversation's events - their seqs start again at 1."""
+    the new conversation's events - their seqs start again at 1. The live list then
+    says they are chatting."""
+    site_visitors.in_conversation(app, socket.visitor_id, conversation_id, True)
     if socket.conversation_id == conversation_id:
         return
     sockets = app[VISITOR_SOCKETS]
