@@ -8,6 +8,7 @@ rest still run):
   backbone   append -> relay -> consume against raw aiokafka     (bench/append_relay_consume.py)
   memory     idle visitor sockets on the gateway against a bare aiohttp server (bench/socket_memory.py)
   ladder     the rate ladder, beside raw aiokafka at each rate      (bench/visitor_to_operator.py)
+  live       the ladder's visitors browsing (page frames) against idle, at one rate (bench/live_visitors.py)
   fanout     fan-out to many operator sockets, one stalled or none  (bench/fanout.py)
   scaleout   one replica, two conversation replicas and two gateways, one again (bench/scale_out.py)
   cost       cost per message at conversation length 50 and 1,500   (bench/message_cost.py, else bench/cost_per_message.py)
@@ -33,22 +34,22 @@ from parley import gc_pauses
 from parley.config import REPO_ROOT
 from devstack import components
 
-from bench import (append_relay_consume, cost_per_message, fanout, rebuild, report, scale_out, sealing, search,
-                   socket_memory, visitor_to_operator)
+from bench import (append_relay_consume, cost_per_message, fanout, live_visitors, rebuild, report, scale_out, sealing,
+                   search, socket_memory, visitor_to_operator)
 from bench.clients import Tracker, close_visitors, http_session, open_visitors
 from bench.common import Stack, machine, progress, raise_fd_limit
 
-SECTIONS = ["backbone", "sealing", "memory", "ladder", "fanout", "scaleout", "cost", "rebuild", "search"]
+SECTIONS = ["backbone", "sealing", "memory", "ladder", "live", "fanout", "scaleout", "cost", "rebuild", "search"]
 
 FULL = dict(sockets=10_000, memory_settle=2.0, rates=[100, 200, 250, 500, 1000, 2000], step_seconds=10.0, raw_seconds=5.0, drain_seconds=5.0,
             fanout_sockets=1000, fanout_fill=500, fanout_fill_rate=40.0, fanout_messages=160, fanout_rate=4.0, fanout_wait=10.0,
             scaleout_rate=1000.0, cost_lengths=(50, 1500), cost_samples=30, rebuild_timeout=180.0, rebuild_events=50_000, sealing_events=4000,
-            search_entries=1_000_000, search_queries=200,
+            search_entries=1_000_000, search_queries=200, live_rate=1000.0, live_pairs=2,
             backbone=dict(LATENCY_SAMPLES=300, THROUGHPUT_EVENTS=5000, WRITERS=20))
 QUICK = dict(sockets=150, memory_settle=0.5, rates=[10, 25], step_seconds=1.5, raw_seconds=1.0, drain_seconds=1.5,
              fanout_sockets=20, fanout_fill=20, fanout_fill_rate=20.0, fanout_messages=5, fanout_rate=5.0, fanout_wait=5.0,
              scaleout_rate=10.0, cost_lengths=(10, 40), cost_samples=5, rebuild_timeout=30.0, rebuild_events=2_000, sealing_events=300,
-             search_entries=5_000, search_queries=20,
+             search_entries=5_000, search_queries=20, live_rate=10.0, live_pairs=1,
              backbone=dict(LATENCY_SAMPLES=20, THROUGHPUT_EVENTS=200, WRITERS=4))
 
 
@@ -125,11 +126,14 @@ async def _benchmarks(comps, stack: Stack, size: dict, wanted: list[str], result
             found, visitors = await socket_memory.run(stack, http, size["sockets"], tracker, settle=size["memory_settle"])
             return found
         await _section(results, "memory", wanted, memory)
-        if not visitors and ({"ladder", "fanout"} & set(wanted)):
+        if not visitors and ({"ladder", "live", "fanout"} & set(wanted)):
             visitors = await open_visitors(http, stack.gateway, size["sockets"], tracker)
         await _section(results, "ladder", wanted, lambda: visitor_to_operator.run(
             stack, http, visitors, rates=size["rates"], step_seconds=size["step_seconds"],
             raw_seconds=size["raw_seconds"], drain_seconds=size["drain_seconds"]))
+        await _section(results, "live", wanted, lambda: live_visitors.run(
+            stack, http, visitors, rate=size["live_rate"], step_seconds=size["step_seconds"],
+            drain_seconds=size["drain_seconds"], pairs=size["live_pairs"]))
         await _section(results, "fanout", wanted, lambda: fanout.run(
             stack, http, visitors, sockets=size["fanout_sockets"], fill=size["fanout_fill"], fill_rate=size["fanout_fill_rate"],
             messages=size["fanout_messages"], rate=size["fanout_rate"], wait=size["fanout_wait"]))

@@ -11,7 +11,7 @@ from parley.config import REPO_ROOT
 
 # Every section but the backbone's (append -> relay -> consume), which its own integration
 # tests cover and which would add a consumer group's start-up to the run.
-SECTIONS = ["sealing", "memory", "ladder", "fanout", "scaleout", "cost", "rebuild"]
+SECTIONS = ["sealing", "memory", "ladder", "live", "fanout", "scaleout", "cost", "rebuild"]
 
 
 def test_quick_bench_writes_a_whole_report(tmp_path):
@@ -40,6 +40,9 @@ def test_quick_bench_writes_a_whole_report(tmp_path):
                 "cpu_s"} <= row.keys()
         assert row["sent"] > 0 and "rate_limited" not in row["errors"], row  # under every limit (busy is a finding)
     assert report["results"]["memory"]["gateway"]["sockets"] == report["results"]["memory"]["bare"]["sockets"]
+    live = report["results"]["live"]   # the ladder's visitors browsed, and every one of them was listed live
+    assert live["page_frames_sent"] > 0 and live["listed_total"] >= live["visitors"]
+    assert all(row["delivered"] == row["sent"] for kind in ("idle", "browsing") for row in live["rows"][kind])
     assert report["results"]["fanout"]["unstalled"]["pushes_expected"] > 0
     assert report["results"]["fanout"]["stalled"]["pushes_expected"] > 0
     scale = report["results"]["scaleout"]   # the second replica and gateway started, carried messages, stopped
@@ -51,7 +54,7 @@ def test_quick_bench_writes_a_whole_report(tmp_path):
 
     markdown = (out / "report.md").read_text()
     for heading in ("## Verdicts", "## Rate ladder", "## Cost per message", "## Memory per idle socket",
-                    "## Fan-out with a stalled reader", "## Scale-out", "## Inbox projection rebuild", "latency.png"):
+                    "## Live visitors", "## Fan-out with a stalled reader", "## Scale-out", "## Inbox projection rebuild", "latency.png"):
         assert heading in markdown, heading
     assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "logs" / "gateway.log").exists()

@@ -141,6 +141,14 @@ async def test_another_projects_operators_neither_see_nor_invite_and_bad_invitat
         return (await live_on(gateway_b, owner)).get(visitor.visitor_id, {}).get("url") == f"{SHOP}/p/2"
     await eventually(listed, timeout=15, what="the visitor listed")
     assert visitor.errors == []
+    # A flood of pages: past 60 a minute they are dropped (quietly: a page is the site's business).
+    for n in range(3, 80):
+        await visitor.ws.send_json({"type": "page", "url": f"{SHOP}/p/{n}"})
+
+    async def last_allowed():   # the 60th frame of the minute, the three above counted: page 59
+        return (await live_on(gateway_b, owner))[visitor.visitor_id]["url"] == f"{SHOP}/p/59"
+    await eventually(last_allowed, timeout=15, what="the 60th page frame of the minute, and no later one")
+    assert visitor.errors == []
     assert visitor.visitor_id not in await live_on(gateway_b, stranger)
     assert visitor.visitor_id not in await live_on(stack.gateway, stranger)
 

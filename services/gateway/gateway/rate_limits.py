@@ -14,6 +14,7 @@ MESSAGES_PER_MINUTE_PER_VISITOR = 30
 MESSAGES_PER_MINUTE_PER_ADDRESS = 120
 NEW_VISITORS_PER_MINUTE_PER_ADDRESS = 20
 UPLOADS_PER_MINUTE_PER_ADDRESS = 30
+PAGES_PER_MINUTE_PER_VISITOR = 60   # page frames (live visitors): more is a script, not a person browsing
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Limits:
     visitor_sessions_per_address: SlidingWindow = field(
         default_factory=lambda: SlidingWindow(NEW_VISITORS_PER_MINUTE_PER_ADDRESS))
     uploads_per_address: SlidingWindow = field(default_factory=lambda: SlidingWindow(UPLOADS_PER_MINUTE_PER_ADDRESS))
+    pages_per_visitor: SlidingWindow = field(default_factory=lambda: SlidingWindow(PAGES_PER_MINUTE_PER_VISITOR))
 
 
 LIMITS = web.AppKey("rate_limits", Limits)

@@ -27,7 +27,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -89,6 +89,7 @@ class LiveVisitors:
     known: dict[str, Known] = field(default_factory=dict)
     by_project: dict[str, set[str]] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)       # held here, to tell the others
+    leaving: set[str] = field(default_factory=set)       # held here with no socket now
     left: set[str] = field(default_factory=set)          # were held here, to tell the others
     to_push: dict[str, dict[str, dict | None]] = field(default_factory=dict)   # project -> visitor -> visit or None
     refreshed_at: float = 0.0
@@ -171,6 +172,7 @@ def arrived(app: web.Application, socket: VisitorSocket, chatting: bool) -> None
             here.params = dict(known.visit.get("params") or {})
     here.sockets += 1
     here.leaving_at = None
+    live.leaving.discard(socket.visitor_id)
     here.conversation_id, here.chatting = socket.conversation_id, chatting
     live.touch(socket.visitor_id)
 
@@ -182,6 +184,7 @@ def departed(app: web.Application, socket: VisitorSocket) -> None:
     here.sockets -= 1
     if here.sockets <= 0:
         here.leaving_at = time.monotonic() + refresh_seconds() / 2
+        table(app).leaving.add(socket.visitor_id)
 
 
 def paged(app: web.Application, socket: VisitorSocket, data: dict[str, Any]) -> None:
@@ -279,45 +282,46 @@ async def on_signal(app: web.Application, message: dict) -> None:
                 live.touch(visitor_id)
 
 
-def _batches(visits: list[dict], left: list[str]) -> Iterable[tuple[list[dict], list[str]]]:
-    for start in range(0, max(len(visits), 1), BATCH):
-        yield visits[start:start + BATCH], (left if start == 0 else [])
-
-
 async def flush(app: web.Application) -> None:
     """One round: who left, what changed (everything, once a refresh period), told to
     the other gateways and to the operators watching; visits of silent gateways go."""
     live, now = table(app), time.monotonic()
-    for visitor_id, here in list(live.here.items()):
-        if here.leaving_at is not None and here.leaving_at <= now:
+    for visitor_id in list(live.leaving):
+        here = live.here.get(visitor_id)
+        if here is None or here.leaving_at is None:
+            live.leaving.discard(visitor_id)
+        elif here.leaving_at <= now:
             del live.here[visitor_id]
+            live.leaving.discard(visitor_id)
             live.changed.discard(visitor_id)
             live.left.add(visitor_id)
-        elif here.invitation is not None and here.invitation["expires_at"] <= _now_ms():
-            here.invitation = None
-            live.changed.add(visitor_id)
     period = refresh_seconds()
     if now - live.refreshed_at >= period:
         live.refreshed_at = now
         live.changed.update(live.here)
+        for here in live.here.values():   # a lapsed invitation goes with the refresh (the lookup checks it anyway)
+            if here.invitation is not None and here.invitation["expires_at"] <= _now_ms():
+                here.invitation = None
         for visitor_id, known in list(live.known.items()):
             if known.gateway != live.gateway and now - known.refreshed > 3 * period:
                 live.drop(visitor_id)
     if live.asked_roster < 2:   # at start, and once more in case the first went before the subscription
         live.asked_roster += 1
         await signal_producer.publish(app, TOPIC, live.gateway, {"type": "roster_wanted", "gateway": live.gateway})
-    visits = [live.visit_of(v) for v in live.changed if v in live.here]
-    left = sorted(live.left)
+    changed, left = [v for v in live.changed if v in live.here], sorted(live.left)
     live.changed.clear()
     live.left.clear()
-    for visit in visits:
-        live.put(visit, live.gateway, now)
     for visitor_id in left:
         live.drop(visitor_id, live.gateway)
-    if visits or left:
-        for seen, gone in _batches(visits, left):
-            await signal_producer.publish(app, TOPIC, live.gateway, {"type": "visitors", "gateway": live.gateway,
-                                                                     "seen": seen, "left": gone})
+    # A batch at a time, yielding between them: a refresh of 10,000 visits is 50 small
+    # turns of the loop, not one long one in front of every message on this gateway.
+    for start in range(0, max(len(changed), 1 if left else 0), BATCH):
+        visits = [live.visit_of(v) for v in changed[start:start + BATCH] if v in live.here]
+        for visit in visits:
+            live.put(visit, live.gateway, now)
+        await signal_producer.publish(app, TOPIC, live.gateway, {"type": "visitors", "gateway": live.gateway,
+                                                                 "seen": visits, "left": left if start == 0 else []})
+        await asyncio.sleep(0)
     _push(app)
     LIVE.labels("here").set(len(live.here))
     LIVE.labels("known").set(len(live.known))

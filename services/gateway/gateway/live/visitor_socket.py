@@ -109,8 +109,9 @@ async def _on_visitor_message(request: web.Request, socket: VisitorSocket, data:
             else:  # no conversation yet: they travel with the first message
                 socket.merge_params(params)
             site_visitors.params_set(request.app, socket, params)
-        elif kind == "page":   # where the visitor is on the site (site_visits.py): never an error
-            site_visitors.paged(request.app, socket, data)
+        elif kind == "page":   # where the visitor is on the site (site_visits.py): never an error; a flood is dropped
+            if limits(request.app).pages_per_visitor.allow(socket.visitor_id):
+                site_visitors.paged(request.app, socket, data)
         elif kind == "contacts":
             await _post_contacts(request, socket, data)
         elif kind == "offline_message":
