@@ -44,6 +44,9 @@
   // ---- state (declared before the API: queued calls run at once)
   let T = {}, lang = '', host, ui = {}, isOpen = false;
   let token = store.get('token'), needSession = true;
+  // The widget connects as the page loads, so identify() or reset() may come while a session
+  // is being asked for (sessionGen moves on): that answer is for who the visitor was, and open() asks again.
+  let sessionGen = 0;
   let ws = null, connected = false, opening = false, timer = 0, attempt = 0, helloAt = 0, lastSeq = 0, want = false;
   let connTimer = 0, waitTimer = 0, hasVisitor = false, joined = false;
   // Working hours (docs/working-hours.md): closed, a visitor without a conversation that is
@@ -88,12 +91,17 @@
     const text = v => (typeof v === 'string' && v ? v.slice(0, 200) : undefined);
     identity = { id: String(obj.id), name: text(obj.name), email: text(obj.email), hash: text(obj.hash) };
     if (!identity.hash) warn('identify: no hash, so the visitor stays anonymous (see the identity secret in the app settings)');
-    needSession = true;
+    needSession = true; sessionGen++;
+    // Someone else than the last identified visitor (or an anonymous one logging in): what
+    // this browser showed is not theirs - forgotten now, before anything new is typed.
+    if (token && store.get('identified') !== identity.id) { forget(); token = null; store.set('token', ''); store.set('visitor', ''); }
+    store.set('identified', identity.id);
     if (ws) ws.close(); else if (ui.p) connect(); // reconnects as the verified visitor
   }
   function reset() {
-    identity = null; needSession = true;
+    identity = null; needSession = true; sessionGen++;
     forget();
+    store.set('identified', '');
     token = null; store.set('token', ''); store.set('visitor', '');
     if (ws) ws.close(); else if (ui.p) connect();
   }
@@ -645,6 +653,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
 
   // ---- identity and the socket
   async function session() {
+    const gen = sessionGen;
     const r = await fetch(`${ORIGIN}/api/visitor/session`, {
       method: 'POST', credentials: 'omit', headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ project: PROJECT, ...(token ? { visitor_token: token } : {}), ...(identity ? { identity } : {}) }),
@@ -652,6 +661,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     if (!r.ok) throw new Error('session ' + r.status);
     const j = await r.json();
     if (!j || typeof j.visitor_token !== 'string') throw new Error('session: no token');
+    if (gen !== sessionGen) return;
     if (identity && j.verified === false) warn(`identify: not verified (${j.reason || 'hash_invalid'}); the visitor stays anonymous`);
     // A new visitor (not a verified visitor's renewed token): the old transcript is not theirs.
     const was = store.get('visitor');   // (empty in storage written before visitor ids were kept)
@@ -666,7 +676,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
 
   async function open() {
     opening = true;
-    try { if (needSession || !token) await session(); } catch (e) { opening = false; lost(); retry(); return; }
+    try { while (needSession || !token) await session(); } catch (e) { opening = false; lost(); retry(); return; }
     opening = false;
     const u = new URL('/ws/visitor', ORIGIN);
     u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';

@@ -135,7 +135,8 @@ async def test_no_path_parameter_reaches_another_route(stack, cast):
               ("project", "id"): str(uuid.uuid4()),  # a CRM delivery's request id
               ("conversations", "request_id"): str(uuid.uuid4()),  # a conversation's lead request
               # B's own session: ending it (or reading it) is what an attacker would aim at
-              ("me", "session_id"): b_session, ("operators", "session_id"): b_session}
+              ("me", "session_id"): b_session, ("operators", "session_id"): b_session,
+              ("visitors", "visitor_id"): str(uuid.uuid4())}   # a live visitor to invite (none is live here: 404)
     before = await conversation_events(stack, cast.cid)
     port = stack.gateway.port
     paths = request_paths(stack.gateway.app, cast, values)
