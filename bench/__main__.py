@@ -44,7 +44,7 @@ SECTIONS = ["backbone", "sealing", "memory", "ladder", "live", "fanout", "scaleo
 FULL = dict(sockets=10_000, memory_settle=2.0, rates=[100, 200, 250, 500, 1000, 2000], step_seconds=10.0, raw_seconds=5.0, drain_seconds=5.0,
             fanout_sockets=1000, fanout_fill=500, fanout_fill_rate=40.0, fanout_messages=160, fanout_rate=4.0, fanout_wait=10.0,
             scaleout_rate=1000.0, cost_lengths=(50, 1500), cost_samples=30, rebuild_timeout=180.0, rebuild_events=50_000, sealing_events=4000,
-            search_entries=1_000_000, search_queries=200, live_rate=1000.0, live_pairs=2,
+            search_entries=1_000_000, search_queries=200, live_rate=500.0, live_pairs=3,
             backbone=dict(LATENCY_SAMPLES=300, THROUGHPUT_EVENTS=5000, WRITERS=20))
 QUICK = dict(sockets=150, memory_settle=0.5, rates=[10, 25], step_seconds=1.5, raw_seconds=1.0, drain_seconds=1.5,
              fanout_sockets=20, fanout_fill=20, fanout_fill_rate=20.0, fanout_messages=5, fanout_rate=5.0, fanout_wait=5.0,

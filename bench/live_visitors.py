@@ -20,7 +20,7 @@ import orjson
 
 from bench.clients import Tracker, Visitor, owner_token, open_operator
 from bench.common import CpuMeter, Stack, percentile, progress
-from bench.visitor_to_operator import parley_step
+from bench.visitor_to_operator import parley_step, start_conversations
 
 BROWSE_SECONDS = 30.0
 
@@ -63,13 +63,16 @@ async def run(stack: Stack, http: aiohttp.ClientSession, visitors: list[Visitor]
               drain_seconds: float, pairs: int = 2, gets: int = 50) -> dict:
     tracker: Tracker = visitors[0].tracker
     token = await owner_token(http, stack.gateway)
-    operator = await open_operator(http, stack.gateway, token, tracker.delivered, prefix="V")
+    operator = await open_operator(http, stack.gateway, token, tracker.delivered, prefix="L")   # parley_step's ids
     meter = CpuMeter(stack)
     rows: dict[str, list[dict]] = {"idle": [], "browsing": []}
     frames = 0
     try:
         progress(f"live visitors: {len(visitors)} visitors start browsing, a page each every {BROWSE_SECONDS:.0f} s "
                  f"({len(visitors) / BROWSE_SECONDS:.0f} page frames/s)")
+        # Alone (without the ladder before it) every message would start a conversation at first.
+        await start_conversations([v for v in visitors if not v.has_written], tracker, rate, drain_seconds)
+        await asyncio.sleep(drain_seconds)   # their offers and timers settle before anything is timed
         for pair in range(pairs):
             for kind in ("idle", "browsing"):
                 stop = asyncio.Event()
