@@ -901,7 +901,9 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     v.last_at = now;
     store.set('visit', JSON.stringify(v));
     visit = v;
+    if (typeof v.trigger === 'string' && v.trigger) { params.parley_trigger = v.trigger; paramsSet = true; } // for the whole visit
     sendPage();
+    armTriggers();
   }
   function sendPage() {
     if (visit) send({ type: 'page', url: location.href, title: String(D.title || '').slice(0, 200), referrer: visit.referrer,
@@ -919,6 +921,46 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     if (!isOpen) setOpen(true, true);
   }
 
+  // ---- proactive triggers (the project's enabled ones, with the config): after N seconds on
+  // a matching page, with enough pages seen and the param asked for, the chat opens with the
+  // trigger's message - once a day per visitor and trigger, within working hours with
+  // someone online, never to a visitor who is chatting. An answer starts a conversation
+  // marked with the custom param parley_trigger (the trigger's name).
+  let triggers = [], triggerTimers = [];
+  const today = () => new Date().toISOString().slice(0, 10);
+  function pageMatches(pattern) { // a part of the URL; * stands for any characters
+    if (!pattern) return true;
+    if (!pattern.includes('*')) return location.href.includes(pattern);
+    return new RegExp(pattern.split('*').map(p => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')).test(location.href);
+  }
+  function triggerWanted(tr) {
+    return pageMatches(tr.page) && (visit ? +visit.pages_seen : 1) >= (+tr.min_pages || 1)
+      && (!tr.param || params[tr.param.name] === tr.param.value) && store.get('trigger:' + tr.id) !== today();
+  }
+  function armTriggers() {
+    triggerTimers.forEach(clearTimeout);
+    triggerTimers = [];
+    for (const tr of triggers) {
+      if (!tr || typeof tr.id !== 'string' || !triggerWanted(tr)) continue;
+      const href = location.href;
+      triggerTimers.push(setTimeout(() => fire(tr, href), 1000 * Math.max(0, +tr.seconds || 0)));
+    }
+  }
+  function fire(tr, href) {
+    const text = tr.text && typeof tr.text === 'object' ? String(tr.text[lang] || tr.text.en || tr.text.ru || '') : '';
+    if (!text || !ui.ls || location.href !== href || !triggerWanted(tr) || !avail.open || (convId && !convClosed)) return;
+    store.set('trigger:' + tr.id, today());
+    params.parley_trigger = String(tr.name || '').slice(0, 256);
+    paramsSet = true;
+    if (visit) { visit.trigger = params.parley_trigger; store.set('visit', JSON.stringify(visit)); }
+    if (connected) send({ type: 'params', params: { ...params } });
+    const el = bubble('operator_message', 'trigger-' + tr.id, null); // the project's voice, not an operator's
+    el.setAttribute('data-kind', 'trigger');
+    fill(el, { text });
+    mutate(() => ui.ls.append(el), true);
+    if (!isOpen) setOpen(true, true);
+  }
+
   // ---- start: after DOMContentLoaded, when the browser is idle
   async function init() {
     let cfg;
@@ -929,6 +971,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     } catch (e) { warn('widget config unavailable:', e.message || e); return; }
     if (!cfg || !cfg.enabled) return;
     T = cfg.texts && typeof cfg.texts === 'object' ? cfg.texts : {};
+    triggers = Array.isArray(cfg.triggers) ? cfg.triggers : [];
     lang = typeof cfg.language === 'string' ? cfg.language : '';
     // "Online now" only when someone is online within working hours (presence); otherwise the offline form.
     avail = { open: cfg.open !== false && cfg.online !== false, next: cfg.next_open_at || null };

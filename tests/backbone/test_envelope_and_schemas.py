@@ -57,17 +57,20 @@ def test_asyncapi_declares_the_event_topics_and_routes_streams():
     topics = {t.name: t for t in load_topics(REPO_ROOT / "schemas" / "asyncapi.yaml")}
     events = {"conversation.events", "operator.events", "project.events", "lead.events", "schedule.events",
               "audit.events"}
-    assert set(topics) == events | {"typing.signals"}
+    assert set(topics) == events | {"typing.signals", "visitors.signals"}
     assert topics["conversation.events"].partitions >= 3
     assert all(topics[name].config["retention.ms"] == "-1" for name in events)   # projections rebuild from them
 
 
-def test_typing_signals_are_ephemeral_and_never_routed_to():
-    """Typing never enters the event store: no stream category routes to its topic, and it
-    keeps a minute at most."""
-    typing = next(t for t in load_topics(REPO_ROOT / "schemas" / "asyncapi.yaml") if t.name == "typing.signals")
-    assert typing.stream_categories == () and typing.owner == "gateway"
-    assert 0 < int(typing.config["retention.ms"]) <= 60_000
+def test_signals_are_ephemeral_and_never_routed_to():
+    """Typing and live visitors never enter the event store: no stream category routes to
+    their topics, and they keep a minute at most (the visitors' pages, whose segments roll
+    every minute, so that the minute holds)."""
+    topics = {t.name: t for t in load_topics(REPO_ROOT / "schemas" / "asyncapi.yaml")}
+    for name in ("typing.signals", "visitors.signals"):
+        assert topics[name].stream_categories == () and topics[name].owner == "gateway"
+        assert 0 < int(topics[name].config["retention.ms"]) <= 60_000
+    assert int(topics["visitors.signals"].config["segment.ms"]) <= 60_000
 
 
 def test_streams_route_to_their_topic(catalog):

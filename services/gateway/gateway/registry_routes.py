@@ -27,6 +27,7 @@ ROUTES = [
     ("POST", "/api/project/chat/disable"),
     ("PUT", "/api/project/widget"),
     ("PUT", "/api/project/sites"),
+    ("PUT", "/api/project/triggers"),
     ("GET", "/api/widget/texts"),
     ("GET", "/api/operators"),
     ("POST", "/api/operators"),

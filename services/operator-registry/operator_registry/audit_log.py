@@ -39,6 +39,9 @@ def entries_for(events: list[Event], by: str) -> list[Event]:
                                  texts=sorted(d["texts"])))
             case "project.sites_changed":
                 out.append(entry(pid, by, "settings.sites", "sites", sites=list(d["sites"])))
+            case "project.triggers_changed":
+                out.append(entry(pid, by, "settings.triggers", "triggers",
+                                 triggers=[t["name"] for t in d["triggers"]]))
     return out
 
 

@@ -21,6 +21,7 @@ from parley.contract import canonical_uuid
 from parley.domain_error import DomainError
 from parley.envelope import Event, new_event
 
+from operator_registry.triggers import TriggerRejected, clean_triggers
 from operator_registry.widget_texts import LANGUAGES, TextsRejected, validate_overrides
 
 NAME_MAX = 80
@@ -95,6 +96,7 @@ class Project:
     language: str = "ru"
     texts: dict[str, str] = field(default_factory=dict)
     sites: tuple[str, ...] = ()
+    triggers: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ def evolve_project(state: Project | None, event: Event) -> Project:
             return replace(state, language=d["language"], texts=d["texts"])
         case "project.sites_changed":
             return replace(state, sites=tuple(d["sites"]))
+        case "project.triggers_changed":
+            return replace(state, triggers=tuple(d["triggers"]))
     return state
 
 
@@ -394,6 +398,19 @@ def decide_widget_settings(project: Project, actor: Actor, language: Any, texts:
         raise invalid("texts_invalid", str(e))
     return [new_event("project.widget_settings_changed", f"project-{project.id}",
                       {"language": language, "texts": cleaned}, project_id=project.id)]
+
+
+def decide_triggers(project: Project, actor: Actor, raw: Any) -> list[Event]:
+    """The project's proactive triggers, all of them at once (triggers.py checks each)."""
+    require_admin(actor)
+    try:
+        cleaned = clean_triggers(raw)
+    except TriggerRejected as e:
+        raise invalid(e.code, str(e))
+    if list(project.triggers) == cleaned:
+        return []
+    return [new_event("project.triggers_changed", f"project-{project.id}", {"triggers": cleaned},
+                      project_id=project.id)]
 
 
 def decide_sites(project: Project, actor: Actor, sites: Any) -> list[Event]:

@@ -26,6 +26,8 @@ async def apply(conn: asyncpg.Connection, event: Event, *, password_hash: str | 
                                event.project_id, d["language"], d["texts"])
         case "project.sites_changed":
             await conn.execute("update projects set sites = $2 where id = $1", event.project_id, d["sites"])
+        case "project.triggers_changed":
+            await conn.execute("update projects set triggers = $2 where id = $1", event.project_id, d["triggers"])
         case "operator.added":
             await conn.execute(
                 """insert into operators (id, project_id, name, email, is_admin, is_owner, password)

@@ -164,6 +164,11 @@ async def put_sites(request: web.Request) -> web.Response:
     return await _change_project(request, lambda p, me: domain.decide_sites(p, me, body.get("sites")))
 
 
+async def put_triggers(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    return await _change_project(request, lambda p, me: domain.decide_triggers(p, me, body.get("triggers")))
+
+
 async def widget_config(request: web.Request) -> web.Response:
     """Public: what the widget on a site needs to know about its project."""
     return ok(views.widget_config(await views.project_row(request.app[POOL], request.query.get("project", ""))))
@@ -340,6 +345,7 @@ ROUTES = [
     ("POST", "/api/project/chat/disable", disable_chat),
     ("PUT", "/api/project/widget", put_widget),
     ("PUT", "/api/project/sites", put_sites),
+    ("PUT", "/api/project/triggers", put_triggers),
     ("GET", "/api/widget/config", widget_config),
     ("GET", "/api/widget/texts", widget_texts),
     ("GET", "/api/operators", list_operators),

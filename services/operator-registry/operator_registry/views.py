@@ -12,7 +12,7 @@ from parley.contract import operator_stream, template_stream
 from parley.eventstore import EventStore
 from parley.http import Rejected
 
-from operator_registry import accounts, domain, two_factor
+from operator_registry import accounts, domain, triggers, two_factor
 from operator_registry.domain import Actor
 from operator_registry.widget_texts import effective_texts
 
@@ -63,6 +63,7 @@ def project_view(row: asyncpg.Record, me: Actor) -> dict[str, Any]:
     if me.is_owner or me.is_admin:
         view["owner"] = {"name": row["owner_name"], "email": row["owner_email"],
                          "operator_id": str(row["owner_operator_id"])}
+        view["triggers"] = row["triggers"]
     return view
 
 
@@ -86,7 +87,8 @@ async def me_view(pool: asyncpg.Pool, session: accounts.Session) -> dict[str, An
 def widget_config(row: asyncpg.Record) -> dict[str, Any]:
     """What the widget on a site needs to know about its project (public)."""
     return {"project": row["id"], "enabled": row["chat_enabled"], "language": row["language"],
-            "texts": effective_texts(row["language"], row["texts"]), "sites": row["sites"]}
+            "texts": effective_texts(row["language"], row["texts"]), "sites": row["sites"],
+            "triggers": triggers.for_widget(row["triggers"])}
 
 
 async def operators(pool: asyncpg.Pool, me: Actor) -> list[dict[str, Any]]:

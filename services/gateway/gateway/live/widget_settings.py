@@ -22,7 +22,7 @@ from gateway.live.visitor_sockets import push_to_project
 log = logging.getLogger(__name__)
 
 CONFIG_CHANGES = ("project.widget_settings_changed", "project.sites_changed", "project.chat_enabled",
-                  "project.chat_disabled")
+                  "project.chat_disabled", "project.triggers_changed")   # triggers: open widgets get them on their next page
 
 
 async def on_project_event(app: web.Application, event: Event) -> None:
