@@ -261,3 +261,18 @@ def add_working_time(s: Schedule, start: datetime, duration: timedelta) -> datet
             return begin + remaining
         remaining -= end - begin
     return None
+
+
+def working_time_between(s: Schedule, start: datetime, end: datetime) -> timedelta:
+    """Open time between two instants (the reports' first-response time, counted as the
+    timers count): the inverse of add_working_time. With show_any_time, plain time."""
+    if end <= start:
+        return timedelta(0)
+    if s.show_any_time:
+        return end - start
+    total = timedelta(0)
+    for begin, finish in open_intervals(s, start):
+        if begin >= end:
+            break
+        total += min(finish, end) - max(begin, start)
+    return total

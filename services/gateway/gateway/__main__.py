@@ -11,7 +11,7 @@ from parley.service import SETTINGS, ConsumerSpec, ServiceSpec, main
 
 from gateway import (admin_settings_routes, auth, avatar_files, conversation_crm, conversations, cors, crm_routes,
                      csat, erasures, files, privacy_routes, project_config, rate_limits, registry_routes,
-                     setup_routes, site_visitor_routes, upstreams, verified_visitors, visitor_api, web_files)
+                     report_routes, setup_routes, site_visitor_routes, upstreams, verified_visitors, visitor_api, web_files)
 from gateway.live import (availability, conversation_audience, conversation_keys, operator_sockets, presence, push,
                           signal_producer, site_visitors, typing_signals, visitor_availability, visitor_socket,
                           visitor_sockets, widget_settings)
@@ -61,6 +61,7 @@ def routes(app: web.Application) -> None:
     typing_signals.add_routes(app)
     csat.add_routes(app)
     site_visitor_routes.add_routes(app)
+    report_routes.add_routes(app)
 
 
 def both(*handlers):

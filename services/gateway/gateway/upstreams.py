@@ -78,7 +78,7 @@ def as_operator(request: web.Request, operator: dict[str, Any]) -> dict[str, str
     return {**as_caller(request), ACTOR_HEADER: orjson.dumps(actor).decode()}
 
 
-_RELAYED_HEADERS = ("Content-Type", "Retry-After")
+_RELAYED_HEADERS = ("Content-Type", "Retry-After", "Content-Disposition")
 
 
 def relay(answer: Answer) -> web.Response:
