@@ -188,6 +188,7 @@ function mountShell() {
   const nav = h('nav', { class: 'main-nav', 'aria-label': t('main_nav') },
     h('a', { href: '#/inbox/new', 'data-testid': 'inbox-link', class: 'nav-link' }, t('inbox')),
     h('a', { href: '#/visitors', 'data-testid': 'visitors-link', class: 'nav-link' }, t('visitors_nav')),
+    me.is_admin ? h('a', { href: '#/reports', 'data-testid': 'reports-link', class: 'nav-link' }, t('reports_nav')) : null,
     canSettings ? h('a', { href: '#/settings/operators', 'data-testid': 'settings-link', class: 'nav-link' }, t('settings')) : null);
   const header = h('header', { class: 'topbar' },
     h('a', { href: '#/inbox/new', class: 'brand-link', 'aria-label': t('home') }, brand()), nav,
@@ -200,12 +201,14 @@ function mountShell() {
   const settingsHost = h('div', { class: 'settings-host', hidden: true });
   const visitors = createVisitors({ watch: (on) => { watchingVisitors = on; if (stopLive) stopLive.watchVisitors(on); }, openConversation,
     toastError: notify.toastError });
-  const main = h('main', { id: 'main', class: 'main', tabindex: '-1' }, workspace, visitors.el, settingsHost);
+  const reportsHost = h('section', { class: 'reports-page', hidden: true, 'aria-labelledby': 'reports-title' });
+  const main = h('main', { id: 'main', class: 'main', tabindex: '-1' }, workspace, visitors.el, reportsHost, settingsHost);
   const skip = h('a', { class: 'skip-link', href: '#main', onclick: (e) => { e.preventDefault(); main.focus(); } }, t('skip_to_content'));
   clear(root).append(skip, header, offline, main);
   const previous = ui;
   if (previous) previous.visitors.hide();
-  ui = { inbox, conversation, connection, offline, workspace, settingsHost, nav, settings: null, canSettings, presence, visitors };
+  ui = { inbox, conversation, connection, offline, workspace, settingsHost, nav, settings: null, canSettings, presence, visitors,
+    reportsHost, reportsShown: false };
   if (previous && previous.lastState) connectionState(previous.lastState === 'resynced' ? 'online' : previous.lastState);
   route_();
   if (!hadUi || !previous) inbox.refresh(); else inbox.setView(inbox.view);
@@ -215,6 +218,7 @@ function parseRoute() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
   if (parts[0] === 'settings') return { screen: 'settings', section: parts[1] };
   if (parts[0] === 'visitors') return { screen: 'visitors' };
+  if (parts[0] === 'reports') return { screen: 'reports' };
   // The link a CRM lead carries (crm-bridge's conversation_link): opened in the inbox view it belongs to.
   if (parts[0] === 'conversations' && parts[1]) return { screen: 'conversation', id: parts[1] };
   return { screen: 'inbox', view: parts[1] || 'new', id: parts[2] || null };
@@ -223,8 +227,22 @@ function parseRoute() {
 async function route_() {
   if (!ui) return;
   const route = parseRoute();
-  const current = { settings: 'settings-link', visitors: 'visitors-link' }[route.screen] || 'inbox-link';
+  const current = { settings: 'settings-link', visitors: 'visitors-link', reports: 'reports-link' }[route.screen] || 'inbox-link';
   for (const a of ui.nav.querySelectorAll('a')) a.setAttribute('aria-current', a.dataset.testid === current ? 'page' : 'false');
+  ui.reportsHost.hidden = route.screen !== 'reports';
+  if (route.screen === 'reports') {
+    ui.workspace.hidden = true;
+    ui.settingsHost.hidden = true;
+    ui.visitors.hide();
+    document.title = `${t('reports_nav')} · Parley`;
+    if (!ui.reportsShown) {   // drawn once; its form reloads the figures
+      ui.reportsShown = true;
+      clear(ui.reportsHost).append(h('h1', { id: 'reports-title' }, t('reports_nav')));
+      const { reportsSection } = await import('./reports.js');
+      await reportsSection(ui.reportsHost);
+    }
+    return;
+  }
   if (route.screen === 'visitors') {
     ui.workspace.hidden = true;
     ui.settingsHost.hidden = true;
