@@ -28,6 +28,8 @@ from parley.service_names import SERVICES
 # (service, python module) in start order; ports are PARLEY_PORT_BASE + index.
 # The CRM stand-in's port: after the services and the gateway's internal port (base + 5).
 STANDIN_OFFSET = 6
+# The mail sink's SMTP and web ports: the next two of the range.
+MAIL_SMTP_OFFSET, MAIL_WEB_OFFSET = 7, 8
 
 
 def _kept_secret(run_dir: Path, name: str) -> str:
@@ -73,6 +75,19 @@ def _configure_demo_crm(gateway: str, webhook_url: str) -> str:
                                                 "default_responsible": default, "source_name": "Parley chat"},
           token=token)
     return "the demo project's CRM is now the local stand-in (Bitrix24 webhook)"
+
+
+def _configure_demo_email(gateway: str, smtp_port: int) -> str:
+    """Points the demo project's email at the local mail sink, as its owner would, unless
+    it already has settings (an admin's choice is never overwritten)."""
+    token = _call("POST", f"{gateway}/api/session", {"project": "demo", "email": env("PARLEY_OWNER_EMAIL"),
+                                                     "password": env("PARLEY_OWNER_PASSWORD")})["token"]
+    if _call("GET", f"{gateway}/api/project/email", token=token)["configured"]:
+        return "the demo project's email is already set; left as it is"
+    _call("PUT", f"{gateway}/api/project/email", {
+        "host": "localhost", "port": smtp_port, "security": "none", "from_address": "chat@parley.local",
+        "from_name": "Parley demo store", "language": "en", "on_close": True}, token=token)
+    return "the demo project's email goes to the local mail sink"
 
 
 def _lock_run_dir(run_dir: Path):
@@ -137,6 +152,10 @@ def main() -> int:
             [sys.executable, "-m", "crm_bridge.standin", "--port", str(standin_port), "--secret", standin_secret,
              "--webhook-secret", _kept_secret(run_dir, "crm-standin-webhook-secret")],
             log_path=logs_dir / "crm-standin.log", env=child_env)
+        mail_smtp, mail_web = base + MAIL_SMTP_OFFSET, base + MAIL_WEB_OFFSET
+        say(f"starting the mail sink: SMTP :{mail_smtp}, mail at :{mail_web} (log: {logs_dir / 'mail-sink.log'})")
+        procs["mail-sink"] = spawn([sys.executable, "-m", "devstack.mail_sink", "--smtp-port", str(mail_smtp),
+                                    "--http-port", str(mail_web)], log_path=logs_dir / "mail-sink.log", env=child_env)
         # crm-bridge refuses loopback CRM addresses unless told otherwise; only here, for the stand-in.
         extra_env = {"crm-bridge": {"PARLEY_CRM_ALLOW_PRIVATE": "1"}}
         for i, (name, module) in enumerate(SERVICES):
@@ -145,6 +164,8 @@ def main() -> int:
                                 env={**child_env, "PARLEY_HTTP_PORT": str(base + i), **extra_env.get(name, {})})
         wait_until("the CRM stand-in", lambda: answers_200(f"http://127.0.0.1:{standin_port}/_leads"),
                    timeout=60, alive=lambda: procs["crm-standin"].poll() is None)
+        wait_until("the mail sink", lambda: answers_200(f"http://127.0.0.1:{mail_web}/api/messages"),
+                   timeout=60, alive=lambda: procs["mail-sink"].poll() is None)
         for i, (name, _) in enumerate(SERVICES):
             proc = procs[name]
             wait_until(f"{name} /readyz", lambda: answers_200(f"http://127.0.0.1:{base + i}/readyz"),
@@ -156,6 +177,11 @@ def main() -> int:
             say(f"could not point the demo project's CRM at the CRM stand-in: {e}. Everything else runs, "
                 f"but \"Send to CRM\" has nowhere to go: see {logs_dir} and restart `make run`, or set the CRM "
                 "yourself (PUT /api/project/crm as the owner).")
+        try:
+            say(_configure_demo_email(gateway, mail_smtp))
+        except Exception as e:  # the chat works without email
+            say(f"could not point the demo project's email at the mail sink: {e}. Everything else runs; "
+                "set it in Settings › Email.")
         print(f"""
 Parley is ready in {time.monotonic() - started:.1f} s ({comps.kind}).
 
@@ -164,6 +190,7 @@ Parley is ready in {time.monotonic() - started:.1f} s ({comps.kind}).
   Gateway:                         {gateway}  (health: {gateway}/readyz, metrics: http://127.0.0.1:{base + 5}/metrics)
   Owner login:                     project demo, {env('PARLEY_OWNER_EMAIL')} / {env('PARLEY_OWNER_PASSWORD')}
   CRM stand-in (leads):            {standin}/
+  Mail sink (transcripts):         http://localhost:{mail_web}/  (SMTP :{mail_smtp})
   REST API:                        {gateway}/api/openapi.json
   Services:                        {', '.join(f'{n} :{base + i}' for i, (n, _) in enumerate(SERVICES))}
   Kafka:                           {comps.bootstrap}

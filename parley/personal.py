@@ -34,6 +34,7 @@ PERSONAL: dict[str, tuple[str, ...]] = {
     "chat.contacts_given": ("name", "phone", "email"),
     "chat.page_visited": ("page_url",),
     "chat.rated": ("comment",),
+    "chat.transcript_requested": ("email",),
     "lead.requested": ("transcript", "contacts", "custom_params", "page_url"),
 }
 

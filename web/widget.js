@@ -353,6 +353,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     // answer: the header says so unless an operator is already in it.
     ui.sub.textContent = t(off || ((!avail.open || unanswered) && !joined) ? 'offline_subtitle' : 'online_subtitle');
     ui.on.textContent = opensAt();
+    ui.tl.hidden = !convId; // "Email me this conversation": once there is one
     waiting();
     if (off && was !== 'offline' && ui.ta.value.trim()) { ui.of.text.value = [ui.of.text.value.trim(), ui.ta.value.trim()].filter(Boolean).join('\n'); ui.ta.value = ''; grow(); }
     else if (!off && was === 'offline' && ui.of.text.value.trim() && !ui.ta.value.trim() && !of.sent) { ui.ta.value = ui.of.text.value.trim(); ui.of.text.value = ''; grow(); }
@@ -404,7 +405,35 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     'aria-label', 'contact_form_title');
     ui.cl = L(h('button', { class: 'cl', type: 'button', 'aria-expanded': 'false', onclick: () => showForm(ui.cform.hidden) }),
       'text', 'contact_open_label');
-    return h('div', null, ui.cl, ui.cform);
+    return h('div', null, ui.cl, ui.cform, transcriptForm());
+  }
+  // "Email me this conversation": {type:'email_transcript', id, email}, answered by
+  // transcript_requested or an error with its id; shown once the visitor has a conversation.
+  const tr = { id: null };
+  function transcriptForm() {
+    ui.te = h('input', { type: 'email', name: 'email', autocomplete: 'email', maxlength: 200, required: true });
+    ui.ter = h('div', { class: 'ce', role: 'alert' });
+    ui.tsend = L(h('button', { class: 'sd', type: 'submit' }), 'text', 'transcript_submit_label');
+    ui.tform = h('form', { class: 'cf tf', hidden: true, novalidate: true, onsubmit: e => {
+      e.preventDefault();
+      const email = ui.te.value.trim();
+      if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) { ui.ter.textContent = t('contact_invalid_email'); ui.te.focus(); return; }
+      tr.id = uuid(); tr.email = email; ui.tsend.disabled = true; ui.ter.textContent = '';
+      send({ type: 'email_transcript', id: tr.id, email });
+    } }, h('label', null, span('email_label'), ui.te), ui.ter, h('div', { class: 'cb' }, ui.tsend));
+    ui.tl = L(h('button', { class: 'cl', type: 'button', hidden: true, 'aria-expanded': 'false', onclick: () => {
+      ui.tform.hidden = !ui.tform.hidden; ui.tl.setAttribute('aria-expanded', String(!ui.tform.hidden));
+      if (!ui.tform.hidden) { if (!ui.te.value && cf.sent && cf.sent.email) ui.te.value = cf.sent.email; ui.te.focus(); }
+    } }), 'text', 'transcript_open_label');
+    return h('div', null, ui.tl, ui.tform);
+  }
+  function transcriptAnswer(m) {
+    ui.tsend.disabled = false;
+    if (m.type === 'transcript_requested') {
+      ui.tform.hidden = true; ui.tl.setAttribute('aria-expanded', 'false');
+      localNotice(t('transcript_sent').split('{email}').join(tr.email), 'ok');
+    } else if (!RETRYABLE.includes(m.code)) ui.ter.textContent = String(m.message || m.code || '');
+    tr.id = null;
   }
   function showForm(o) {
     ui.cform.hidden = !o; ui.cl.setAttribute('aria-expanded', String(o));
@@ -754,6 +783,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     else if (m.type === 'event') event(m);
     else if (m.type === 'typing') showTyping(m.operator);
     else if (m.type === 'invitation') invited(m);
+    else if (tr.id && m.id === tr.id && (m.type === 'transcript_requested' || m.type === 'error')) transcriptAnswer(m);
     else if (m.type === 'texts') retext(m);
     else if (m.type === 'unanswered') { if (m.conversation_id && m.conversation_id === convId) nobodyAnswered(); }
     else if (rt.id && m.id === rt.id && (m.type === 'rated' || m.type === 'error')) ratingAnswer(m);

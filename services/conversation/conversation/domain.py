@@ -455,6 +455,19 @@ def decide_contacts(state: Conversation | None, contacts: dict[str, Any], *, con
                                project_id=state.project_id)]
 
 
+def decide_transcript_request(state: Conversation | None, visitor_id: str, email: Any) -> list[Event]:
+    """"Email me this conversation" from the widget (issue 24, item 5): crm-bridge sends it
+    as it stands at this event, without notes. An erased conversation has nothing to send."""
+    if state is None or state.visitor_id != visitor_id:
+        raise _not_found()
+    if state.erased:
+        raise erased()
+    if not isinstance(email, str):
+        raise DomainError("email_invalid", "Give the email address to send the conversation to.")
+    return [new_event("chat.transcript_requested", conversation_stream(state.id), {"email": check_email(email.strip())},
+                      project_id=state.project_id)]
+
+
 def decide_offline(state: Conversation | None, *, conversation_id: str, project_id: str, visitor_id: str,
                    message_id: str, contacts: dict[str, Any], text: Any, page_url: Any,
                    params: dict[str, str] | None = None, chat_open: bool = False,

@@ -245,6 +245,18 @@ async def visitor_offline(app: web.Application, body: dict[str, Any]) -> dict[st
     return await _message_answer(app, body, conversation_id, message_id, outcome)
 
 
+async def visitor_transcript(app: web.Application, body: dict[str, Any]) -> dict[str, Any]:
+    """"Email me this conversation": the visitor's current conversation, as it stands."""
+    project_id, visitor_id = visitor_of(body)
+    current = await app[CURRENT].of(project_id, visitor_id)
+    if current is None:
+        raise DomainError("no_conversation", "Write a message first.", "conflict")
+    conversation_id = current["id"]
+    outcome = await commands.run(app[STORE], f"transcript:{uuid.uuid4()}", conversation_id,
+                                 lambda s: domain.decide_transcript_request(s, visitor_id, body.get("email")))
+    return {"conversation_id": conversation_id, "seq": outcome.events[-1].stream_version}
+
+
 async def visitor_read(app: web.Application, body: dict[str, Any]) -> dict[str, Any]:
     """The widget has shown the operators' messages up to `seq` (receipts.py decides)."""
     project_id, visitor_id = visitor_of(body)

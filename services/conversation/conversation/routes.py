@@ -78,6 +78,18 @@ async def search(request: web.Request) -> web.Response:
                                         request.query.get("after")))
 
 
+async def email_transcript(request: web.Request) -> web.Response:
+    """crm-bridge's: a conversation to email as it stood at `upto` (views.email_transcript)."""
+    try:
+        upto = int(request.query.get("upto", ""))
+    except ValueError:
+        raise Rejected(422, "upto_invalid", "upto is a stream version (a whole number).") from None
+    found = await views.email_transcript(request.app[STORE], conversation_id_of(request), upto)
+    if found is None:
+        raise Rejected(404, "not_found", "Conversation not found.")
+    return ok(found)
+
+
 async def conversation_summary(request: web.Request) -> web.Response:
     summary = await views.summary(request.app[POOL], conversation_id_of(request))
     if summary is None:
@@ -158,6 +170,7 @@ COMMANDS = [
     ("/internal/visitor/contacts", handlers.visitor_contacts),
     ("/internal/visitor/offline", handlers.visitor_offline),
     ("/internal/visitor/read", handlers.visitor_read),
+    ("/internal/visitor/transcript", handlers.visitor_transcript),
 ]
 
 ROUTES = [
@@ -165,6 +178,7 @@ ROUTES = [
     ("POST", "/internal/conversations/{id}/close-idle", close_idle),
     ("GET", "/internal/conversations/{id}/events", conversation_events),
     ("GET", "/internal/conversations/{id}/summary", conversation_summary),
+    ("GET", "/internal/conversations/{id}/email-transcript", email_transcript),
     ("GET", "/api/inbox", inbox),
     ("GET", "/api/search", search),
     ("GET", "/api/conversations/{id}", transcript),

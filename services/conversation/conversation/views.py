@@ -212,3 +212,22 @@ async def transcript(store: EventStore, pool: asyncpg.Pool, me: Operator, conver
                              or await handles_this_visitor(pool, state.project_id, state.visitor_id, me)):
         raise DomainError("not_found", "Conversation not found.", "not_found")
     return {"conversation": await conversation_row(pool, conversation_id), "events": [e.to_dict() for e in events]}
+
+
+async def email_transcript(store: EventStore, conversation_id: str, upto: int) -> dict[str, Any] | None:
+    """What crm-bridge emails (issue 24, item 5): the messages both ways up to stream
+    version `upto` - never notes - and where to: the address of the request at `upto`,
+    else the email the visitor left. None for no such conversation; `erased` when its
+    personal data is gone (nothing is sent)."""
+    events = [e for e in await store.load(conversation_stream(conversation_id)) if e.stream_version <= upto]
+    state = domain.fold(events)
+    if state is None:
+        return None
+    at = events[-1] if events else None
+    email = at.data["email"] if at is not None and at.type == "chat.transcript_requested" \
+        and at.stream_version == upto else state.contacts.get("email")
+    return {"conversation_id": conversation_id, "project_id": state.project_id, "erased": state.erased,
+            "email": None if state.erased else email,
+            "messages": [] if state.erased else [
+                {"from": m["from"], "operator": m.get("operator"), "text": m["text"],
+                 "file": (m.get("attachment") or {}).get("name"), "at": m["at"]} for m in state.transcript]}

@@ -131,6 +131,25 @@ async def guard_url(url: str) -> None:
             raise OutboundRefused(f"CRM host {host} resolves to a refused address: {reason}; set {FLAG}=1 for a local test CRM")
 
 
+async def guard_host(host: str, port: int) -> None:
+    """A host that is not an http URL (the SMTP server of transcripts by email): refused
+    when it is, or resolves to, a loopback, private or otherwise non-public address -
+    unless PARLEY_CRM_ALLOW_PRIVATE=1. Call right before connecting."""
+    if private_allowed():
+        return
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        raise OutboundRefused(f"{host} is loopback; set {FLAG}=1 for a local test server")
+    try:
+        addresses = await _getaddrinfo(name, port)
+    except OSError as exc:
+        raise CrmError(f"{host} could not be resolved ({exc})", retryable=True) from None
+    for address in addresses:
+        reason = address_refused(address)
+        if reason:
+            raise OutboundRefused(f"{host} resolves to a refused address: {reason}; set {FLAG}=1 for a local test server")
+
+
 class GuardedResolver(AbstractResolver):
     """aiohttp resolver that refuses (at connect time) any name with a refused address."""
 

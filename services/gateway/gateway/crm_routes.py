@@ -1,5 +1,5 @@
-"""The CRM routes (admins only), forwarded to crm-bridge with the operator in the
-signed actor header. The gateway refuses non-admins and bad ids before any upstream
+"""The CRM and email routes (admins only), forwarded to crm-bridge with the operator in
+the signed actor header. The gateway refuses non-admins and bad ids before any upstream
 call; crm-bridge checks the admin flag again and owns the rules and the secrets."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from gateway.upstreams import as_operator, crm, relay
 async def _admin(request: web.Request) -> dict:
     me = await auth.current_operator(request)
     if me.get("is_admin") is not True:
-        raise Rejected(403, "admin_only", "Only an admin may see or change the CRM settings.")
+        raise Rejected(403, "admin_only", "Only an admin may see or change the CRM and email settings.")
     return me
 
 
@@ -40,3 +40,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/project/crm/deliveries", forwarder("api", "project", "crm", "deliveries"))
     app.router.add_post("/api/project/crm/deliveries/{id}/retry",
                         forwarder("api", "project", "crm", "deliveries", "retry", with_id=True))
+    # Transcripts by email (crm_bridge/email_deliveries.py).
+    app.router.add_get("/api/project/email", forwarder("api", "project", "email"))
+    app.router.add_put("/api/project/email", forwarder("api", "project", "email"))
+    app.router.add_post("/api/project/email/test", forwarder("api", "project", "email", "test"))
+    app.router.add_get("/api/project/email/deliveries", forwarder("api", "project", "email", "deliveries"))

@@ -69,6 +69,10 @@ TEXT_LIMITS: dict[str, int] = {
     "contact_cancel_label": _LABEL,     # closes the contact form without sending
     "contact_invalid_phone": _MESSAGE,  # the phone is not 5-15 digits
     "contact_invalid_email": _MESSAGE,  # the email does not look like name@example.com
+    # "Email me this conversation" (crm-bridge sends it, without notes)
+    "transcript_open_label": _LABEL,    # the link under the conversation
+    "transcript_submit_label": _LABEL,
+    "transcript_sent": _MESSAGE,        # "We will email this conversation to {email}."
 }
 
 # Keys whose texts may span several lines; every other key is a single line.
@@ -115,6 +119,9 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "contact_thanks": "Спасибо! Мы свяжемся с вами в ближайшее время.",
         "privacy_note": "Отправляя форму, вы соглашаетесь на обработку персональных данных.",
         "contact_open_label": "Оставить контакты",
+        "transcript_open_label": "Прислать диалог на почту",
+        "transcript_submit_label": "Отправить",
+        "transcript_sent": "Пришлём этот диалог на {email}.",
         "contact_cancel_label": "Отмена",
         "contact_invalid_phone": "Проверьте телефон: нужны цифры, например +7 900 123-45-67.",
         "contact_invalid_email": "Проверьте адрес почты: например, name@example.com.",
@@ -157,6 +164,9 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "contact_thanks": "Thank you! We'll be in touch soon.",
         "privacy_note": "By submitting this form, you agree to the processing of your personal data.",
         "contact_open_label": "Leave your contacts",
+        "transcript_open_label": "Email me this conversation",
+        "transcript_submit_label": "Send",
+        "transcript_sent": "We will email this conversation to {email}.",
         "contact_cancel_label": "Cancel",
         "contact_invalid_phone": "Please check the phone: digits, e.g. +1 202 555 0100.",
         "contact_invalid_email": "Please check the email, e.g. name@example.com.",

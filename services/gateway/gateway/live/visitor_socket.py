@@ -122,6 +122,8 @@ async def _on_visitor_message(request: web.Request, socket: VisitorSocket, data:
             await read_receipts.from_visitor(request.app, socket, data)
         elif kind == "rate":
             await csat.from_visitor(request.app, socket, data)
+        elif kind == "email_transcript":
+            await _email_transcript(request, socket, data)
         else:
             raise Rejected(422, "type_unknown", f"Unknown message type {str(kind)[:40]!r}.")
     except Rejected as e:
@@ -196,6 +198,16 @@ async def _post_offline(request: web.Request, socket: VisitorSocket, data: dict)
     await socket.send({"type": "offline_saved", "id": data.get("id"), "conversation_id": body["conversation_id"],
                        "seq": body["seq"]})
     await socket.catch_up(app, body.get("events"))
+
+
+async def _email_transcript(request: web.Request, socket: VisitorSocket, data: dict) -> None:
+    """"Email me this conversation" (crm-bridge sends it, without notes): stored as a
+    request on the visitor's conversation, answered `transcript_requested` with the id."""
+    if not limits(request.app).messages_per_visitor.allow(socket.visitor_id):
+        raise Rejected(429, "rate_limited", "You are sending too fast; wait a moment.")
+    await conversation(request.app).command(path("internal", "visitor", "transcript"), {
+        "project_id": socket.project_id, "visitor_id": socket.visitor_id, "email": data.get("email")})
+    await socket.send({"type": "transcript_requested", "id": data.get("id") if isinstance(data.get("id"), str) else None})
 
 
 async def _follow(app: web.Application, socket: VisitorSocket, conversation_id: str) -> None:
