@@ -7,14 +7,14 @@ import { t } from './i18n.js';
 import { store } from './store.js';
 import { fill, variables } from './template_vars.js';
 
-export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites', 'triggers', 'hours', 'crm', 'crm_deliveries', 'ratings', 'assignment', 'identity',
+export const SECTIONS = ['chat', 'operators', 'templates', 'widget', 'sites', 'triggers', 'hours', 'crm', 'crm_deliveries', 'email', 'ratings', 'assignment', 'identity',
   'privacy', 'notifications', 'security'];
 // Every operator's own: notifications (notification_settings.js), two-factor login (security.js).
 export const EVERYONE_SECTIONS = ['notifications', 'security'];
 // The CRM sections (crm.js) and working hours (hours.js) are listed for admins only; anyone
 // opening their URL gets the API's answer.
 export const CRM_SECTIONS = ['crm', 'crm_deliveries'];
-export const ADMIN_SECTIONS = [...CRM_SECTIONS, 'triggers', 'hours', 'ratings', 'assignment', 'identity', 'privacy'];
+export const ADMIN_SECTIONS = [...CRM_SECTIONS, 'email', 'triggers', 'hours', 'ratings', 'assignment', 'identity', 'privacy'];
 
 export function createSettings(ctx) {
   const me = store.me;
@@ -40,6 +40,7 @@ export function createSettings(ctx) {
     const builders = { chat: chatSection, operators: operatorsSection, templates: templatesSection, widget: widgetSection, sites: sitesSection,
       hours: async (n) => (await import('./hours.js')).hoursSection(n),
       triggers: async (n) => (await import('./triggers.js')).triggersSection(n),
+      email: async (n) => (await import('./email.js')).emailSection(n),
       crm: async (n) => (await import('./crm.js')).crmSettingsSection(n),
       crm_deliveries: async (n) => (await import('./crm.js')).crmDeliveriesSection(n),
       ratings: async (n) => (await import('./ratings.js')).ratingsSection(n),
