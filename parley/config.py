@@ -13,7 +13,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "DATABASE_URL": ("", "PostgreSQL URL. Empty: `make run`/`make test` start an embedded PostgreSQL 16 (pgserver) under PARLEY_RUN_DIR; a service started by hand needs it set."),
     "KAFKA_BOOTSTRAP_SERVERS": ("", "Kafka bootstrap servers (host:port,...). Empty: `make run`/`make test` start a local single-node KRaft broker under PARLEY_RUN_DIR."),
     "PARLEY_HTTP_PORT": ("", "Port of this service's HTTP server. Defaults: gateway 8080, conversation 8081, operator-registry 8082, crm-bridge 8083, scheduler 8084."),
-    "PARLEY_PORT_BASE": ("8080", "`make run` only: the gateway gets this port, the other services the next four, the gateway's internal port the one after, and the local CRM stand-in the next (8086)."),
+    "PARLEY_PORT_BASE": ("8080", "`make run` only: the gateway gets this port, the other services the next four, the gateway's internal port the one after, the local CRM stand-in the next (8086), then the local mail sink's SMTP and web ports (8087, 8088)."),
     "PARLEY_BIND_HOST": ("127.0.0.1", "Address every service's own port listens on (the gateway's internal port too). Loopback by default; compose and k8s set 0.0.0.0, where signatures and NetworkPolicies guard the ports."),
     "PARLEY_PUBLIC_BIND_HOST": ("0.0.0.0", "Gateway: address its public port listens on."),
     "PARLEY_INTERNAL_PORT": ("8085", "Gateway: its internal port, with /metrics (never served on the public port), /healthz and /readyz."),
