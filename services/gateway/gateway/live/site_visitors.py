@@ -17,12 +17,16 @@ nothing rebuilds from it):
   answers (the answer's conversation is assigned to the operator who invited) or it
   lapses after INVITATION_SECONDS.
 Nothing is written anywhere else: the list is in memory, bounded by MAX_KNOWN, and a
-visit is gone when the visitor leaves. Operators' apps that show the list ask for it
+visit is gone when the visitor leaves. Pages, params and invitations are visitors' data:
+a signal's body travels sealed (AES-GCM, parley/cipher.py) under a key every gateway
+derives from PARLEY_INTERNAL_SECRET, so nothing readable of a visitor is on the bus
+(tests/privacy reads every topic), for the minute the topic keeps it. Operators' apps that show the list ask for it
 (`watch_visitors` on their socket) and get the changes of their project at most once a
 FLUSH_SECONDS, one frame for all of them."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -31,8 +35,11 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from prometheus_client import Gauge
 
+from parley import cipher, internal_auth
 from parley.config import positive_seconds
 
 from gateway.live import signal_producer, site_visits
@@ -243,21 +250,37 @@ def invited(app: web.Application, visitor_id: str, invitation: dict) -> None:
 
 async def send_invitation(app: web.Application, visitor_id: str, project_id: str, invitation: dict) -> bool:
     invited(app, visitor_id, invitation)
-    return await signal_producer.publish(app, TOPIC, visitor_id, {
+    return await _publish(app, visitor_id, {
         "type": "invite", "gateway": table(app).gateway, "visitor_id": visitor_id, "project_id": project_id,
         "invitation": invitation})
 
 
 # ---- the signals
 
+@functools.cache
+def _signal_key() -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"parley visitors.signals").derive(
+        internal_auth.secret())
+
+
+async def _publish(app: web.Application, key: str, message: dict) -> bool:
+    """A signal with its body sealed: only `type` and `gateway` are readable on the bus."""
+    head = {"type": message["type"], "gateway": message["gateway"]}
+    body = {k: v for k, v in message.items() if k not in head}
+    return await signal_producer.publish(app, TOPIC, key, {**head, "sealed": cipher.seal(
+        _signal_key(), orjson.dumps(body), message["type"].encode())})
+
+
 def decode(raw: bytes) -> dict | None:
     try:
         message = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(message, dict) or not isinstance(message.get("gateway"), str):
-        return None
-    return message if message.get("type") in ("visitors", "invite", "roster_wanted") else None
+        if not isinstance(message, dict) or not isinstance(message.get("gateway"), str) \
+                or message.get("type") not in ("visitors", "invite", "roster_wanted"):
+            return None
+        body = orjson.loads(cipher.unseal(_signal_key(), message["sealed"], message["type"].encode()))
+    except (orjson.JSONDecodeError, cipher.Unreadable, KeyError):
+        return None   # not ours, or sealed under another installation's secret
+    return {**body, "type": message["type"], "gateway": message["gateway"]} if isinstance(body, dict) else None
 
 
 async def on_signal(app: web.Application, message: dict) -> None:
@@ -307,7 +330,7 @@ async def flush(app: web.Application) -> None:
                 live.drop(visitor_id)
     if live.asked_roster < 2:   # at start, and once more in case the first went before the subscription
         live.asked_roster += 1
-        await signal_producer.publish(app, TOPIC, live.gateway, {"type": "roster_wanted", "gateway": live.gateway})
+        await _publish(app, live.gateway, {"type": "roster_wanted", "gateway": live.gateway})
     changed, left = [v for v in live.changed if v in live.here], sorted(live.left)
     live.changed.clear()
     live.left.clear()
@@ -319,8 +342,8 @@ async def flush(app: web.Application) -> None:
         visits = [live.visit_of(v) for v in changed[start:start + BATCH] if v in live.here]
         for visit in visits:
             live.put(visit, live.gateway, now)
-        await signal_producer.publish(app, TOPIC, live.gateway, {"type": "visitors", "gateway": live.gateway,
-                                                                 "seen": visits, "left": left if start == 0 else []})
+        await _publish(app, live.gateway, {"type": "visitors", "gateway": live.gateway, "seen": visits,
+                                           "left": left if start == 0 else []})
         await asyncio.sleep(0)
     _push(app)
     LIVE.labels("here").set(len(live.here))
