@@ -94,7 +94,7 @@ async def topic(platform) -> str:
 
 
 # The one test stack's fixtures and Chromium's, for any test that asks.
-pytest_plugins = ["tests.stack", "tests.chromium"]
+pytest_plugins = ["tests.stack", "tests.chromium", "tests.mail_sink"]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -3,7 +3,7 @@ SMTP server (aiosmtpd). The visitor asks from the widget's socket; crm-bridge se
 conversation - both sides' messages, never the notes - once, across an SMTP outage and a
 sender that dies mid-attempt (its lease lapses and another attempt sends it); the
 delivery log says what happened; a closed conversation's transcript goes by itself when
-the project wants it and the visitor left an email."""
+the project wants it and the visitor left an email. The sink: tests/mail_sink.py."""
 from __future__ import annotations
 
 import asyncio

@@ -3,10 +3,6 @@ and a real SMTP server (aiosmtpd): the owner sets the project's email in Setting
 and sends a test; a visitor asks "Email me this conversation" in the widget; the mail
 sink holds the transcript once, with both sides and without the operator's note, and
 the log in the app says it was sent."""
-import pytest
-
-from devstack.mail_sink import Sink
-from devstack.procs import free_port
 from tests.chromium import open_app, open_demo, screenshot_path, visitor_says
 from tests.stack import OWNER_EMAIL, OWNER_PASSWORD
 from tests.support import eventually
@@ -15,21 +11,7 @@ WIDGET = "#parley-widget"
 NOTE = "Internal: ships from the Riga warehouse"
 
 
-@pytest.fixture
-def private_smtp(monkeypatch):
-    monkeypatch.setenv("PARLEY_CRM_ALLOW_PRIVATE", "1")
-
-
-@pytest.fixture
-async def sink():
-    caught = Sink()
-    caught.port = free_port()
-    await caught.start_smtp("127.0.0.1", caught.port)
-    yield caught
-    await caught.stop_smtp()
-
-
-async def test_the_transcript_arrives_in_the_mail_sink_once_without_notes(private_smtp, crm_stack, sink, browser):
+async def test_the_transcript_arrives_in_the_mail_sink_once_without_notes(crm_stack, sink, browser):
     base = str(crm_stack.gateway.make_url("")).rstrip("/")
     app = await open_app(browser, base, OWNER_EMAIL, OWNER_PASSWORD)
     await app.goto(f"{base}/app/#/settings/email")

@@ -194,12 +194,17 @@ async def visitor_message(app: web.Application, body: dict[str, Any]) -> dict[st
     return await _message_answer(app, body, conversation_id, message_id, outcome)
 
 
-async def visitor_params(app: web.Application, body: dict[str, Any]) -> dict[str, Any]:
-    project_id, visitor_id = visitor_of(body)
+async def _current_id(app: web.Application, project_id: str, visitor_id: str) -> str:
+    """The visitor's current conversation, for a command that needs one to exist."""
     current = await app[CURRENT].of(project_id, visitor_id)
     if current is None:
         raise DomainError("no_conversation", "Write a message first.", "conflict")
-    conversation_id = current["id"]
+    return current["id"]
+
+
+async def visitor_params(app: web.Application, body: dict[str, Any]) -> dict[str, Any]:
+    project_id, visitor_id = visitor_of(body)
+    conversation_id = await _current_id(app, project_id, visitor_id)
     await commands.run(app[STORE], f"params:{uuid.uuid4()}", conversation_id,
                        lambda s: domain.decide_custom_params(s, body.get("params")))
     return {"conversation_id": conversation_id}
@@ -248,10 +253,7 @@ async def visitor_offline(app: web.Application, body: dict[str, Any]) -> dict[st
 async def visitor_transcript(app: web.Application, body: dict[str, Any]) -> dict[str, Any]:
     """"Email me this conversation": the visitor's current conversation, as it stands."""
     project_id, visitor_id = visitor_of(body)
-    current = await app[CURRENT].of(project_id, visitor_id)
-    if current is None:
-        raise DomainError("no_conversation", "Write a message first.", "conflict")
-    conversation_id = current["id"]
+    conversation_id = await _current_id(app, project_id, visitor_id)
     outcome = await commands.run(app[STORE], f"transcript:{uuid.uuid4()}", conversation_id,
                                  lambda s: domain.decide_transcript_request(s, visitor_id, body.get("email")))
     return {"conversation_id": conversation_id, "seq": outcome.events[-1].stream_version}

@@ -121,14 +121,19 @@ async def guard_url(url: str) -> None:
     if private_allowed():
         return
     _, host, port = _host(url)
+    await _resolved_public(host, port, f"CRM host {host}", "a local test CRM")
+
+
+async def _resolved_public(host: str, port: int, what: str, local: str) -> None:
+    """Every address `host` resolves to is a public one, or OutboundRefused says which is not."""
     try:
         addresses = await _getaddrinfo(host, port)
     except OSError as exc:
-        raise CrmError(f"CRM host {host} could not be resolved ({exc})", retryable=True) from None
+        raise CrmError(f"{what} could not be resolved ({exc})", retryable=True) from None
     for address in addresses:
         reason = address_refused(address)
         if reason:
-            raise OutboundRefused(f"CRM host {host} resolves to a refused address: {reason}; set {FLAG}=1 for a local test CRM")
+            raise OutboundRefused(f"{what} resolves to a refused address: {reason}; set {FLAG}=1 for {local}")
 
 
 async def guard_host(host: str, port: int) -> None:
@@ -140,14 +145,7 @@ async def guard_host(host: str, port: int) -> None:
     name = host.strip("[]").rstrip(".").lower()
     if name == "localhost" or name.endswith(".localhost"):
         raise OutboundRefused(f"{host} is loopback; set {FLAG}=1 for a local test server")
-    try:
-        addresses = await _getaddrinfo(name, port)
-    except OSError as exc:
-        raise CrmError(f"{host} could not be resolved ({exc})", retryable=True) from None
-    for address in addresses:
-        reason = address_refused(address)
-        if reason:
-            raise OutboundRefused(f"{host} resolves to a refused address: {reason}; set {FLAG}=1 for a local test server")
+    await _resolved_public(name, port, host, "a local test server")
 
 
 class GuardedResolver(AbstractResolver):
