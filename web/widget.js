@@ -204,11 +204,11 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
 .sd{background:#4f46e5;color:#fff}.sd:hover{background:#4338ca}
 .sd svg{width:20px;height:20px}
 .cl{display:block;margin:0 10px;padding:6px 4px 0;font-size:13px;color:#4338ca;text-decoration:underline}
-.cf,.of{display:grid;gap:6px;padding:10px 12px;border-top:1px solid #e5e7eb;background:#fff}
+.cf,.of,.tf{display:grid;gap:6px;padding:10px 12px;border-top:1px solid #e5e7eb;background:#fff}
 .cf h3,.of h3{margin:0;font-size:14px;font-weight:600}
-.cf label,.of label{display:grid;gap:2px;font-size:12px;color:#4b5563}
-.cf input,.of input{font:inherit;font-size:14px;padding:6px 10px;border:1px solid #d1d5db;border-radius:8px;color:inherit;background:#fff}
-.cf input:focus,.of input:focus{outline:none;border-color:#4f46e5;box-shadow:0 0 0 3px rgba(79,70,229,.25)}
+.cf label,.of label,.tf label{display:grid;gap:2px;font-size:12px;color:#4b5563}
+.cf input,.of input,.tf input{font:inherit;font-size:14px;padding:6px 10px;border:1px solid #d1d5db;border-radius:8px;color:inherit;background:#fff}
+.cf input:focus,.of input:focus,.tf input:focus{outline:none;border-color:#4f46e5;box-shadow:0 0 0 3px rgba(79,70,229,.25)}
 .cf input[aria-invalid=true],.of [aria-invalid=true]{border-color:#dc2626}
 .ce{font-size:12px;color:#b91c1c}.ce:empty,.pn:empty{display:none}.pn{font-size:11px;color:#6b7280}
 .cb{display:flex;gap:8px;justify-content:flex-end}.cb button{padding:6px 14px;border-radius:8px}
@@ -414,7 +414,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     ui.te = h('input', { type: 'email', name: 'email', autocomplete: 'email', maxlength: 200, required: true });
     ui.ter = h('div', { class: 'ce', role: 'alert' });
     ui.tsend = L(h('button', { class: 'sd', type: 'submit' }), 'text', 'transcript_submit_label');
-    ui.tform = h('form', { class: 'cf tf', hidden: true, novalidate: true, onsubmit: e => {
+    ui.tform = h('form', { class: 'tf', hidden: true, novalidate: true, onsubmit: e => {
       e.preventDefault();
       const email = ui.te.value.trim();
       if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) { ui.ter.textContent = t('contact_invalid_email'); ui.te.focus(); return; }

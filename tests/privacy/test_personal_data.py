@@ -31,6 +31,7 @@ EXAMPLES = {
     "chat.contacts_given": {"name": MARK, "phone": "+79001234567", "email": f"{MARK}@example.com"},
     "chat.page_visited": {"page_url": f"https://shop.example/{MARK}"},
     "chat.rated": {"rating": 5, "comment": MARK, "operator_id": "o", "operator_name": "Olga"},
+    "chat.transcript_requested": {"email": f"{MARK}@example.com"},
     "lead.requested": {"conversation_id": "c", "visitor_id": "v1", "transcript": [{"text": MARK}],
                        "contacts": {"name": MARK}, "custom_params": {"k": MARK}, "page_url": MARK,
                        "operator_id": "o", "operator_email": "olga@example.com"},

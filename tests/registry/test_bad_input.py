@@ -29,6 +29,8 @@ FIELDS = {
     ("POST", "/api/session"): {"project": "demo", "email": OWNER_EMAIL, "password": "not-the-password"},
     ("PUT", "/api/project/widget"): {"language": "en", "texts": {"launcher_label": "Ask us"}},
     ("PUT", "/api/project/sites"): {"sites": ["https://shop.example"]},
+    ("PUT", "/api/project/triggers"): {"triggers": [{"name": "Pricing", "page": "/pricing", "seconds": 20,
+                                                     "min_pages": 1, "param": None, "text": {"en": "Questions?"}}]},
     ("POST", "/api/operators"): {"name": "New One", "email": "{email}", "password": "new-operator-pass",
                                  "is_admin": False},
     ("PATCH", "/api/operators/{id}"): {"name": "Renamed", "email": "{email}", "is_admin": False,
@@ -38,7 +40,8 @@ FIELDS = {
     ("POST", "/internal/sessions/verify"): {"token": "{token}"},
     ("PUT", "/internal/operators/{id}/avatar"): {"avatar_id": "0123456789abcdef0123456789abcdef"},
 }
-NESTED = {("PUT", "/api/project/widget"): "texts", ("PUT", "/api/project/sites"): "sites"}
+NESTED = {("PUT", "/api/project/widget"): "texts", ("PUT", "/api/project/sites"): "sites",
+          ("PUT", "/api/project/triggers"): "triggers"}
 
 # Path ids: another spelling of a real id, not an id at all, or trying to climb out.
 def bad_ids(real: str) -> list[str]:
