@@ -431,7 +431,7 @@ textarea:focus,textarea:focus-visible{outline:none;border-color:#4f46e5;box-shad
     ui.tsend.disabled = false;
     if (m.type === 'transcript_requested') {
       ui.tform.hidden = true; ui.tl.setAttribute('aria-expanded', 'false');
-      localNotice(t('transcript_sent').split('{email}').join(tr.email), 'ok');
+      localNotice(t('transcript_sent', tr.email), 'ok'); // the one placeholder texts have, {name}, is the address here
     } else if (!RETRYABLE.includes(m.code)) ui.ter.textContent = String(m.message || m.code || '');
     tr.id = null;
   }

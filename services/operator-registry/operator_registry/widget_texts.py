@@ -72,7 +72,7 @@ TEXT_LIMITS: dict[str, int] = {
     # "Email me this conversation" (crm-bridge sends it, without notes)
     "transcript_open_label": _LABEL,    # the link under the conversation
     "transcript_submit_label": _LABEL,
-    "transcript_sent": _MESSAGE,        # "We will email this conversation to {email}."
+    "transcript_sent": _MESSAGE,        # "We will email this conversation to {name}." ({name}: the address)
 }
 
 # Keys whose texts may span several lines; every other key is a single line.
@@ -121,7 +121,7 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "contact_open_label": "Оставить контакты",
         "transcript_open_label": "Прислать диалог на почту",
         "transcript_submit_label": "Отправить",
-        "transcript_sent": "Пришлём этот диалог на {email}.",
+        "transcript_sent": "Пришлём этот диалог на {name}.",
         "contact_cancel_label": "Отмена",
         "contact_invalid_phone": "Проверьте телефон: нужны цифры, например +7 900 123-45-67.",
         "contact_invalid_email": "Проверьте адрес почты: например, name@example.com.",
@@ -166,7 +166,7 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "contact_open_label": "Leave your contacts",
         "transcript_open_label": "Email me this conversation",
         "transcript_submit_label": "Send",
-        "transcript_sent": "We will email this conversation to {email}.",
+        "transcript_sent": "We will email this conversation to {name}.",
         "contact_cancel_label": "Cancel",
         "contact_invalid_phone": "Please check the phone: digits, e.g. +1 202 555 0100.",
         "contact_invalid_email": "Please check the email, e.g. name@example.com.",
