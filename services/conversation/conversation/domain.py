@@ -33,6 +33,7 @@ from typing import Any
 from parley.contract import conversation_stream, id_of, operator_may_see
 from parley.domain_error import DomainError
 from parley.envelope import Event, new_event
+from parley.text import strip_controls
 
 TEXT_MAX = 4000
 NOTE_MAX = 4000
@@ -198,15 +199,6 @@ def from_state(row: dict[str, Any], *, message_ids: frozenset[str] = frozenset()
     fields["offered_ids"] = tuple(fields.get("offered_ids") or ())
     fields["contacts_confirmed"] = tuple(fields.get("contacts_confirmed") or ())
     return Conversation(**fields, message_ids=message_ids, reply_ids=reply_ids)
-
-
-# C0 controls but tab and newline, DEL, and UTF-16 surrogates (never valid on their own).
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
-
-
-def strip_controls(value: str) -> str:
-    """Text as a person could have typed it: line breaks become \\n, other controls go."""
-    return _CONTROLS.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def clean_text(text: Any, limit: int = TEXT_MAX, *, allow_empty: bool = False) -> str:

@@ -16,8 +16,9 @@ from aiohttp import web
 
 from parley.http import Rejected, ok, read_json
 from parley.service import POOL
+from parley.text import strip_controls
 
-from conversation.domain import DomainError, check_email, strip_controls
+from conversation.domain import DomainError, check_email
 
 VERIFIED_PREFIX = "verified:"
 NAME_MAX = 200

@@ -10,11 +10,11 @@ them with the project (`project.triggers_changed`) and the widget gets the enabl
 ones with its configuration."""
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
 from parley.contract import canonical_uuid
+from parley.text import strip_controls
 
 from operator_registry.widget_texts import LANGUAGES
 
@@ -26,8 +26,6 @@ SECONDS_MAX = 3600
 PAGES_MAX = 100
 PARAM_NAME_MAX = 64
 PARAM_VALUE_MAX = 256
-
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 
 
 class TriggerRejected(ValueError):
@@ -41,7 +39,8 @@ def _text(value: Any, limit: int, what: str, code: str, *, required: bool = True
         return ""
     if not isinstance(value, str):
         raise TriggerRejected(code, f"{what} is text.")
-    cleaned = _CONTROLS.sub("", value.replace("\r\n", "\n") if multiline else value.replace("\n", " ")).strip()
+    cleaned = strip_controls(value)
+    cleaned = (cleaned if multiline else cleaned.replace("\n", " ")).strip()
     if required and not cleaned:
         raise TriggerRejected(code, f"{what} is required.")
     if len(cleaned) > limit:

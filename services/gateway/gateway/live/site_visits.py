@@ -10,9 +10,10 @@ The view (`visit`) is what operators see and what gateways tell each other: it h
 history beyond the visit's last PAGES_KEPT pages, and is gone when the visitor leaves."""
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from parley.text import strip_controls
 
 URL_MAX = 2000          # as a conversation's page_url (conversation/domain.py)
 TITLE_MAX = 200
@@ -23,14 +24,10 @@ UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content
 UTM_VALUE_MAX = 256
 INVITATION_TEXT_MAX = 1000
 
-# C0 controls but tab and newline, DEL, and lone surrogates: as conversation/domain.py strips.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
-
-
 def text(value: Any, limit: int) -> str | None:
     if not isinstance(value, str):
         return None
-    return _CONTROLS.sub("", value).strip()[:limit].strip() or None
+    return strip_controls(value).strip()[:limit].strip() or None
 
 
 def url(value: Any) -> str | None:
@@ -98,7 +95,7 @@ def visit(visitor_id: str, project_id: str, page: dict[str, Any] | None, *, para
 
 def invitation_text(value: Any) -> str:
     """An operator's invitation: the words they typed, 1-INVITATION_TEXT_MAX characters."""
-    if not isinstance(value, str) or not (cleaned := _CONTROLS.sub("", value.replace("\r\n", "\n")).strip()):
+    if not isinstance(value, str) or not (cleaned := strip_controls(value).strip()):
         raise ValueError("text_required")
     if len(cleaned) > INVITATION_TEXT_MAX:
         raise ValueError("text_too_long")
