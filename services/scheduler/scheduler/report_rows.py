@@ -120,34 +120,33 @@ def period(schedule: wh.Schedule, first: date, last: date) -> tuple[datetime, da
 def summarise(schedule: wh.Schedule, rows: Iterable[ReportRow], offers: Iterable[OfferExpired],
               group: str) -> dict[Any, dict[str, Any]]:
     """Each group's figures (group 'day': a local date; 'operator': an operator id, None
-    for nobody), and 'total' over all."""
+    for nobody), and 'total' over all, even when there is nothing."""
     zone = schedule.zone
+    rows = list(rows)
+    # Each first response in working time once, whichever groups the row counts in.
+    response = {r.conversation_id: wh.working_time_between(schedule, r.started_at, r.first_reply_at).total_seconds()
+                for r in rows if r.first_reply_at}
 
     def key(at: datetime, operator: str | None) -> Any:
         return at.astimezone(zone).date() if group == "day" else operator
 
-    bins: dict[Any, dict[str, list]] = {}
-
-    def bin_of(k: Any) -> dict[str, list]:
-        return bins.setdefault(k, {"conversations": [], "offers": []})
-
+    bins: dict[Any, tuple[list[ReportRow], list[OfferExpired]]] = {"total": ([], [])}
     for row in rows:
         for k in (key(row.started_at, row.assignee_id), "total"):
-            bin_of(k)["conversations"].append(row)
+            bins.setdefault(k, ([], []))[0].append(row)
     for offer in offers:
         for k in (key(offer.at, offer.operator_id), "total"):
-            bin_of(k)["offers"].append(offer)
-    out = {}
-    for k, b in bins.items():
-        rows_in = b["conversations"]
-        replied = [wh.working_time_between(schedule, r.started_at, r.first_reply_at).total_seconds()
-                   for r in rows_in if r.first_reply_at]
-        resolved = [(r.closed_at - r.started_at).total_seconds() for r in rows_in if r.closed_at]
-        ratings = [r.rating for r in rows_in if r.rating is not None]
-        out[k] = {"conversations": len(rows_in), "missed": sum(1 for r in rows_in if r.first_reply_at is None),
-                  "first_response_median_s": _median(replied), "first_response_p90_s": nearest_rank(replied, 90),
-                  "resolution_median_s": _median(resolved), "resolution_p90_s": nearest_rank(resolved, 90),
-                  "offers_expired": len(b["offers"]),
-                  "csat_average": round(sum(ratings) / len(ratings), 2) if ratings else None,
-                  "csat_count": len(ratings)}
-    return out
+            bins.setdefault(k, ([], []))[1].append(offer)
+    return {k: figures(rows_in, offers_in, response) for k, (rows_in, offers_in) in bins.items()}
+
+
+def figures(rows: list[ReportRow], offers: list[OfferExpired], response: dict[str, float]) -> dict[str, Any]:
+    """One group's figures; `response`: each replied conversation's first response, in seconds."""
+    replied = [response[r.conversation_id] for r in rows if r.first_reply_at]
+    resolved = [(r.closed_at - r.started_at).total_seconds() for r in rows if r.closed_at]
+    ratings = [r.rating for r in rows if r.rating is not None]
+    return {"conversations": len(rows), "missed": sum(1 for r in rows if r.first_reply_at is None),
+            "first_response_median_s": _median(replied), "first_response_p90_s": nearest_rank(replied, 90),
+            "resolution_median_s": _median(resolved), "resolution_p90_s": nearest_rank(resolved, 90),
+            "offers_expired": len(offers),
+            "csat_average": round(sum(ratings) / len(ratings), 2) if ratings else None, "csat_count": len(ratings)}

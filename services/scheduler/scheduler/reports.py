@@ -128,9 +128,7 @@ async def report(pool: asyncpg.Pool, project_id: str, first: date, last: date, g
               for r in await pool.fetch("""select offer_id, conversation_id, operator_id, at from report_offers_expired
                                            where project_id = $1 and at >= $2 and at < $3""", project_id, start, end)]
     figures = report_rows.summarise(schedule, [_row(r) for r in found], offers, group)
-    empty = report_rows.summarise(schedule, [], [], group).get("total") or {
-        c: 0 if c in ("conversations", "missed", "offers_expired", "csat_count") else None for c in COLUMNS}
-    total = figures.pop("total", empty)
+    total, empty = figures.pop("total"), report_rows.figures([], [], {})
     if group == "day":
         days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
         rows = [{"day": d.isoformat(), **figures.get(d, empty)} for d in days]

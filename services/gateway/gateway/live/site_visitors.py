@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -41,13 +40,12 @@ from prometheus_client import Gauge
 
 from parley import cipher, internal_auth
 from parley.config import positive_seconds
+from parley.loops import every
 
 from gateway.live import signal_producer, site_visits
 from gateway.live.operator_sockets import SOCKETS as OPERATOR_SOCKETS
 from gateway.live.send_queue import serialize
 from gateway.live.visitor_sockets import VISITOR_SOCKETS, VisitorSocket
-
-log = logging.getLogger(__name__)
 
 TOPIC = "visitors.signals"
 REFRESH_VAR = "PARLEY_LIVE_VISITORS_REFRESH_SECONDS"
@@ -368,15 +366,5 @@ def _push(app: web.Application) -> None:
             socket.out.push(frame)
 
 
-def flush_loop(app: web.Application):
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await flush(app)
-            except Exception:   # one bad round must not end the list for good
-                log.exception("live visitors flush failed")
-            try:
-                await asyncio.wait_for(stop.wait(), FLUSH_SECONDS)
-            except asyncio.TimeoutError:
-                pass
-    return run
+# The supervisor (parley/service.py) restarts the loop if a round raises: the next one goes on.
+flush_loop = every(FLUSH_SECONDS, flush)
