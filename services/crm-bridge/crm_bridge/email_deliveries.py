@@ -192,16 +192,13 @@ class Mailer:
             else:
                 message = email_rules.transcript_email(settings, answer.body, answer.body["email"], str(row["id"]))
                 await smtp_send(settings, message)
-        except SendFailed as e:
-            error = e.reason
-            if e.final or attempts >= MAX_ATTEMPTS:
+        except (SendFailed, Rejected) as e:   # Rejected: the conversation service away, tried again
+            error = e.reason if isinstance(e, SendFailed) else e.message
+            if isinstance(e, SendFailed) and (e.final or attempts >= MAX_ATTEMPTS):
                 status = "failed"
             else:
                 status = "pending"
                 retry_at = now() + timedelta(seconds=domain.backoff(attempts, tuning.rand, base=tuning.backoff_base))
-        except Rejected as e:   # the conversation service away
-            status, error = "pending", e.message
-            retry_at = now() + timedelta(seconds=domain.backoff(attempts, tuning.rand, base=tuning.backoff_base))
         await self.record(row["id"], token, status, error, retry_at)
 
     async def record(self, delivery_id, token: str, status: str, error: str | None, retry_at: datetime | None) -> None:

@@ -15,6 +15,7 @@ MESSAGES_PER_MINUTE_PER_ADDRESS = 120
 NEW_VISITORS_PER_MINUTE_PER_ADDRESS = 20
 UPLOADS_PER_MINUTE_PER_ADDRESS = 30
 PAGES_PER_MINUTE_PER_VISITOR = 60   # page frames (live visitors): more is a script, not a person browsing
+INVITES_PER_MINUTE_PER_OPERATOR = 20
 
 
 @dataclass
@@ -26,6 +27,8 @@ class Limits:
         default_factory=lambda: SlidingWindow(NEW_VISITORS_PER_MINUTE_PER_ADDRESS))
     uploads_per_address: SlidingWindow = field(default_factory=lambda: SlidingWindow(UPLOADS_PER_MINUTE_PER_ADDRESS))
     pages_per_visitor: SlidingWindow = field(default_factory=lambda: SlidingWindow(PAGES_PER_MINUTE_PER_VISITOR))
+    invites_per_operator: SlidingWindow = field(
+        default_factory=lambda: SlidingWindow(INVITES_PER_MINUTE_PER_OPERATOR))
 
 
 LIMITS = web.AppKey("rate_limits", Limits)

@@ -16,14 +16,12 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from parley.http import Rejected, ok, read_json, unavailable
-from parley.sliding_window import SlidingWindow
 
 from gateway import auth
 from gateway.live import availability, site_visitors, site_visits
+from gateway.rate_limits import limits
 
 LIST_MAX = 1000
-INVITES_PER_MINUTE_PER_OPERATOR = 20
-INVITES = web.AppKey("invites_per_operator", SlidingWindow)
 
 
 async def live_visitors(request: web.Request) -> web.Response:
@@ -52,7 +50,7 @@ async def invite(request: web.Request) -> web.Response:
     is_open, next_open_at = await availability.now_open(request.app, me["project"])
     if not is_open:
         raise Rejected(409, "chat_closed", f"The chat is closed now (working hours); it opens at {next_open_at}.")
-    if not request.app[INVITES].allow(me["id"]):
+    if not limits(request.app).invites_per_operator.allow(me["id"]):
         raise Rejected(429, "rate_limited", "Too many invitations at once; wait a minute.",
                        headers={"Retry-After": "60"})
     now = datetime.now(timezone.utc)
@@ -67,6 +65,5 @@ async def invite(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app[INVITES] = SlidingWindow(INVITES_PER_MINUTE_PER_OPERATOR)
     app.router.add_get("/api/visitors/live", live_visitors)
     app.router.add_post("/api/visitors/{visitor_id}/invite", invite)
