@@ -91,7 +91,7 @@ def live(app: web.Application):
     # with the conversation service's keys before they are pushed to sockets.
     return LiveSubscriber(app[SETTINGS].kafka_bootstrap, {topic: handler(h) for topic, h in on_topic.items()},
                           decoders={typing_signals.TOPIC: typing_signals.decode,
-                                    site_visitors.TOPIC: site_visitors.decode},
+                                    site_visitors.TOPIC: site_visitors.decoder(app)},
                           openers={"conversation.events": app[conversation_keys.KEYS].open}).run
 
 

@@ -269,16 +269,24 @@ async def _publish(app: web.Application, key: str, message: dict) -> bool:
         _signal_key(), orjson.dumps(body), message["type"].encode())})
 
 
-def decode(raw: bytes) -> dict | None:
-    try:
-        message = orjson.loads(raw)
-        if not isinstance(message, dict) or not isinstance(message.get("gateway"), str) \
-                or message.get("type") not in ("visitors", "invite", "roster_wanted"):
-            return None
-        body = orjson.loads(cipher.unseal(_signal_key(), message["sealed"], message["type"].encode()))
-    except (orjson.JSONDecodeError, cipher.Unreadable, KeyError):
-        return None   # not ours, or sealed under another installation's secret
-    return {**body, "type": message["type"], "gateway": message["gateway"]} if isinstance(body, dict) else None
+def decoder(app: web.Application):
+    """The topic's decoder for this gateway: a signal it sent itself (applied when sent,
+    dropped by on_signal) is handed on unopened - a refresh's batches are the largest
+    signals, and there is no sense in opening and parsing them again."""
+    def decode(raw: bytes) -> dict | None:
+        try:
+            message = orjson.loads(raw)
+            if not isinstance(message, dict) or not isinstance(message.get("gateway"), str) \
+                    or message.get("type") not in ("visitors", "invite", "roster_wanted"):
+                return None
+            head = {"type": message["type"], "gateway": message["gateway"]}
+            if head["gateway"] == table(app).gateway:
+                return head
+            body = orjson.loads(cipher.unseal(_signal_key(), message["sealed"], message["type"].encode()))
+        except (orjson.JSONDecodeError, cipher.Unreadable, KeyError):
+            return None   # not ours, or sealed under another installation's secret
+        return {**body, **head} if isinstance(body, dict) else None
+    return decode
 
 
 async def on_signal(app: web.Application, message: dict) -> None:
