@@ -17,12 +17,20 @@ upsert by key, a delete: the search entries) may say so (`idempotent`): then the
 stores its offset alone, without the two statements over every stream in it - at 1,000
 messages a second those were a row written and a row updated per message.
 
+A batch with nothing for the handler (a consumer of lead requests reading a run of
+visitor messages) commits no transaction of its own: its partition's offset is stored
+with the next batch that has work, or after OFFSET_DEFER_SECONDS by itself. A crash in
+between replays only events the consumer skips again. At 1,000 messages a second the
+five consumers that act on one event in a hundred made 0.8 SQL statements a message
+this way, as many as the whole command path (issue 21).
+
 A projection is rebuilt by `rebuild()`: its reset and the tracking rows are cleared in
 one transaction, and the next `run()` reads its topics from the beginning."""
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Awaitable, Callable, Sequence
 
 import asyncpg
@@ -50,6 +58,7 @@ LAG = Gauge("parley_consumer_lag", "Messages in the partition not yet applied", 
 
 GATHER_MS = 250              # for consumers that can wait that long (ConsumerSpec.gather_ms)
 GATHER_BYTES = 64 * 1024     # ... or until this much has arrived
+OFFSET_DEFER_SECONDS = 2.0   # how long a partition's offset past skipped events may stay unstored
 
 # The claim locks the batch's streams (in one order, so two claimers cannot deadlock)
 # and returns the version each had applied, the latest committed one: a concurrent
@@ -68,6 +77,11 @@ with streams as (
     where c.consumer = $1 and c.stream_id = s.stream_id
 )
 insert into consumer_offsets (consumer, topic, partition, next_offset) values ($1, $2, $3, $4)
+on conflict (consumer, topic, partition) do update set next_offset = excluded.next_offset
+"""
+_STORE_SKIPPED = """
+insert into consumer_offsets (consumer, topic, partition, next_offset)
+select $1, topic, partition, next_offset from unnest($2::text[], $3::int[], $4::bigint[]) as x(topic, partition, next_offset)
 on conflict (consumer, topic, partition) do update set next_offset = excluded.next_offset
 """
 
@@ -111,6 +125,8 @@ class ConsumerRunner:
         # offsets stored by every batch that was in hand, or it would replay them.
         self._applying = asyncio.Lock()
         self.positions: dict[TopicPartition, int] = {}  # next offset to apply, per assigned partition
+        self.skipped: dict[TopicPartition, int] = {}    # next offset past skipped events, not stored yet
+        self.stored_at: dict[TopicPartition, float] = {}  # monotonic: when each partition's offset was stored
 
     async def rebuild(self) -> None:
         """Forget everything applied; the next run() rebuilds from the first event.
@@ -149,6 +165,7 @@ class ConsumerRunner:
                     else:
                         applied = [await self._apply_with_retry(consumer, tp, messages, stop)
                                    for tp, messages in work]
+                    await self._store_skipped(consumer)
                     done = {tp: messages[-1].offset + 1 for (tp, messages), ok in zip(work, applied) if ok}
                     if done:
                         try:   # for lag tooling; PostgreSQL is the truth
@@ -158,6 +175,10 @@ class ConsumerRunner:
                 self._report_lag(consumer)
         finally:
             self._consumer = None
+            try:
+                await self._store_skipped(consumer, every=True)
+            except Exception as e:   # harmless: a restart replays events it skips again
+                log.info("skipped offsets not stored", extra={"consumer": self.name, "error": repr(e)})
             await consumer.stop()  # leaves the group at once; offsets live in PostgreSQL
 
     def _parse(self, tp: TopicPartition, messages) -> list[Event]:
@@ -176,6 +197,9 @@ class ConsumerRunner:
         """Applies the batch, retrying until it commits (True) or the runner is stopped (False:
         the consumer is sought back to the batch's start)."""
         events = [e for e in self._parse(tp, messages) if self.types is None or e.type in self.types]
+        if not events and time.monotonic() - self.stored_at.get(tp, float("-inf")) < OFFSET_DEFER_SECONDS:
+            self.positions[tp] = self.skipped[tp] = messages[-1].offset + 1
+            return True
         while True:
             try:
                 await self._apply(tp, messages, await self.opener(events) if self.opener else events)
@@ -190,7 +214,23 @@ class ConsumerRunner:
                     return False
                 await asyncio.sleep(self.retry_delay)
         self.positions[tp] = messages[-1].offset + 1
+        self.skipped.pop(tp, None)
+        self.stored_at[tp] = time.monotonic()
         return True
+
+    async def _store_skipped(self, consumer, every: bool = False) -> None:
+        """The offsets past skipped events that have waited OFFSET_DEFER_SECONDS (or all),
+        of partitions still assigned, in one statement."""
+        now = time.monotonic()
+        due = [tp for tp in self.skipped if tp in consumer.assignment()
+               and (every or now - self.stored_at.get(tp, float("-inf")) >= OFFSET_DEFER_SECONDS)]
+        if not due:
+            return
+        await self.pool.execute(_STORE_SKIPPED, self.name, [tp.topic for tp in due], [tp.partition for tp in due],
+                                [self.skipped[tp] for tp in due])
+        for tp in due:
+            del self.skipped[tp]
+            self.stored_at[tp] = now
 
     async def _apply(self, tp: TopicPartition, messages, events: list[Event]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -243,7 +283,11 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         self.runner = runner
 
     async def on_partitions_revoked(self, revoked) -> None:
-        pass  # every applied batch already stored its offset with its effect
+        # Every applied batch stored its offset with its effect. Offsets past skipped
+        # events are forgotten: the next owner may be further already, and replaying
+        # what it skips costs nothing.
+        for tp in revoked:
+            self.runner.skipped.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned) -> None:
         async with self.runner._applying:

@@ -10,6 +10,7 @@ import sys
 import pytest
 from aiokafka import TopicPartition
 
+from parley import consumer as consumer_module
 from parley import kafka
 from parley.consumer import DUPLICATES, GAPS, ConsumerRunner
 from parley.envelope import Event, new_event
@@ -247,6 +248,57 @@ async def test_a_consumer_of_some_types_claims_only_their_streams_and_still_appl
     assert claimed == {stream: versions[-1] for stream, versions in expected.items()}
     assert await offsets() == await _count_messages(platform.bootstrap, topic) == 400
     assert GAPS.labels(name)._value.get() == gaps_before
+
+
+async def test_a_run_of_skipped_events_stores_its_offset_later_and_a_restart_applies_nothing_twice(
+        platform, pool, store, topic, catalog, schema_name, monkeypatch):
+    """Batches with nothing for the handler commit no transaction of their own (issue 21):
+    the offset past them waits (here until the runner stops), and is stored then; a runner
+    that never stored it (a crash) replays only events it skips again."""
+    monkeypatch.setattr(consumer_module, "OFFSET_DEFER_SECONDS", 3600.0)
+    name = f"deferring-{topic}"
+    handled: list[tuple[str, int]] = []
+
+    async def handle(conn, event: Event):
+        handled.append((event.stream_id, event.stream_version))
+
+    def runner():
+        return ConsumerRunner(pool, platform.bootstrap, name=name, topics=[topic], handle=handle,
+                              types=frozenset({"test.item_added"}))
+
+    async def stored() -> int:
+        return await pool.fetchval("select coalesce(sum(next_offset), 0) from consumer_offsets where consumer = $1",
+                                   name)
+
+    for s in range(TEST_PARTITIONS * 4):   # one wanted event per stream: every partition stores an offset
+        await store.append([item_added(f"item-d{s}", 0)], expected_version=0)
+    streams = TEST_PARTITIONS * 4
+    async with Background() as bg:
+        bg.start(Relay(platform.database_url, schema_name, platform.bootstrap).run)
+        first = runner()
+        bg.start(first.run)
+        await eventually(lambda: len(handled) == streams, what="the wanted events applied")
+        await eventually(lambda: _above(stored, streams - 1), what="their offsets stored")
+        for v in range(1, 11):
+            for s in range(streams):
+                await store.append([new_event("test.item_seen", f"item-d{s}", {"n": v})], expected_version=v)
+        await eventually(lambda: sum(first.positions.values()) >= streams * 11, what="the skipped events read")
+        await asyncio.sleep(0.5)
+        assert await stored() == streams, "a batch with nothing to apply wrote no offset of its own"
+        assert first.skipped, "the offsets past them wait"
+    assert await stored() == await _count_messages(platform.bootstrap, topic), "the runner stopping stored them"
+
+    # A runner that dies before storing them (its successor starts from the last stored
+    # offsets) reads the skipped events again and applies only what is new.
+    await pool.execute("update consumer_offsets set next_offset = next_offset - 10 where consumer = $1", name)
+    for s in range(streams):
+        await store.append([item_added(f"item-d{s}", 11)], expected_version=11)
+    async with Background() as bg:
+        bg.start(Relay(platform.database_url, schema_name, platform.bootstrap).run)
+        bg.start(runner().run)
+        await eventually(lambda: len(handled) == 2 * streams, what="the new wanted events applied")
+        await asyncio.sleep(1)
+    assert sorted(handled) == sorted((f"item-d{s}", v) for s in range(streams) for v in (1, 12))
 
 
 async def test_an_idempotent_consumer_keeps_only_its_offset_and_resumes_from_it(

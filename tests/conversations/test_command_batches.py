@@ -16,6 +16,7 @@ from parley.eventstore import Outcome
 from parley.service import POOL, STORE
 
 from conversation import commands, domain
+from conversation import command_batch
 from conversation.command_batch import Command, batches_of
 from tests.conversations.test_kept_state import kept_and_folded, visitor_call
 from tests.conversations.test_conversation_domain import PROJECT
@@ -155,3 +156,39 @@ async def test_many_visitors_writing_at_once_through_the_api_are_each_stored_onc
     for n, cid in enumerate(cids):
         texts = [e.data["text"] for e in await stream(stack, cid) if e.type == "chat.visitor_message_posted"]
         assert texts == [f"{n}:{i}" for i in range(5)]
+
+
+def _scanned_in_full(plan: dict) -> set[str]:
+    found = {plan["Relation Name"]} if plan.get("Node Type") == "Seq Scan" else set()
+    for child in plan.get("Plans", ()):
+        found |= _scanned_in_full(child)
+    return found
+
+
+async def test_a_large_batch_reads_by_key_whatever_the_tables_hold(stack):
+    """A batch of 200 against 20,000 recorded commands and message ids is 600 key probes,
+    not sequential scans (with `= any(...)` and a join it scanned both tables: 2 ms a
+    batch at 15,000 rows, more as they grew, and under a backlog every batch is large)."""
+    pool: asyncpg.Pool = stack.conversation.app[POOL]
+    tag = uuid.uuid4().hex[:8]
+    cid = str(uuid.uuid4())
+    await pool.execute("insert into commands (command_id, stream_id, result) select $1 || n, 'x', '{}' "
+                       "from generate_series(1, 20000) n", f"plan-{tag}-")
+    await pool.execute("insert into conversation_messages (conversation_id, side, message_id, seq) "
+                       "select $1::uuid, 'visitor', $2 || n, n from generate_series(1, 20000) n", cid, f"m-{tag}-")
+    await pool.execute("analyze commands")
+    await pool.execute("analyze conversation_messages")
+    cmds = [message(cid, f"v-{tag}", f"m-{tag}-{n}") for n in range(1, 200, 2)] + \
+           [message(str(uuid.uuid4()), f"w-{tag}", f"new-{n}") for n in range(100)]
+    cmds = [Command(f"plan-{tag}-{n}" if n % 2 else c.command_id, c.conversation_id, c.decide,
+                    visitor_message_id=c.visitor_message_id) for n, c in enumerate(cmds, start=1)]
+    ids = list(dict.fromkeys(c.conversation_id for c in cmds))
+    asked = [(c.conversation_id, "visitor", c.visitor_message_id) for c in cmds]
+    args = (ids, [conversation_stream(i) for i in ids], [c.command_id for c in cmds], *map(list, zip(*asked)))
+    async with pool.acquire() as conn:
+        plan = await conn.fetchval("explain (format json) " + command_batch._READ, *args)
+        basis = await command_batch.read_basis(conn, stack.conversation.app[STORE], cmds)
+    scanned = _scanned_in_full(plan[0]["Plan"])   # the pool decodes json
+    assert not scanned & {"commands", "conversation_messages", "conversation_state"}, scanned
+    assert set(basis.recorded) == {f"plan-{tag}-{n}" for n in range(1, 201, 2)}
+    assert basis.found == {(cid, "visitor", f"m-{tag}-{n}") for n in range(1, 200, 2)}
