@@ -16,7 +16,7 @@ from parley.eventstore import Outcome
 from parley.service import POOL, STORE
 
 from conversation import commands, domain
-from conversation import command_batch
+from conversation import command_batch, current_conversations, projection
 from conversation.command_batch import Command, batches_of
 from tests.conversations.test_kept_state import kept_and_folded, visitor_call
 from tests.conversations.test_conversation_domain import PROJECT
@@ -192,3 +192,30 @@ async def test_a_large_batch_reads_by_key_whatever_the_tables_hold(stack):
     assert not scanned & {"commands", "conversation_messages", "conversation_state"}, scanned
     assert set(basis.recorded) == {f"plan-{tag}-{n}" for n in range(1, 201, 2)}
     assert basis.found == {(cid, "visitor", f"m-{tag}-{n}") for n in range(1, 200, 2)}
+
+
+async def test_the_visitor_lookup_and_the_inbox_rows_read_by_key_whatever_the_tables_hold(stack):
+    """The batched current-conversation lookup and the inbox projection's load, for 300
+    keys against 20,000 rows: key probes, not sequential scans."""
+    pool: asyncpg.Pool = stack.conversation.app[POOL]
+    tag = uuid.uuid4().hex[:8]
+    await pool.execute("insert into conversations (id, project_id, visitor_id, status, started_at, version) "
+                       "select gen_random_uuid(), $1, 'v' || n, 'closed', now(), 1 from generate_series(1, 20000) n",
+                       f"plan-{tag}")
+    await pool.execute("insert into visitor_conversations (project_id, visitor_id, conversation_id) "
+                       "select project_id, visitor_id, id from conversations where project_id = $1", f"plan-{tag}")
+    await pool.execute("analyze visitor_conversations")
+    await pool.execute("analyze conversations")
+    visitors = [f"v{n}" for n in range(1, 301)]
+    async with pool.acquire() as conn:
+        current = await conn.fetchval("explain (format json) " + current_conversations._CURRENT,
+                                      [f"plan-{tag}"] * 300, visitors)
+        load = await conn.fetchval("explain (format json) " + projection._LOAD, [str(uuid.uuid4()) for _ in range(300)])
+        found = await conn.fetch(current_conversations._CURRENT, [f"plan-{tag}"] * 300, visitors)
+    assert not _scanned_in_full(current[0]["Plan"]) & {"visitor_conversations", "conversations"}
+    assert not _scanned_in_full(load[0]["Plan"]) & {"conversations"}
+    assert sorted(r["n"] for r in found) == list(range(1, 301))
+    assert {r["status"] for r in found} == {"closed"}
+    # the stack is shared: the made-up project goes
+    await pool.execute("delete from visitor_conversations where project_id = $1", f"plan-{tag}")
+    await pool.execute("delete from conversations where project_id = $1", f"plan-{tag}")

@@ -11,11 +11,15 @@ from aiohttp import web
 
 from parley.batching import Batcher
 
+# Two primary-key probes per visitor, whatever the batch's size (lateral, `limit 1`:
+# never planned as a scan of the tables; command_batch._READ says why).
 _CURRENT = """
-select x.n, v.conversation_id::text as id, c.status
+select x.n, v.id, v.status
 from unnest($1::text[], $2::text[]) with ordinality as x(project_id, visitor_id, n)
-join visitor_conversations v on v.project_id = x.project_id and v.visitor_id = x.visitor_id
-left join conversations c on c.id = v.conversation_id
+cross join lateral (
+    select v.conversation_id::text as id, c.status
+    from visitor_conversations v left join conversations c on c.id = v.conversation_id
+    where v.project_id = x.project_id and v.visitor_id = x.visitor_id limit 1) v
 """
 
 

@@ -22,7 +22,10 @@ from parley.envelope import Event
 
 from conversation import domain, inbox
 
-_LOAD = f"select {', '.join(inbox.COLUMNS)} from conversations where id = any($1::uuid[])"
+# A primary-key probe per row (lateral, `limit 1`: never planned as a scan of the table;
+# command_batch._READ says why).
+_LOAD = f"""select c.* from unnest($1::uuid[]) as x(id)
+cross join lateral (select {', '.join(inbox.COLUMNS)} from conversations where id = x.id limit 1) c"""
 
 # Rows whose visitor messages after a read mark are needed (chat.read_by_operator).
 # The join keeps one primary-key range scan per conversation.
