@@ -206,6 +206,24 @@ async def test_a_consumer_stopped_mid_stream_resumes_without_loss_or_double_effe
     assert DUPLICATES.labels(f"projection-{topic}")._value.get() - duplicates_before == republished
 
 
+def _item_added_consumer(pool, platform, name: str, topic: str):
+    """A consumer of test.item_added only: what it handled, a runner maker, and the sum of
+    its stored offsets."""
+    handled: list[tuple[str, int]] = []
+
+    async def handle(conn, event: Event):
+        handled.append((event.stream_id, event.stream_version))
+
+    def runner():
+        return ConsumerRunner(pool, platform.bootstrap, name=name, topics=[topic], handle=handle,
+                              types=frozenset({"test.item_added"}))
+
+    async def stored() -> int:
+        return await pool.fetchval("select coalesce(sum(next_offset), 0) from consumer_offsets where consumer = $1",
+                                   name)
+    return handled, runner, stored
+
+
 async def test_a_consumer_of_some_types_claims_only_their_streams_and_still_applies_them_once_in_order(
         platform, pool, store, topic, catalog, schema_name):
     """ConsumerSpec.types (issue 21): events of other types only move the offset - no
@@ -217,18 +235,7 @@ async def test_a_consumer_of_some_types_claims_only_their_streams_and_still_appl
             seen = new_event("test.item_seen", stream, {"n": v})
             await store.append([item_added(stream, v) if v % 4 == 0 or s == 0 else seen], expected_version=v)
     name = f"filtered-{topic}"
-    handled: list[tuple[str, int]] = []
-
-    async def handle(conn, event: Event):
-        handled.append((event.stream_id, event.stream_version))
-
-    def runner():
-        return ConsumerRunner(pool, platform.bootstrap, name=name, topics=[topic], handle=handle,
-                              types=frozenset({"test.item_added"}))
-
-    async def offsets() -> int:   # past every event, wanted or not
-        return await pool.fetchval("select coalesce(sum(next_offset), 0) from consumer_offsets where consumer = $1",
-                                   name)
+    handled, runner, offsets = _item_added_consumer(pool, platform, name, topic)   # offsets: past every event
 
     gaps_before = GAPS.labels(name)._value.get()
     async with Background() as bg:
@@ -257,18 +264,7 @@ async def test_a_run_of_skipped_events_stores_its_offset_later_and_a_restart_app
     that never stored it (a crash) replays only events it skips again."""
     monkeypatch.setattr(consumer_module, "OFFSET_DEFER_SECONDS", 3600.0)
     name = f"deferring-{topic}"
-    handled: list[tuple[str, int]] = []
-
-    async def handle(conn, event: Event):
-        handled.append((event.stream_id, event.stream_version))
-
-    def runner():
-        return ConsumerRunner(pool, platform.bootstrap, name=name, topics=[topic], handle=handle,
-                              types=frozenset({"test.item_added"}))
-
-    async def stored() -> int:
-        return await pool.fetchval("select coalesce(sum(next_offset), 0) from consumer_offsets where consumer = $1",
-                                   name)
+    handled, runner, stored = _item_added_consumer(pool, platform, name, topic)
 
     for s in range(TEST_PARTITIONS * 4):   # one wanted event per stream: every partition stores an offset
         await store.append([item_added(f"item-d{s}", 0)], expected_version=0)
