@@ -24,8 +24,8 @@ OPEN_ATTEMPTS = 4   # 0.2 + 0.4 + 0.8 s of waiting for the keys' owner before a 
 # out while that fetch waits is asked for only when it returns. With Kafka's 500 ms, a
 # fetch that went out for quiet partitions (typing, visitors, project) held the busy
 # ones' messages back for up to half a second: the bench's 1,000 msg/s step had a p99
-# of 620 ms in two runs of four while its acks' p99 was 106-111 ms (issue 21). Idle, a
-# gateway asks 50 times a second.
+# of 617 and 634 ms in two runs of four while its acks' p99 was 106-111 ms (issue 21).
+# Idle, a gateway asks 50 times a second.
 FETCH_WAIT_MS = 20
 
 
