@@ -81,7 +81,8 @@ on conflict (consumer, topic, partition) do update set next_offset = excluded.ne
 """
 _STORE_SKIPPED = """
 insert into consumer_offsets (consumer, topic, partition, next_offset)
-select $1, topic, partition, next_offset from unnest($2::text[], $3::int[], $4::bigint[]) as x(topic, partition, next_offset)
+select $1, topic, partition, next_offset
+from unnest($2::text[], $3::int[], $4::bigint[]) as x(topic, partition, next_offset)
 on conflict (consumer, topic, partition) do update set next_offset = excluded.next_offset
 """
 
@@ -197,7 +198,7 @@ class ConsumerRunner:
         """Applies the batch, retrying until it commits (True) or the runner is stopped (False:
         the consumer is sought back to the batch's start)."""
         events = [e for e in self._parse(tp, messages) if self.types is None or e.type in self.types]
-        if not events and time.monotonic() - self.stored_at.get(tp, float("-inf")) < OFFSET_DEFER_SECONDS:
+        if not events and self._stored_lately(tp, time.monotonic()):
             self.positions[tp] = self.skipped[tp] = messages[-1].offset + 1
             return True
         while True:
@@ -218,12 +219,15 @@ class ConsumerRunner:
         self.stored_at[tp] = time.monotonic()
         return True
 
+    def _stored_lately(self, tp: TopicPartition, now: float) -> bool:
+        """The partition's offset was stored under OFFSET_DEFER_SECONDS ago: one past skipped events may wait."""
+        return now - self.stored_at.get(tp, float("-inf")) < OFFSET_DEFER_SECONDS
+
     async def _store_skipped(self, consumer, every: bool = False) -> None:
         """The offsets past skipped events that have waited OFFSET_DEFER_SECONDS (or all),
         of partitions still assigned, in one statement."""
         now = time.monotonic()
-        due = [tp for tp in self.skipped if tp in consumer.assignment()
-               and (every or now - self.stored_at.get(tp, float("-inf")) >= OFFSET_DEFER_SECONDS)]
+        due = [tp for tp in self.skipped if tp in consumer.assignment() and (every or not self._stored_lately(tp, now))]
         if not due:
             return
         await self.pool.execute(_STORE_SKIPPED, self.name, [tp.topic for tp in due], [tp.partition for tp in due],
