@@ -8,13 +8,17 @@ was the whole tail above p99 and the `busy` refusals at 200-1,000 msg/s.
 - `keep_old_objects_frozen` (in a service's own process: `frozen_while_running`): what
   is alive goes to the permanent generation (`gc.freeze`), which collections skip: the
   sockets, caches and settings a server keeps for minutes are not walked again and
-  again. It freezes every FREEZE_EVERY seconds, and within CHECK_EVERY of each full
-  collection: what survived one has proved it lives on. Freezing only on the clock left
-  a gateway taking on sockets fast (the bench's 1,000 operators connecting) with a full
-  collection every second over everything since the last freeze, 100-300 ms each; after
-  each full one is frozen, the next walks only what came since. Reference counting
-  still frees frozen objects; only garbage cycles among them wait, until every
-  THAW_EVERY seconds they are thawed and collected once."""
+  again. It freezes every FREEZE_EVERY seconds, so a full collection walks only what
+  came in since. A full collection comes when the objects moved to the oldest
+  generation since the last one reach a quarter of what that one kept; freezing does
+  not reset that count, so what it walks is what piled up between freezes. Freezing
+  every 30 s (and within a second of each full collection) still let 0-6 pauses of
+  103-215 ms through a four-minute ladder on a slow evening, all in the gateway, each
+  long enough to set the p99 of the step it fell in (a 150 ms pause delays 1.5 % of a
+  step's messages at 1,000 msg/s). A freeze is a list splice, so it now happens every
+  second.
+  Reference counting still frees frozen objects; only garbage cycles alive at a freeze
+  wait, until every THAW_EVERY seconds they are thawed and collected once."""
 from __future__ import annotations
 
 import asyncio
@@ -30,13 +34,10 @@ log = logging.getLogger(__name__)
 PAUSES = Histogram("parley_gc_pause_seconds", "Garbage collections, by generation", ["generation"],
                    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
 LONG_PAUSE = 0.1
-FREEZE_EVERY = 30.0
-CHECK_EVERY = 1.0
+FREEZE_EVERY = 1.0
 THAW_EVERY = 600.0
 
 _started = [0.0]
-# Set by a full collection (from whichever thread it ran on), cleared by the next freeze.
-_full_since_freeze = [False]
 
 
 def _on_collection(phase: str, info: dict) -> None:
@@ -44,8 +45,6 @@ def _on_collection(phase: str, info: dict) -> None:
         _started[0] = time.perf_counter()
         return
     took = time.perf_counter() - _started[0]
-    if info["generation"] == 2:
-        _full_since_freeze[0] = True
     PAUSES.labels(str(info["generation"])).observe(took)
     if took >= LONG_PAUSE:
         log.warning("long garbage collection pause", extra={"generation": info["generation"],
@@ -59,22 +58,18 @@ def watch() -> None:
 
 
 async def keep_old_objects_frozen(stop: asyncio.Event) -> None:
-    thawed = frozen = time.monotonic()
+    thawed = time.monotonic()
     while True:
         try:
-            await asyncio.wait_for(stop.wait(), CHECK_EVERY)
+            await asyncio.wait_for(stop.wait(), FREEZE_EVERY)
             return
         except asyncio.TimeoutError:
             pass
-        now = time.monotonic()
-        if now - thawed >= THAW_EVERY:
+        if time.monotonic() - thawed >= THAW_EVERY:
             gc.unfreeze()
             gc.collect()
-            thawed = now
-        if _full_since_freeze[0] or now - frozen >= FREEZE_EVERY:
-            _full_since_freeze[0] = False
-            gc.freeze()
-            frozen = now
+            thawed = time.monotonic()
+        gc.freeze()
 
 
 async def frozen_while_running(_app) -> AsyncIterator[None]:
