@@ -51,7 +51,7 @@ async def test_what_lives_on_is_frozen_out_of_collections_and_thawed_now_and_the
 async def test_what_lives_a_second_is_frozen_so_a_full_collection_walks_only_what_came_since(monkeypatch):
     # A full collection walks the oldest generation. Frozen every 30 s, a burst of objects
     # that live on (a gateway taking on sockets, say) stayed there to be walked by every
-    # full collection until then: 100-215 ms pauses, each the p99 of a ladder step.
+    # full collection until then: 103-215 ms pauses, each enough to set a ladder step's p99.
     monkeypatch.setattr(gc_pauses, "THAW_EVERY", 3600.0)
     gc.unfreeze()
     stop = asyncio.Event()
