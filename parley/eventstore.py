@@ -11,9 +11,11 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 import asyncpg
 import orjson
 
+from parley import statements
 from parley.batching import Batcher
 from parley.envelope import Event
 from parley.schemas import Catalog
+from parley.statements import Statement
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,9 @@ recorded as (
     insert into commands (command_id, stream_id, result)
     select c.command_id, c.stream_id, c.result from unnest($15::text[], $16::text[], $17::jsonb[])
         as c(command_id, stream_id, result)
-    where exists (select from appended))
-select count(*) from appended"""
+    where exists (select from appended))"""
+_APPENDED = "select count(*) from appended"
+_APPEND_PARAMS = 17
 _COLUMNS = "position, id::text, stream_id, stream_version, type, version, topic, occurred_at, correlation_id, causation_id, project_id, data"
 
 
@@ -259,25 +262,33 @@ class EventStore:
         await self.append_locked(conn, [Append(stream_id, expected_version, events,
                                                ((command_id, result or {}),) if command_id is not None else ())])
 
-    async def append_locked(self, conn: asyncpg.Connection, appends: Sequence[Append]) -> None:
+    async def append_locked(self, conn: asyncpg.Connection, appends: Sequence[Append], *,
+                            along: Sequence[Statement] = ()) -> None:
         """Several streams' appends in one statement, in the caller's transaction, which
         holds the shard locks of all of them (lock_shards): the versions are read in this
         statement's snapshot, taken after the locks, so no append to these streams can
         commit in between. Positions follow the order of `appends` and of their events.
-        Raises ConcurrencyConflict, with nothing written, if any stream is elsewhere."""
+        `along`: the caller's own writes (its projection), sent in the same statement
+        (parley/statements.py) - they are written even when the versions conflict, so the
+        caller's transaction must end with the ConcurrencyConflict raised then.
+        Raises ConcurrencyConflict if any stream is elsewhere; no event is written."""
         events = [(a, e) for a in appends for e in a.events]
         if not events:
+            if along:
+                await statements.execute(conn, along)
             return
         shards = {a.stream_id: await self.shard_for(a.stream_id, conn) for a in appends}
         recorded = [(a.stream_id, command_id, result) for a in appends for command_id, result in a.commands]
+        ctes, along_args = statements.as_ctes(along, after=_APPEND_PARAMS)
         appended = await conn.fetchval(
-            _APPEND, [a.stream_id for a in appends], [a.expected_version for a in appends],
+            _APPEND + (",\n" + ctes if along else "") + "\n" + _APPENDED,
+            [a.stream_id for a in appends], [a.expected_version for a in appends],
             [e.id for _, e in events], [e.stream_id for _, e in events], [e.stream_version for _, e in events],
             [e.type for _, e in events], [e.version for _, e in events], [self.topic_for(e.stream_id) for _, e in events],
             [e.occurred_at for _, e in events], [e.correlation_id for _, e in events],
             [e.causation_id for _, e in events], [e.project_id for _, e in events],
             [orjson.dumps(e.data).decode() for _, e in events], [shards[e.stream_id] for _, e in events],
-            [c for _, c, _ in recorded], [s for s, _, _ in recorded], [r for _, _, r in recorded])
+            [c for _, c, _ in recorded], [s for s, _, _ in recorded], [r for _, _, r in recorded], *along_args)
         if appended != len(events):
             heads = dict(await conn.fetch(
                 """select x.stream_id, (select coalesce(max(stream_version), 0) from events where stream_id = x.stream_id)

@@ -7,6 +7,7 @@ command id returns its first outcome."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import asyncpg
@@ -54,12 +55,13 @@ async def stream(stack, cid: str):
 
 async def test_a_batch_writes_what_the_commands_one_at_a_time_would(stack):
     b = batches(stack)
-    before = (b.batches, b.commands)
+    before = (b.batches, b.commands, b.fell_back)
     a, c = str(uuid.uuid4()), str(uuid.uuid4())
     outcomes = await together(stack, message(a, "va", "1"), message(c, "vc", "1"), message(a, "va", "2"),
                               message(a, "va", "3", text="third"), message(c, "vc", "2"))
     assert all(isinstance(o, Outcome) and not o.replayed for o in outcomes), outcomes
-    assert (b.batches - before[0], b.commands - before[1]) == (1, 5)   # one transaction for all five
+    # one transaction for all five, written as a whole
+    assert (b.batches - before[0], b.commands - before[1], b.fell_back - before[2]) == (1, 5, 0)
     for cid, texts in ((a, ["hello", "hello", "third"]), (c, ["hello", "hello"])):
         events = await stream(stack, cid)
         assert [e.stream_version for e in events] == list(range(1, len(events) + 1))
@@ -70,6 +72,54 @@ async def test_a_batch_writes_what_the_commands_one_at_a_time_would(stack):
     seqs = await stack.conversation.app[POOL].fetch(
         "select message_id, seq from conversation_messages where conversation_id = $1 order by seq", a)
     assert [(r["message_id"], r["seq"]) for r in seqs] == [("1", 2), ("2", 3), ("3", 4)]
+
+
+class CountingPool:
+    """The store's pool, with the statements of each connection acquired, by acquisition."""
+
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+        self.acquisitions: list[list[str]] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.pool, name)
+
+    @contextlib.asynccontextmanager
+    async def acquire(self):
+        async with self.pool.acquire() as conn:
+            mine: list[str] = []
+            self.acquisitions.append(mine)
+
+            def logged(record) -> None:
+                mine.append(" ".join(record.query.split()))
+            conn.add_query_logger(logged)
+            try:
+                yield conn
+            finally:
+                conn.remove_query_logger(logged)
+
+
+async def test_a_lone_message_costs_five_statements_the_append_carries_the_projection(stack, monkeypatch):
+    """At 100 messages/s a batch is one command. Its transaction is BEGIN, the shard lock,
+    one read (kept state, inbox row, retries, resends), one write (the events, the
+    command's record, the inbox row, the message id, the kept state) and COMMIT: five
+    round trips, not nine - and what it wrote is what the projection would have."""
+    store = stack.conversation.app[STORE]
+    cid = str(uuid.uuid4())
+    await together(stack, message(cid, "five", "1"))   # the start (its visitor row and key are more)
+    counting = CountingPool(store.pool)
+    monkeypatch.setattr(store, "pool", counting)
+    [outcome] = await together(stack, message(cid, "five", "2", text="second"))
+    await asyncio.sleep(0)   # the query loggers run soon after their statement
+    monkeypatch.undo()
+    assert isinstance(outcome, Outcome) and [e.stream_version for e in outcome.events] == [3]
+    [batch] = [a for a in counting.acquisitions if any("'kept' as kind" in q for q in a)]
+    assert [q.split()[0].lower() for q in batch] == ["begin;", "select", "select", "with", "commit;"], batch
+    assert "insert into conversations" in batch[3] and "insert into conversation_state" in batch[3]
+    row = await stack.conversation.app[POOL].fetchrow(
+        "select unread, version, last_message_text from conversations where id = $1", cid)
+    assert dict(row) == {"unread": 2, "version": 3, "last_message_text": "second"}
+    await assert_kept_state_is_the_fold(stack, cid)
 
 
 async def test_a_retried_batched_command_returns_its_first_outcome_and_appends_nothing(stack):
@@ -122,8 +172,8 @@ async def test_a_session_killed_mid_batch_leaves_nothing_half_applied(stack, mon
     real = store.append_locked
     killed = []
 
-    async def append_then_die(conn, appends):
-        await real(conn, appends)
+    async def append_then_die(conn, appends, **along):
+        await real(conn, appends, **along)
         if len(appends) > 1 and not killed:
             killed.append(True)
             await conn.execute("select pg_terminate_backend(pg_backend_pid())")

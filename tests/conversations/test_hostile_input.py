@@ -225,7 +225,7 @@ def _route_of(path_: str) -> str:
 
 
 async def test_a_store_that_stays_contended_asks_to_try_again(stack, monkeypatch):
-    async def contended(conn, appends):   # every append, batched or alone, finds its stream moved on
+    async def contended(conn, appends, **along):   # every append, batched or alone, finds its stream moved on
         raise ConcurrencyConflict(appends[0].stream_id, 1, 2)
     monkeypatch.setattr(stack.conversation.app[STORE], "append_locked", contended)
     answer = await visitor_message(stack, "v-contended")

@@ -7,12 +7,15 @@ One transaction per batch:
   2. one read of what every command decides on (`_READ`): the kept states and stream
      heads, the commands already recorded (retries), the message ids asked about
      (resends) - read under the locks, so no other append to these streams can come in
-     between and the versions cannot conflict;
+     between and the versions cannot conflict - and the inbox rows the events will fold into;
   3. `plan` decides in memory, pure: a conversation that appears twice decides the
      second time on the first's result; a refused command (DomainError) or an event
      that breaks its schema fails only that command;
-  4. one append for all streams with their command records (EventStore.append_locked);
-  5. the projection (one statement per table) and one kept-state upsert;
+  4. one statement for the append of all streams with their command records
+     (EventStore.append_locked), the projection's inbox rows and message ids, and the kept
+     states (parley/statements.py): at 100 messages/s a batch is one command, and it was
+     nine round trips, now five (BEGIN, locks, read, write, COMMIT);
+  5. what the projection writes on its own (a start's visitor row, ratings, erasures);
   6. the keys of the conversations the batch started (parley/subject_keys.py), which
      the answers carry to the gateway.
 
@@ -37,7 +40,7 @@ from parley.contract import conversation_stream
 from parley.envelope import Event
 from parley.eventstore import Append, EventStore, Outcome, lock_shards
 
-from conversation import domain, projection
+from conversation import domain, inbox, projection
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +62,12 @@ class Command:
 @dataclass(frozen=True)
 class Basis:
     """What a batch reads before deciding: each conversation's (version, kept state),
-    the results of commands already run, and the (conversation, side, message id) found."""
+    the results of commands already run, the (conversation, side, message id) found, and
+    the inbox rows of the conversations that have one (projection.load's)."""
     kept: dict[str, tuple[int, domain.Conversation | None]]
     recorded: dict[str, dict[str, Any]] = field(default_factory=dict)
     found: frozenset[tuple[str, str, str]] = frozenset()
+    inbox: dict[str, inbox.Row] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -128,24 +133,25 @@ def with_found_ids(state: domain.Conversation, found: frozenset[tuple[str, str, 
 
 
 # Everything a batch decides on, in one round trip: a row per conversation (kept state,
-# version, stream head), a row per command already recorded, a row per message id found.
+# version, stream head, inbox row), a row per command already recorded, a row per message id found.
 # Each is one primary-key probe per key, whatever the batch's or the tables' size: a
 # lateral subquery with `limit 1` is never flattened into a join, so PostgreSQL cannot
 # plan a sequential scan instead. With `= any($3)` and a plain join it did, for a batch
 # of 150 against 15,000 commands (2 ms each, costing more the longer the run): a backlog
 # made batches larger and every batch slower, which made the backlog grow.
-_READ = """
+_READ = f"""
 select 'kept' as kind, a.id::text as conversation_id, s.version, s.state,
        (select coalesce(max(stream_version), 0) from events where stream_id = a.stream) as head,
-       null::text as command_id, null::jsonb as result, null::text as side, null::text as message_id
+       null::text as command_id, null::jsonb as result, null::text as side, null::text as message_id,
+       {projection.row_of('a.id')} as inbox
 from unnest($1::uuid[], $2::text[]) as a(id, stream)
 left join lateral (select version, state from conversation_state where conversation_id = a.id limit 1) s on true
 union all
-select 'recorded', null, null, null, null, c.command_id, c.result, null, null
+select 'recorded', null, null, null, null, c.command_id, c.result, null, null, null
 from unnest($3::text[]) as r(command_id)
 cross join lateral (select command_id, result from commands where command_id = r.command_id limit 1) c
 union all
-select 'found', x.id::text, null, null, null, null, null, x.side, x.message_id
+select 'found', x.id::text, null, null, null, null, null, x.side, x.message_id, null
 from unnest($4::uuid[], $5::text[], $6::text[]) as x(id, side, message_id)
 cross join lateral (select from conversation_messages m
                     where m.conversation_id = x.id and m.side = x.side and m.message_id = x.message_id limit 1) m
@@ -162,6 +168,7 @@ async def read_basis(conn: asyncpg.Connection, store: EventStore, commands: Sequ
     kept: dict[str, tuple[int, domain.Conversation | None]] = {}
     recorded: dict[str, dict[str, Any]] = {}
     found: set[tuple[str, str, str]] = set()
+    inbox_rows: dict[str, inbox.Row] = {}
     for row in rows:
         if row["kind"] == "recorded":
             recorded[row["command_id"]] = row["result"]
@@ -169,13 +176,15 @@ async def read_basis(conn: asyncpg.Connection, store: EventStore, commands: Sequ
             found.add((row["conversation_id"], row["side"], row["message_id"]))
         else:
             cid, version, state = row["conversation_id"], 0, None
+            if row["inbox"] is not None:
+                inbox_rows[cid] = row["inbox"]
             if row["version"] is not None and (state := domain.from_state(row["state"])) is not None:
                 version = row["version"]
             if row["head"] != version:   # behind (or no row yet): fold what it lacks, once
                 later = await store.load(conversation_stream(cid), after=version, conn=conn)
                 state, version = domain.fold(later, state), version + len(later)
             kept[cid] = (version, state)
-    return Basis(kept, recorded, frozenset(found))
+    return Basis(kept, recorded, frozenset(found), inbox_rows)
 
 
 class CommandBatches:
@@ -225,10 +234,12 @@ class CommandBatches:
         async with store.pool.acquire() as conn, conn.transaction():
             await lock_shards(conn, [await store.shard_for(conversation_stream(c.conversation_id), conn)
                                      for c in commands])
-            planned = plan(commands, await read_basis(conn, store, commands), store.catalog.validate)
-            await store.append_locked(conn, planned.appends)
-            await projection.apply_all(conn, planned.events)
-            await projection.keep_states(conn, planned.states)
+            basis = await read_basis(conn, store, commands)
+            planned = plan(commands, basis, store.catalog.validate)
+            changes = await projection.changes(conn, planned.events, basis.inbox)
+            await store.append_locked(conn, planned.appends, along=[
+                *changes.together, *([projection.kept_states(planned.states)] if planned.states else [])])
+            await projection.write(conn, changes, together=False)
             # A conversation started here gets its key now, in the same statement the relay
             # would spend on it (it finds the row), so the answer can carry it to the gateway.
             made = await subject_keys.keys_for(conn, [a.stream_id for a in planned.appends

@@ -5,9 +5,9 @@ events with `evolve` and writes the result back - one event in the append's
 transaction, or a whole partition batch in a rebuild - so both paths follow one set of
 rules.
 
-A row is a dict of COLUMNS. Values written by `evolve` are the event's own (ids as
-strings, times as the event's ISO text); values loaded from PostgreSQL keep their
-driver types (UUID, datetime) - projection.py writes either back as text."""
+A row is a dict of COLUMNS, with JSON's values: those written by `evolve` are the
+event's own (ids as strings, times as the event's ISO text), those loaded come as
+PostgreSQL's JSON gives them (projection.row_of) - projection.py writes them back as text."""
 from __future__ import annotations
 
 from typing import Any, Iterable, NamedTuple
@@ -171,5 +171,5 @@ def preview(text: str, attachment: dict | None) -> str:
 
 
 def _same_id(a: Any, b: Any) -> bool:
-    """Ids compare as PostgreSQL compares uuids: a loaded UUID equals its text."""
+    """Ids compare as PostgreSQL compares uuids: in any case (its JSON writes them in lower)."""
     return a is not None and b is not None and str(a).lower() == str(b).lower()

@@ -3,29 +3,41 @@ message ids (`conversation_messages`), the visitors' current conversations
 (`visitor_conversations`), the ratings, and the aggregate's kept state
 (`conversation_state`, keep_state).
 
-Live, `apply_all` runs with a command's events in the transaction that appends them; a
-rebuild gives `replay` a whole partition batch (ConsumerRunner's handle_batch). Either way the
-rules are inbox.py's, pure: the rows of the conversations concerned are loaded in one
-query, the events folded into them in memory, and the results written back with one
-statement per table - a constant number of round trips per batch, not per event."""
+Live, a command's events are applied in the transaction that appends them: the command
+batch reads the inbox rows with its kept states and sends the writes with its append
+(command_batch.py), the single path runs `apply_all`. A rebuild gives `replay` a whole
+partition batch (ConsumerRunner's handle_batch). Either way the rules are inbox.py's,
+pure: the rows of the conversations concerned are loaded in one query, the events
+folded into them in memory, and the results written back in one statement (a few more
+for rarer events) - a constant number of round trips per batch, not per event."""
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import asyncpg
 import orjson
 
+from parley import statements
 from parley.contract import id_of
 from parley.envelope import Event
+from parley.statements import Statement
 
 from conversation import domain, inbox
 
-# A primary-key probe per row (lateral, `limit 1`: never planned as a scan of the table;
-# command_batch._READ says why).
-_LOAD = f"""select c.* from unnest($1::uuid[]) as x(id)
-cross join lateral (select {', '.join(inbox.COLUMNS)} from conversations where id = x.id limit 1) c"""
+
+
+def row_of(conversation_id: str) -> str:
+    """SQL for the inbox row of the conversation whose id the expression `conversation_id`
+    gives, as JSON (ids and times as text, as an event's own; inbox.py takes either), or
+    null: a primary-key probe (a scalar subquery with `limit 1` is never planned as a scan
+    of the table; command_batch._READ says why). The command batch reads it with its
+    kept states, in the same round trip."""
+    return (f"(select to_jsonb(c) from (select {', '.join(inbox.COLUMNS)} from conversations"
+            f" where id = {conversation_id} limit 1) c)")
+
+
+_LOAD = f"select {row_of('x.id')} as row from unnest($1::uuid[]) as x(id)"
 
 # Rows whose visitor messages after a read mark are needed (chat.read_by_operator).
 # The join keeps one primary-key range scan per conversation.
@@ -129,40 +141,62 @@ async def apply_all(conn: asyncpg.Connection, events: Sequence[Event], *, replay
     if not events:
         return
     ids = list(dict.fromkeys(id_of(e.stream_id) for e in events))
-    rows: dict[str, inbox.Row] = {str(r["id"]): dict(r) for r in await conn.fetch(_LOAD, ids)}
+    await write(conn, await changes(conn, events, await load(conn, ids), replayed=replayed))
+
+
+async def load(conn: asyncpg.Connection, ids: Sequence[str]) -> dict[str, inbox.Row]:
+    """The inbox rows of these conversations (those that have one), by id."""
+    return {r["row"]["id"]: r["row"] for r in await conn.fetch(_LOAD, ids) if r["row"] is not None}
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What `events` write to the tables. `together`: writes to different tables that
+    read nothing another writes - one statement's worth (parley/statements.py), which the
+    command batch sends with its append. `after`: each on its own, in order, after those
+    (the visitor moves read the inbox rows written; the ratings' erasure writes rows
+    the ratings' insert may have written)."""
+    together: list[Statement]
+    after: list[Statement]
+
+
+async def changes(conn: asyncpg.Connection, events: Sequence[Event], rows: dict[str, inbox.Row], *,
+                  replayed: bool = False) -> Changes:
+    """`events` folded into `rows` (the inbox rows of their conversations, as load() gives
+    them; folded in place), and what they write."""
     visitor_seqs = await _visitor_seqs_after_reads(conn, events)
-    messages = [m for e in events if (m := inbox.message(e)) is not None]
-    # The message ids need nothing folded: the database stores them while the rows are
-    # folded here (one statement at a time on a connection, so this is the only one).
-    storing = asyncio.ensure_future(conn.execute(_MESSAGES, *map(list, zip(*messages)))) if messages else None
-    try:
-        if storing is not None:
-            await asyncio.sleep(0)   # let it send the statement before the fold takes the CPU
-        moves: list[inbox.VisitorConversation] = []
-        for event in events:   # the rows loaded are this call's own: folded in place
-            cid = id_of(event.stream_id)
-            if event.type == "chat.conversation_started":
-                rows[cid] = inbox.start(rows.get(cid), event)
-                moves.append(inbox.visitor_conversation(event))
-                continue
-            if (row := rows.get(cid)) is not None:
-                inbox.follow(row, event, visitor_seqs.get(cid, ()))
-            if event.type == "chat.visitor_message_posted":
-                visitor_seqs.setdefault(cid, []).append(event.stream_version)
-    finally:
-        if storing is not None:
-            await storing
-    written = [rows[cid] for cid in ids if cid in rows]
-    if written:
-        await conn.execute(_UPSERT, *[[_db_value(row[c]) for row in written] for c in inbox.COLUMNS])
-    if moves:
-        await _move_visitors(conn, moves, replayed)
-    ratings = [r for e in events if e.type == "chat.rated" and (r := inbox.rating(e)) is not None]
-    if ratings:
-        await conn.execute(_RATINGS, *map(list, zip(*ratings)))
-    erased = [id_of(e.stream_id) for e in events if e.type == "chat.conversation_erased"]
-    if erased:
-        await conn.execute(_ERASED, erased)
+    moves: list[inbox.VisitorConversation] = []
+    for event in events:
+        cid = id_of(event.stream_id)
+        if event.type == "chat.conversation_started":
+            rows[cid] = inbox.start(rows.get(cid), event)
+            moves.append(inbox.visitor_conversation(event))
+            continue
+        if (row := rows.get(cid)) is not None:
+            inbox.follow(row, event, visitor_seqs.get(cid, ()))
+        if event.type == "chat.visitor_message_posted":
+            visitor_seqs.setdefault(cid, []).append(event.stream_version)
+    together: list[Statement] = []
+    if messages := [m for e in events if (m := inbox.message(e)) is not None]:
+        together.append((_MESSAGES, [list(column) for column in zip(*messages)]))
+    ids = dict.fromkeys(id_of(e.stream_id) for e in events)
+    if written := [rows[cid] for cid in ids if cid in rows]:
+        together.append((_UPSERT, [[_db_value(row[c]) for row in written] for c in inbox.COLUMNS]))
+    after = _visitor_moves(moves, replayed) if moves else []
+    if ratings := [r for e in events if e.type == "chat.rated" and (r := inbox.rating(e)) is not None]:
+        after.append((_RATINGS, [list(column) for column in zip(*ratings)]))
+    if erased := [id_of(e.stream_id) for e in events if e.type == "chat.conversation_erased"]:
+        after.append((_ERASED, [erased]))
+    return Changes(together, after)
+
+
+async def write(conn: asyncpg.Connection, changes: Changes, *, together: bool = True) -> None:
+    """`changes` written: `together` as one statement (unless the caller sent them), then
+    the rest in order."""
+    if together and changes.together:
+        await statements.execute(conn, changes.together)
+    for sql, args in changes.after:
+        await conn.execute(sql, *args)
 
 
 async def _visitor_seqs_after_reads(conn: asyncpg.Connection, events: Sequence[Event]) -> dict[str, list[int]]:
@@ -181,16 +215,15 @@ async def _visitor_seqs_after_reads(conn: asyncpg.Connection, events: Sequence[E
     return found
 
 
-async def _move_visitors(conn: asyncpg.Connection, moves: list[inbox.VisitorConversation], replayed: bool) -> None:
+def _visitor_moves(moves: list[inbox.VisitorConversation], replayed: bool) -> list[Statement]:
     """visitor_conversations after the starts in `moves`, as if each were applied in turn:
     a start that leaves a previous conversation deletes that row (in the table, or
     among this batch's own), and every start inserts its row - a visitor who still has
     one makes the insert fail, as it must live. Replayed, the latest start wins instead."""
     if replayed:
-        enter = sorted((m.project_id, m.visitor_id, m.conversation_id) for m in moves)
-        await conn.execute(_ENTER_REPLAYED, *map(list, zip(*enter)))
-        await conn.execute(_ENTER_REPLAYED_AGAIN, *map(list, zip(*enter)))
-        return
+        enter = [list(column) for column in zip(*sorted((m.project_id, m.visitor_id, m.conversation_id)
+                                                          for m in moves))]
+        return [(_ENTER_REPLAYED, enter), (_ENTER_REPLAYED_AGAIN, enter)]
     entered: dict[tuple[str, str], list[str]] = {}   # the batch's rows by visitor; more than one fails
     leave: list[tuple[str, str, str]] = []
     for move in moves:
@@ -202,22 +235,17 @@ async def _move_visitors(conn: asyncpg.Connection, moves: list[inbox.VisitorConv
             else:
                 leave.append((*key, move.previous))
         mine.append(move.conversation_id)
-    if leave:
-        await conn.execute(_LEAVE_PREVIOUS, *map(list, zip(*leave)))
+    written: list[Statement] = [(_LEAVE_PREVIOUS, [list(column) for column in zip(*leave)])] if leave else []
     enter = [(*key, cid) for key, cids in entered.items() for cid in cids]
-    if enter:
-        await conn.execute(_ENTER, *map(list, zip(*enter)))
+    return written + [(_ENTER, [list(column) for column in zip(*enter)])]
 
 
 def _db_value(value: Any) -> Any:
-    """A column's value as the upsert's arrays take it: text for all but int and bool."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, datetime):
-        return value.isoformat()
+    """A column's value as the upsert's arrays take it: text for all but int and bool
+    (a row holds JSON's values: loaded as JSON, or an event's own)."""
     if isinstance(value, (dict, list)):
         return orjson.dumps(value).decode()
-    return str(value)   # a loaded UUID
+    return value
 
 
 async def keep_state(conn: asyncpg.Connection, decided_on: domain.Conversation | None, events: list[Event]) -> None:
@@ -230,11 +258,14 @@ async def keep_state(conn: asyncpg.Connection, decided_on: domain.Conversation |
 
 async def keep_states(conn: asyncpg.Connection, states: Sequence[tuple[int, domain.Conversation]]) -> None:
     """(version, state) of each conversation, kept for its next command: one statement."""
-    if not states:
-        return
-    await conn.execute(
-        """insert into conversation_state (conversation_id, version, state)
-           select * from unnest($1::uuid[], $2::int[], $3::jsonb[])
-           on conflict (conversation_id) do update set version = excluded.version, state = excluded.state""",
-        [state.id for _, state in states], [version for version, _ in states],
-        [domain.to_state(state) for _, state in states])
+    if states:
+        await statements.execute(conn, [kept_states(states)])
+
+
+def kept_states(states: Sequence[tuple[int, domain.Conversation]]) -> Statement:
+    """The statement keep_states sends (the command batch sends it with its append)."""
+    return ("""insert into conversation_state (conversation_id, version, state)
+               select * from unnest($1::uuid[], $2::int[], $3::jsonb[])
+               on conflict (conversation_id) do update set version = excluded.version, state = excluded.state""",
+            [[state.id for _, state in states], [version for version, _ in states],
+             [domain.to_state(state) for _, state in states]])
