@@ -15,9 +15,12 @@ log = logging.getLogger(__name__)
 
 
 def producer(bootstrap: str, **overrides) -> AIOKafkaProducer:
-    """Idempotent producer, acks=all: retries never duplicate or reorder within a partition."""
+    """Idempotent producer, acks=all: retries never duplicate or reorder within a partition.
+    No linger: the relay hands over a whole batch before it awaits the acks, so the
+    batch is already made; lingering only held each one back. With 2 ms, the bench's
+    append -> relay -> consume p50 was 9.3-10.4 ms, without 6.2-7.1 (issue 21)."""
     options = dict(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
-                   linger_ms=2, request_timeout_ms=30000)
+                   linger_ms=0, request_timeout_ms=30000)
     options.update(overrides)
     return AIOKafkaProducer(**options)
 
