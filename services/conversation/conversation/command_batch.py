@@ -67,7 +67,7 @@ class Basis:
     kept: dict[str, tuple[int, domain.Conversation | None]]
     recorded: dict[str, dict[str, Any]] = field(default_factory=dict)
     found: frozenset[tuple[str, str, str]] = frozenset()
-    inbox: dict[str, inbox.Row] = field(default_factory=dict)
+    inbox_rows: dict[str, inbox.Row] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -236,10 +236,10 @@ class CommandBatches:
                                      for c in commands])
             basis = await read_basis(conn, store, commands)
             planned = plan(commands, basis, store.catalog.validate)
-            changes = await projection.changes(conn, planned.events, basis.inbox)
+            changes = await projection.changes(conn, planned.events, basis.inbox_rows)
             await store.append_locked(conn, planned.appends, along=[
                 *changes.together, *([projection.kept_states(planned.states)] if planned.states else [])])
-            await projection.write(conn, changes, together=False)
+            await projection.write_after(conn, changes)
             # A conversation started here gets its key now, in the same statement the relay
             # would spend on it (it finds the row), so the answer can carry it to the gateway.
             made = await subject_keys.keys_for(conn, [a.stream_id for a in planned.appends

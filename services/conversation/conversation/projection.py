@@ -188,11 +188,15 @@ async def changes(conn: asyncpg.Connection, events: Sequence[Event], rows: dict[
     return Changes(together, after)
 
 
-async def write(conn: asyncpg.Connection, changes: Changes, *, together: bool = True) -> None:
-    """`changes` written: `together` as one statement (unless the caller sent them), then
-    the rest in order."""
-    if together and changes.together:
+async def write(conn: asyncpg.Connection, changes: Changes) -> None:
+    """`changes` written: `together` as one statement, then the rest."""
+    if changes.together:
         await statements.execute(conn, changes.together)
+    await write_after(conn, changes)
+
+
+async def write_after(conn: asyncpg.Connection, changes: Changes) -> None:
+    """What goes after `together` (which the command batch sends with its append), in order."""
     for sql, args in changes.after:
         await conn.execute(sql, *args)
 
