@@ -3,7 +3,8 @@ transaction runs become the next batch, and a batch costs a few statements whate
 size, not a few per command.
 
 One transaction per batch:
-  1. the shard locks of every stream in it, in ascending order;
+  1. the shard locks of every stream in it, in ascending order, sent with the BEGIN
+     (eventstore.locked_transaction);
   2. one read of what every command decides on (`_READ`): the kept states and stream
      heads, the commands already recorded (retries), the message ids asked about
      (resends) - read under the locks, so no other append to these streams can come in
@@ -14,7 +15,7 @@ One transaction per batch:
   4. one statement for the append of all streams with their command records
      (EventStore.append_locked), the projection's inbox rows and message ids, and the kept
      states (parley/statements.py): at 100 messages/s a batch is one command, and it was
-     nine round trips, now five (BEGIN, locks, read, write, COMMIT);
+     nine round trips, now four (BEGIN with the locks, read, write, COMMIT);
   5. what the projection writes on its own (a start's visitor row, ratings, erasures);
   6. the keys of the conversations the batch started (parley/subject_keys.py), which
      the answers carry to the gateway.
@@ -38,7 +39,7 @@ from parley import subject_keys
 from parley.batching import Batcher
 from parley.contract import conversation_stream
 from parley.envelope import Event
-from parley.eventstore import Append, EventStore, Outcome, lock_shards
+from parley.eventstore import Append, EventStore, Outcome, locked_transaction
 
 from conversation import domain, inbox, projection
 
@@ -231,19 +232,19 @@ class CommandBatches:
 
     async def _transaction(self, commands: Sequence[Command]) -> list[Outcome | Exception]:
         store = self.store
-        async with store.pool.acquire() as conn, conn.transaction():
-            await lock_shards(conn, [await store.shard_for(conversation_stream(c.conversation_id), conn)
-                                     for c in commands])
-            basis = await read_basis(conn, store, commands)
-            planned = plan(commands, basis, store.catalog.validate)
-            changes = await projection.changes(conn, planned.events, basis.inbox_rows)
-            await store.append_locked(conn, planned.appends, along=[
-                *changes.together, *([projection.kept_states(planned.states)] if planned.states else [])])
-            await projection.write_after(conn, changes)
-            # A conversation started here gets its key now, in the same statement the relay
-            # would spend on it (it finds the row), so the answer can carry it to the gateway.
-            made = await subject_keys.keys_for(conn, [a.stream_id for a in planned.appends
-                                                      if a.expected_version == 0], make=True)
+        async with store.pool.acquire() as conn:
+            shards = [await store.shard_for(conversation_stream(c.conversation_id), conn) for c in commands]
+            async with locked_transaction(conn, shards):
+                basis = await read_basis(conn, store, commands)
+                planned = plan(commands, basis, store.catalog.validate)
+                changes = await projection.changes(conn, planned.events, basis.inbox_rows)
+                await store.append_locked(conn, planned.appends, along=[
+                    *changes.together, *([projection.kept_states(planned.states)] if planned.states else [])])
+                await projection.write_after(conn, changes)
+                # A conversation started here gets its key now, in the same statement the relay
+                # would spend on it (it finds the row), so the answer can carry it to the gateway.
+                made = await subject_keys.keys_for(conn, [a.stream_id for a in planned.appends
+                                                          if a.expected_version == 0], make=True)
         return [with_key(o, made) for o in planned.outcomes]
 
 
