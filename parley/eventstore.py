@@ -20,10 +20,13 @@ from parley.statements import Statement
 
 log = logging.getLogger(__name__)
 
-# The commit-order lock of one shard ($1), held until commit (see the 002 migration).
-_APPEND_LOCK = "select pg_advisory_xact_lock(hashtext('parley_append:' || current_schema()), $1::int)"
-_APPEND_LOCKS = """select count(pg_advisory_xact_lock(hashtext('parley_append:' || current_schema()), s))
-                   from unnest($1::int[]) as s"""
+# The commit-order lock of one shard, held until commit (see the 002 migration).
+def _shard_lock(shard: str) -> str:
+    return f"pg_advisory_xact_lock(hashtext('parley_append:' || current_schema()), {shard})"
+
+
+_APPEND_LOCK = f"select {_shard_lock('$1::int')}"
+_APPEND_LOCKS = f"select count({_shard_lock('s')}) from unnest($1::int[]) as s"
 # Every stream's version check, the events and the commands' records, for any number of
 # streams, in one round trip (append_locked). Data-modifying CTEs run to completion
 # whether or not the outer query reads them; nothing is written unless every stream is
@@ -113,8 +116,7 @@ async def locked_transaction(conn: asyncpg.Connection, shards: Iterable[int]) ->
     shard numbers, ints, are written in. asyncpg does not know of this transaction, so
     nothing inside may use conn.transaction() (its BEGIN would be a second one, and its
     COMMIT would end this one)."""
-    locks = "".join(f" select pg_advisory_xact_lock(hashtext('parley_append:' || current_schema()), {shard});"
-                    for shard in sorted({int(s) for s in shards}))
+    locks = "".join(f" select {_shard_lock(str(shard))};" for shard in sorted({int(s) for s in shards}))
     try:
         await conn.execute("begin;" + locks)
         yield

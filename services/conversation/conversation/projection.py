@@ -28,9 +28,10 @@ from conversation import domain, inbox
 
 def row_of(conversation_id: str) -> str:
     """SQL for the inbox row of the conversation whose id the expression `conversation_id`
-    gives, as JSON (ids and times as text, as in an event), or null: a primary-key probe (a scalar subquery with `limit 1` is never planned as a scan
-    of the table; command_batch._READ says why). The command batch reads it with its
-    kept states, in the same round trip."""
+    gives, as JSON (ids and times as text, as in an event), or null: a primary-key probe
+    (a scalar subquery with `limit 1` is never planned as a scan of the table;
+    command_batch._READ says why). The command batch reads it with its kept states, in
+    the same round trip."""
     return (f"(select to_jsonb(c) from (select {', '.join(inbox.COLUMNS)} from conversations"
             f" where id = {conversation_id} limit 1) c)")
 
