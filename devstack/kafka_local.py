@@ -103,7 +103,12 @@ class LocalKafka:
             "",
         ]))
         (self.dir / "log4j.properties").write_text(_LOG4J.format(log=self.dir / "server.log"))
-        java = ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        # C1 only (-XX:TieredStopAtLevel=1): this broker shares a small machine with the whole
+        # stack, and C2 compiling in its first minutes took 13 % of a 2-CPU box (perf,
+        # in `make bench`'s 1,000 msg/s step) and doubled the broker's CPU per message at
+        # 100 msg/s (4.1-4.6 ms, 2.0 with C1). Once warm, C1's code costs the same here
+        # (0.17-0.20 ms a message at 1,000 msg/s either way; docs/performance.md).
+        java = ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
                 f"-Dlog4j.configuration=file:{self.dir / 'log4j.properties'}", "-cp", f"{LIBS}/*"]
         if not (data / "meta.properties").exists():
             formatted = subprocess.run(java + ["kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)],
