@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 BatchHandler = Callable[[asyncpg.Connection, list[Event]], Awaitable[None]]
 Reset = Callable[[asyncpg.Connection], Awaitable[None]]
-# Makes sealed events readable before they are handled (parley/personal.py: a KeyRing or
-# the owner's LocalOpener); a failure is the batch's, retried like any other.
+# Makes sealed events readable before they are handled (parley/personal.py: a KeyRing,
+# the owner's own included); a failure is the batch's, retried like any other.
 Opener = Callable[[list[Event]], Awaitable[list[Event]]]
 
 APPLIED = Counter("parley_consumer_applied_total", "Events applied by a consumer", ["consumer"])

@@ -5,17 +5,23 @@ batch at a time, and are cached for a while. Keys are never on a topic.
 
 A key the owner reports missing is an erased subject: the event opens to its erased
 form (parley/personal.py). The owner not answering raises: a consumer retries its
-batch, the gateway logs and leaves the event to the sockets' resync."""
+batch, the gateway logs and leaves the event to the sockets' resync.
+
+The owner's own live consumer (the conversation service's search projection) keeps a
+ring too, over its own table (`local`): reading the table for every batch was a
+statement per batch, 7 % of PostgreSQL's statement time at 1,000 messages/s."""
 from __future__ import annotations
 
 import base64
 import time
 from collections import OrderedDict
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from parley import internal_auth, personal
+import asyncpg
+
+from parley import internal_auth, personal, subject_keys
 from parley.envelope import Event
 from parley.service_client import ServiceClient, new_session
 
@@ -24,7 +30,7 @@ PER_CALL = 100          # subjects asked for in one call (the URL stays a few KB
 TTL_SECONDS = 300.0     # an erasure reaches a cached key at most this late (new events carry no personal data)
 CACHED = 20_000
 
-Fetch = Callable[[list[str]], Awaitable[dict[str, Any]]]   # subjects -> {"keys": {subject: base64 | null}}
+Fetch = Callable[[list[str]], Awaitable[dict[str, bytes | None]]]   # subjects -> their keys (None: erased)
 
 
 class KeyRing:
@@ -42,10 +48,10 @@ class KeyRing:
     async def _get(self, subjects: list[str]) -> None:
         for i in range(0, len(subjects), PER_CALL):
             chunk = subjects[i:i + PER_CALL]
-            found = (await self.fetch(chunk)).get("keys") or {}
+            found = await self.fetch(chunk)
             until = time.monotonic() + TTL_SECONDS
             for subject in chunk:
-                self._keep(subject, until, base64.b64decode(found[subject]) if found.get(subject) else None)
+                self._keep(subject, until, found.get(subject))
 
     def remember(self, subject: str, key: bytes) -> None:
         """A key the owner handed over with another answer (a new conversation's)."""
@@ -70,11 +76,20 @@ class KeyRing:
                 for e in events]
 
 
+def local(pool: asyncpg.Pool) -> KeyRing:
+    """The owner's ring: keys from its own table (parley/subject_keys.py)."""
+    return KeyRing(lambda subjects: subject_keys.keys_for(pool, subjects))
+
+
+async def _asked(client: ServiceClient, subjects: list[str]) -> dict[str, bytes | None]:
+    """The owner's answer `{"keys": {subject: base64 | null}}`, decoded."""
+    found = (await client.checked("GET", PATH, params={"subjects": ",".join(subjects)})).get("keys") or {}
+    return {s: base64.b64decode(found[s]) if found.get(s) else None for s in subjects}
+
+
 def fetch_with(client: Callable[[], ServiceClient]) -> Fetch:
     """Keys over a client the caller already keeps (the gateway's upstream clients)."""
-    async def fetch(subjects: list[str]) -> dict[str, Any]:
-        return await client().checked("GET", PATH, params={"subjects": ",".join(subjects)})
-    return fetch
+    return lambda subjects: _asked(client(), subjects)
 
 
 def conversation_keys(url: Callable[[], str], *only: str
@@ -84,8 +99,8 @@ def conversation_keys(url: Callable[[], str], *only: str
     lead.requested): keys from the conversation service at `url()`, asked at each call
     (the service reads its own setting), over a session of its own (a key is fetched once
     per conversation and process, then cached)."""
-    async def fetch(subjects: list[str]) -> dict[str, Any]:
+    async def fetch(subjects: list[str]) -> dict[str, bytes | None]:
         async with new_session() as session:
-            client = ServiceClient("conversation", url().rstrip("/"), session, internal_auth.secret())
-            return await client.checked("GET", PATH, params={"subjects": ",".join(subjects)})
+            return await _asked(ServiceClient("conversation", url().rstrip("/"), session, internal_auth.secret()),
+                                subjects)
     return lambda app: KeyRing(fetch, frozenset(only) or None).open

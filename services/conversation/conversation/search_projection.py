@@ -14,9 +14,9 @@ from typing import Sequence
 import asyncpg
 from aiohttp import web
 
+from parley import key_ring
 from parley.envelope import Event
 from parley.service import POOL, ConsumerSpec
-from parley.subject_keys import LocalOpener
 
 from conversation import search_index
 
@@ -60,7 +60,9 @@ async def reset(conn: asyncpg.Connection) -> None:
 
 
 def _opener(app: web.Application):
-    return LocalOpener(app[POOL]).open
+    # Cached keys (key_ring.local): an erasure that a cached key outlives changes nothing
+    # here, as the erasure's own event, later on the same partition, deletes the entries.
+    return key_ring.local(app[POOL]).open
 
 
 CONSUMER = ConsumerSpec("conversation.search", ["conversation.events"], apply, reset=reset, gather_ms=GATHER_MS,
