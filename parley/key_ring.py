@@ -17,9 +17,8 @@ import time
 from collections import OrderedDict
 from typing import Awaitable, Callable
 
-from aiohttp import web
-
 import asyncpg
+from aiohttp import web
 
 from parley import internal_auth, personal, subject_keys
 from parley.envelope import Event

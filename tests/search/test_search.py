@@ -10,6 +10,8 @@ import uuid
 
 import orjson
 
+from parley.contract import conversation_stream
+from parley.envelope import new_event
 from parley.service import POOL, STORE
 from parley.subject_keys import LocalOpener
 
@@ -148,6 +150,13 @@ async def test_an_erased_conversation_is_gone_from_search_and_a_rebuild_equals_t
     assert set(found((await search(stack, owner, mark))[1])) == {kept}     # at once, not when the topic catches up
     await asyncio.sleep(1.0)                                                # and the consumer does not bring it back
     assert set(found((await search(stack, owner, mark))[1])) == {kept}
+    # Nor does an event of it that a key cached before the erasure opened afterwards (a
+    # batch on its way to the projection): an erased conversation is not indexed again.
+    late = new_event("chat.visitor_message_posted", conversation_stream(gone),
+                     {"message_id": "late", "text": f"{mark} late", "attachment": None}, project_id="demo").with_version(99)
+    async with stack.conversation.app[POOL].acquire() as conn:
+        await search_projection.apply(conn, [late])
+        assert await conn.fetchval("select count(*) from search_entries where conversation_id = $1", gone) == 0
 
     pool = stack.conversation.app[POOL]
     rows = """select conversation_id::text, key, kind, text, at, document::text from search_entries

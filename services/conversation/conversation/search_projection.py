@@ -27,6 +27,7 @@ insert into search_entries (conversation_id, key, project_id, kind, text, at, do
 select c, k, p, kd, t, a::timestamptz, to_tsvector('russian', t) || to_tsvector('simple', ph)
 from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
      as x(c, k, p, kd, t, a, ph)
+where not exists (select from conversations e where e.id = x.c and e.erased_at is not null)
 on conflict (conversation_id, key) do update
 set kind = excluded.kind, text = excluded.text, at = excluded.at, document = excluded.document
 """
@@ -60,8 +61,9 @@ async def reset(conn: asyncpg.Connection) -> None:
 
 
 def _opener(app: web.Application):
-    # Cached keys (key_ring.local): an erasure that a cached key outlives changes nothing
-    # here, as the erasure's own event, later on the same partition, deletes the entries.
+    # Cached keys (key_ring.local). A key cached before an erasure opens the conversation's
+    # events still on their way here; the upsert skips an erased conversation (the inbox
+    # marks it in the erasure's own transaction), so nothing of it is indexed again.
     return key_ring.local(app[POOL]).open
 
 
