@@ -45,12 +45,10 @@ class KeyRing:
         return True, hit[1]
 
     async def _get(self, subjects: list[str]) -> None:
-        for i in range(0, len(subjects), PER_CALL):
-            chunk = subjects[i:i + PER_CALL]
-            found = await self.fetch(chunk)
-            until = time.monotonic() + TTL_SECONDS
-            for subject in chunk:
-                self._keep(subject, until, found.get(subject))
+        found = await self.fetch(subjects)
+        until = time.monotonic() + TTL_SECONDS
+        for subject in subjects:
+            self._keep(subject, until, found.get(subject))
 
     def remember(self, subject: str, key: bytes) -> None:
         """A key the owner handed over with another answer (a new conversation's)."""
@@ -81,8 +79,12 @@ def local(pool: asyncpg.Pool) -> KeyRing:
 
 
 async def _asked(client: ServiceClient, subjects: list[str]) -> dict[str, bytes | None]:
-    """The owner's answer `{"keys": {subject: base64 | null}}`, decoded."""
-    found = (await client.checked("GET", PATH, params={"subjects": ",".join(subjects)})).get("keys") or {}
+    """The owner's answers `{"keys": {subject: base64 | null}}`, PER_CALL subjects a call
+    (the URL's bound; the owner's own ring reads its table in one statement), decoded."""
+    found: dict[str, str | None] = {}
+    for i in range(0, len(subjects), PER_CALL):
+        chunk = subjects[i:i + PER_CALL]
+        found.update((await client.checked("GET", PATH, params={"subjects": ",".join(chunk)})).get("keys") or {})
     return {s: base64.b64decode(found[s]) if found.get(s) else None for s in subjects}
 
 
